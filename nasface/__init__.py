@@ -1,0 +1,11 @@
+"""nasface: neural-architecture search and design-space explorer for lightweight face recognition."""
+
+from nasface.errors import NasfaceError
+from nasface.model import FaceEmbeddingNet, build_model, count
+from nasface.spec import (ArchSpec, dump_spec, load_spec, preset_names, save_spec, spec_from_dict,
+                          spec_to_dict)
+
+__version__ = "0.1.0"
+
+__all__ = ["NasfaceError", "ArchSpec", "FaceEmbeddingNet", "build_model", "count", "load_spec",
+           "save_spec", "dump_spec", "spec_from_dict", "spec_to_dict", "preset_names"]

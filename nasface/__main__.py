@@ -1,0 +1,3 @@
+from nasface.cli import main
+
+main()

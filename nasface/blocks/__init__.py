@@ -1,0 +1,17 @@
+"""Block families: one file each, holding the module and its cost rule together."""
+
+from nasface.blocks.base import BlockSpec
+from nasface.blocks.bottleneck import BottleneckSpec
+from nasface.blocks.embeddings import EMBEDDING_KINDS, EmbeddingSpec
+from nasface.blocks.flgc import FLGCSpec
+from nasface.blocks.heads import HEAD_KINDS, HeadSpec
+from nasface.blocks.iresnet import IRSpec
+from nasface.blocks.seesaw import SeesawSpec
+from nasface.blocks.varg import VarGSpec
+
+FAMILIES: dict[str, type[BlockSpec]] = {
+    spec.family: spec for spec in (BottleneckSpec, VarGSpec, SeesawSpec, FLGCSpec, IRSpec)
+}
+
+__all__ = ["FAMILIES", "BlockSpec", "BottleneckSpec", "VarGSpec", "SeesawSpec", "FLGCSpec", "IRSpec",
+           "HeadSpec", "HEAD_KINDS", "EmbeddingSpec", "EMBEDDING_KINDS"]

@@ -1,0 +1,119 @@
+"""Layers shared by the block families, each with its module and its cost rule side by side.
+
+A block family is a frozen dataclass of its knobs (a ``BlockSpec``) that knows three things
+about one block ``cin -> cout`` with a given stride: what makes it invalid (``check``), what
+it costs (``add_cost``, calling ``CostCounter`` in the order the module creates layers) and
+the module itself (``build``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from nasface.cost import CostCounter
+from nasface.errors import NasfaceError
+
+ACTIVATIONS = ("prelu", "relu", "swish")
+
+
+def activation(kind: str, channels: int) -> nn.Module:
+    if kind == "prelu":
+        return nn.PReLU(channels)
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    if kind == "swish":
+        return nn.SiLU(inplace=True)
+    raise ValueError(f"unknown activation {kind!r}")  # specs are validated before building
+
+
+def activation_params(kind: str, channels: int) -> int:
+    return channels if kind == "prelu" else 0
+
+
+def check_activation(where: str, kind: str) -> None:
+    if kind not in ACTIVATIONS:
+        raise NasfaceError(f"{where}: unknown activation {kind!r} (choose from {', '.join(ACTIVATIONS)})")
+
+
+def check_positive(where: str, value: int) -> None:
+    if value <= 0:
+        raise NasfaceError(f"{where}: must be a positive integer, got {value}")
+
+
+def check_divisible(where: str, channels: int, by: int, why: str) -> None:
+    if by <= 0 or channels % by:
+        raise NasfaceError(f"{where}: {channels} channels are not divisible by {by} ({why})")
+
+
+# -- convolution + BatchNorm (+ activation) ---------------------------------------------------
+def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+            act: str | None = None, padding: int | None = None) -> nn.Sequential:
+    padding = (kernel - 1) // 2 if padding is None else padding
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False),
+                               nn.BatchNorm2d(cout)]
+    if act is not None:
+        layers.append(activation(act, cout))
+    return nn.Sequential(*layers)
+
+
+def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, stride: int = 1,
+                 groups: int = 1, act: str | None = None, padding: int | None = None,
+                 cin: int | None = None) -> None:
+    counter.conv(name, cout, kernel, stride, groups, padding=padding, cin=cin)
+    counter.batchnorm(name + ".bn")
+    if act is not None:
+        counter.params(name + ".act", activation_params(act, cout))
+
+
+# -- squeeze-and-excitation ---------------------------------------------------------------------
+class SqueezeExcite(nn.Module):
+    """Global pool -> FC (c -> c/r, bias) -> PReLU -> FC (c/r -> c, bias) -> sigmoid gate.
+
+    VarGFaceNet's SE (1x1 convolutions with bias on the pooled map) and SeesawFaceNets' SE
+    (Linear layers) cost the same; both use PReLU inside.
+    """
+
+    def __init__(self, channels: int, ratio: int):
+        super().__init__()
+        reduced = channels // ratio
+        self.fc1 = nn.Linear(channels, reduced)
+        self.act = nn.PReLU(reduced)
+        self.fc2 = nn.Linear(reduced, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+        return x * gate[:, :, None, None]
+
+
+def se_cost(counter: CostCounter, name: str, channels: int, ratio: int) -> None:
+    reduced = channels // ratio
+    counter.linear(name + ".fc1", channels, reduced, bias=True)
+    counter.params(name + ".act", reduced)
+    counter.linear(name + ".fc2", reduced, channels, bias=True)
+
+
+def check_se_ratio(where: str, channels: int, ratio: int) -> None:
+    if ratio < 0:
+        raise NasfaceError(f"{where}.se_ratio: must be 0 (no SE) or a positive reduction, got {ratio}")
+    if ratio and channels // ratio < 1:
+        raise NasfaceError(f"{where}.se_ratio: reduction {ratio} leaves no channel out of {channels}")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """The knobs of one block family; subclasses are frozen dataclasses."""
+
+    family: ClassVar[str] = ""
+
+    def check(self, where: str, cin: int, cout: int, stride: int) -> None:
+        raise NotImplementedError
+
+    def add_cost(self, counter: CostCounter, name: str, cout: int, stride: int) -> None:
+        raise NotImplementedError
+
+    def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        raise NotImplementedError

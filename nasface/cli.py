@@ -1,0 +1,341 @@
+"""``nasface`` command line: a thin layer over the Python API.
+
+Every user mistake surfaces as ``NasfaceError`` and is printed as one line (``error: ...``) with
+exit status 2; nothing is written before the input has been checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nasface.errors import NasfaceError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Neural-architecture search and design-space explorer for lightweight face recognition.")
+console = Console(soft_wrap=True)
+
+
+class Convention(str, Enum):
+    lfr = "lfr"
+    macs = "macs"
+
+
+def _human(value: float, unit: str = "") -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{suffix}{unit}"
+    return f"{value:.0f}{unit}"
+
+
+@app.command()
+def presets(as_json: bool = typer.Option(False, "--json", help="Print one JSON object per preset.")) -> None:
+    """List the seed networks (presets) with their exact costs."""
+    from nasface.model import count
+    from nasface.spec import load_spec, preset_names
+
+    rows = []
+    for name in preset_names():
+        spec = load_spec(name)
+        rows.append({"name": name, "embedding": spec.embedding.size, **count(spec)})
+    if as_json:
+        for row in rows:
+            row.pop("stages")
+            print(json.dumps(row))
+        return
+    table = Table(title="nasface presets (LFR2019 light track: FLOPs < 1G in the lfr convention, weights < 20 MB)")
+    for column in ("preset", "LFR FLOPs", "MACs", "params", "weights (fp32)", "peak act.", "embedding"):
+        table.add_column(column, justify="left" if column == "preset" else "right")
+    for row in rows:
+        table.add_row(row["name"], f"{row['lfr_flops']:,}", _human(row["macs"]), _human(row["params"]),
+                      f"{row['weight_bytes'] / 1e6:.2f} MB", f"{row['activation_bytes'] / 1e6:.2f} MB",
+                      str(row["embedding"]))
+    console.print(table)
+
+
+@app.command("count")
+def count_command(
+    spec: str = typer.Argument(..., help="A preset name or the path of a spec YAML / JSON file."),
+    flops_convention: Convention = typer.Option(Convention.lfr, "--flops-convention",
+                                                help="lfr: insightface's LFR2019 counter; macs: multiply-accumulates."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Exact FLOPs, MACs, parameters, weight size and peak activation memory of a spec."""
+    from nasface.model import count
+
+    figures = count(spec, flops_convention.value)
+    if as_json:
+        print(json.dumps({"spec": spec, **figures}))
+        return
+    table = Table(title=f"{spec}: cost at batch 1, 112x112 input ({figures['convention']} FLOPs)")
+    for column in ("stage", "FLOPs", "MACs", "params"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in figures["stages"]:
+        table.add_row(stage["name"], f"{stage['flops']:,}", f"{stage['macs']:,}", f"{stage['params']:,}")
+    table.add_row("total", f"{figures['flops']:,}", f"{figures['macs']:,}", f"{figures['params']:,}",
+                  style="bold")
+    console.print(table)
+    console.print(f"weights: {figures['weight_bytes']:,} bytes fp32 ({figures['weight_bytes'] / 1e6:.2f} MB, "
+                  f"{figures['weight_bytes'] / 2**20:.2f} MiB); peak activations: "
+                  f"{figures['activation_bytes']:,} bytes")
+
+
+@app.command("spec")
+def spec_command(
+    spec: str = typer.Argument(..., help="A preset name or the path of a spec file."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write the spec here (.yaml or .json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
+    """Validate a spec and print it in full (every default spelled out), or write it to a file."""
+    from nasface.spec import dump_spec, load_spec, save_spec
+
+    loaded = load_spec(spec)
+    if output is not None:
+        save_spec(loaded, output)
+        console.print(f"wrote {output}")
+    else:
+        print(dump_spec(loaded, "json" if as_json else "yaml"), end="")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Distill(str, Enum):
+    angular = "angular"
+    margin = "margin"
+    none = "none"
+
+
+class Margin(str, Enum):
+    arcface = "arcface"
+    cosface = "cosface"
+    sphereface = "sphereface"
+
+
+class Output(str, Enum):
+    rich = "rich"
+    quiet = "quiet"
+    jsonl = "jsonl"
+
+
+def _proxy_budget(steps: int, batch: int, resolution: int, seed: int, device: Device, distill: Distill,
+                  margin: Margin = Margin.arcface):
+    from nasface.train import ProxyBudget
+
+    budget = ProxyBudget(steps=steps, batch_size=batch, resolution=resolution, seed=seed,
+                         device=device.value, distill=distill.value, margin=margin.value)
+    budget.check()
+    return budget
+
+
+def _print_facts(facts: dict, as_json: bool) -> None:
+    """One JSON object for scripts, or aligned ``key: value`` lines for a person."""
+    if as_json:
+        print(json.dumps(facts))
+        return
+    width = max(map(len, facts), default=0)
+    for key, value in facts.items():
+        console.print(f"{key:>{width}}: {value}")
+
+
+@app.command("data")
+def data_command(
+    source: str = typer.Argument(..., help="synthetic, orl, an image folder, a RecordIO folder / prefix, or a .bin"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Describe a face data source: format, images, identities or pairs, and that a sample decodes."""
+    from nasface.data import describe
+
+    _print_facts(describe(source), as_json)
+
+
+@app.command("score")
+def score_command(
+    spec: str = typer.Argument(..., help="A preset name or a spec file."),
+    data: str = typer.Option("synthetic", help="synthetic, orl, an image folder or a RecordIO folder."),
+    val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
+    teacher: str = typer.Option("none", help="none, auto (train one, cached), or a checkpoint path."),
+    teacher_spec: str = typer.Option(None, help="The teacher's preset or spec (auto: what to train)."),
+    distill: Distill = typer.Option(Distill.angular, help="Distillation from the teacher."),
+    margin: Margin = typer.Option(Margin.arcface, help="Margin softmax."),
+    proxy_steps: int = typer.Option(150, help="SGD steps (0 scores the untrained network)."),
+    proxy_batch: int = typer.Option(32, help="Batch size."),
+    resolution: int = typer.Option(64, help="Train at this input size (112: full size; less: cheaper)."),
+    seed: int = typer.Option(0),
+    device: Device = typer.Option(Device.auto),
+    cache_dir: Path = typer.Option(Path("studies") / ".cache", help="Where decoded data and teachers are cached."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+) -> None:
+    """Train one architecture briefly (the search's proxy) and score it on unseen identities."""
+    from nasface.search import DataSettings, load_proxy_data
+    from nasface.spec import load_spec
+    from nasface.teacher import teacher_targets
+    from nasface.train import score
+
+    arch = load_spec(spec)
+    budget = _proxy_budget(proxy_steps, proxy_batch, resolution, seed, device, distill, margin)
+    proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir)
+    targets = teacher_targets(teacher, proxy.train, proxy.key, cache_dir, budget, teacher_spec=teacher_spec,
+                              log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    _print_facts(score(arch, proxy.train, proxy.pairs, budget, targets), as_json)
+
+
+@app.command("space")
+def space_command(
+    file: str = typer.Argument(None, help="A search space YAML (default: search_spaces/lfr.yaml)."),
+    budget_flops: str = typer.Option(None, help="e.g. 1G"),
+    budget_mem: str = typer.Option(None, help="fp32 weight bytes, e.g. 20MB"),
+    budget_params: str = typer.Option(None),
+    budget_act_mem: str = typer.Option(None),
+    flops_convention: Convention = typer.Option(Convention.lfr, "--flops-convention"),
+    sample: int = typer.Option(0, help="Write this many random feasible specs."),
+    seed: int = typer.Option(0),
+    output: Path = typer.Option(None, "-o", help="Folder for --sample's YAML files."),
+    estimate: int = typer.Option(2000, help="Random points drawn to estimate the feasible fraction."),
+) -> None:
+    """Print a search space's knobs, its size and the feasible fraction under budgets."""
+    from nasface.budget import Budgets
+    from nasface.space import feasible_sample, load_space
+    from nasface.spec import save_spec
+
+    budgets = Budgets.parse(budget_flops, budget_mem, budget_params, budget_act_mem, flops_convention.value)
+    space = load_space(file)
+    if sample and output is None:
+        raise NasfaceError("--sample needs -o DIR, the folder to write the specs into")
+    table = Table(title=f"search space {space.name} ({space.path})")
+    table.add_column("knob")
+    table.add_column("choices")
+    for name, choices in space.knobs():
+        table.add_row(name, ", ".join(str(c) for c in choices))
+    console.print(table)
+    console.print(f"size: {space.size():,} settings ({space.size():.2e})")
+    stats = feasible_sample(space, budgets, estimate, seed)
+    console.print(f"of {estimate:,} random points: {stats['valid']:.1%} valid architectures, "
+                  f"{stats['feasible']:.1%} within budget ({'; '.join(budgets.describe())})")
+    if sample:
+        specs = feasible_sample(space, budgets, sample, seed, keep=sample)["specs"]
+        if len(specs) < sample:
+            raise NasfaceError(f"found only {len(specs)} feasible specs in {sample * 200} draws; loosen the budgets")
+        for index, spec in enumerate(specs):
+            save_spec(spec, output / f"{space.name}-{seed}-{index:03d}.yaml")
+        console.print(f"wrote {len(specs)} specs to {output}")
+
+
+@app.command("search")
+def search_command(
+    budget_flops: str = typer.Option(None, help="FLOPs budget, e.g. 1G (convention: --flops-convention)."),
+    budget_mem: str = typer.Option(None, help="fp32 weight bytes budget, e.g. 20MB or 19MiB."),
+    budget_params: str = typer.Option(None, help="Parameter budget, e.g. 5M."),
+    budget_act_mem: str = typer.Option(None, help="Peak activation memory budget, e.g. 8MB."),
+    flops_convention: Convention = typer.Option(Convention.lfr, "--flops-convention"),
+    config: Path = typer.Option(None, help="A study definition YAML (studies/*.yaml) with the same keys."),
+    study: str = typer.Option(None, help="Study name; an existing one is continued."),
+    studies_dir: Path = typer.Option(None, help="Where studies live (default ./studies)."),
+    storage: str = typer.Option(None, help="Any Optuna storage URL (default: SQLite in the study folder)."),
+    space: str = typer.Option(None, help="Search space YAML (default search_spaces/lfr.yaml)."),
+    data: str = typer.Option(None, help="synthetic (default), orl, an image folder or a RecordIO folder."),
+    val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
+    teacher: str = typer.Option(None, help="auto (default), none, or a checkpoint path."),
+    teacher_spec: str = typer.Option(None, help="What --teacher auto trains (default: by device)."),
+    distill: Distill = typer.Option(None, help="angular (default), margin or none."),
+    proxy_steps: int = typer.Option(None, help="SGD steps per candidate."),
+    proxy_batch: int = typer.Option(None, help="Batch size per candidate."),
+    resolution: int = typer.Option(None, help="Proxy input size (default 64; 112 is full size)."),
+    sampler: str = typer.Option(None, help="tpe (default), nsga2, gp or random."),
+    trials: int = typer.Option(None, help="Trained candidates to aim for (default 20)."),
+    timeout: str = typer.Option(None, help="Stop after this long, e.g. 30m, 2h, 90s."),
+    workers: int = typer.Option(None, help="Candidates trained at once (Ray tasks)."),
+    address: str = typer.Option(None, help="Join this Ray cluster instead of starting a local Ray."),
+    cpus_per_trial: float = typer.Option(None),
+    gpus_per_trial: float = typer.Option(None, help="Fractional: 0.25 puts four candidates on a GPU."),
+    executor: str = typer.Option(None, help="ray (default) or inline (no Ray, one at a time)."),
+    baselines: bool = typer.Option(None, "--baselines/--no-baselines", help="Train the seed presets too."),
+    fill_budget: bool = typer.Option(None, "--fill-budget/--no-fill-budget",
+                                     help="Widen each sampled structure until it fills the budgets."),
+    seed: int = typer.Option(None),
+    device: Device = typer.Option(None, help="auto (default), cpu or cuda."),
+    output: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per event)."),
+) -> None:
+    """Search the space under hard budgets; every completed trial is within budget."""
+    from nasface.progress import Reporter
+    from nasface.search import config_from_options, run_search
+
+    flags = {"budget_flops": budget_flops, "budget_mem": budget_mem, "budget_params": budget_params,
+             "budget_act_mem": budget_act_mem, "flops_convention": flops_convention.value,
+             "study": study, "studies_dir": studies_dir, "storage": storage, "space": space, "data": data,
+             "val_bin": val_bin, "teacher": teacher, "teacher_spec": teacher_spec,
+             "distill": distill.value if distill else None, "proxy_steps": proxy_steps,
+             "proxy_batch": proxy_batch, "resolution": resolution, "sampler": sampler, "trials": trials,
+             "timeout": timeout, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial,
+             "gpus_per_trial": gpus_per_trial, "executor": executor, "baselines": baselines,
+             "fill_budget": fill_budget, "seed": seed,
+             "device": device.value if device else None}
+    search_config = config_from_options(flags, config)
+    try:
+        run_search(search_config, Reporter(output.value))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@app.command("report")
+def report_command(
+    study: str = typer.Argument(..., help="The study's name."),
+    studies_dir: Path = typer.Option(Path("studies"), help="Where studies live."),
+    storage: str = typer.Option(None, help="The study's Optuna storage URL, if not the default SQLite file."),
+    output: Path = typer.Option(None, "-o", help="Where to write the HTML (default studies/<name>/report.html)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the Pareto-optimal trials as JSON instead."),
+    csv: Path = typer.Option(None, "--csv", help="Also write every trial as one CSV row here."),
+) -> None:
+    """Write the study's Pareto report (self-contained HTML), or print its Pareto trials as JSON."""
+    from nasface.report import open_study, pareto_front, study_frame, write_report
+
+    loaded = open_study(study, studies_dir, storage)
+    if csv is not None:
+        from nasface.spec import write_atomic
+
+        write_atomic(csv, study_frame(loaded).to_csv(index=False))
+    if as_json:
+        print(json.dumps([{"number": t.number, "baseline": t.user_attrs.get("baseline"),
+                           "spec": t.user_attrs.get("spec"), "cost": t.user_attrs.get("cost"),
+                           "metrics": t.user_attrs.get("metrics")} for t in pareto_front(loaded)]))
+        return
+    path = write_report(loaded, output or Path(studies_dir) / study / "report.html")
+    console.print(f"wrote {path}")
+
+
+@app.command("export")
+def export_command(
+    study: str = typer.Argument(..., help="The study's name."),
+    trial: str = typer.Option(..., help="A trial number, or best (most accurate within the budgets)."),
+    output: Path = typer.Option(None, "-o", help="Folder to write into (default studies/<name>/export)."),
+    studies_dir: Path = typer.Option(Path("studies"), help="Where studies live."),
+    storage: str = typer.Option(None, help="The study's Optuna storage URL, if not the default SQLite file."),
+) -> None:
+    """Write a trial's spec and a full-training recipe (the papers' schedule, exact costs)."""
+    from nasface.export import export_trial
+    from nasface.report import open_study
+
+    loaded = open_study(study, studies_dir, storage)
+    spec_path, recipe_path = export_trial(loaded, trial, output or Path(studies_dir) / study / "export")
+    console.print(f"wrote {spec_path} and {recipe_path}; next: nasface train {recipe_path}")
+
+
+def main() -> None:
+    try:
+        app()  # standalone: usage errors print click's message and exit 2
+    except NasfaceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

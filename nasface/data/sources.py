@@ -1,0 +1,75 @@
+"""Turning a data spec (what the user typed) into a source, and describing it."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from nasface.data.base import FaceSourceBase
+from nasface.data.binfile import describe_bin
+from nasface.data.folder import FolderSource
+from nasface.data.orl import OrlSource
+from nasface.data.recordio import RecordIOSource
+from nasface.data.synthetic import SyntheticSource
+from nasface.errors import NasfaceError
+
+SPEC_HELP = ("'synthetic', 'orl', a folder of identity sub-folders, or a RecordIO folder/prefix "
+             "(train.rec + train.idx)")
+
+
+def _construct(kind, spec: str, *arguments, **options) -> FaceSourceBase:
+    accepted = [name for name in inspect.signature(kind).parameters][len(arguments):]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise NasfaceError(f"data source '{spec}' does not take option(s) {', '.join(unknown)}; "
+                           f"it accepts: {', '.join(accepted) or 'none'}")
+    return kind(*arguments, **options)
+
+
+def _recordio_prefix(path: Path) -> Path | None:
+    """The PREFIX of PREFIX.rec + PREFIX.idx that ``path`` names, if it names one."""
+    if path.is_dir():
+        if (path / "train.rec").is_file():
+            return path / "train"
+        records = sorted(path.glob("*.rec"))
+        return records[0].with_suffix("") if len(records) == 1 else None
+    if path.suffix == ".rec":
+        return path.with_suffix("")
+    if Path(f"{path}.rec").is_file():
+        return path
+    return None
+
+
+def open_source(spec: str, **options) -> FaceSourceBase:
+    """A face source from a spec: "synthetic" (options seed, num_identities, per_identity),
+    "orl", a folder of identity sub-folders or a RecordIO folder/prefix (option resize)."""
+    if spec == "synthetic":
+        return _construct(SyntheticSource, spec, **options)
+    if spec == "orl":
+        return _construct(OrlSource, spec, **options)
+    path = Path(spec).expanduser()
+    prefix = _recordio_prefix(path)
+    if prefix is not None:
+        return _construct(RecordIOSource, spec, prefix, **options)
+    if path.is_dir():
+        return _construct(FolderSource, spec, path, **options)
+    if path.suffix == ".bin" and path.is_file():
+        raise NasfaceError(f"{path}: a verification .bin holds pairs, not identities to train on; "
+                           "use it for evaluation pairs (bin_path) or `nasface data` to describe it")
+    if not path.exists():
+        raise NasfaceError(f"data source '{spec}' not found; expected {SPEC_HELP}")
+    raise NasfaceError(f"{path}: not a data source; expected {SPEC_HELP}")
+
+
+def describe(spec: str) -> dict:
+    """What ``nasface data SPEC --json`` prints.
+
+    Keys: format ("synthetic" | "orl" | "folder" | "recordio" | "bin"), images,
+    identities, pairs, positives (null where they do not apply), image_size
+    ([height, width] of a decoded sample as the source stores it; ORL's as padded),
+    sample_decodes (a sample was actually decoded), sample_error (why not, else
+    null) and path (null for the built-in sources).
+    """
+    if Path(spec).suffix == ".bin":
+        return describe_bin(Path(spec).expanduser())
+    return open_source(spec).describe()

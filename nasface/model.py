@@ -1,0 +1,90 @@
+"""The two readers of a spec: ``build_model`` (a torch module) and ``count`` (its exact cost).
+
+Both walk the spec in the same order, stem -> head -> stages -> embedding, and delegate each
+block to its family's ``build`` / ``add_cost``, which live side by side in ``nasface/blocks/``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from nasface.blocks.base import BlockSpec, conv_bn, conv_bn_cost
+from nasface.blocks.flgc import FLGCConv1x1
+from nasface.cost import CONVENTIONS, CostCounter, CostReport, report_from_counter
+from nasface.errors import NasfaceError
+from nasface.spec import ArchSpec, load_spec, validate
+
+
+class FaceEmbeddingNet(nn.Module):
+    """Maps N x 3 x S x S images (normalised to about [-1, 1]) to N x embedding."""
+
+    def __init__(self, spec: ArchSpec):
+        super().__init__()
+        final_size = validate(spec)
+        self.spec = spec
+        self.stem = conv_bn(3, spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
+        self.head = spec.head.build(spec.stem.width)
+        self.stages = nn.Sequential(*[
+            nn.Sequential(*[block.build(cin, cout, stride)
+                            for name, i, block, cin, cout, stride in spec.blocks() if i == index])
+            for index in range(len(spec.stages))
+        ])
+        self.embedding = spec.embedding.build(spec.final_channels, final_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.stages(self.head(self.stem(x))))
+
+
+def build_model(spec: ArchSpec | str) -> FaceEmbeddingNet:
+    return FaceEmbeddingNet(load_spec(spec))
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_cost(block: BlockSpec, shape: tuple[int, int, int], cout: int, stride: int) -> CostCounter:
+    # A search counts the same block on the same input many times over: count it once.
+    part = CostCounter(*shape)
+    block.add_cost(part, "", cout, stride)
+    return part
+
+
+def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt_groups: list | None = None) -> CostCounter:
+    """Walk ``spec`` through a ``CostCounter`` without building anything (``spec`` is validated).
+
+    ``learnt_groups`` (from a trained network, ``flgc_groups``) counts its FLGC layers as deployed.
+    """
+    counter = CostCounter(3, spec.input_size, spec.input_size, record_layers=record_layers,
+                          learnt_groups=None if learnt_groups is None else list(learnt_groups))
+    with counter.in_section("stem"):
+        conv_bn_cost(counter, "stem", spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
+    with counter.in_section("head"):
+        spec.head.add_cost(counter)
+    for name, index, block, cin, cout, stride in spec.blocks():
+        with counter.in_section(f"stage{index + 1}"):
+            if record_layers or learnt_groups is not None:
+                block.add_cost(counter, name, cout, stride)
+            else:
+                counter.absorb(_block_cost(block, counter.shape, cout, stride))
+    spec.embedding.add_cost(counter)
+    return counter
+
+
+def count(spec: ArchSpec | str, convention: str = "lfr", learnt_groups: list | None = None) -> dict:
+    """The figures of ``nasface count --json``: flops (in ``convention``), macs, params, bytes.
+
+    With ``learnt_groups`` (``flgc_groups(trained_model)``) the FLGC layers count as deployed.
+    """
+    return count_report(spec, convention, learnt_groups).to_dict()
+
+
+def count_report(spec: ArchSpec | str, convention: str = "lfr", learnt_groups: list | None = None) -> CostReport:
+    if convention not in CONVENTIONS:
+        raise NasfaceError(f"unknown FLOPs convention {convention!r} (choose from {', '.join(CONVENTIONS)})")
+    return report_from_counter(cost_counter(load_spec(spec), learnt_groups=learnt_groups), convention)
+
+
+def flgc_groups(model: nn.Module) -> list[list[tuple[int, int]]]:
+    """The learnt (input channels, filters) of each group of every FLGC layer, in layer order."""
+    return [layer.deployed_groups() for layer in model.modules() if isinstance(layer, FLGCConv1x1)]

@@ -1,0 +1,296 @@
+"""A study as data (pandas) and as a page (plotly): Pareto fronts, history, knobs, failures.
+
+``study_frame`` is the Python API a notebook uses; ``write_report`` writes the self-contained
+``studies/<name>/report.html`` (plotly.js inlined: it works offline).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from nasface.errors import NasfaceError
+
+STATES = optuna.trial.TrialState
+
+
+def open_study(name: str, studies_dir: str | os.PathLike = "studies", storage: str | None = None) -> optuna.Study:
+    """Load an existing study (NasfaceError when there is none by that name)."""
+    if storage is None:
+        path = Path(studies_dir) / name / "study.db"
+        if not path.is_file():
+            raise NasfaceError(f"no study {name!r} in {studies_dir} (no {path}); run nasface search --study {name}")
+        storage = f"sqlite:///{path.as_posix()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise NasfaceError(f"the storage {storage} holds no study named {name!r}") from None
+
+
+def study_settings(study: optuna.Study) -> dict:
+    return study.user_attrs.get("nasface_config", {})
+
+
+def knob_summary(spec: dict | None) -> dict:
+    """The block-level choices of a spec, for hover text and the knob table."""
+    if not spec:
+        return {}
+    stages = spec["stages"]
+    summary = {
+        "families": "/".join(stage["family"] for stage in stages),
+        "depth": sum(stage["repeats"] for stage in stages),
+        "stem_stride": spec["stem"]["stride"],
+        "head": spec["head"]["kind"],
+        "embedding": spec["embedding"]["kind"],
+        "embedding_size": spec["embedding"]["size"],
+        "max_width": max(stage["width"] for stage in stages),
+    }
+    for key, label in (("group_size", "S"), ("groups", "G")):
+        values = sorted({stage[key] for stage in stages if key in stage})
+        summary[label] = "/".join(map(str, values)) if values else ""
+    splits = sorted({f"{stage['split'][0]}:{stage['split'][1]} {stage['variant']}" for stage in stages
+                     if "split" in stage})
+    summary["split"] = ", ".join(splits)
+    return summary
+
+
+def study_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: state, kind, baseline, accuracy, costs, failure reason, knobs, Pareto flag."""
+    pareto = {t.number for t in pareto_front(study)}
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        cost = attrs.get("cost") or {}
+        metrics = attrs.get("metrics") or {}
+        rows.append({
+            "number": trial.number,
+            "state": trial.state.name,
+            "kind": attrs.get("kind"),
+            "baseline": attrs.get("baseline") or "",
+            "accuracy": metrics.get("accuracy") if metrics.get("status") == "ok" else None,
+            "tar_at_far": metrics.get("tar_at_far"),
+            "flops": cost.get("flops"),
+            "macs": cost.get("macs"),
+            "lfr_flops": cost.get("lfr_flops"),
+            "params": cost.get("params"),
+            "weight_bytes": cost.get("weight_bytes"),
+            "activation_bytes": cost.get("activation_bytes"),
+            "feasible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints.values()),
+            "pareto": trial.number in pareto,
+            "fail_reason": attrs.get("fail_reason") or "",
+            "over_budget": attrs.get("over_budget") or "",
+            "wall_seconds": attrs.get("wall_seconds"),
+            **knob_summary(attrs.get("spec")),
+        })
+    columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
+               "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
+               "wall_seconds"]
+    frame = pd.DataFrame(rows)
+    return frame if not frame.empty else pd.DataFrame(columns=columns)
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Feasible Pareto-optimal trials; empty when no trial is feasible (optuna issue 6242)."""
+    try:
+        return [t for t in study.best_trials if t.user_attrs.get("kind") == "trained"]
+    except ValueError:
+        return []
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The most accurate trained trial within the budgets (baselines over budget excluded)."""
+    frame = study_frame(study)
+    usable = frame[(frame.kind == "trained") & frame.feasible & frame.accuracy.notna()]
+    if usable.empty:
+        raise NasfaceError("no trained trial within the budgets yet; let the search run longer")
+    number = int(usable.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]["number"])
+    return study.trials[number]
+
+
+def hypervolume(points: np.ndarray) -> float:
+    """Volume dominated by ``points`` (rows of objectives to maximise, each in [0, 1]) over the origin.
+
+    Exact: slabs along the first objective, each a 2-D staircase area of the points above it.
+    """
+    points = np.clip(np.asarray(points, dtype=float), 0.0, None)
+    points = points[np.all(points > 0, axis=1)] if len(points) else points
+    if not len(points):
+        return 0.0
+    order = np.argsort(-points[:, 0])
+    points = points[order]
+    total = 0.0
+    for index in range(len(points)):
+        upper = points[index, 0]
+        lower = points[index + 1, 0] if index + 1 < len(points) else 0.0
+        if upper <= lower:
+            continue
+        slab = points[: index + 1, 1:]
+        slab = slab[np.argsort(-slab[:, 0])]
+        area, best_w = 0.0, 0.0
+        for position in range(len(slab)):
+            best_w = max(best_w, slab[position, 1])
+            next_v = slab[position + 1, 0] if position + 1 < len(slab) else 0.0
+            area += (slab[position, 0] - next_v) * best_w
+        total += (upper - lower) * area
+    return total
+
+
+def normalised_objectives(frame: pd.DataFrame, flops_limit: float, bytes_limit: float,
+                          chance: float = 0.5) -> np.ndarray:
+    """(accuracy gain over chance, share of FLOPs budget left, share of memory budget left), each in [0, 1]."""
+    return np.stack([(frame.accuracy.to_numpy(float) - chance) / (1 - chance),
+                     1 - frame.flops.to_numpy(float) / flops_limit,
+                     1 - frame.weight_bytes.to_numpy(float) / bytes_limit], axis=1)
+
+
+def hypervolume_history(frame: pd.DataFrame, flops_limit: float, bytes_limit: float) -> pd.DataFrame:
+    """Hypervolume of the feasible trained candidates after each trial, in trial order."""
+    trained = frame[(frame.kind == "trained") & frame.feasible & frame.accuracy.notna()].sort_values("number")
+    values, points = [], normalised_objectives(trained, flops_limit, bytes_limit)
+    for index in range(len(trained)):
+        values.append(hypervolume(points[: index + 1]))
+    return pd.DataFrame({"number": trained.number.to_numpy(), "hypervolume": values})
+
+
+def knob_importance(frame: pd.DataFrame) -> pd.Series:
+    """Share of the accuracy variance each knob explains on its own (eta squared), trained trials only.
+
+    A plain, assumption-light measure for small studies; fANOVA needs more trials than a CPU
+    study usually has and ignores conditional knobs.
+    """
+    trained = frame[(frame.kind == "trained") & frame.accuracy.notna()]
+    knobs = [k for k in ("families", "depth", "stem_stride", "head", "embedding", "embedding_size", "max_width",
+                         "S", "G", "split") if k in trained]
+    if len(trained) < 3 or trained.accuracy.var() == 0:
+        return pd.Series(dtype=float)
+    total = ((trained.accuracy - trained.accuracy.mean()) ** 2).sum()
+    scores = {}
+    for knob in knobs:
+        groups = trained.groupby(trained[knob].astype(str)).accuracy
+        between = (groups.count() * (groups.mean() - trained.accuracy.mean()) ** 2).sum()
+        scores[knob] = between / total
+    return pd.Series(scores).sort_values(ascending=False)
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    lines = []
+    for row in frame.itertuples():
+        label = f"baseline {row.baseline}" if row.baseline else f"trial {row.number}"
+        lines.append(
+            f"<b>{html.escape(label)}</b><br>accuracy {row.accuracy:.4f}<br>"
+            f"blocks: {html.escape(str(getattr(row, 'families', '')))} (depth {getattr(row, 'depth', '')})<br>"
+            f"S {getattr(row, 'S', '')}  split {html.escape(str(getattr(row, 'split', '')))}  "
+            f"G {getattr(row, 'G', '')}<br>stem stride {getattr(row, 'stem_stride', '')}, head "
+            f"{getattr(row, 'head', '')}, embedding {getattr(row, 'embedding', '')} "
+            f"{getattr(row, 'embedding_size', '')}<br>FLOPs {int(row.flops):,}<br>MACs {int(row.macs):,}<br>"
+            f"params {int(row.params):,}<br>weights {int(row.weight_bytes):,} B")
+    return lines
+
+
+def figures(study: optuna.Study) -> dict:
+    """The report's plotly figures by name."""
+    import plotly.graph_objects as go
+
+    frame = study_frame(study)
+    settings = study_settings(study)
+    budgets = settings.get("budgets", {})
+    trained = frame[(frame.kind == "trained") & frame.accuracy.notna()]
+    groups = {
+        "within budget": trained[trained.feasible & ~trained.pareto & (trained.baseline == "")],
+        "Pareto-optimal": trained[trained.pareto],
+        "baseline presets": trained[trained.baseline != ""],
+        "over budget (trained as reference)": trained[~trained.feasible & (trained.baseline == "")],
+    }
+    styles = {"within budget": dict(color="#8da0cb", size=8, symbol="circle"),
+              "Pareto-optimal": dict(color="#e41a1c", size=11, symbol="diamond"),
+              "baseline presets": dict(color="#222222", size=13, symbol="star"),
+              "over budget (trained as reference)": dict(color="#bbbbbb", size=7, symbol="x")}
+    result = {}
+    for axis, limit_key, title in (("flops", "flops", f"FLOPs ({budgets.get('convention', 'lfr')})"),
+                                   ("weight_bytes", "weight_bytes", "fp32 weight bytes")):
+        fig = go.Figure()
+        for name, part in groups.items():
+            if part.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=part[axis], y=part.accuracy, mode="markers+text" if name == "baseline presets" else "markers",
+                name=name, marker=styles[name], text=part.baseline if name == "baseline presets" else None,
+                textposition="top center", hovertext=_hover(part), hoverinfo="text"))
+        if budgets.get(limit_key):
+            fig.add_vline(x=budgets[limit_key], line_dash="dash", line_color="#d95f02",
+                          annotation_text=f"budget {budgets[limit_key]:,}")
+        fig.update_layout(title=f"Accuracy vs {title}", xaxis_title=title, yaxis_title="proxy verification accuracy",
+                          template="plotly_white", height=480)
+        result[f"pareto_{axis}"] = fig
+    fig3d = go.Figure()
+    for name, part in groups.items():
+        if not part.empty:
+            fig3d.add_trace(go.Scatter3d(x=part.flops, y=part.weight_bytes, z=part.accuracy, mode="markers",
+                                         name=name, marker={**styles[name], "size": styles[name]["size"] * 0.6,
+                                                            # 3-D scatter has no star symbol
+                                                            "symbol": styles[name]["symbol"].replace("star", "diamond")},
+                                         hovertext=_hover(part), hoverinfo="text"))
+    fig3d.update_layout(title="All three objectives", height=560, template="plotly_white",
+                        scene=dict(xaxis_title="FLOPs", yaxis_title="weight bytes", zaxis_title="accuracy"))
+    result["pareto_3d"] = fig3d
+    if budgets.get("flops") and budgets.get("weight_bytes"):
+        history = hypervolume_history(frame, budgets["flops"], budgets["weight_bytes"])
+        fig = go.Figure(go.Scatter(x=history.number, y=history.hypervolume, mode="lines+markers",
+                                   line_shape="hv", name="hypervolume"))
+        fig.update_layout(title="Hypervolume of the feasible front over trials (reference: chance accuracy, "
+                                "full budgets)", xaxis_title="trial", yaxis_title="hypervolume",
+                          template="plotly_white", height=380)
+        result["hypervolume"] = fig
+    importance = knob_importance(frame)
+    if not importance.empty:
+        fig = go.Figure(go.Bar(x=importance.values, y=importance.index, orientation="h"))
+        fig.update_layout(title="Which knobs mattered: share of accuracy variance each explains alone",
+                          xaxis_title="eta squared", template="plotly_white", height=380)
+        result["importance"] = fig
+    return result
+
+
+def write_report(study: optuna.Study, path: str | os.PathLike) -> Path:
+    """Write the self-contained HTML report; returns its path."""
+    import plotly.io as pio
+
+    from nasface.spec import write_atomic
+
+    frame = study_frame(study)
+    figs = figures(study)
+    parts, first = [], True
+    for name, fig in figs.items():
+        parts.append(f'<section id="{name}">' + pio.to_html(fig, full_html=False, include_plotlyjs=first,
+                                                             div_id=f"plot-{name}") + "</section>")
+        first = False
+    pareto = frame[frame.pareto][["number", "baseline", "accuracy", "tar_at_far", "flops", "macs", "params",
+                                  "weight_bytes"] + [c for c in ("families", "S", "split", "G", "head", "embedding")
+                                                     if c in frame]]
+    counts = frame.groupby(["kind", "state"], dropna=False).size().rename("trials").reset_index()
+    reasons = frame[frame.fail_reason != ""].groupby("fail_reason").size().rename("trials").reset_index()
+    settings = study_settings(study)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>nasface report: {html.escape(study.study_name)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
+<h1>nasface study <code>{html.escape(study.study_name)}</code></h1>
+<p>Budgets and proxy: <code>{html.escape(json.dumps(settings))}</code></p>
+<p>Accuracy is the <b>proxy</b> verification accuracy after brief training: it ranks architectures,
+it does not predict their fully trained accuracy (see the README).</p>
+{''.join(parts)}
+<h2>Pareto-optimal trials (within budget)</h2>
+{pareto.to_html(index=False, float_format=lambda v: f"{v:.4f}") if not pareto.empty else "<p>none yet</p>"}
+<h2>Trials by kind and state</h2>{counts.to_html(index=False)}
+<h2>Failed and rejected trials, by reason</h2>
+{reasons.to_html(index=False) if not reasons.empty else "<p>none</p>"}
+</body></html>"""
+    path = Path(path)
+    write_atomic(path, page)
+    return path

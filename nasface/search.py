@@ -1,0 +1,579 @@
+"""``nasface search``: Optuna ask/tell in the driver, candidates trained by an executor (Ray).
+
+The driver loop, top to bottom:
+
+1. check every input (budgets, space, data, sampler, storage) before anything is created;
+2. open or create the study (SQLite ``studies/<name>/study.db`` by default, any Optuna storage URL);
+3. recover trials a dead driver left RUNNING (failed with the reason, re-enqueued once) and
+   enqueue the seed presets that are points of the space as baseline trials;
+4. ask -> sample a spec -> count it analytically; a candidate over any budget is told to the study
+   at once (its constraint values and worst-case accuracy) and never trained;
+5. within budget -> the executor trains and scores it; the result (or the reason it failed) is
+   told to the study with its spec, costs, metrics and wall time as trial attributes.
+
+``--trials N`` counts trained candidates (baselines and over-budget rejections excluded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+from nasface.budget import Budgets
+from nasface.data import describe, proxy_data
+from nasface.errors import NasfaceError
+from nasface.executor import Outcome, make_executor
+from nasface.model import count
+from nasface.report import pareto_front
+from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
+from nasface.spec import load_spec, preset_names, read_yaml, spec_from_dict, spec_to_dict
+from nasface.teacher import read_teacher, teacher_targets
+from nasface.train import ProxyBudget, proxy_spec, score
+
+OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "flops": "minimize", "macs": "minimize",
+              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
+DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 120.0
+MAX_REJECTIONS_IN_A_ROW = 2000
+INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Which faces the candidates train and are verified on."""
+
+    source: str = "synthetic"
+    train_identities: int = 200
+    images_per_identity: int = 10
+    val_identities: int = 100
+    pairs: int = 3000
+    val_bin: str | None = None
+
+    @classmethod
+    def for_source(cls, source: str, **overrides) -> "DataSettings":
+        """Defaults that fit the source (ORL has 40 people: 30 to train on, 10 held out)."""
+        base = cls(source=source, train_identities=30, val_identities=10, pairs=600) if source == "orl" \
+            else cls(source=source)
+        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    study: str = "lfr-light"
+    studies_dir: str = "studies"
+    storage: str | None = None
+    space: str | None = None
+    budgets: Budgets = Budgets()
+    data: DataSettings = DataSettings()
+    proxy: ProxyBudget = ProxyBudget()
+    teacher: str = "auto"
+    teacher_spec: str | None = None
+    teacher_steps: int | None = None
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    trials: int | None = 20
+    timeout: float | None = None
+    executor: str = "ray"
+    workers: int = 1
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    baselines: bool = True
+    fill_budget: bool = False
+    seed: int = 0
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.studies_dir) / self.study
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.study_dir / 'study.db').as_posix()}"
+
+    def fingerprint(self) -> dict:
+        """What must not change when a study is continued."""
+        return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
+                "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
+                "teacher": self.teacher, "objectives": list(self.objectives), "space": self.space or "lfr",
+                "fill_budget": self.fill_budget}
+
+
+# -- options and study files ------------------------------------------------------------------
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text) -> float:
+    """'30m', '2h', '1h30m', '90s' or '90' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match or not any(match.groups()) or str(text).strip() == "":
+        raise NasfaceError(f"--timeout {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise NasfaceError(f"--timeout {text!r}: must be longer than zero")
+    return total
+
+
+OPTION_KEYS = ("budget_flops", "budget_mem", "budget_params", "budget_act_mem", "flops_convention", "study",
+               "studies_dir", "storage", "space", "data", "val_bin", "teacher", "teacher_spec", "distill",
+               "proxy_steps", "proxy_batch", "resolution", "sampler", "trials", "timeout", "workers", "address",
+               "cpus_per_trial", "gpus_per_trial", "executor", "baselines", "seed", "device", "objectives",
+               "train_identities", "images_per_identity", "val_identities", "pairs", "teacher_steps", "fill_budget")
+
+
+def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
+    """A SearchConfig from a study definition YAML, overridden by the flags that were given."""
+    options: dict = {}
+    if config_file is not None:
+        data = read_yaml(Path(config_file), "study definition")
+        if not isinstance(data, dict):
+            raise NasfaceError(f"{config_file}: expected a mapping of search options")
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            if name not in OPTION_KEYS:
+                raise NasfaceError(f"{config_file}: unknown option {key!r} (options: {', '.join(OPTION_KEYS)})")
+            options[name] = value
+    options.update({k: v for k, v in flags.items() if v is not None})
+    get = options.get
+    budgets = Budgets.parse(_text(get("budget_flops")), _text(get("budget_mem")), _text(get("budget_params")),
+                            _text(get("budget_act_mem")), get("flops_convention", "lfr"))
+    data = DataSettings.for_source(str(get("data", "synthetic")), val_bin=get("val_bin"),
+                                train_identities=get("train_identities"),
+                                images_per_identity=get("images_per_identity"),
+                                val_identities=get("val_identities"), pairs=get("pairs"))
+    defaults = ProxyBudget()
+    proxy = ProxyBudget(steps=int(get("proxy_steps", defaults.steps)),
+                        batch_size=int(get("proxy_batch", defaults.batch_size)),
+                        resolution=int(get("resolution", defaults.resolution)),
+                        distill=str(get("distill", defaults.distill)), seed=int(get("seed", 0)),
+                        device=str(get("device", "auto")))
+    objectives = get("objectives", list(DEFAULT_OBJECTIVES))
+    if isinstance(objectives, str):
+        objectives = [o.strip() for o in objectives.split(",")]
+    return SearchConfig(
+        study=str(get("study", "lfr-light")), studies_dir=str(get("studies_dir", "studies")),
+        storage=get("storage"), space=get("space"), budgets=budgets, data=data, proxy=proxy,
+        teacher=str(get("teacher", "auto")), teacher_spec=get("teacher_spec"),
+        teacher_steps=get("teacher_steps"), sampler=str(get("sampler", "tpe")), objectives=tuple(objectives),
+        trials=None if get("trials", 20) is None else int(get("trials", 20)),
+        timeout=None if get("timeout") is None else parse_duration(get("timeout")),
+        executor=str(get("executor", "ray")), workers=int(get("workers", 1)), address=get("address"),
+        cpus_per_trial=float(get("cpus_per_trial", 1.0)), gpus_per_trial=float(get("gpus_per_trial", 0.0)),
+        baselines=bool(get("baselines", True)), fill_budget=bool(get("fill_budget", False)),
+        seed=int(get("seed", 0)))
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- checks before anything is created ---------------------------------------------------------
+def check_config(config: SearchConfig) -> SearchSpace:
+    """Raise NasfaceError for the first bad input; return the loaded space."""
+    if not config.study or "/" in config.study or config.study.startswith("."):
+        raise NasfaceError(f"--study {config.study!r}: use a plain name such as lfr-light")
+    for objective in config.objectives:
+        if objective not in OBJECTIVES:
+            raise NasfaceError(f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})")
+    if config.sampler not in SAMPLERS:
+        raise NasfaceError(f"--sampler {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
+    if config.trials is not None and config.trials < 0:
+        raise NasfaceError(f"--trials must be 0 or more, got {config.trials}")
+    if config.teacher not in ("auto", "none") and not Path(config.teacher).exists():
+        raise NasfaceError(f"--teacher {config.teacher}: no such checkpoint (use auto, none or a checkpoint path)")
+    config.proxy.check()
+    space = load_space(config.space)
+    describe(config.data.source)  # opens the source and decodes a sample: a bad path fails here
+    if config.data.val_bin is not None:
+        describe(config.data.val_bin)
+    cheapest = cheapest_spec(space)
+    if config.budgets.limits() and not config.budgets.fits(count(cheapest, config.budgets.convention)):
+        figures = count(cheapest, config.budgets.convention)
+        raise NasfaceError(
+            f"no architecture of the space {space.name} fits these budgets: the cheapest it can make has "
+            f"{figures['flops']:,} FLOPs ({config.budgets.convention}), {figures['weight_bytes']:,} weight bytes, "
+            f"{figures['params']:,} parameters, {figures['activation_bytes']:,} peak activation bytes "
+            f"({', '.join(config.budgets.violations(figures))})")
+    return space
+
+
+class _CheapestChooser:
+    """Picks, knob by knob, the choice that costs least: one block, narrowest, most down-sampled."""
+
+    def __init__(self, family: str, embedding: str):
+        self.family, self.embedding = family, embedding
+
+    def suggest_categorical(self, name: str, choices: list):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "family":
+            return self.family
+        if name == "emb.kind":
+            return self.embedding
+        if leaf == "repeats":
+            return min(choices) if name == "s1.repeats" else 0
+        if leaf == "mapping":
+            return False if False in choices else choices[0]
+        numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if not numbers:
+            return choices[0]
+        # more FLGC groups and longer strides cost less; for every other number, less is cheaper
+        return max(numbers) if leaf in ("groups", "stride") else min(numbers)
+
+
+def cheapest_spec(space: SearchSpace):
+    """The cheapest architecture (by FLOPs) the space makes, to report budgets nothing can meet."""
+    candidates = []
+    for family in space.families:
+        for embedding in space.embedding_kinds:
+            try:
+                candidates.append(space.sample(_CheapestChooser(family, embedding), name="cheapest"))
+            except NasfaceError:
+                continue
+    for seed in range(200 if not candidates else 0):
+        try:
+            candidates.append(space.sample(RandomChooser(seed), name="cheapest"))
+        except NasfaceError:
+            continue
+    if not candidates:
+        raise NasfaceError(f"the space {space.name} makes no valid architecture")
+    return min(candidates, key=lambda spec: count(spec)["flops"])
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional knobs need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
+                                              constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+# -- the job a worker runs ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _proxy(data_json: str, seed: int, cache_dir: str):
+    data = DataSettings(**json.loads(data_json))
+    return proxy_data(data.source, train_identities=data.train_identities,
+                      images_per_identity=data.images_per_identity, val_identities=data.val_identities,
+                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin)
+
+
+def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike):
+    """The proxy training set and verification pairs, decoded once into ``cache_dir``."""
+    return _proxy(json.dumps(dataclasses.asdict(data), sort_keys=True), seed, str(cache_dir))
+
+
+def run_candidate(payload: dict) -> dict:
+    """Train and score one candidate (runs in a Ray worker, or inline)."""
+    data = _proxy(payload["data"], payload["seed"], payload["cache_dir"])
+    teacher = read_teacher(payload["teacher_dir"]) if payload["teacher_dir"] else None
+    budget = ProxyBudget(**payload["proxy"])
+    return score(spec_from_dict(payload["spec"]), data.train, data.pairs, budget, teacher)
+
+
+# -- the study -------------------------------------------------------------------------------
+def driver_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _driver_alive(driver: str | None) -> bool:
+    """False when ``driver`` was a process of this machine that no longer exists."""
+    host, _, pid = (driver or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's driver: only its heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_stale_trials(study: optuna.Study, log) -> int:
+    """Fail the trials whose driver died mid-trial and enqueue each once again."""
+    recovered = 0
+    now = time.time()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        driver = trial.user_attrs.get("driver")
+        beat = trial.user_attrs.get("heartbeat", 0.0)
+        if driver == driver_id() or (_driver_alive(driver) and now - beat < STALE_SECONDS):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                               "interrupted: its driver stopped; re-enqueued")
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another driver recovered it first
+        attrs = {k: v for k, v in trial.user_attrs.items() if k in ("baseline",)}
+        study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number},
+                            skip_if_exists=False)
+        recovered += 1
+        log(f"trial {trial.number} was interrupted with its driver; enqueued again")
+    return recovered
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
+    present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+    enqueued = []
+    for name in preset_names():
+        try:
+            params = space.params_of(load_spec(name))
+        except NasfaceError:
+            continue  # not a point of this space (e.g. a teacher)
+        if name not in present:
+            study.enqueue_trial(params, user_attrs={"baseline": name})
+            enqueued.append(name)
+    if enqueued:
+        log(f"baselines enqueued: {', '.join(enqueued)}")
+    return enqueued
+
+
+def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None) -> list[float]:
+    values = []
+    for objective in objectives:
+        if objective == "accuracy":
+            values.append(float(metrics["accuracy"]) if metrics else 0.0)
+        elif objective == "tar":
+            values.append(float(metrics.get("tar_at_far") or 0.0) if metrics else 0.0)
+        else:
+            values.append(float(cost[objective]))
+    return values
+
+
+def trained_count(study: optuna.Study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get("kind") == "trained" and not t.user_attrs.get("baseline"))
+
+
+@dataclass
+class Progress:
+    planned: int | None
+    trained: int = 0
+    running: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    baselines: int = 0
+    started: float = field(default_factory=time.time)
+    trial_seconds: list[float] = field(default_factory=list)
+
+    def eta_seconds(self) -> float | None:
+        if not self.planned or not self.trial_seconds:
+            return None
+        left = max(0, self.planned - self.trained)
+        return left * (sum(self.trial_seconds) / len(self.trial_seconds))
+
+
+def run_search(config: SearchConfig, reporter) -> optuna.Study:
+    space = check_config(config)
+    config.study_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = [OBJECTIVES[o] for o in config.objectives]
+    storage = config.storage_url
+    study = optuna.create_study(study_name=config.study, storage=storage, directions=directions,
+                                load_if_exists=True)
+    # A continued study must not replay the first run's random draws: seed by what is already there.
+    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
+    saved = study.user_attrs.get("nasface_config")
+    if saved is None:
+        study.set_user_attr("nasface_config", config.fingerprint())
+    elif saved != json.loads(json.dumps(config.fingerprint())):
+        changed = [k for k in config.fingerprint() if saved.get(k) != json.loads(json.dumps(config.fingerprint()[k]))]
+        raise NasfaceError(f"study {config.study} was created with other settings ({', '.join(changed)}); "
+                           f"continue it with the same settings or start a new --study")
+    reporter.start(config, space, study)
+    recover_stale_trials(study, reporter.log)
+    if config.baselines:
+        enqueue_baselines(study, space, reporter.log)
+
+    data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
+    teacher = teacher_targets(config.teacher, data.train, data.key, config.study_dir / "cache", config.proxy,
+                              teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
+                              log=reporter.log)
+    payload_base = {"data": json.dumps(dataclasses.asdict(config.data), sort_keys=True), "seed": config.seed,
+                    "cache_dir": str(config.study_dir / "cache"), "proxy": dataclasses.asdict(config.proxy),
+                    "teacher_dir": teacher.folder if teacher is not None else None}
+
+    progress = Progress(planned=config.trials)
+    progress.trained = trained_count(study)
+    executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
+                             config.address)
+    running: dict[int, tuple[optuna.trial.Trial, float]] = {}
+    deadline = None if config.timeout is None else time.time() + config.timeout
+    rejections_in_a_row = 0
+    interrupted = False
+    last_beat = 0.0
+
+    def want_more() -> bool:
+        if interrupted or (deadline is not None and time.time() >= deadline):
+            return False
+        if config.trials is not None and progress.trained + sum(
+                1 for t, _ in running.values() if not t.user_attrs.get("baseline")) >= config.trials:
+            return bool(_waiting_baselines(study))
+        return True
+
+    try:
+        while True:
+            while want_more() and len(running) < executor.capacity():
+                trial = study.ask()
+                trial.set_user_attr("driver", driver_id())
+                trial.set_user_attr("heartbeat", time.time())
+                baseline = trial.user_attrs.get("baseline")
+                outcome = _prepare(study, trial, space, config, baseline)
+                if outcome is not None:  # not trained: invalid, over budget, or a repeat
+                    study.tell(trial, **outcome)
+                    if trial.user_attrs.get("kind") == "duplicate":
+                        progress.duplicates += 1
+                    else:
+                        progress.rejected += 1
+                    rejections_in_a_row += 1
+                    reporter.trial(trial.number, trial.user_attrs, None, progress)
+                    if rejections_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+                        raise NasfaceError(f"{rejections_in_a_row} candidates in a row were over budget, invalid "
+                                           f"or repeats; loosen the budgets or widen the space")
+                    continue
+                rejections_in_a_row = 0
+                payload = {**payload_base, "spec": trial.user_attrs["spec"]}
+                trial.set_user_attr("training_started", time.time())
+                running[trial.number] = (trial, time.time())
+                progress.running = len(running)
+                executor.submit(trial.number, run_candidate, payload)
+            if not running:
+                break
+            for number, result in executor.wait(timeout=1.0):
+                trial, started = running.pop(number)
+                _finish(study, trial, result, config, time.time() - started, progress)
+                progress.running = len(running)
+                reporter.trial(number, trial.user_attrs, result, progress, pareto_front(study))
+            if time.time() - last_beat > HEARTBEAT_SECONDS:
+                for trial, _ in running.values():
+                    trial.set_user_attr("heartbeat", time.time())
+                last_beat = time.time()
+    except KeyboardInterrupt:
+        interrupted = True
+        reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        for number, (trial, _) in running.items():
+            trial.set_user_attr("fail_reason", "interrupted by the user; re-enqueued")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={
+                **{k: v for k, v in trial.user_attrs.items() if k == "baseline"}, "retry_of": number})
+        running.clear()
+    finally:
+        executor.shutdown()
+    reporter.finish(study, pareto_front(study), config)
+    return study
+
+
+def _waiting_baselines(study: optuna.Study) -> list:
+    return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if t.user_attrs.get("baseline")]
+
+
+def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig,
+             baseline: str | None):
+    """Sample and count the candidate; return tell() arguments when it must not be trained.
+
+    Not trained: invalid architectures, candidates over budget, and repeats of a candidate the
+    study already trained (its result is told again, so the sampler still learns from it).
+    """
+    try:
+        spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
+    except NasfaceError as err:
+        trial.set_user_attr("kind", INVALID)
+        trial.set_user_attr("fail_reason", f"invalid architecture: {err}")
+        return {"state": optuna.trial.TrialState.FAIL}
+    try:
+        proxy_spec(spec, config.proxy.resolution)
+    except NasfaceError as err:
+        trial.set_user_attr("kind", INVALID)
+        trial.set_user_attr("fail_reason", str(err))
+        return {"state": optuna.trial.TrialState.FAIL}
+    if config.fill_budget and not baseline:
+        spec, factor = fill_budget(spec, config.budgets)
+        trial.set_user_attr("width_scale", factor)
+    cost = count(spec, config.budgets.convention)
+    cost.pop("stages")
+    trial.set_user_attr("spec", spec_to_dict(spec))
+    trial.set_user_attr("cost", cost)
+    violations = config.budgets.violations(cost)
+    if violations and not baseline:
+        _set_constraints(trial, config.budgets, cost)
+        trial.set_user_attr("kind", "rejected")
+        trial.set_user_attr("fail_reason", "over budget: " + "; ".join(violations))
+        return {"values": objective_values(config.objectives, cost, None)}
+    if violations:
+        trial.set_user_attr("over_budget", "; ".join(violations))  # a reference point, trained anyway
+    twin = _trained_twin(study, trial)
+    if twin is not None and not baseline:
+        _set_constraints(trial, config.budgets, twin.user_attrs["cost"])
+        trial.set_user_attr("kind", "duplicate")
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("metrics", twin.user_attrs["metrics"])
+        return {"values": twin.values}
+    return None
+
+
+def _set_constraints(trial: optuna.trial.Trial, budgets: Budgets, cost: dict) -> None:
+    """Tell the sampler how far over (> 0) or under (<= 0) each budget the candidate is.
+
+    Set once per trial, from its final cost: Optuna keeps the first value of a constraint.
+    """
+    for key, value in budgets.constraints(cost).items():
+        trial.set_constraint(key, value)
+
+
+def _trained_twin(study: optuna.Study, trial: optuna.trial.Trial):
+    """A completed, trained trial with exactly this trial's parameters, if the study has one."""
+    params = trial.params
+    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if other.user_attrs.get("kind") == "trained" and other.params == params:
+            return other
+    return None
+
+
+def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float, progress: Progress) -> None:
+    trial.set_user_attr("wall_seconds", seconds)
+    metrics = result.result if result.ok else None
+    if metrics is None or metrics.get("status") != "ok":
+        reason = result.reason if not result.ok else metrics.get("reason")
+        trial.set_user_attr("kind", "trained")
+        trial.set_user_attr("fail_reason", reason)
+        if metrics is not None:
+            trial.set_user_attr("metrics", metrics)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        progress.failed += 1
+        if not trial.user_attrs.get("baseline"):
+            progress.trained += 1
+        return
+    cost = dict(trial.user_attrs["cost"])
+    if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
+        deployed = dict(metrics["deployed"])
+        deployed.pop("stages", None)
+        deployed["flops"] = deployed["lfr_flops"] if config.budgets.convention == "lfr" else deployed["macs"]
+        cost.update(deployed)
+        trial.set_user_attr("cost", cost)
+    _set_constraints(trial, config.budgets, cost)
+    trial.set_user_attr("kind", "trained")
+    trial.set_user_attr("metrics", metrics)
+    study.tell(trial, values=objective_values(config.objectives, cost, metrics))
+    progress.trial_seconds.append(seconds)
+    if trial.user_attrs.get("baseline"):
+        progress.baselines += 1
+    else:
+        progress.trained += 1

@@ -1,0 +1,291 @@
+"""Architecture specs: plain data that fully describes one face-embedding network.
+
+    stem (3x3 conv) -> head block -> stages -> embedding block -> embedding
+
+A spec is a tree of frozen dataclasses that round-trips losslessly through YAML / JSON.  Building
+the torch module (``nasface.build_model``) and counting its cost (``nasface.count``) are two
+readers of the same spec.  Every way a spec can be wrong raises ``NasfaceError`` naming the field
+(``stages[2].width`` ...) and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from nasface.blocks import FAMILIES, BlockSpec, EmbeddingSpec, HeadSpec
+from nasface.blocks.base import check_activation
+from nasface.cost import conv_output_size
+from nasface.errors import NasfaceError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = REPO_ROOT / "search_spaces" / "presets"
+INPUT_SIZE = 112
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    width: int = 64
+    stride: int = 2
+    act: str = "prelu"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    block: BlockSpec
+    repeats: int
+    width: int
+    stride: int = 1
+
+    @property
+    def family(self) -> str:
+        return self.block.family
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    stem: StemSpec
+    head: HeadSpec
+    stages: tuple[StageSpec, ...]
+    embedding: EmbeddingSpec
+    input_size: int = INPUT_SIZE
+
+    def __post_init__(self):
+        validate(self)  # every ArchSpec that exists is a network that can be built
+
+    def blocks(self):
+        """Every block in order: (name, stage index, block spec, cin, cout, stride)."""
+        cin = self.stem.width
+        for index, stage in enumerate(self.stages):
+            for repeat in range(stage.repeats):
+                stride = stage.stride if repeat == 0 else 1
+                yield f"stage{index + 1}.block{repeat + 1}", index, stage.block, cin, stage.width, stride
+                cin = stage.width
+
+    @property
+    def final_channels(self) -> int:
+        return self.stages[-1].width if self.stages else self.stem.width
+
+
+# -- plain data <-> dataclasses -----------------------------------------------------------------
+def _describe(hint) -> str:
+    return getattr(hint, "__name__", str(hint)).replace("NoneType", "null")
+
+
+def coerce_field(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [option for option in options if option is not type(None)]
+        return coerce_field(value, inner, where)
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise NasfaceError(f"{where}: expected a list of {len(items)} numbers such as [1, 3], got {value!r}")
+        return tuple(coerce_field(item, kind, f"{where}[{i}]") for i, (item, kind) in enumerate(zip(value, items)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise NasfaceError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NasfaceError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise NasfaceError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise NasfaceError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported field type {hint}")  # a programming error, not user input
+
+
+def _fields_from(cls, data, where: str, skip: tuple[str, ...] = ()) -> dict:
+    if not isinstance(data, dict):
+        raise NasfaceError(f"{where}: expected a mapping of fields, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise NasfaceError(f"{where}.{unknown[0]}: unknown field (valid fields: {', '.join(known)})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        if f.name in data:
+            kwargs[f.name] = coerce_field(data[f.name], hints[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING:
+            raise NasfaceError(f"{where}.{f.name}: missing required field")
+    return kwargs
+
+
+def _stage_from(data, where: str) -> StageSpec:
+    if not isinstance(data, dict):
+        raise NasfaceError(f"{where}: expected a mapping with family, repeats, width, stride, got {data!r}")
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise NasfaceError(f"{where}.family: unknown block family {family!r} "
+                           f"(choose from {', '.join(FAMILIES)})")
+    block_cls = FAMILIES[family]
+    stage_keys = ("repeats", "width", "stride")
+    block_data = {k: v for k, v in data.items() if k not in stage_keys and k != "family"}
+    stage_data = {k: v for k, v in data.items() if k in stage_keys}
+    block = block_cls(**_fields_from(block_cls, block_data, where))
+    return StageSpec(block=block, **_fields_from(StageSpec, stage_data, where, skip=("block",)))
+
+
+def spec_from_dict(data, where: str = "spec") -> ArchSpec:
+    """Build and validate a spec from plain data (what a YAML / JSON file holds)."""
+    if not isinstance(data, dict):
+        raise NasfaceError(f"{where}: expected a mapping with name, stem, head, stages, embedding")
+    known = ("name", "input_size", "stem", "head", "stages", "embedding")
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise NasfaceError(f"{where}.{unknown[0]}: unknown field (valid fields: {', '.join(known)})")
+    for key in ("name", "stem", "stages", "embedding"):
+        if key not in data:
+            raise NasfaceError(f"{where}.{key}: missing required field")
+    stages = data["stages"]
+    if not isinstance(stages, list) or not stages:
+        raise NasfaceError(f"{where}.stages: expected a non-empty list of stages")
+    return ArchSpec(
+        name=coerce_field(data["name"], str, f"{where}.name"),
+        input_size=coerce_field(data.get("input_size", INPUT_SIZE), int, f"{where}.input_size"),
+        stem=StemSpec(**_fields_from(StemSpec, data["stem"], f"{where}.stem")),
+        head=HeadSpec(**_fields_from(HeadSpec, data.get("head", {}), f"{where}.head")),
+        stages=tuple(_stage_from(stage, f"{where}.stages[{i}]") for i, stage in enumerate(stages)),
+        embedding=EmbeddingSpec(**_fields_from(EmbeddingSpec, data["embedding"], f"{where}.embedding")),
+    )
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def spec_to_dict(spec: ArchSpec) -> dict:
+    """Plain data (dicts, lists, numbers, strings) that ``spec_from_dict`` turns back into ``spec``."""
+    def fields(obj) -> dict:
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+    return {
+        "name": spec.name,
+        "input_size": spec.input_size,
+        "stem": fields(spec.stem),
+        "head": fields(spec.head),
+        "stages": [{"family": stage.family, "repeats": stage.repeats, "width": stage.width,
+                    "stride": stage.stride, **fields(stage.block)} for stage in spec.stages],
+        "embedding": fields(spec.embedding),
+    }
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _check_positive(where: str, value: int) -> None:
+    if value <= 0:
+        raise NasfaceError(f"{where}: must be a positive integer, got {value}")
+
+
+def validate(spec: ArchSpec) -> int:
+    """Raise ``NasfaceError`` for the first thing wrong with ``spec``; return the final map size."""
+    _check_positive("spec.input_size", spec.input_size)
+    _check_positive("spec.stem.width", spec.stem.width)
+    if spec.stem.stride not in (1, 2):
+        raise NasfaceError(f"spec.stem.stride: must be 1 or 2, got {spec.stem.stride}")
+    check_activation("spec.stem.act", spec.stem.act)
+    size = conv_output_size(spec.input_size, 3, spec.stem.stride, 1)
+    spec.head.check("spec.head", spec.stem.width)
+    size = conv_output_size(size, 3, spec.head.stride, 1)
+    for index, stage in enumerate(spec.stages):
+        where = f"spec.stages[{index}]"
+        _check_positive(f"{where}.repeats", stage.repeats)
+        _check_positive(f"{where}.width", stage.width)
+        if stage.stride not in (1, 2):
+            raise NasfaceError(f"{where}.stride: must be 1 or 2, got {stage.stride}")
+    for name, index, block, cin, cout, stride in spec.blocks():
+        block.check(f"spec.stages[{index}]", cin, cout, stride)
+        if stride > 1:
+            if size < 2:
+                raise NasfaceError(f"spec.stages[{index}].stride: the feature map has already collapsed to "
+                                   f"{size}x{size} and cannot be down-sampled again; use stride 1")
+            size = conv_output_size(size, 3, stride, 1)
+    spec.embedding.check("spec.embedding", spec.final_channels, size)
+    return size
+
+
+# -- files and presets --------------------------------------------------------------------------
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path, what: str):
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise NasfaceError(f"{path}: no such {what} file") from None
+    except OSError as err:
+        raise NasfaceError(f"{path}: cannot read the {what} file ({err.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise NasfaceError(f"{path}: malformed YAML{at}: {problem}") from None
+
+
+def load_spec(name_or_path: str | os.PathLike | ArchSpec) -> ArchSpec:
+    """A preset name (``mobilefacenet``), or the path of a spec YAML / JSON file."""
+    if isinstance(name_or_path, ArchSpec):
+        return name_or_path
+    text = str(name_or_path)
+    preset = PRESETS_DIR / f"{text}.yaml"
+    if os.sep not in text and not text.endswith((".yaml", ".yml", ".json")):
+        if not preset.is_file():
+            raise NasfaceError(f"unknown preset {text!r} (presets: {', '.join(preset_names())}; "
+                               f"or give the path of a spec file)")
+        path = preset
+    else:
+        path = Path(text)
+    data = read_yaml(path, "spec")
+    try:
+        return spec_from_dict(data)
+    except NasfaceError as err:
+        raise NasfaceError(f"{path}: {err}") from None
+
+
+def dump_spec(spec: ArchSpec, fmt: str = "yaml") -> str:
+    data = spec_to_dict(spec)
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_spec(spec: ArchSpec, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    write_atomic(path, dump_spec(spec, "json" if path.suffix == ".json" else "yaml"))
+    return path

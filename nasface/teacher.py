@@ -1,0 +1,130 @@
+"""The teacher: trained or loaded once, its view of the proxy images cached with the study.
+
+``--teacher none | auto | PATH``
+
+- ``auto`` trains a teacher spec (``--teacher-spec``; by default ``mobilefacenet`` on a CPU,
+  ``iresnet50`` on a GPU) on the proxy training data with the same loop as the candidates, for several times
+  their steps;
+- ``PATH`` loads a checkpoint safely (``nasface.checkpoint``).
+
+Either way the teacher's embeddings of every proxy training image (and of its mirror image) and
+its class centres are computed **once** and written to ``CACHE/teacher-<key>/``; candidates read
+those arrays and never run the teacher.  The class centres are the trained head's (auto) or the
+normalised mean embedding of each identity (a loaded teacher, trained on other identities).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasface.checkpoint import load_checkpoint, save_weights
+from nasface.data import FaceSet
+from nasface.errors import NasfaceError
+from nasface.evaluate import embed
+from nasface.spec import load_spec, spec_to_dict
+from nasface.train import ProxyBudget, TeacherTargets, build_student, make_loop_state, train_loop
+
+TEACHER_STEPS_FACTOR = 4
+ARRAYS = ("embeddings", "flipped", "centres")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_teacher(folder: str | os.PathLike) -> TeacherTargets:
+    """The cached teacher targets in ``folder``, memory-mapped (what every worker reads)."""
+    folder = Path(folder)
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+    return TeacherTargets(**arrays, folder=str(folder))
+
+
+def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extra=None) -> TeacherTargets:
+    """Write the cache under a temporary name and rename it into place: never half written."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name in ARRAYS:
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
+        (staging / "teacher.json").write_text(json.dumps(info, indent=2) + "\n")
+        if write_extra is not None:
+            write_extra(staging)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if not (folder / "teacher.json").is_file():  # not a concurrent writer that won the race
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read_teacher(folder)
+
+
+def _targets_of(model: torch.nn.Module, train: FaceSet, device: torch.device,
+                centres: np.ndarray | None = None) -> TeacherTargets:
+    """Embeddings of every training image and of its mirror; centres default to the class means."""
+    images = np.asarray(train.images)
+    embeddings = embed(model, images, batch_size=128, device=device, flip=False)
+    if centres is None:
+        centres = mean_centres(embeddings, np.asarray(train.labels), train.num_identities)
+    return TeacherTargets(
+        embeddings=embeddings,
+        flipped=embed(model, images[:, :, ::-1].copy(), batch_size=128, device=device, flip=False),
+        centres=centres,
+    )
+
+
+def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    centres = np.zeros((classes, unit.shape[1]), dtype=np.float64)
+    np.add.at(centres, labels, unit)
+    return (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str | os.PathLike,
+                    budget: ProxyBudget, teacher_spec: str | None = None,
+                    teacher_steps: int | None = None, log=print) -> TeacherTargets | None:
+    """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use."""
+    if teacher == "none":
+        return None
+    cache_dir = Path(cache_dir)
+    device = budget.torch_device()
+    if teacher == "auto":
+        spec = load_spec(teacher_spec or ("iresnet50" if device.type == "cuda" else "mobilefacenet"))
+        steps = teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
+        teacher_budget = dataclasses.replace(budget, steps=steps, distill="none")
+        folder = cache_dir / f"teacher-{_key(data_key, spec_to_dict(spec), dataclasses.asdict(teacher_budget))}"
+        if (folder / "teacher.json").is_file():
+            return read_teacher(folder)
+        log(f"training the teacher ({spec.name}, {steps} steps) once for this data; cached in {folder}")
+        torch.manual_seed(budget.seed)
+        model = build_student(spec, budget.resolution)
+        state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
+        train_loop(state, train, teacher_budget, None, device)
+        centres = torch.nn.functional.normalize(state.head.weight.detach().float(), dim=1).cpu().numpy()
+        targets = _targets_of(state.model, train, device, centres)
+        info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
+                "final_loss": float(np.mean(state.losses[-10:]))}
+        return _write_targets(folder, targets, info,
+                              lambda staging: save_weights(staging / "teacher.safetensors", model, spec))
+    path = Path(teacher)
+    if not path.exists():
+        raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use auto, none, or the path of a "
+                           f".safetensors / .pt checkpoint)")
+    stat = path.stat()
+    folder = cache_dir / f"teacher-{_key(data_key, str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+    if (folder / "teacher.json").is_file():
+        return read_teacher(folder)
+    spec, model = load_checkpoint(path, teacher_spec)
+    model.to(device)
+    log(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
+    targets = _targets_of(model, train, device)
+    return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key})

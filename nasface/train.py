@@ -1,0 +1,270 @@
+"""The training loop, and the brief (proxy) training that scores a search candidate.
+
+One loop serves both uses: ``train_loop`` runs SGD with a margin softmax and a distiller on a
+``FaceSet``; ``score`` builds a candidate from its spec, trains it for the proxy budget and
+measures verification on identities it never saw.  Full training (``nasface train``) calls the
+same loop with checkpoints and more steps.
+
+Read top to bottom: budget -> model -> head + distiller -> optimiser + schedule -> steps ->
+verification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasface.data import FaceSet, PairSet
+from nasface.errors import NasfaceError
+from nasface.evaluate import evaluate_pairs, to_input_tensor
+from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
+from nasface.model import build_model, count, flgc_groups
+from nasface.spec import ArchSpec, load_spec
+
+
+@dataclass(frozen=True)
+class ProxyBudget:
+    """How briefly a candidate trains, and with what (the papers' recipe, shortened)."""
+
+    steps: int = 150             # 0: score the untrained network (the yardstick for "it learnt")
+    batch_size: int = 32
+    resolution: int = 64         # the network sees faces resized to this: 64 fits a CPU, 112 is full size
+    lr: float = 0.1              # SGD, momentum 0.9, weight decay 5e-4, as all five papers
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.1  # linear warm-up, then cosine decay to zero
+    margin: str = "arcface"
+    # s = 64 (the papers' full-training value) barely moves in 150 steps.  MobileFaceNet, 150
+    # steps: synthetic s=64 54%, s=32 57%, s=16 75%, s=8 76%; ORL s=32 91%, s=16 91%, s=8 95%
+    # (untrained: 53% and 91%).  BENCHMARKS.md.
+    scale: float = 8.0
+    distill: str = "angular"
+    alpha: float = 7.0
+    seed: int = 0
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.steps < 0 or self.batch_size < 2:
+            raise NasfaceError(f"proxy budget needs steps >= 0 and batch size >= 2, got {self.steps} and "
+                               f"{self.batch_size}")
+        if not 16 <= self.resolution <= 112:
+            raise NasfaceError(f"proxy resolution must be between 16 and 112 pixels, got {self.resolution}")
+        if self.margin not in MARGIN_KINDS:
+            raise NasfaceError(f"unknown margin loss {self.margin!r} (choose from {', '.join(MARGIN_KINDS)})")
+        if self.distill not in DISTILLER_KINDS:
+            raise NasfaceError(f"unknown distillation {self.distill!r} (choose from {', '.join(DISTILLER_KINDS)})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise NasfaceError(f"unknown device {self.device!r} (choose from auto, cpu, cuda)")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """A teacher's view of the proxy training images, computed once and cached with the study.
+
+    ``embeddings[i]`` / ``flipped[i]`` are the teacher's embeddings of training image i and of its
+    mirror image; ``centres`` are its class centres (one row per training identity).
+    """
+
+    embeddings: np.ndarray
+    flipped: np.ndarray
+    centres: np.ndarray
+    folder: str | None = None   # the cache folder, which workers read the arrays from
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+
+class CandidateFailed(Exception):
+    """A candidate that cannot finish (diverged, out of memory): recorded, not fatal."""
+
+
+class ResizedInput(nn.Module):
+    """Feeds a network built for ``size`` x ``size`` from 112x112 faces (the low-resolution proxy)."""
+
+    def __init__(self, network: nn.Module, size: int):
+        super().__init__()
+        self.network = network
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return self.network(x)
+
+
+def proxy_spec(spec: ArchSpec, resolution: int) -> ArchSpec:
+    """The candidate as the proxy trains it: same blocks, input ``resolution``, global kernel unpinned."""
+    if resolution == spec.input_size:
+        return spec
+    try:
+        return dataclasses.replace(spec, input_size=resolution,
+                                   embedding=dataclasses.replace(spec.embedding, kernel=None))
+    except NasfaceError as err:
+        raise NasfaceError(f"{spec.name} cannot run at the proxy resolution {resolution}: {err}") from None
+
+
+def build_student(spec: ArchSpec, resolution: int) -> nn.Module:
+    network = build_model(proxy_spec(spec, resolution))
+    return network if resolution == spec.input_size else ResizedInput(network, resolution)
+
+
+def learning_rate(step: int, steps: int, base: float, warmup_fraction: float) -> float:
+    warmup = max(1, int(round(steps * warmup_fraction)))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class LoopState:
+    """Everything that changes while training; what a checkpoint holds."""
+
+    model: nn.Module
+    head: nn.Module
+    distiller: nn.Module
+    optimiser: torch.optim.Optimizer
+    step: int = 0
+    losses: list[float] = dataclasses.field(default_factory=list)
+
+
+def make_loop_state(model: nn.Module, num_classes: int, embedding_size: int, budget: ProxyBudget,
+                    teacher: TeacherTargets | None, device: torch.device) -> LoopState:
+    head = margin_loss(budget.margin, num_classes, embedding_size, s=budget.scale)
+    kind = budget.distill if teacher is not None else "none"
+    distiller = make_distiller(kind, **({"alpha": budget.alpha} if kind == "angular" else {}))
+    if teacher is not None:
+        centres = torch.tensor(np.array(teacher.centres), dtype=torch.float32)  # the cache is read-only
+        distiller.prepare(head, teacher_dim=teacher.dim, teacher_centres=centres)
+    model.to(device)
+    head.to(device)
+    distiller.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    trainable = [p for module in (model, head, distiller) for p in module.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(trainable, lr=budget.lr, momentum=budget.momentum,
+                                weight_decay=budget.weight_decay)
+    return LoopState(model, head, distiller, optimiser)
+
+
+def train_loop(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: TeacherTargets | None,
+               device: torch.device, until: int | None = None,
+               on_step: Callable[[LoopState], None] | None = None) -> LoopState:
+    """SGD from ``state.step`` to ``until`` (default: the budget's steps) on ``data``.
+
+    The learning-rate schedule always spans ``budget.steps``, so stopping early and resuming
+    trains exactly as one uninterrupted run; deterministic on CPU for a fixed seed.
+
+    Batches are drawn with replacement from a generator seeded by (seed, step), so a resumed run
+    sees exactly the batches the uninterrupted run would have seen.  Each face is mirrored with
+    probability 1/2, and the teacher's embedding of the mirrored face is used with it.
+    """
+    use_bf16 = device.type == "cuda"
+    until = budget.steps if until is None else until
+    state.model.train()
+    # Denormal floats make CPU backward passes crawl (measured: 40 % of a MobileFaceNet step).
+    # The flag is process-wide, so it is set for the loop only and put back to torch's default.
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        _steps(state, data, budget, teacher, device, until, use_bf16, on_step)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return state
+
+
+def _steps(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: TeacherTargets | None,
+           device: torch.device, until: int, use_bf16: bool, on_step) -> None:
+    while state.step < until:
+        rng = np.random.default_rng([budget.seed, state.step])
+        index = rng.choice(len(data.labels), size=budget.batch_size, replace=True)
+        mirror = rng.random(budget.batch_size) < 0.5
+        batch = np.asarray(data.images[index])
+        batch[mirror] = batch[mirror, :, ::-1]  # mirror on uint8, before the float conversion
+        images = to_input_tensor(batch).to(device, non_blocking=True)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = torch.from_numpy(np.asarray(data.labels[index])).to(device)
+        teacher_batch = None
+        if teacher is not None:
+            rows = np.where(mirror[:, None], teacher.flipped[index], teacher.embeddings[index])
+            teacher_batch = torch.as_tensor(rows, dtype=torch.float32, device=device)
+        for group in state.optimiser.param_groups:
+            group["lr"] = learning_rate(state.step, budget.steps, budget.lr, budget.warmup_fraction)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            embeddings = state.model(images)
+        loss = state.distiller.loss(embeddings.float(), labels, teacher_batch, state.head)
+        if not torch.isfinite(loss):
+            raise CandidateFailed(f"diverged: the loss became {loss.item()} at step {state.step}")
+        state.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimiser.step()
+        state.losses.append(float(loss.detach()))
+        state.step += 1
+        if on_step is not None:
+            on_step(state)
+
+
+def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget = ProxyBudget(),
+          teacher: TeacherTargets | None = None) -> dict:
+    """Train ``spec`` briefly and measure verification on held-out pairs.
+
+    Returns JSON-friendly metrics; a candidate that diverges or runs out of memory returns
+    ``status: failed`` with the reason instead of raising.
+    """
+    spec = load_spec(spec)
+    budget.check()
+    if teacher is not None and len(teacher.embeddings) != len(train_set.labels):
+        raise NasfaceError(f"the teacher's cache holds {len(teacher.embeddings)} embeddings for "
+                           f"{len(train_set.labels)} training images; rebuild it for this data")
+    device = budget.torch_device()
+    torch.manual_seed(budget.seed)
+    start = time.perf_counter()
+    model = build_student(spec, budget.resolution)
+    result = {"spec": spec.name, "status": "ok", "reason": None, "steps": budget.steps,
+              "batch_size": budget.batch_size, "resolution": budget.resolution, "device": device.type,
+              "distill": budget.distill if teacher is not None else "none"}
+    try:
+        state = make_loop_state(model, train_set.num_identities, spec.embedding.size, budget, teacher, device)
+        train_start = time.perf_counter()
+        train_loop(state, train_set, budget, teacher, device)
+        train_seconds = time.perf_counter() - train_start
+        metrics = evaluate_pairs(state.model, pairs, batch_size=128, device=device)
+    except CandidateFailed as failure:
+        return {**result, "status": "failed", "reason": str(failure), "wall_seconds": time.perf_counter() - start}
+    except (torch.cuda.OutOfMemoryError, MemoryError) as err:
+        return {**result, "status": "failed", "reason": f"out of memory: {str(err).splitlines()[0][:200]}",
+                "wall_seconds": time.perf_counter() - start}
+    final_losses = state.losses[-max(1, len(state.losses) // 10):]
+    result.update(
+        accuracy=metrics["accuracy"],
+        accuracy_std=metrics["accuracy_std"],
+        tar_at_far=metrics["tar_at_far"],
+        far=metrics["far"],
+        pairs=metrics["pairs"],
+        final_loss=float(np.mean(final_losses)) if final_losses else None,
+        images_per_second=budget.steps * budget.batch_size / train_seconds if budget.steps else None,
+        train_seconds=train_seconds,
+        wall_seconds=time.perf_counter() - start,
+    )
+    groups = flgc_groups(state.model)
+    if groups:  # learnt groups can be uneven, and uneven groups cost more: count the deployed net
+        result["flgc_groups"] = [[list(size) for size in layer] for layer in groups]
+        result["deployed"] = count(spec, learnt_groups=groups)
+    return result

@@ -1,0 +1,242 @@
+"""Each block family's module: structure from its paper, behaviour, and the FLGC conversion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from nasface.blocks import BottleneckSpec, FLGCSpec, HeadSpec, IRSpec, SeesawSpec, VarGSpec
+from nasface.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
+from nasface.blocks.seesaw import channel_shuffle
+from nasface.blocks.varg import VarGDownBlock, VarGNormalBlock
+from nasface.cost import CostCounter
+from tests.conftest import fvcore_macs, param_count
+
+
+def convs(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def zero_last_bn(module: nn.Module) -> None:
+    """Make the residual branch output zero, so a block with a shortcut returns its input."""
+    last = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
+def test_bottleneck_structure_and_residual():
+    block = BottleneckSpec(expansion=2, se_ratio=0, act="prelu").build(64, 64, 1).eval()
+    expand, depthwise, project = convs(block)
+    assert (expand.in_channels, expand.out_channels, expand.kernel_size) == (64, 128, (1, 1))
+    assert depthwise.groups == 128 and depthwise.stride == (1, 1)
+    assert project.out_channels == 64
+    zero_last_bn(block)
+    x = torch.randn(2, 64, 14, 14)
+    assert torch.allclose(block(x), x)  # RBlock: shortcut kept
+    strided = BottleneckSpec().build(64, 128, 2).eval()
+    zero_last_bn(strided)
+    assert strided(x).abs().max() == 0  # Block: no shortcut when the shape changes
+
+
+def test_bottleneck_se_sits_on_the_expanded_channels():
+    block = BottleneckSpec(expansion=4, se_ratio=4).build(32, 32, 1)
+    linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(128, 32), (32, 128)]
+
+
+def test_varg_blocks_follow_the_paper():
+    spec = VarGSpec(group_size=8, factor=2, se_ratio=4)
+    normal = spec.build(80, 80, 1)
+    assert isinstance(normal, VarGNormalBlock)
+    group_convs = [c for c in convs(normal) if c.kernel_size == (3, 3)]
+    # variable group conv: constant S = 8 input channels per group, factor 2 more channels out
+    assert all(c.in_channels // c.groups == 8 for c in group_convs)
+    assert all(c.out_channels == 2 * c.in_channels for c in group_convs)
+    down = spec.build(40, 80, 2)
+    assert isinstance(down, VarGDownBlock)
+    assert not any(isinstance(m, nn.Linear) for m in down.modules())  # SE only in normal blocks
+    out = down(torch.randn(1, 40, 56, 56))
+    assert out.shape == (1, 80, 28, 28)
+    zero_last_bn(normal.sep2)
+    normal.eval()
+    x = torch.randn(1, 80, 28, 28)
+    # sep2 outputs zero -> SE(0) = 0 -> PReLU(x) of the identity shortcut
+    assert torch.allclose(normal(x), normal.act(x))
+
+
+def test_varg_head_is_a_strided_normal_block():
+    head = HeadSpec(kind="varg", stride=2, group_size=8, factor=1, se_ratio=4).build(40)
+    assert isinstance(head, VarGNormalBlock) and not isinstance(head.shortcut, nn.Identity)
+    assert head(torch.randn(1, 40, 112, 112)).shape == (1, 40, 56, 56)
+
+
+def test_channel_shuffle_interleaves_two_groups():
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    assert channel_shuffle(x, 2).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+
+
+@pytest.mark.parametrize("variant", ["shuffle", "share"])
+def test_seesaw_uneven_groups(variant):
+    block = SeesawSpec(expansion=2, split=(1, 3), variant=variant, se_ratio=4).build(64, 64, 1)
+    pointwise = [(c.in_channels, c.out_channels) for c in convs(block) if c.kernel_size == (1, 1)]
+    expand_small, expand_large, project_first, project_second = pointwise
+    assert expand_small == (16, 32) and expand_large == (48, 96)  # 1:3 of 64 -> 128
+    if variant == "shuffle":
+        assert (project_first, project_second) == ((32, 16), (96, 48))
+    else:  # share: the large projection group reads first, across both expansion groups
+        assert (project_first, project_second) == ((96, 48), (32, 16))
+    assert block(torch.randn(2, 64, 14, 14)).shape == (2, 64, 14, 14)
+
+
+def test_seesaw_variants_differ_and_mapping_branch():
+    torch.manual_seed(0)
+    shuffle = SeesawSpec(variant="shuffle").build(32, 32, 1).eval()
+    torch.manual_seed(0)
+    share = SeesawSpec(variant="share").build(32, 32, 1).eval()
+    x = torch.randn(1, 32, 8, 8)
+    assert not torch.allclose(shuffle(x), share(x))
+    mapped = SeesawSpec(mapping=True).build(32, 64, 2)
+    assert mapped.mapping is not None
+    assert mapped(x).shape == (1, 64, 4, 4)
+    assert SeesawSpec(mapping=True).build(32, 32, 1).mapping is None  # residual blocks keep identity
+
+
+def test_seesaw_mapping_branch_matches_the_main_path_on_odd_maps():
+    # a stride-2 3x3 depthwise conv maps 7 -> 4; the max-pool skip branch must too (CI found 7 -> 3)
+    block = SeesawSpec(mapping=True).build(16, 32, 2)
+    assert block(torch.randn(1, 16, 7, 7)).shape == (1, 32, 4, 4)
+
+
+def test_ir_block_shortcut():
+    block = IRSpec().build(64, 128, 2)
+    assert not isinstance(block.shortcut, nn.Identity)
+    assert block(torch.randn(1, 64, 14, 14)).shape == (1, 128, 7, 7)
+    same = IRSpec().build(64, 64, 1).eval()
+    zero_last_bn(same.body)
+    x = torch.randn(1, 64, 7, 7)
+    assert torch.allclose(same(x), x)
+
+
+# -- FLGC -----------------------------------------------------------------------------------------
+def scramble(layer: FLGCConv1x1, generator: torch.Generator, scale: float = 3.0) -> None:
+    """Stand-in for training: move the meta selection matrices so the groups become uneven."""
+    with torch.no_grad():
+        layer.meta_in.add_(scale * torch.randn(layer.meta_in.shape, generator=generator))
+        layer.meta_out.add_(scale * torch.randn(layer.meta_out.shape, generator=generator))
+
+
+def test_flgc_starts_as_a_balanced_group_conv():
+    layer = FLGCConv1x1(32, 64, 4)
+    assert layer.deployed_groups() == [(8, 16)] * 4
+    mask = layer.mask()
+    assert mask.shape == (64, 32)
+    assert mask.sum().item() == 4 * 8 * 16  # block-diagonal: each filter sees its group's 8 inputs
+
+
+def test_flgc_straight_through_gradients_reach_the_meta_matrices():
+    layer = FLGCConv1x1(16, 16, 4)
+    out = layer(torch.randn(2, 16, 5, 5))
+    out.square().mean().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    assert layer.meta_in.grad is not None and layer.meta_in.grad.abs().sum() > 0
+    assert layer.meta_out.grad is not None and layer.meta_out.grad.abs().sum() > 0
+
+
+def test_flgc_learns_its_groups_with_sgd():
+    torch.manual_seed(0)
+    layer = FLGCConv1x1(8, 8, 2)
+    target = torch.eye(8)[:, :, None, None]  # the identity needs filter i and input i in one group
+    optimiser = torch.optim.SGD(layer.parameters(), lr=0.5)
+    x = torch.randn(32, 8, 3, 3)
+    for _ in range(200):
+        optimiser.zero_grad()
+        loss = (layer(x) - nn.functional.conv2d(x, target)).square().mean()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.05
+    in_groups, out_groups = layer.assignment()
+    assert torch.equal(in_groups, out_groups)  # each filter ended in its input channel's group
+
+
+@settings(max_examples=60, deadline=None)
+@given(cin=st.sampled_from([8, 16, 24, 40]), cout=st.sampled_from([8, 16, 32]), groups=st.sampled_from([2, 3, 4, 8]),
+       seed=st.integers(0, 10_000), scale=st.sampled_from([0.0, 0.5, 3.0]))
+def test_flgc_conversion_is_numerically_equal(cin, cout, groups, seed, scale):
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    layer = FLGCConv1x1(cin, cout, groups, balanced=False)
+    scramble(layer, generator, scale)
+    deployed = GroupedPointwise(layer)
+    x = torch.randn(3, cin, 6, 6, generator=generator)
+    with torch.no_grad():
+        assert (deployed(x) - layer(x)).abs().max() <= 1e-5
+    # its deployed cost, counted analytically, is what fvcore and the parameters say
+    counter = CostCounter(cin, 6, 6)
+    grouped_pointwise_cost(counter, "flgc", layer.deployed_groups())
+    assert counter.total_params == param_count(deployed)
+    assert counter.macs == sum(s[0] * s[1] for s in layer.deployed_groups()) * 36
+    wrapped = nn.Sequential(nn.Upsample(size=(6, 6)), nn.Conv2d(3, cin, 1, bias=False), deployed)
+    assert fvcore_macs(wrapped, size=6) == counter.macs + 3 * cin * 36
+
+
+def test_flgc_bottleneck_deploys_equal_in_a_network():
+    spec = FLGCSpec(expansion=2, groups=4, balanced=False)
+    block = nn.Sequential(spec.build(32, 32, 1), spec.build(32, 64, 2)).eval()
+    generator = torch.Generator().manual_seed(1)
+    for layer in block.modules():
+        if isinstance(layer, FLGCConv1x1):
+            scramble(layer, generator)
+    deployed = deploy(block)
+    assert not any(isinstance(m, FLGCConv1x1) for m in deployed.modules())
+    x = torch.randn(2, 32, 14, 14)
+    with torch.no_grad():
+        assert (deployed(x) - block(x)).abs().max() <= 1e-5
+
+
+def test_trained_flgc_network_counts_as_deployed():
+    import nasface
+    from nasface.model import flgc_groups
+    from nasface.spec import spec_from_dict
+
+    spec = spec_from_dict({
+        "name": "flgc-net", "stem": {"width": 32, "stride": 2}, "head": {"kind": "dw"},
+        "stages": [{"family": "flgc", "repeats": 2, "width": 32, "stride": 2, "groups": 4, "balanced": False},
+                   {"family": "flgc", "repeats": 1, "width": 64, "stride": 2, "groups": 8, "balanced": False}],
+        "embedding": {"kind": "gdc", "width": 64, "size": 128}})
+    model = nasface.build_model(spec)
+    generator = torch.Generator().manual_seed(3)
+    for layer in model.modules():
+        if isinstance(layer, FLGCConv1x1):
+            scramble(layer, generator)
+    groups = flgc_groups(model)
+    assert any(len(set(layer)) > 1 for layer in groups)  # uneven after "training"
+    deployed_figures = nasface.count(spec, learnt_groups=groups)
+    deployed_model = deploy(model)
+    assert deployed_figures["macs"] == fvcore_macs(deployed_model)
+    assert deployed_figures["params"] == param_count(deployed_model)
+    # uneven groups cost more than the balanced start the spec counts
+    assert deployed_figures["macs"] != nasface.count(spec)["macs"]
+
+
+def test_balanced_flgc_keeps_equal_groups_and_the_spec_cost():
+    generator = torch.Generator().manual_seed(5)
+    layer = FLGCConv1x1(32, 48, 4, balanced=True)
+    scramble(layer, generator, scale=5.0)
+    assert layer.deployed_groups() == [(8, 12)] * 4  # learnt membership, equal sizes
+    free = FLGCConv1x1(32, 48, 4, balanced=False)
+    free.load_state_dict(layer.state_dict())
+    assert len(set(free.deployed_groups())) > 1       # the paper's free argmax goes uneven
+    x = torch.randn(2, 32, 5, 5)
+    with torch.no_grad():
+        assert (GroupedPointwise(layer)(x) - layer(x)).abs().max() <= 1e-5
+    spec = FLGCSpec(groups=4, balanced=True)
+    block = spec.build(32, 32, 1)
+    for module in block.modules():
+        if isinstance(module, FLGCConv1x1):
+            scramble(module, generator, scale=5.0)
+    counter = CostCounter(32, 8, 8)
+    spec.add_cost(counter, "b", 32, 1)
+    assert counter.total_params == param_count(deploy(block))

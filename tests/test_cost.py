@@ -1,0 +1,191 @@
+"""The analytic cost model against the papers, against fvcore / ptflops, and on random specs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import nasface
+from nasface.blocks.flgc import deploy
+from nasface.cost import CostCounter, lfr_conv_flops
+from nasface.spec import spec_from_dict
+from tests.conftest import fvcore_macs, param_count, ptflops_macs
+
+PRESETS = nasface.preset_names()
+
+
+# -- the papers' figures ------------------------------------------------------------------------
+def test_vargfacenet_matches_the_lfr_counter_exactly():
+    figures = nasface.count("vargfacenet")
+    assert figures["flops"] == 1_022_864_152  # VarGFaceNet's published LFR2019 figure, to the unit
+    assert figures["convention"] == "lfr"
+    assert abs(figures["params"] - 5.2e6) / 5.2e6 < 0.02
+    assert figures["weight_bytes"] == 4 * figures["params"]
+    assert figures["weight_bytes"] > 20 * 2**20 * 0.95  # "memory footprint is 20M"
+
+
+@pytest.mark.parametrize("preset, macs, params", [
+    ("mobilefacenet", 221e6, 1.2e6),
+    ("seesaw-shuffle-facenet", 146e6, 1.35e6),
+    ("seesaw-share-facenet", 146e6, 1.35e6),
+    ("dw-seesawfacenet", 526e6, 4.2e6),
+    ("iresnet50", 6.3e9, 43.6e6),
+])
+def test_presets_reproduce_their_papers(preset, macs, params):
+    figures = nasface.count(preset, convention="macs")
+    assert figures["flops"] == figures["macs"]
+    assert abs(figures["macs"] - macs) / macs < 0.02
+    assert abs(figures["params"] - params) / params < 0.04  # Seesaw's table gives 1.3M; "1.3-1.4M"
+
+
+def test_mobiface_follows_its_table_not_its_summary():
+    figures = nasface.count("mobiface", convention="macs")
+    fc_weights = 7 * 7 * 512 * 512
+    assert figures["params"] > fc_weights  # the 512-d FC on 7x7x512 alone
+    assert figures["params"] > 2.4e6 * 5   # hence not the published 2.4M
+
+
+def test_lfr_convention_is_about_twice_the_macs():
+    for preset in PRESETS:
+        figures = nasface.count(preset)
+        assert 1.9 < figures["lfr_flops"] / figures["macs"] < 2.0
+
+
+# -- the counter's formulas on hand-computed cases -------------------------------------------
+def test_lfr_conv_formula_hand_cases():
+    # 3x3 conv, 16 -> 32 channels, 8x8 output, no bias: (2*16*9 - 1) * 64 * 32
+    assert lfr_conv_flops(16, 32, 3, 1, 64, bias=False) == 287 * 64 * 32
+    assert lfr_conv_flops(16, 32, 3, 1, 64, bias=True) == 288 * 64 * 32
+    # grouped: the counter divides the whole product, -1 included, by the groups
+    assert lfr_conv_flops(16, 32, 3, 2, 64, bias=False) == (287 * 64 * 32) // 2
+    assert lfr_conv_flops(3, 5, 1, 1, 1, bias=False) == 25  # int(5 * 5 / 1)
+    assert lfr_conv_flops(8, 8, 3, 8, 1, bias=False) == (2 * 8 * 9 - 1) * 8 // 8
+
+
+def test_counter_conv_and_linear_both_conventions():
+    counter = CostCounter(4, 10, 10)
+    counter.conv("c", 6, kernel=3, stride=2, groups=2)
+    assert (counter.channels, counter.height, counter.width) == (6, 5, 5)
+    assert counter.macs == 2 * 9 * 25 * 6
+    assert counter.lfr_flops == (2 * 4 * 9 - 1) * 25 * 6 // 2
+    counter.linear("fc", 150, 10, bias=True)
+    assert counter.macs == 2 * 9 * 25 * 6 + 1500
+    assert counter.lfr_flops == (2 * 4 * 9 - 1) * 25 * 6 // 2 + 3000
+    assert counter.total_params == 6 * 2 * 9 + 1510
+
+
+# -- exact against independent counters ------------------------------------------------------
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_match_fvcore_ptflops_and_parameters(preset):
+    spec = nasface.load_spec(preset)
+    model = nasface.build_model(spec)
+    figures = nasface.count(spec)
+    assert fvcore_macs(model) == figures["macs"]
+    assert ptflops_macs(model) == figures["macs"]
+    assert param_count(model) == figures["params"]
+
+
+def measured_peak_elems(model: nn.Module) -> int:
+    """The largest input + output of any convolution or FC layer in a real forward pass."""
+    peak = 0
+
+    def hook(module, inputs, output):
+        nonlocal peak
+        peak = max(peak, inputs[0].numel() + output.numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 112, 112))
+    for handle in handles:
+        handle.remove()
+    return peak
+
+
+@pytest.mark.parametrize("preset", ["mobilefacenet", "vargfacenet", "seesaw-share-facenet"])
+def test_peak_activation_covers_every_layer(preset):
+    spec = nasface.load_spec(preset)
+    figures = nasface.count(spec)
+    measured = measured_peak_elems(nasface.build_model(spec))
+    # Every layer's own input + output fits under the peak, and shortcuts make it larger.
+    assert 4 * measured <= figures["activation_bytes"] <= 4 * 3 * measured
+
+
+# -- random specs (property-based) ------------------------------------------------------------
+WIDTHS = st.sampled_from([16, 32, 48, 64])
+
+
+@st.composite
+def block_knobs(draw):
+    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir"]))
+    act = draw(st.sampled_from(["prelu", "relu", "swish"]))
+    se_ratio = draw(st.sampled_from([0, 4, 8]))
+    if family == "bottleneck":
+        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 3, 4])), "se_ratio": se_ratio, "act": act}
+    if family == "varg":
+        return {"family": family, "group_size": draw(st.sampled_from([4, 8, 16])),
+                "factor": draw(st.sampled_from([1, 2])), "se_ratio": se_ratio, "act": act}
+    if family == "seesaw":
+        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 4])),
+                "split": draw(st.sampled_from([[1, 3], [1, 1], [3, 5]])),
+                "variant": draw(st.sampled_from(["shuffle", "share"])), "se_ratio": se_ratio, "act": act,
+                "mapping": draw(st.booleans())}
+    if family == "flgc":
+        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 4])),
+                "groups": draw(st.sampled_from([2, 4, 8])), "se_ratio": se_ratio, "act": act}
+    return {"family": family, "se_ratio": se_ratio, "act": act}
+
+
+@st.composite
+def random_specs(draw):
+    stem_stride = draw(st.sampled_from([1, 2]))
+    head = draw(st.sampled_from([{"kind": "dw", "stride": 1}, {"kind": "dw", "stride": 2},
+                                 {"kind": "varg", "stride": 2, "group_size": 8, "factor": 1},
+                                 {"kind": "none", "stride": 1}]))
+    size = 112 // stem_stride // head["stride"]
+    stages = []
+    for _ in range(draw(st.integers(1, 4))):
+        stride = draw(st.sampled_from([1, 2]))
+        size = (size + 1) // 2 if stride == 2 else size
+        stages.append({**draw(block_knobs()), "repeats": draw(st.integers(1, 2)), "width": draw(WIDTHS),
+                       "stride": stride})
+    while size > 14:  # keep the flattened FC embeddings small
+        stages.append({**draw(block_knobs()), "repeats": 1, "width": draw(WIDTHS), "stride": 2})
+        size = (size + 1) // 2
+    kind = draw(st.sampled_from(["gdc", "varg", "fc", "gap"]))
+    embedding = {"kind": kind, "size": draw(st.sampled_from([128, 256, 512])),
+                 "width": draw(st.sampled_from([32, 64])) if kind != "fc" else draw(st.sampled_from([None, 16, 32])),
+                 "group_size": 8}
+    return spec_from_dict({"name": "random", "stem": {"width": draw(WIDTHS), "stride": stem_stride},
+                           "head": head, "stages": stages, "embedding": embedding})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=random_specs())
+def test_random_specs_are_exact(spec):
+    # The analytic cost is the deployed network's: FLGC layers as real group convolutions.
+    model = deploy(nasface.build_model(spec))
+    figures = nasface.count(spec)
+    assert param_count(model) == figures["params"]
+    assert fvcore_macs(model) == figures["macs"]
+    assert ptflops_macs(model) == figures["macs"]
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 3, 112, 112)).shape == (2, spec.embedding.size)
+
+
+def test_odd_feature_maps_are_exact():
+    # 112 -> 56 -> 28 -> 14 -> 7 -> 4: every family's stride-2 block on an odd 7x7 map
+    for knobs in ({"family": "seesaw", "mapping": True}, {"family": "varg"}, {"family": "ir"},
+                  {"family": "flgc"}, {"family": "bottleneck"}):
+        spec = spec_from_dict({"name": "odd", "stem": {"width": 16, "stride": 2},
+                               "head": {"kind": "dw", "stride": 2},
+                               "stages": [{"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2},
+                                          {"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2},
+                                          {**knobs, "repeats": 1, "width": 32, "stride": 2}],
+                               "embedding": {"kind": "gdc", "size": 128, "width": 32}})
+        model = deploy(nasface.build_model(spec))
+        figures = nasface.count(spec)
+        assert fvcore_macs(model) == figures["macs"], knobs
+        assert param_count(model) == figures["params"], knobs
