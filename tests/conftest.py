@@ -53,3 +53,15 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (the papers' data beside the repository) is not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """The studies directory of a real, tiny finished search named "r" (3 trials and the baselines)."""
+    from nasface.progress import Reporter
+    from nasface.search import run_search
+    from tests.test_search import tiny_config
+
+    root = tmp_path_factory.mktemp("tiny-study")
+    run_search(tiny_config(root, study="r", trials=3, baselines=True), Reporter("quiet"))
+    return root / "studies"

@@ -12,18 +12,12 @@ import pytest
 import yaml
 
 import nasface
-from nasface.progress import Reporter
 from nasface.report import hypervolume, open_study, study_frame, write_report
-from nasface.search import run_search
-from tests.test_search import tiny_config
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
-    config = tiny_config(root, study="r", trials=3, baselines=True)
-    run_search(config, Reporter("quiet"))
-    return root / "studies"
+def study_dir(tiny_study):
+    return tiny_study
 
 
 def cli(*args) -> subprocess.CompletedProcess:
