@@ -5,11 +5,17 @@ network it is).  It reads those, and plain PyTorch state dicts (``.pt`` / ``.pth
 insightface's ``backbone.pth``) with ``torch.load(weights_only=True)``, which refuses pickled
 code.  A state dict whose names differ from nasface's (insightface's iresnet) is matched by
 position, every shape checked; a checkpoint of another architecture gets one clear error.
+
+Full training's resumable state (model, margin head, optimiser, step, RNG) is a ``torch.save``
+file of tensors and plain values only, so it too is read back with ``weights_only=True``.
+Every file here is written under a temporary name and renamed into place: a process killed
+while writing leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -37,6 +43,43 @@ def save_weights(path: str | os.PathLike, model: nn.Module, spec: ArchSpec, meta
     return path
 
 
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)``, quietly; ``ValueError`` with the unpickler's own reason."""
+    try:
+        with warnings.catch_warnings():  # e.g. "pickle protocol 5": the error below says what matters
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only refuses anything but tensors and plain containers
+        text = str(err)
+        if "WeightsUnpickler error:" in text:  # torch's first lines are generic advice; its reason follows
+            text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+        raise ValueError(" ".join(text.split())[:160]) from None
+
+
+def save_training_state(path: str | os.PathLike, state: dict) -> Path:
+    """Write a resumable training state (tensors and plain values), atomically and durably."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())  # the rename must never point at data still in flight
+    os.replace(tmp, path)
+    return path
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    try:
+        state = _torch_load(Path(path))
+    except ValueError as err:
+        raise NasfaceError(f"{path}: not a readable training checkpoint ({err}); delete it to train from the "
+                           f"start") from None
+    if not isinstance(state, dict):
+        raise NasfaceError(f"{path}: not a nasface training checkpoint; delete it to train from the start")
+    return state
+
+
 def read_metadata(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -54,10 +97,10 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as err:
             raise NasfaceError(f"{path}: not a readable safetensors file ({err})") from None
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # weights_only refuses anything but tensors and plain containers
+        state = _torch_load(path)
+    except ValueError as err:
         raise NasfaceError(f"{path}: cannot be loaded as a PyTorch state dict with weights_only=True "
-                           f"({str(err).splitlines()[0][:160]})") from None
+                           f"({err})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

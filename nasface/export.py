@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,17 +17,26 @@ import optuna
 import yaml
 
 from nasface.errors import NasfaceError
+from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS
 from nasface.model import count
 from nasface.report import best_trial, study_settings
-from nasface.spec import read_yaml, save_spec, spec_from_dict, write_atomic
+from nasface.spec import coerce_field, read_yaml, save_spec, spec_from_dict, write_atomic
+
+# What ``nasface export`` leaves for the user to fill in (``nasface train`` refuses to start on them).
+DATA_PLACEHOLDER = "FILL IN: path/to/faces_emore (train.rec + train.idx), an image folder, orl or synthetic"
+TEACHER_PLACEHOLDER = "FILL IN: path/to/teacher checkpoint (.safetensors / .pt), auto, or none"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Full training of one spec; every field has the papers' value unless the user changes it."""
+    """Full training of one spec; every field has the papers' value unless the user changes it.
+
+    ``lr_steps`` and ``warmup_epochs`` are in epochs of ``epochs``; when ``steps`` is set they
+    keep their place in the run (lr / 10 at 9/16, 13/16 and 15/16 of the steps by default).
+    """
 
     spec: str
-    data: str = "FILL IN: path/to/faces_emore (train.rec + train.idx), an image folder, orl or synthetic"
+    data: str = DATA_PLACEHOLDER
     val_bins: tuple[str, ...] = ()
     epochs: float = 16.0                     # SeesawFaceNets / insightface schedule: 16 epochs,
     lr_steps: tuple[float, ...] = (9.0, 13.0, 15.0)  # lr / 10 at epochs 9, 13, 15
@@ -40,7 +50,7 @@ class Recipe:
     scale: float = 64.0
     distill: str = "angular"
     alpha: float = 7.0
-    teacher: str = "FILL IN: path/to/teacher checkpoint (.safetensors / .pt), auto, or none"
+    teacher: str = TEACHER_PLACEHOLDER
     teacher_spec: str | None = None
     generations: int = 2                     # recursive knowledge distillation (VarGFaceNet 2.5)
     checkpoint_every: int = 2000
@@ -51,34 +61,102 @@ class Recipe:
     proxy: dict = field(default_factory=dict)
 
     def check(self) -> None:
-        if self.epochs <= 0 and not self.steps:
-            raise NasfaceError("recipe: set epochs > 0 or steps")
+        """Raise ``NasfaceError`` naming the first field that cannot train."""
+        if not self.epochs > 0:
+            raise NasfaceError(f"recipe.epochs: must be above 0 (lr_steps and warmup_epochs count in it; steps, "
+                               f"when set, gives the run's length), got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise NasfaceError(f"recipe.steps: must be at least 1 (or null to count epochs), got {self.steps}")
         if self.generations < 1:
             raise NasfaceError(f"recipe.generations: must be at least 1, got {self.generations}")
         if self.batch_size < 2:
             raise NasfaceError(f"recipe.batch_size: must be at least 2, got {self.batch_size}")
+        if not self.lr > 0 or not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
+            raise NasfaceError(f"recipe: needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
+                               f"{self.lr}, {self.momentum} and {self.weight_decay}")
+        for epoch in self.lr_steps:
+            if not 0 < epoch < self.epochs:
+                raise NasfaceError(f"recipe.lr_steps: {epoch} is not inside the {self.epochs} epochs of the run")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise NasfaceError(f"recipe.warmup_epochs: must be 0 or more and below epochs ({self.epochs}), "
+                               f"got {self.warmup_epochs}")
+        if self.margin not in MARGIN_KINDS:
+            raise NasfaceError(f"recipe.margin: unknown margin loss {self.margin!r} "
+                               f"(choose from {', '.join(MARGIN_KINDS)})")
+        if not self.scale > 0 or not self.alpha >= 0:
+            raise NasfaceError(f"recipe: needs scale > 0 and alpha >= 0, got {self.scale} and {self.alpha}")
+        if self.distill not in DISTILLER_KINDS:
+            raise NasfaceError(f"recipe.distill: unknown distillation {self.distill!r} "
+                               f"(choose from {', '.join(DISTILLER_KINDS)})")
+        if self.distill == "none" and self.generations > 1:
+            raise NasfaceError(f"recipe.generations: {self.generations} generations distil one from another, "
+                               f"which distill: none does not; set generations: 1 or a distillation")
+        if self.checkpoint_every < 1 or self.eval_every < 1:
+            raise NasfaceError(f"recipe: checkpoint_every and eval_every must be at least 1 step, got "
+                               f"{self.checkpoint_every} and {self.eval_every}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise NasfaceError(f"recipe.device: unknown device {self.device!r} (choose from auto, cpu, cuda)")
+
+
+def _coerce(value, hint, where: str):
+    """A recipe value of the field's type, or ``NasfaceError`` naming the field."""
+    if typing.get_origin(hint) is tuple:  # tuple[str, ...] / tuple[float, ...]: a YAML list
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise NasfaceError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(coerce_field(entry, item, f"{where}[{i}]") for i, entry in enumerate(value))
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise NasfaceError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    return coerce_field(value, hint, where)
+
+
+def _beside(folder: Path, value: str) -> str:
+    """A relative path the recipe names, read from the recipe's folder unless it exists from here."""
+    path = Path(value)
+    if not path.is_absolute() and not path.exists() and (folder / path).exists():
+        return str(folder / path)
+    return value
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and check ``recipe.yaml``; relative paths in it are read from its folder."""
     path = Path(path)
     data = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise NasfaceError(f"{path}: expected a mapping of recipe fields")
-    known = set(Recipe.__dataclass_fields__)
-    unknown = [key for key in data if key not in known]
+    hints = typing.get_type_hints(Recipe)
+    unknown = [key for key in data if key not in hints]
     if unknown:
-        raise NasfaceError(f"{path}: unknown recipe field {unknown[0]!r} (fields: {', '.join(sorted(known))})")
+        raise NasfaceError(f"{path}: unknown recipe field {unknown[0]!r} (fields: {', '.join(sorted(hints))})")
     if "spec" not in data:
         raise NasfaceError(f"{path}: the recipe names no spec")
-    for key in ("val_bins", "lr_steps"):
-        if key in data:
-            data[key] = tuple(data[key] or ())
-    spec_path = Path(data["spec"])
-    if not spec_path.is_absolute() and not spec_path.exists() and (path.parent / spec_path).exists():
-        data["spec"] = str(path.parent / spec_path)
-    recipe = Recipe(**data)
-    recipe.check()
+    fields = {key: _coerce(value, hints[key], f"{path}: recipe.{key}") for key, value in data.items()}
+    for key in ("spec", "data", "teacher", "teacher_spec"):
+        if fields.get(key) is not None:
+            fields[key] = _beside(path.parent, fields[key])
+    if "val_bins" in fields:
+        fields["val_bins"] = tuple(_beside(path.parent, entry) for entry in fields["val_bins"])
+    recipe = Recipe(**fields)
+    try:
+        recipe.check()
+    except NasfaceError as err:
+        raise NasfaceError(f"{path}: {err}") from None
     return recipe
+
+
+def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
+    """Write ``recipe`` as YAML (atomically), with a comment saying how to run it."""
+    path = Path(path)
+    data = asdict(recipe)
+    for key in ("val_bins", "lr_steps"):
+        data[key] = list(data[key])
+    write_atomic(path, "# nasface full-training recipe: fill in the data and teacher, then\n"
+                       f"#   nasface train {path}\n" + yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def export_trial(study: optuna.Study, trial: str | int, output: str | os.PathLike) -> tuple[Path, Path]:
@@ -101,13 +179,10 @@ def export_trial(study: optuna.Study, trial: str | int, output: str | os.PathLik
     metrics = chosen.user_attrs.get("metrics") or {}
     costs = {k: v for k, v in count(spec, settings.get("budgets", {}).get("convention", "lfr")).items()
              if k != "stages"}
-    recipe = Recipe(spec=spec_path.name, distill=settings.get("proxy", {}).get("distill", "angular"),
-                    costs=costs, proxy={"trial": chosen.number, "accuracy": metrics.get("accuracy"),
-                                        "tar_at_far": metrics.get("tar_at_far"), "settings": settings.get("proxy")})
-    data = asdict(recipe)
-    for key in ("val_bins", "lr_steps"):
-        data[key] = list(data[key])
-    recipe_path = output / "recipe.yaml"
-    write_atomic(recipe_path, "# nasface full-training recipe: fill in the data and teacher, then\n"
-                              f"#   nasface train {recipe_path}\n" + yaml.safe_dump(data, sort_keys=False))
-    return spec_path, recipe_path
+    distill = settings.get("proxy", {}).get("distill", "angular")
+    # Generations distil one from another: without distillation there is one.
+    generations = 1 if distill == "none" else Recipe.generations
+    proxy = {"trial": chosen.number, "accuracy": metrics.get("accuracy"), "tar_at_far": metrics.get("tar_at_far"),
+             "settings": settings.get("proxy")}
+    recipe = Recipe(spec=spec_path.name, distill=distill, generations=generations, costs=costs, proxy=proxy)
+    return spec_path, save_recipe(recipe, output / "recipe.yaml")

@@ -2,11 +2,12 @@
 
 One loop serves both uses: ``train_loop`` runs SGD with a margin softmax and a distiller on a
 ``FaceSet``; ``score`` builds a candidate from its spec, trains it for the proxy budget and
-measures verification on identities it never saw.  Full training (``nasface train``) calls the
-same loop with checkpoints and more steps.
+measures verification on identities it never saw.  Full training (``nasface.fulltrain``) calls the
+same loop with its own settings (``TrainingPlan``: the papers' step decay instead of the proxy's
+cosine), a teacher network run on every batch instead of cached targets, and checkpoints.
 
-Read top to bottom: budget -> model -> head + distiller -> optimiser + schedule -> steps ->
-verification.
+Read top to bottom: budget -> schedules -> model -> teachers -> head + distiller -> optimiser ->
+steps -> verification.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -61,15 +63,81 @@ class ProxyBudget:
             raise NasfaceError(f"unknown margin loss {self.margin!r} (choose from {', '.join(MARGIN_KINDS)})")
         if self.distill not in DISTILLER_KINDS:
             raise NasfaceError(f"unknown distillation {self.distill!r} (choose from {', '.join(DISTILLER_KINDS)})")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise NasfaceError(f"unknown device {self.device!r} (choose from auto, cpu, cuda)")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+        check_device(self.device)
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
+
+    @property
+    def schedule(self) -> "CosineSchedule":
+        return CosineSchedule(self.steps, self.warmup_fraction)
+
+
+def check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda"):
+        raise NasfaceError(f"unknown device {device!r} (choose from auto, cpu, cuda)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when torch sees a GPU, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def learning_rate(step: int, steps: int, base: float, warmup_fraction: float) -> float:
+    warmup = max(1, int(round(steps * warmup_fraction)))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    """The proxy's schedule: linear warm-up over a fraction of ``steps``, then cosine decay to zero."""
+
+    steps: int
+    warmup_fraction: float
+
+    def learning_rate(self, step: int, base: float) -> float:
+        return learning_rate(step, self.steps, base, self.warmup_fraction)
+
+
+@dataclass(frozen=True)
+class StepDecaySchedule:
+    """Full training's schedule (insightface, all five papers): lr x ``factor`` at each of
+    ``decay_steps``, after an optional linear warm-up over ``warmup_steps``."""
+
+    decay_steps: tuple[int, ...]
+    warmup_steps: int = 0
+    factor: float = 0.1
+
+    def learning_rate(self, step: int, base: float) -> float:
+        if step < self.warmup_steps:
+            return base * (step + 1) / self.warmup_steps
+        return base * self.factor ** sum(1 for boundary in self.decay_steps if step >= boundary)
+
+
+class LoopSettings(Protocol):
+    """What ``make_loop_state`` and ``train_loop`` read: a ``ProxyBudget``, or full training's
+    ``nasface.fulltrain.TrainingPlan``."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    margin: str
+    scale: float
+    distill: str
+    alpha: float
+    seed: int
+
+    @property
+    def schedule(self) -> CosineSchedule | StepDecaySchedule: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +156,38 @@ class TeacherTargets:
     @property
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
+
+    def batch_targets(self, index: np.ndarray, mirror: np.ndarray, images: torch.Tensor) -> torch.Tensor:
+        """The cached embeddings of the batch's images (of their mirror images where mirrored)."""
+        rows = np.where(mirror[:, None], self.flipped[index], self.embeddings[index])
+        return torch.as_tensor(rows, dtype=torch.float32, device=images.device)
+
+
+class TeacherNetwork:
+    """A teacher run on every batch: full training sees too many images to cache its view.
+
+    ``centres`` (one row per training identity) are needed by margin distillation only.
+    """
+
+    def __init__(self, model: nn.Module, dim: int, centres: np.ndarray | None = None):
+        self.model = model.eval().requires_grad_(False)
+        self.dim = dim
+        self.centres = centres
+
+    def to(self, device: torch.device) -> "TeacherNetwork":
+        self.model.to(device)
+        if device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        return self
+
+    def batch_targets(self, index: np.ndarray, mirror: np.ndarray, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's embeddings of the batch as the student sees it (already mirrored)."""
+        with torch.no_grad(), torch.autocast(images.device.type, dtype=torch.bfloat16,
+                                             enabled=images.device.type == "cuda"):
+            return self.model(images).float()
+
+
+Teacher = TeacherTargets | TeacherNetwork
 
 
 class CandidateFailed(Exception):
@@ -124,14 +224,6 @@ def build_student(spec: ArchSpec, resolution: int) -> nn.Module:
     return network if resolution == spec.input_size else ResizedInput(network, resolution)
 
 
-def learning_rate(step: int, steps: int, base: float, warmup_fraction: float) -> float:
-    warmup = max(1, int(round(steps * warmup_fraction)))
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 @dataclass
 class LoopState:
     """Everything that changes while training; what a checkpoint holds."""
@@ -144,13 +236,14 @@ class LoopState:
     losses: list[float] = dataclasses.field(default_factory=list)
 
 
-def make_loop_state(model: nn.Module, num_classes: int, embedding_size: int, budget: ProxyBudget,
-                    teacher: TeacherTargets | None, device: torch.device) -> LoopState:
+def make_loop_state(model: nn.Module, num_classes: int, embedding_size: int, budget: LoopSettings,
+                    teacher: Teacher | None, device: torch.device) -> LoopState:
     head = margin_loss(budget.margin, num_classes, embedding_size, s=budget.scale)
     kind = budget.distill if teacher is not None else "none"
     distiller = make_distiller(kind, **({"alpha": budget.alpha} if kind == "angular" else {}))
     if teacher is not None:
-        centres = torch.tensor(np.array(teacher.centres), dtype=torch.float32)  # the cache is read-only
+        centres = None if teacher.centres is None else \
+            torch.tensor(np.array(teacher.centres), dtype=torch.float32)  # the cache is read-only
         distiller.prepare(head, teacher_dim=teacher.dim, teacher_centres=centres)
     model.to(device)
     head.to(device)
@@ -163,13 +256,14 @@ def make_loop_state(model: nn.Module, num_classes: int, embedding_size: int, bud
     return LoopState(model, head, distiller, optimiser)
 
 
-def train_loop(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: TeacherTargets | None,
+def train_loop(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: Teacher | None,
                device: torch.device, until: int | None = None,
                on_step: Callable[[LoopState], None] | None = None) -> LoopState:
     """SGD from ``state.step`` to ``until`` (default: the budget's steps) on ``data``.
 
-    The learning-rate schedule always spans ``budget.steps``, so stopping early and resuming
-    trains exactly as one uninterrupted run; deterministic on CPU for a fixed seed.
+    The learning rate is ``budget.schedule`` (the proxy's cosine, full training's step decay),
+    which always spans ``budget.steps``, so stopping early and resuming trains exactly as one
+    uninterrupted run; deterministic on CPU for a fixed seed.
 
     Batches are drawn with replacement from a generator seeded by (seed, step), so a resumed run
     sees exactly the batches the uninterrupted run would have seen.  Each face is mirrored with
@@ -189,8 +283,9 @@ def train_loop(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: Te
     return state
 
 
-def _steps(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: TeacherTargets | None,
+def _steps(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: Teacher | None,
            device: torch.device, until: int, use_bf16: bool, on_step) -> None:
+    schedule = budget.schedule
     while state.step < until:
         rng = np.random.default_rng([budget.seed, state.step])
         index = rng.choice(len(data.labels), size=budget.batch_size, replace=True)
@@ -201,12 +296,9 @@ def _steps(state: LoopState, data: FaceSet, budget: ProxyBudget, teacher: Teache
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         labels = torch.from_numpy(np.asarray(data.labels[index])).to(device)
-        teacher_batch = None
-        if teacher is not None:
-            rows = np.where(mirror[:, None], teacher.flipped[index], teacher.embeddings[index])
-            teacher_batch = torch.as_tensor(rows, dtype=torch.float32, device=device)
+        teacher_batch = None if teacher is None else teacher.batch_targets(index, mirror, images)
         for group in state.optimiser.param_groups:
-            group["lr"] = learning_rate(state.step, budget.steps, budget.lr, budget.warmup_fraction)
+            group["lr"] = schedule.learning_rate(state.step, budget.lr)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             embeddings = state.model(images)
         loss = state.distiller.loss(embeddings.float(), labels, teacher_batch, state.head)
