@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from nasface.atomic import atomic_path
 from nasface.errors import NasfaceError
 from nasface.model import build_model
 from nasface.spec import ArchSpec, dump_spec, load_spec, spec_from_dict
@@ -34,12 +35,10 @@ SPEC_KEY = "nasface_spec"
 def save_weights(path: str | os.PathLike, model: nn.Module, spec: ArchSpec, metadata: dict | None = None) -> Path:
     """Write ``model``'s state (parameters and BN statistics) with its spec, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     meta = {SPEC_KEY: dump_spec(spec, "json"), **{k: str(v) for k, v in (metadata or {}).items()}}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
@@ -59,13 +58,8 @@ def _torch_load(path: Path):
 def save_training_state(path: str | os.PathLike, state: dict) -> Path:
     """Write a resumable training state (tensors and plain values), atomically and durably."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())  # the rename must never point at data still in flight
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 

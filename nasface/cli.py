@@ -300,7 +300,7 @@ def report_command(
 
     loaded = open_study(study, studies_dir, storage)
     if csv is not None:
-        from nasface.spec import write_atomic
+        from nasface.atomic import write_atomic
 
         write_atomic(csv, study_frame(loaded).to_csv(index=False))
     if as_json:

@@ -16,11 +16,12 @@ from pathlib import Path
 import optuna
 import yaml
 
+from nasface.atomic import write_atomic
 from nasface.errors import NasfaceError
 from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS
 from nasface.model import count
 from nasface.report import best_trial, study_settings
-from nasface.spec import coerce_field, read_yaml, save_spec, spec_from_dict, write_atomic
+from nasface.spec import coerce_field, read_yaml, save_spec, spec_from_dict
 
 # What ``nasface export`` leaves for the user to fill in (``nasface train`` refuses to start on them).
 DATA_PLACEHOLDER = "FILL IN: path/to/faces_emore (train.rec + train.idx), an image folder, orl or synthetic"

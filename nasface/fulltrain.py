@@ -37,6 +37,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from nasface.atomic import atomic_path, write_atomic
 from nasface.checkpoint import (load_checkpoint, load_training_state, read_metadata, save_training_state,
                                 save_weights)
 from nasface.data import FaceSet, PairSet, open_source, read_bin
@@ -45,8 +46,8 @@ from nasface.errors import NasfaceError
 from nasface.evaluate import embed, evaluate_pairs
 from nasface.export import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_recipe
 from nasface.model import build_model
-from nasface.progress import _eta as format_duration
-from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict, write_atomic
+from nasface.progress import format_duration
+from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.train import (CandidateFailed, LoopState, StepDecaySchedule, TeacherNetwork, check_device,
                            make_loop_state, resolve_device, train_loop)
 
@@ -384,10 +385,8 @@ def _load_teacher(run: TrainingRun, stage: Stage, faces: FaceSet) -> TeacherNetw
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    os.replace(tmp, path)
 
 
 def _checkpoint_state(state: LoopState, stage: Stage, fingerprint: dict) -> dict:
@@ -468,9 +467,8 @@ def _train_stage(run: TrainingRun, stage: Stage, faces: FaceSet, saved: dict | N
 
 # -- the run --------------------------------------------------------------------------------------------
 def _copy_atomic(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def run_training(run: TrainingRun, reporter: "TrainingReporter | None" = None) -> TrainingResult:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from nasface.atomic import atomic_path
 from nasface.blocks.embeddings import EmbeddingBlock
 from nasface.blocks.flgc import deploy
 from nasface.checkpoint import load_checkpoint
@@ -151,10 +152,8 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike, spec: str 
                            f"takes {FACE_SIZE}x{FACE_SIZE} faces: export its spec with input_size {FACE_SIZE}")
     network, folded = deployed_network(model)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
     example = torch.zeros(2, 3, FACE_SIZE, FACE_SIZE)  # batch 2: torch.export specialises a batch of 1
-    try:
+    with atomic_path(output) as tmp:
         with _quiet_exporter():
             torch.onnx.export(network, (example,), str(tmp), input_names=["images"], output_names=["embedding"],
                               dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, external_data=False,
@@ -163,7 +162,4 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike, spec: str 
         if min_cosine < MIN_COSINE:  # a bug in the deployed form or the exporter, never the user's input
             raise RuntimeError(f"the ONNX model of {arch.name} disagrees with torch (cosine {min_cosine:.6f}); "
                                f"nothing was written")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return OnnxExport(path=output, spec=arch, trained=trained, folded_batchnorms=folded, min_cosine=min_cosine)

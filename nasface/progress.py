@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _eta(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     minutes, secs = divmod(int(seconds), 60)
@@ -64,7 +64,7 @@ class Reporter:
                   f"{progress.running} running, "
                   f"{progress.rejected} rejected, {progress.failed} failed, "
                   f"Pareto {len(pareto) if pareto is not None else '-'}, "
-                  f"elapsed {_eta(time.time() - progress.started)}, left ~{_eta(progress.eta_seconds())}")
+                  f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(progress.eta_seconds())}")
         if self.mode == "rich":
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
             if row["kind"] == "duplicate":

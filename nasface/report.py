@@ -261,7 +261,7 @@ def write_report(study: optuna.Study, path: str | os.PathLike) -> Path:
     """Write the self-contained HTML report; returns its path."""
     import plotly.io as pio
 
-    from nasface.spec import write_atomic
+    from nasface.atomic import write_atomic
 
     frame = study_frame(study)
     figs = figures(study)

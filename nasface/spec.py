@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from nasface.atomic import write_atomic
 from nasface.blocks import FAMILIES, BlockSpec, EmbeddingSpec, HeadSpec
 from nasface.blocks.base import check_activation
 from nasface.cost import conv_output_size
@@ -270,19 +270,6 @@ def dump_spec(spec: ArchSpec, fmt: str = "yaml") -> str:
     if fmt == "json":
         return json.dumps(data, indent=2)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_spec(spec: ArchSpec, path: str | os.PathLike) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -133,3 +134,21 @@ def test_random_yaml_loads_or_raises_a_clear_error(text, tmp_path_factory):
         nasface.load_spec(path)
     except NasfaceError as err:
         assert str(err) and "\n" not in str(err)
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    from nasface.atomic import atomic_path, write_atomic
+
+    target = tmp_path / "out" / "spec.yaml"
+    write_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["spec.yaml"]  # no temporary left behind
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # a normal file, not mkstemp's private 0600
