@@ -6,12 +6,13 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from nasface.atomic import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,31 +46,26 @@ def result_path(name: str, out: str | os.PathLike | None = None) -> Path:
 
 def write_result(name: str, payload: dict, out: str | os.PathLike | None = None) -> Path:
     """Write ``payload`` (plus date and machine) as JSON; atomically, so a reader never sees half a file."""
-    path = result_path(name, out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": date.today().isoformat(), "machine": machine(), **payload}
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-    os.replace(handle.name, path)
-    return path
+    return write_atomic(result_path(name, out), json.dumps(payload, indent=2) + "\n")
 
 
 class RowLog:
     """One JSON line per finished unit of work, keyed, so a run cut short resumes where it stopped.
 
     A line is appended and flushed as soon as its work is done; a torn last line (the process was
-    killed mid-write) is ignored on reading and its work is simply done again.
+    killed mid-write) is cut off on reading and its work is simply done again.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.rows: dict[str, dict] = {}
         if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            text = path.read_text()
+            whole, _, torn = text.rpartition("\n")
+            if torn:  # cut it off, or the next line would be appended to it
+                path.write_text(whole + "\n" if whole else "")
+            for row in map(json.loads, whole.splitlines()):
                 self.rows[row["key"]] = row
 
     def get(self, key: str) -> dict | None:
