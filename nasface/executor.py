@@ -4,7 +4,8 @@
   tests that need no cluster);
 - ``RayExecutor`` runs jobs as Ray tasks: a local Ray started by nasface by default, or an
   existing cluster with ``address``.  A worker process that dies mid-trial is retried a bounded
-  number of times by Ray; after that the job fails with the reason.
+  number of times by Ray (``max_retries``); after that the job fails with the reason.  Each task is
+  named after its key (``ray::nasface-trial-7`` in ``ps``), so a trial's worker can be found.
 
 A job is a plain function and a JSON-friendly payload; ``wait`` hands back finished jobs as
 ``(key, Outcome)``.  A job's own exception becomes a failed outcome with its message: it never
@@ -102,13 +103,14 @@ class RayExecutor:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise NasfaceError(f"cannot start or join {where}: {describe_exception(err)}") from None
         self.workers = workers
+        self.max_retries = max_retries
         self.threads = max(1, int(cpus_per_trial))
         self.remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                  max_retries=max_retries)(_run_job)
         self.pending: dict = {}
 
     def submit(self, key, fn, payload) -> None:
-        self.pending[self.remote.remote(fn, payload, self.threads)] = key
+        self.pending[self.remote.options(name=f"nasface-trial-{key}").remote(fn, payload, self.threads)] = key
 
     def wait(self, timeout: float) -> list[tuple[object, Outcome]]:
         if not self.pending:
@@ -122,8 +124,12 @@ class RayExecutor:
             except self.ray.exceptions.RayTaskError as err:
                 cause = err.cause if getattr(err, "cause", None) is not None else err
                 finished.append((key, Outcome(False, reason=describe_exception(cause))))
-            except (self.ray.exceptions.WorkerCrashedError, self.ray.exceptions.RayError) as err:
-                finished.append((key, Outcome(False, reason=f"worker died: {describe_exception(err)}")))
+            except self.ray.exceptions.WorkerCrashedError as err:
+                reason = (f"worker died: its process ended in each of {self.max_retries + 1} attempts "
+                          f"({describe_exception(err)})")
+                finished.append((key, Outcome(False, reason=reason)))
+            except self.ray.exceptions.RayError as err:  # node lost, out of memory, cancelled...
+                finished.append((key, Outcome(False, reason=f"Ray: {describe_exception(err)}")))
         return finished
 
     def running(self) -> int:

@@ -2,7 +2,7 @@
 
 The driver loop, top to bottom:
 
-1. check every input (budgets, space, data, sampler, storage) before anything is created;
+1. check every input (budgets, space, data, teacher, sampler, storage) before anything is created;
 2. open or create the study (SQLite ``studies/<name>/study.db`` by default, any Optuna storage URL);
 3. recover trials a dead driver left RUNNING (failed with the reason, re-enqueued once) and
    enqueue the seed presets that are points of the space as baseline trials;
@@ -11,7 +11,11 @@ The driver loop, top to bottom:
 5. within budget -> the executor trains and scores it; the result (or the reason it failed) is
    told to the study with its spec, costs, metrics and wall time as trial attributes.
 
-``--trials N`` counts trained candidates (baselines and over-budget rejections excluded).
+``--trials N`` counts the study's trained candidates (baselines and over-budget rejections
+excluded), whichever driver trained them.  Several drivers may run one study at once: steps 2-4
+and the bookkeeping of step 5 run under a lock shared by every driver of the storage
+(``nasface.storage.StudyLock``), so no seed network is enqueued twice, no architecture is trained
+twice, and N candidates are trained in all.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from pathlib import Path
 import optuna
 
 from nasface.budget import Budgets
-from nasface.data import describe, proxy_data
+from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.report import pareto_front
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, read_yaml, spec_from_dict, spec_to_dict
+from nasface.storage import WRITE_ERRNOS, StudyLock, check_storage_url, open_storage, write_failure
 from nasface.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
@@ -191,13 +196,22 @@ def check_config(config: SearchConfig) -> SearchSpace:
         raise NasfaceError(f"--sampler {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if config.trials is not None and config.trials < 0:
         raise NasfaceError(f"--trials must be 0 or more, got {config.trials}")
-    if config.teacher not in ("auto", "none") and not Path(config.teacher).exists():
-        raise NasfaceError(f"--teacher {config.teacher}: no such checkpoint (use auto, none or a checkpoint path)")
+    if config.storage is not None:
+        check_storage_url(config.storage)
     config.proxy.check()
     space = load_space(config.space)
-    describe(config.data.source)  # opens the source and decodes a sample: a bad path fails here
+    check_training_source(config.data.source)  # opens the source and decodes a sample
     if config.data.val_bin is not None:
-        describe(config.data.val_bin)
+        check_pairs_file(config.data.val_bin)
+    if config.teacher == "auto":
+        if config.teacher_spec is not None:
+            load_spec(config.teacher_spec)
+    elif config.teacher != "none":
+        if not Path(config.teacher).exists():
+            raise NasfaceError(f"--teacher {config.teacher}: no such checkpoint (use auto, none or a checkpoint path)")
+        from nasface.checkpoint import load_checkpoint
+
+        load_checkpoint(config.teacher, config.teacher_spec)  # another architecture's weights fail here
     cheapest = cheapest_spec(space)
     if config.budgets.limits() and not config.budgets.fits(count(cheapest, config.budgets.convention)):
         figures = count(cheapest, config.budgets.convention)
@@ -306,7 +320,11 @@ def _driver_alive(driver: str | None) -> bool:
 
 
 def recover_stale_trials(study: optuna.Study, log) -> int:
-    """Fail the trials whose driver died mid-trial and enqueue each once again."""
+    """Fail the trials whose driver died mid-trial and enqueue each once again.
+
+    Run under the study lock: two drivers never recover the same trial, and a trial another driver
+    has just asked for is never taken for an orphan before it carries its driver's name.
+    """
     recovered = 0
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -314,12 +332,9 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
         beat = trial.user_attrs.get("heartbeat", 0.0)
         if driver == driver_id() or (_driver_alive(driver) and now - beat < STALE_SECONDS):
             continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                               "interrupted: its driver stopped; re-enqueued")
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # another driver recovered it first
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                           "interrupted: its driver stopped; re-enqueued")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         attrs = {k: v for k, v in trial.user_attrs.items() if k in ("baseline",)}
         study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number},
                             skip_if_exists=False)
@@ -329,6 +344,7 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
+    """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
     present = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
     enqueued = []
     for name in preset_names():
@@ -356,9 +372,19 @@ def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | No
     return values
 
 
+def _in_training(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == optuna.trial.TrialState.RUNNING and "training_started" in trial.user_attrs
+
+
 def trained_count(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.user_attrs.get("kind") == "trained" and not t.user_attrs.get("baseline"))
+
+
+def committed_count(study: optuna.Study) -> int:
+    """Candidates (not baselines) trained or in training by any driver: what ``--trials`` counts."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if not t.user_attrs.get("baseline") and (t.user_attrs.get("kind") == "trained" or _in_training(t)))
 
 
 @dataclass
@@ -381,27 +407,61 @@ class Progress:
 
 
 def run_search(config: SearchConfig, reporter) -> optuna.Study:
+    """Check the inputs, then search; a disk or database that refuses writes is one clear error."""
+    from sqlalchemy.exc import OperationalError
+
     space = check_config(config)
-    config.study_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _search(config, space, reporter)
+    except (optuna.exceptions.StorageInternalError, OperationalError) as err:
+        raise write_failure(f"the study storage {config.storage_url}", err) from None
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_failure(err.filename or str(config.study_dir), err) from None
+
+
+def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = [OBJECTIVES[o] for o in config.objectives]
-    storage = config.storage_url
-    study = optuna.create_study(study_name=config.study, storage=storage, directions=directions,
-                                load_if_exists=True)
-    # A continued study must not replay the first run's random draws: seed by what is already there.
-    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
+    lock = StudyLock(config.storage_url)
+    try:
+        with lock.hold("storage"):  # two drivers creating the same new database would collide
+            storage = open_storage(config.storage_url)
+            study = optuna.create_study(study_name=config.study, storage=storage,
+                                        directions=[OBJECTIVES[o] for o in config.objectives],
+                                        load_if_exists=True)
+        with lock.hold(config.study):
+            launch = _check_settings(study, config)
+            # Neither a continued study nor a second driver may replay the first one's random draws.
+            study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
+            reporter.start(config, space, study)
+            recover_stale_trials(study, reporter.log)
+            if config.baselines:
+                enqueue_baselines(study, space, reporter.log)
+        config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
+        return _drive(study, lock, space, config, reporter)
+    finally:
+        lock.close()
+
+
+def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
+    """Record the study's settings (or refuse other ones); return how many drivers started it before."""
+    fingerprint = json.loads(json.dumps(config.fingerprint()))
     saved = study.user_attrs.get("nasface_config")
     if saved is None:
-        study.set_user_attr("nasface_config", config.fingerprint())
-    elif saved != json.loads(json.dumps(config.fingerprint())):
-        changed = [k for k in config.fingerprint() if saved.get(k) != json.loads(json.dumps(config.fingerprint()[k]))]
+        study.set_user_attr("nasface_config", fingerprint)
+    elif saved != fingerprint:
+        changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         raise NasfaceError(f"study {config.study} was created with other settings ({', '.join(changed)}); "
                            f"continue it with the same settings or start a new --study")
-    reporter.start(config, space, study)
-    recover_stale_trials(study, reporter.log)
-    if config.baselines:
-        enqueue_baselines(study, space, reporter.log)
+    launch = int(study.user_attrs.get("nasface_launches", 0))
+    study.set_user_attr("nasface_launches", launch + 1)
+    return launch
 
+
+def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
+           reporter) -> optuna.Study:
+    """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
     data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
     teacher = teacher_targets(config.teacher, data.train, data.key, config.study_dir / "cache", config.proxy,
                               teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
@@ -417,27 +477,34 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
     deadline = None if config.timeout is None else time.time() + config.timeout
     rejections_in_a_row = 0
-    interrupted = False
-    last_beat = 0.0
+    last_beat = time.time()
 
-    def want_more() -> bool:
-        if interrupted or (deadline is not None and time.time() >= deadline):
+    def out_of_time() -> bool:
+        return deadline is not None and time.time() >= deadline
+
+    def want_more() -> bool:  # called under the study lock: every driver's trials are counted
+        if out_of_time():
             return False
-        if config.trials is not None and progress.trained + sum(
-                1 for t, _ in running.values() if not t.user_attrs.get("baseline")) >= config.trials:
+        if config.trials is not None and committed_count(study) >= config.trials:
             return bool(_waiting_baselines(study))
         return True
 
     try:
         while True:
-            while want_more() and len(running) < executor.capacity():
-                trial = study.ask()
-                trial.set_user_attr("driver", driver_id())
-                trial.set_user_attr("heartbeat", time.time())
-                baseline = trial.user_attrs.get("baseline")
-                outcome = _prepare(study, trial, space, config, baseline)
-                if outcome is not None:  # not trained: invalid, over budget, or a repeat
-                    study.tell(trial, **outcome)
+            while len(running) < executor.capacity():
+                with lock.hold(config.study):
+                    if not want_more():
+                        break
+                    trial = study.ask()
+                    trial.set_user_attr("driver", driver_id())
+                    trial.set_user_attr("heartbeat", time.time())
+                    baseline = trial.user_attrs.get("baseline")
+                    outcome = _prepare(study, trial, space, config, baseline)
+                    if outcome is None:
+                        trial.set_user_attr("training_started", time.time())
+                    else:  # not trained: invalid, over budget, or a repeat
+                        study.tell(trial, **outcome)
+                if outcome is not None:
                     if trial.user_attrs.get("kind") == "duplicate":
                         progress.duplicates += 1
                     else:
@@ -450,34 +517,59 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
                     continue
                 rejections_in_a_row = 0
                 payload = {**payload_base, "spec": trial.user_attrs["spec"]}
-                trial.set_user_attr("training_started", time.time())
                 running[trial.number] = (trial, time.time())
                 progress.running = len(running)
                 executor.submit(trial.number, run_candidate, payload)
             if not running:
-                break
+                if out_of_time() or not _trained_elsewhere(study):
+                    break
+                # Other drivers' candidates count towards --trials: wait for them, and take over any
+                # whose driver dies (recovered below, then asked for again above).
+                time.sleep(1.0)
             for number, result in executor.wait(timeout=1.0):
                 trial, started = running.pop(number)
-                _finish(study, trial, result, config, time.time() - started, progress)
                 progress.running = len(running)
+                with lock.hold(config.study):
+                    if not _still_ours(study, trial):
+                        reporter.log(f"trial {number} was recovered by another driver while it trained "
+                                     f"(its heartbeat looked stale); this result is dropped")
+                        continue
+                    _finish(study, trial, result, config, time.time() - started, progress)
+                progress.trained = trained_count(study)
                 reporter.trial(number, trial.user_attrs, result, progress, pareto_front(study))
             if time.time() - last_beat > HEARTBEAT_SECONDS:
-                for trial, _ in running.values():
-                    trial.set_user_attr("heartbeat", time.time())
+                with lock.hold(config.study):
+                    for trial, _ in running.values():
+                        if _still_ours(study, trial):
+                            trial.set_user_attr("heartbeat", time.time())
+                    recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
                 last_beat = time.time()
     except KeyboardInterrupt:
-        interrupted = True
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
-        for number, (trial, _) in running.items():
-            trial.set_user_attr("fail_reason", "interrupted by the user; re-enqueued")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={
-                **{k: v for k, v in trial.user_attrs.items() if k == "baseline"}, "retry_of": number})
+        with lock.hold(config.study):
+            for number, (trial, _) in running.items():
+                if not _still_ours(study, trial):
+                    continue
+                trial.set_user_attr("fail_reason", "interrupted by the user; re-enqueued")
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={
+                    **{k: v for k, v in trial.user_attrs.items() if k == "baseline"}, "retry_of": number})
         running.clear()
     finally:
         executor.shutdown()
     reporter.finish(study, pareto_front(study), config)
     return study
+
+
+def _trained_elsewhere(study: optuna.Study) -> bool:
+    """Whether another driver is training a candidate of this study now."""
+    return any(_in_training(t) and t.user_attrs.get("driver") != driver_id()
+               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def _still_ours(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
+    """False when another driver has failed this trial meanwhile (it took us for dead)."""
+    return study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING
 
 
 def _waiting_baselines(study: optuna.Study) -> list:
@@ -519,11 +611,14 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         return {"values": objective_values(config.objectives, cost, None)}
     if violations:
         trial.set_user_attr("over_budget", "; ".join(violations))  # a reference point, trained anyway
-    twin = _trained_twin(study, trial)
+    twin = _twin(study, trial)
     if twin is not None and not baseline:
-        _set_constraints(trial, config.budgets, twin.user_attrs["cost"])
         trial.set_user_attr("kind", "duplicate")
         trial.set_user_attr("duplicate_of", twin.number)
+        if twin.state == optuna.trial.TrialState.RUNNING:  # another driver or worker is training it now
+            trial.set_user_attr("fail_reason", f"same architecture as trial {twin.number}, in training")
+            return {"state": optuna.trial.TrialState.FAIL}
+        _set_constraints(trial, config.budgets, twin.user_attrs["cost"])
         trial.set_user_attr("metrics", twin.user_attrs["metrics"])
         return {"values": twin.values}
     return None
@@ -538,11 +633,12 @@ def _set_constraints(trial: optuna.trial.Trial, budgets: Budgets, cost: dict) ->
         trial.set_constraint(key, value)
 
 
-def _trained_twin(study: optuna.Study, trial: optuna.trial.Trial):
-    """A completed, trained trial with exactly this trial's parameters, if the study has one."""
+def _twin(study: optuna.Study, trial: optuna.trial.Trial):
+    """A trial with exactly this trial's parameters that completed training or is training now."""
     params = trial.params
-    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if other.user_attrs.get("kind") == "trained" and other.params == params:
+    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                          optuna.trial.TrialState.RUNNING)):
+        if other.params == params and (other.user_attrs.get("kind") == "trained" or _in_training(other)):
             return other
     return None
 
@@ -558,8 +654,6 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
             trial.set_user_attr("metrics", metrics)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         progress.failed += 1
-        if not trial.user_attrs.get("baseline"):
-            progress.trained += 1
         return
     cost = dict(trial.user_attrs["cost"])
     if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
@@ -575,5 +669,3 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     progress.trial_seconds.append(seconds)
     if trial.user_attrs.get("baseline"):
         progress.baselines += 1
-    else:
-        progress.trained += 1

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from nasface.blocks import EMBEDDING_KINDS, FAMILIES, HEAD_KINDS, EmbeddingSpec, HeadSpec
 from nasface.errors import NasfaceError
-from nasface.spec import (REPO_ROOT, ArchSpec, StageSpec, StemSpec, coerce_field, read_yaml, validate)
+from nasface.spec import (REPO_ROOT, ArchSpec, StageSpec, StemSpec, coerce_field, key_name, read_yaml, shown,
+                          validate)
 
 DEFAULT_SPACE = REPO_ROOT / "search_spaces" / "lfr.yaml"
 STAGE_FIELDS = ("repeats", "width", "stride")
@@ -38,28 +39,28 @@ def _decode(value, hint):
 
 def _choices(data, where: str, cls, field: str) -> tuple:
     if not isinstance(data, list) or not data:
-        raise NasfaceError(f"{where}: expected a non-empty list of choices, got {data!r}")
+        raise NasfaceError(f"{where}: expected a non-empty list of choices, got {shown(data)}")
     hint = typing.get_type_hints(cls)[field]
     return tuple(_encode(coerce_field(value, hint, f"{where}[{i}]")) for i, value in enumerate(data))
 
 
 def _knobs(data, where: str, cls, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
     if not isinstance(data, dict):
-        raise NasfaceError(f"{where}: expected a mapping of field -> list of choices, got {data!r}")
+        raise NasfaceError(f"{where}: expected a mapping of field -> list of choices, got {shown(data)}")
     fields = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
     unknown = [key for key in data if key not in fields]
     if unknown:
-        raise NasfaceError(f"{where}.{unknown[0]}: unknown field (valid fields: {', '.join(fields)})")
+        raise NasfaceError(f"{where}.{key_name(unknown[0])}: unknown field (valid fields: {', '.join(fields)})")
     return {key: _choices(value, f"{where}.{key}", cls, key) for key, value in data.items()}
 
 
 def _kinds(data: dict, where: str, allowed: tuple[str, ...] | dict, what: str) -> tuple:
     kinds = data.get("kind" if what != "block family" else "family")
     if not isinstance(kinds, list) or not kinds:
-        raise NasfaceError(f"{where}: expected a non-empty list of {what} choices, got {kinds!r}")
+        raise NasfaceError(f"{where}: expected a non-empty list of {what} choices, got {shown(kinds)}")
     for kind in kinds:
-        if kind not in allowed:
-            raise NasfaceError(f"{where}: unknown {what} {kind!r} (choose from {', '.join(allowed)})")
+        if not isinstance(kind, str) or kind not in allowed:
+            raise NasfaceError(f"{where}: unknown {what} {shown(kind)} (choose from {', '.join(allowed)})")
     return tuple(kinds)
 
 
@@ -289,20 +290,21 @@ def _space_from_dict(data, path: str) -> SearchSpace:
             raise NasfaceError(f"space.{key}: missing, or not a mapping")
     unknown = [key for key in data if key not in ("name", "input_size", "stem", "head", "stages", "embedding")]
     if unknown:
-        raise NasfaceError(f"space.{unknown[0]}: unknown field")
+        raise NasfaceError(f"space.{key_name(unknown[0])}: unknown field")
     head, stages, embedding = data["head"], data["stages"], data["embedding"]
     for where, section, allowed in (("head", head, ("kind", *HEAD_KINDS)),
                                     ("embedding", embedding, ("kind", "size", "act", *EMBEDDING_KINDS)),
                                     ("stages", stages, (*STAGE_FIELDS, "slots", "family", *FAMILIES))):
         extra = [key for key in section if key not in allowed]
         if extra:
-            raise NasfaceError(f"space.{where}.{extra[0]}: unknown field (valid: {', '.join(allowed)})")
+            raise NasfaceError(f"space.{where}.{key_name(extra[0])}: unknown field (valid: {', '.join(allowed)})")
     head_kinds = _kinds(head, "space.head.kind", HEAD_KINDS, "head")
     families = _kinds(stages, "space.stages.family", FAMILIES, "block family")
     embedding_kinds = _kinds(embedding, "space.embedding.kind", EMBEDDING_KINDS, "embedding")
     slots = stages.get("slots")
     if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 12:
-        raise NasfaceError(f"space.stages.slots: expected a whole number of stage slots from 1 to 12, got {slots!r}")
+        raise NasfaceError(f"space.stages.slots: expected a whole number of stage slots from 1 to 12, "
+                           f"got {shown(slots)}")
     stage = {key: _choices(stages.get(key), f"space.stages.{key}", StageSpec, key) for key in STAGE_FIELDS}
     if any(r < 0 for r in stage["repeats"]) or not any(r > 0 for r in stage["repeats"]):
         raise NasfaceError("space.stages.repeats: choices must be >= 0, with at least one above 0")

@@ -77,6 +77,17 @@ class ArchSpec:
 
 
 # -- plain data <-> dataclasses -----------------------------------------------------------------
+def shown(value, limit: int = 60) -> str:
+    """``value`` as an error message quotes it: its repr, on one line, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def key_name(key) -> str:
+    """A mapping key as part of a field path (``stages[0].colour``); odd keys are quoted."""
+    return key if isinstance(key, str) and key.isidentifier() else shown(key)
+
+
 def _describe(hint) -> str:
     return getattr(hint, "__name__", str(hint)).replace("NoneType", "null")
 
@@ -92,35 +103,35 @@ def coerce_field(value, hint, where: str):
     if origin is tuple:
         items = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(items):
-            raise NasfaceError(f"{where}: expected a list of {len(items)} numbers such as [1, 3], got {value!r}")
+            raise NasfaceError(f"{where}: expected a list of {len(items)} numbers such as [1, 3], got {shown(value)}")
         return tuple(coerce_field(item, kind, f"{where}[{i}]") for i, (item, kind) in enumerate(zip(value, items)))
     if hint is bool:
         if not isinstance(value, bool):
-            raise NasfaceError(f"{where}: expected true or false, got {value!r}")
+            raise NasfaceError(f"{where}: expected true or false, got {shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise NasfaceError(f"{where}: expected an integer, got {value!r}")
+            raise NasfaceError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise NasfaceError(f"{where}: expected a number, got {value!r}")
+            raise NasfaceError(f"{where}: expected a number, got {shown(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise NasfaceError(f"{where}: expected a string, got {value!r}")
+            raise NasfaceError(f"{where}: expected a string, got {shown(value)}")
         return value
     raise TypeError(f"unsupported field type {hint}")  # a programming error, not user input
 
 
 def _fields_from(cls, data, where: str, skip: tuple[str, ...] = ()) -> dict:
     if not isinstance(data, dict):
-        raise NasfaceError(f"{where}: expected a mapping of fields, got {data!r}")
+        raise NasfaceError(f"{where}: expected a mapping of fields, got {shown(data)}")
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
     unknown = [key for key in data if key not in known]
     if unknown:
-        raise NasfaceError(f"{where}.{unknown[0]}: unknown field (valid fields: {', '.join(known)})")
+        raise NasfaceError(f"{where}.{key_name(unknown[0])}: unknown field (valid fields: {', '.join(known)})")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -134,10 +145,10 @@ def _fields_from(cls, data, where: str, skip: tuple[str, ...] = ()) -> dict:
 
 def _stage_from(data, where: str) -> StageSpec:
     if not isinstance(data, dict):
-        raise NasfaceError(f"{where}: expected a mapping with family, repeats, width, stride, got {data!r}")
+        raise NasfaceError(f"{where}: expected a mapping with family, repeats, width, stride, got {shown(data)}")
     family = data.get("family")
-    if family not in FAMILIES:
-        raise NasfaceError(f"{where}.family: unknown block family {family!r} "
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise NasfaceError(f"{where}.family: unknown block family {shown(family)} "
                            f"(choose from {', '.join(FAMILIES)})")
     block_cls = FAMILIES[family]
     stage_keys = ("repeats", "width", "stride")
@@ -154,7 +165,7 @@ def spec_from_dict(data, where: str = "spec") -> ArchSpec:
     known = ("name", "input_size", "stem", "head", "stages", "embedding")
     unknown = [key for key in data if key not in known]
     if unknown:
-        raise NasfaceError(f"{where}.{unknown[0]}: unknown field (valid fields: {', '.join(known)})")
+        raise NasfaceError(f"{where}.{key_name(unknown[0])}: unknown field (valid fields: {', '.join(known)})")
     for key in ("name", "stem", "stages", "embedding"):
         if key not in data:
             raise NasfaceError(f"{where}.{key}: missing required field")

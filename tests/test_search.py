@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -126,92 +121,3 @@ def test_ray_search_with_two_workers(tmp_path):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trained)
     assert_budget_invariant(study, config.budgets)
 
-
-def cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nasface", *args], capture_output=True, text=True,
-                          timeout=600, **kwargs)
-
-
-TINY_FLAGS = ["--teacher", "none", "--proxy-steps", "3", "--proxy-batch", "8", "--resolution", "32",
-              "--device", "cpu", "--no-baselines"]
-
-
-@pytest.mark.parametrize("flag, value", [
-    ("--budget-flops", "abc"), ("--budget-flops", "-1G"), ("--budget-flops", "1X"), ("--budget-flops", ""),
-    ("--budget-flops", "0"), ("--budget-mem", "lots"), ("--timeout", "soon"), ("--data", "no/such/folder"),
-    ("--space", "no-such-space.yaml"), ("--sampler", "annealing"),
-])
-def test_bad_search_input_is_one_line_exit_2_nothing_written(tmp_path, flag, value):
-    result = cli("search", flag, value, "--studies-dir", str(tmp_path / "studies"), *TINY_FLAGS)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert not (tmp_path / "studies").exists()
-
-
-@pytest.mark.slow
-def test_sigkill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
-    studies = tmp_path / "studies"
-    definition = tmp_path / "k.yaml"
-    definition.write_text(json.dumps(TINY_DATA))  # JSON is YAML: the tiny proxy data sizes
-    args = ["search", "--config", str(definition), "--budget-flops", "1G", "--budget-mem", "20MB",
-            "--studies-dir", str(studies), "--study", "k", "--executor", "inline", "--trials", "4",
-            "--output", "jsonl", "--proxy-steps", "150", "--proxy-batch", "8", "--resolution", "32",
-            "--teacher", "none", "--device", "cpu", "--no-baselines", "--seed", "3"]
-    first = subprocess.Popen([sys.executable, "-m", "nasface", *args], stdout=subprocess.PIPE, text=True)
-    storage = f"sqlite:///{studies / 'k' / 'study.db'}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        line = first.stdout.readline()
-        if line and json.loads(line).get("event") == "trial" and json.loads(line).get("kind") == "trained":
-            break
-    while time.time() < deadline:  # kill while a candidate is being trained
-        study = optuna.load_study(study_name="k", storage=storage)
-        if any("training_started" in t.user_attrs
-               for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
-            break
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    study = optuna.load_study(study_name="k", storage=storage)
-    completed_before = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
-    running_before = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
-    assert completed_before and running_before  # killed between trials' training
-    second = subprocess.run([sys.executable, "-m", "nasface", *args], capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr
-    study = optuna.load_study(study_name="k", storage=storage)
-    trials = study.get_trials()
-    after = {t.number: t for t in trials}
-    for trial in completed_before:  # nothing completed was lost or changed
-        assert after[trial.number].state == optuna.trial.TrialState.COMPLETE
-        assert after[trial.number].values == trial.values
-    for trial in running_before:  # the interrupted ones failed with the reason, and re-ran
-        assert after[trial.number].state == optuna.trial.TrialState.FAIL
-        assert "interrupted" in after[trial.number].user_attrs["fail_reason"]
-        assert any(t.user_attrs.get("retry_of") == trial.number and t.state == optuna.trial.TrialState.COMPLETE
-                   for t in trials)
-    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-    trained = [t for t in trials if t.user_attrs.get("kind") == "trained"
-               and t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(trained) == 4
-    assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == len(trained)  # no duplicate
-
-
-@pytest.mark.slow
-def test_search_on_a_two_node_ray_cluster(tmp_path):
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        config = tiny_config(tmp_path, executor="ray", address=cluster.address, workers=2, cpus_per_trial=1,
-                             trials=4, proxy_steps=15)
-        study = run_search(config, Reporter("quiet"))
-    finally:
-        cluster.shutdown()
-    trained = [t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"]
-    assert len(trained) == 4
-    nodes = {t.user_attrs["metrics"]["ray_node"] for t in trained}
-    assert len(nodes) == 2  # both nodes trained candidates
-    assert_budget_invariant(study, config.budgets)

@@ -8,9 +8,9 @@ with one line naming the file and the problem.
 """
 
 from nasface.data.base import FaceSet, FaceSource, PairSet
-from nasface.data.binfile import read_bin
+from nasface.data.binfile import check_pairs_file, read_bin
 from nasface.data.proxy import ProxyData, proxy_data
-from nasface.data.sources import describe, open_source
+from nasface.data.sources import check_training_source, describe, open_source
 
-__all__ = ["FaceSet", "FaceSource", "PairSet", "ProxyData", "describe", "open_source", "proxy_data",
-           "read_bin"]
+__all__ = ["FaceSet", "FaceSource", "PairSet", "ProxyData", "check_pairs_file", "check_training_source",
+           "describe", "open_source", "proxy_data", "read_bin"]

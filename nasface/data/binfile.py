@@ -122,3 +122,11 @@ def describe_bin(path) -> dict:
               "positives": int(issame.sum()), "path": str(path)}
     report.update(sample_report(lambda: image_size(encoded[0], f"{path} image 0")))
     return report
+
+
+def check_pairs_file(path) -> None:
+    """Raise NasfaceError unless ``path`` is a verification .bin whose first image decodes to a face
+    (what a search checks before creating anything; ``read_bin`` decodes them all later)."""
+    path = Path(path).expanduser()
+    encoded, _ = _read_structure(path)
+    decode_face(encoded[0], f"{path} image 0")

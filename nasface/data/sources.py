@@ -55,7 +55,7 @@ def open_source(spec: str, **options) -> FaceSourceBase:
         return _construct(FolderSource, spec, path, **options)
     if path.suffix == ".bin" and path.is_file():
         raise NasfaceError(f"{path}: a verification .bin holds pairs, not identities to train on; "
-                           "use it for evaluation pairs (bin_path) or `nasface data` to describe it")
+                           "verify on it with --val-bin (bin_path in Python), or describe it with `nasface data`")
     if not path.exists():
         raise NasfaceError(f"data source '{spec}' not found; expected {SPEC_HELP}")
     raise NasfaceError(f"{path}: not a data source; expected {SPEC_HELP}")
@@ -73,3 +73,9 @@ def describe(spec: str) -> dict:
     if Path(spec).suffix == ".bin":
         return describe_bin(Path(spec).expanduser())
     return open_source(spec).describe()
+
+
+def check_training_source(spec: str) -> None:
+    """Raise NasfaceError unless ``spec`` opens as a source to train on and one image of it decodes
+    to a face, the way training will decode them (what a search checks before creating anything)."""
+    open_source(spec).load(identities=[0], per_identity=1)

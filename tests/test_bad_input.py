@@ -1,0 +1,231 @@
+"""Bad input, one table: each case is a real command line that must exit non-zero with exactly one
+clear line on stderr naming the problem, no traceback, and nothing written.
+
+Cases marked ``subprocess`` run ``python -m nasface`` as a user would; the others run the same
+``nasface.cli.main`` in this process (no interpreter start-up: same code path, seconds faster).
+A property test then feeds random YAML to the spec and search-space loaders.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nasface
+from nasface.checkpoint import save_weights
+from nasface.cli import main
+from nasface.errors import NasfaceError
+from nasface.space import DEFAULT_SPACE, RandomChooser, load_space
+from nasface.spec import PRESETS_DIR, spec_from_dict
+from tests.test_data_bin import faces, png
+from tests.test_data_recordio import face, ir_header, write_recordio
+
+SEARCH = ["search", "--teacher", "none", "--executor", "inline", "--proxy-steps", "1", "--resolution", "32",
+          "--device", "cpu", "--no-baselines"]
+SMALL_NET = {"name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
+             "stages": [{"family": "bottleneck", "repeats": 1, "width": 32, "stride": 2}],
+             "embedding": {"kind": "gdc", "width": 64, "size": 128}}
+
+
+class _RunsCommand:
+    """A pickled object whose unpickling would run a shell command creating ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def write_inputs(folder: Path) -> None:
+    """Every bad file the table refers to, as {in}/<name>."""
+    folder.mkdir()
+    spec = yaml.safe_load((PRESETS_DIR / "mobilefacenet.yaml").read_text())
+    (folder / "extra-field.yaml").write_text(yaml.safe_dump({**spec, "stem": {**spec["stem"], "colour": "red"}}))
+    (folder / "broken.yaml").write_text("name: x\nstages: [\n")
+    narrow = {**SMALL_NET, "stages": [{"family": "varg", "repeats": 1, "width": 84, "stride": 2}]}
+    (folder / "indivisible.yaml").write_text(yaml.safe_dump(narrow))
+    space = yaml.safe_load(DEFAULT_SPACE.read_text())
+    unknown_family = copy.deepcopy(space)
+    unknown_family["stages"]["family"].append("mamba")
+    (folder / "space-family.yaml").write_text(yaml.safe_dump(unknown_family))
+    empty_choice = copy.deepcopy(space)
+    empty_choice["stages"]["varg"]["group_size"] = []
+    (folder / "space-empty.yaml").write_text(yaml.safe_dump(empty_choice))
+
+    records = [ir_header(float(k % 2), png(face(k))) for k in range(4)]
+    (folder / "truncated").mkdir()
+    write_recordio(folder / "truncated" / "train", records)
+    rec = folder / "truncated" / "train.rec"
+    rec.write_bytes(rec.read_bytes()[:-50])
+    (folder / "past-end").mkdir()
+    write_recordio(folder / "past-end" / "train", records)
+    with open(folder / "past-end" / "train.idx", "a") as index:
+        index.write("4\t999999\n")
+
+    (folder / "evil.bin").write_bytes(pickle.dumps(([png(f) for f in faces(2)], [_RunsCommand(folder / "pwned")])))
+    (folder / "pairs.bin").write_bytes(pickle.dumps(([png(f) for f in faces(2)], [True])))
+    (folder / "small.bin").write_bytes(pickle.dumps(([png(f) for f in faces(2, (96, 80))], [False])))
+    for identity in ("a", "b"):
+        (folder / "small-faces" / identity).mkdir(parents=True)
+        (folder / "small-faces" / identity / "1.png").write_bytes(png(face(ord(identity), (100, 90))))
+
+    small = spec_from_dict(SMALL_NET)
+    save_weights(folder / "small.safetensors", nasface.build_model(small), small)
+
+
+# (id, arguments ({in} is the inputs folder), words the one line must contain, run as a subprocess)
+CASES = [
+    ("budget-abc", [*SEARCH, "--budget-flops", "abc"], "--budget-flops 'abc': not a quantity", True),
+    ("budget-negative", [*SEARCH, "--budget-flops", "-1G"], "--budget-flops '-1G'", False),
+    ("budget-unit", [*SEARCH, "--budget-flops", "1X"], "--budget-flops '1X': not a quantity", False),
+    ("budget-zero", [*SEARCH, "--budget-flops", "0"], "a budget must be positive", False),
+    ("budget-empty", [*SEARCH, "--budget-flops", ""], "--budget-flops '': not a quantity", False),
+    ("budget-mem", [*SEARCH, "--budget-mem", "lots"], "--budget-mem 'lots': not a quantity", False),
+    ("space-budget", ["space", "--budget-act-mem", "1Q"], "--budget-act-mem '1Q'", False),
+    ("timeout", [*SEARCH, "--timeout", "soon"], "--timeout 'soon'", False),
+    ("sampler", [*SEARCH, "--sampler", "annealing"], "--sampler 'annealing'", False),
+    ("unknown-preset", ["count", "nope"], "unknown preset 'nope'", False),
+    ("unknown-preset-written", ["spec", "nope", "-o", "out.yaml"], "unknown preset 'nope'", False),
+    ("unknown-teacher-preset", [*SEARCH, "--teacher", "auto", "--teacher-spec", "nope"], "unknown preset 'nope'",
+     False),
+    ("missing-spec-file", ["count", "missing/spec.yaml"], "no such spec file", False),
+    ("unknown-spec-field", ["count", "{in}/extra-field.yaml"], "spec.stem.colour: unknown field", False),
+    ("invalid-spec", ["count", "{in}/indivisible.yaml"], "84 channels are not divisible by 8", False),
+    ("malformed-yaml", ["count", "{in}/broken.yaml"], "broken.yaml: malformed YAML at line 3", True),
+    ("malformed-study-definition", ["search", "--config", "{in}/broken.yaml"], "malformed YAML", False),
+    ("space-unknown-family", [*SEARCH, "--space", "{in}/space-family.yaml"], "unknown block family 'mamba'",
+     False),
+    ("space-empty-choice", ["space", "{in}/space-empty.yaml"],
+     "space.stages.varg.group_size: expected a non-empty list of choices", False),
+    ("space-missing", [*SEARCH, "--space", "no-such-space.yaml"], "no such search space file", False),
+    ("unsatisfiable", [*SEARCH, "--budget-flops", "1K"], "no architecture of the space lfr fits these budgets",
+     True),
+    ("data-missing", [*SEARCH, "--data", "no/such/folder"], "data source 'no/such/folder' not found", False),
+    ("data-missing-describe", ["data", "no/such/folder"], "data source 'no/such/folder' not found", False),
+    ("rec-truncated", [*SEARCH, "--data", "{in}/truncated"], "train.rec: truncated", True),
+    ("idx-past-end", [*SEARCH, "--data", "{in}/past-end"], "record 4 starts at byte 999999, past the end", False),
+    ("bin-pickle-code", [*SEARCH, "--val-bin", "{in}/evil.bin"], "refusing to unpickle", True),
+    ("bin-pickle-code-describe", ["data", "{in}/evil.bin"], "refusing to unpickle", False),
+    ("bin-as-training-data", [*SEARCH, "--data", "{in}/pairs.bin"], "holds pairs, not identities", False),
+    ("bin-wrong-size", [*SEARCH, "--val-bin", "{in}/small.bin"], "small.bin image 0: image is 80x96", False),
+    ("folder-wrong-size", [*SEARCH, "--data", "{in}/small-faces"], "1.png: image is 90x100", False),
+    ("teacher-other-architecture", [*SEARCH, "--teacher", "{in}/small.safetensors", "--teacher-spec",
+                                    "mobilefacenet"], "checkpoint from another architecture", True),
+    ("onnx-other-architecture", ["onnx", "{in}/small.safetensors", "--spec", "mobilefacenet", "-o", "m.onnx"],
+     "checkpoint from another architecture", False),
+    ("storage-not-a-url", [*SEARCH, "--storage", "study.db"], "not a database URL", False),
+    ("storage-unreachable", [*SEARCH, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/none"],
+     "cannot connect", False),
+]
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, words, as_subprocess", [case[1:] for case in CASES],
+                         ids=[case[0] for case in CASES])
+def test_bad_input_is_one_clear_line_and_writes_nothing(args, words, as_subprocess, tmp_path, monkeypatch, capsys):
+    inputs, work = tmp_path / "in", tmp_path / "work"
+    write_inputs(inputs)
+    work.mkdir()
+    before = files_under(inputs)
+    args = [arg.replace("{in}", str(inputs)) for arg in args]
+    if as_subprocess:
+        done = subprocess.run([sys.executable, "-m", "nasface", *args], capture_output=True, text=True, cwd=work,
+                              timeout=600)
+        code, err = done.returncode, done.stderr
+    else:
+        monkeypatch.chdir(work)
+        monkeypatch.setattr(sys, "argv", ["nasface", *args])
+        with pytest.raises(SystemExit) as exited:  # anything else escaping main() is a traceback
+            main()
+        code, err = exited.value.code, capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert words in lines[0]
+    assert files_under(work) == {} and not list(work.iterdir())  # no study, no cache, no partial output
+    assert files_under(inputs) == before  # nothing created beside the inputs (the .bin's code never ran)
+
+
+# -- random YAML for the loaders ------------------------------------------------------------------
+KEYS = ["name", "input_size", "stem", "head", "stages", "embedding", "width", "stride", "act", "kind", "family",
+        "repeats", "slots", "size", "group_size", "split", "variant", "expansion", "groups", "se_ratio", "dw",
+        "varg", "seesaw", "flgc", "bottleneck", "gdc", "fc", "gap", "x"]
+SCALARS = (st.none() | st.booleans() | st.integers(-3, 600) | st.floats(allow_nan=True, allow_infinity=True)
+           | st.text(max_size=8) | st.sampled_from(KEYS))
+TREES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=4)
+                     | st.dictionaries(st.sampled_from(KEYS) | SCALARS.filter(lambda v: v is not None),
+                                       children, max_size=5),
+                     max_leaves=24)
+
+
+def _paths(tree, path=()):
+    yield path
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _paths(value, (*path, key))
+    elif isinstance(tree, list):
+        for index, value in enumerate(tree):
+            yield from _paths(value, (*path, index))
+
+
+@st.composite
+def mutated(draw, original: dict):
+    """A valid spec / space with a few random edits: a value replaced, a key dropped, one added."""
+    tree = copy.deepcopy(original)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(_paths(tree))))
+        if not path:
+            return draw(TREES)
+        parent = tree
+        for step in path[:-1]:
+            parent = parent[step]
+        action = draw(st.sampled_from(["replace", "drop", "add", "wrap"]))
+        if action == "replace":
+            parent[path[-1]] = draw(TREES)
+        elif action == "drop":
+            del parent[path[-1]]
+        elif action == "add" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(KEYS))] = draw(TREES)
+        else:
+            parent[path[-1]] = [parent[path[-1]]]
+    return tree
+
+
+SPEC = yaml.safe_load((PRESETS_DIR / "seesaw-shuffle-facenet.yaml").read_text())
+SPACE = yaml.safe_load(DEFAULT_SPACE.read_text())
+DOCUMENTS = (st.text(max_size=120) | TREES.map(yaml.safe_dump) | mutated(SPEC).map(yaml.safe_dump)
+             | mutated(SPACE).map(yaml.safe_dump))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(text=DOCUMENTS)
+def test_random_yaml_loads_or_raises_one_clear_nasface_error(text, tmp_path):
+    path = tmp_path / "random.yaml"
+    path.write_text(text)
+    for load in (nasface.load_spec, load_space):
+        try:
+            loaded = load(path)
+        except NasfaceError as err:
+            assert str(err).strip() and "\n" not in str(err)
+            continue
+        if load is load_space:  # a space that loads must also sample, or refuse a point clearly
+            for seed in range(3):
+                try:
+                    loaded.sample(RandomChooser(seed))
+                except NasfaceError as err:
+                    assert "\n" not in str(err)

@@ -1,0 +1,386 @@
+"""Faults injected into real searches: a killed driver, a killed Ray worker, candidates that diverge
+or raise, two drivers on one study (SQLite and PostgreSQL), a full disk, a read-only study folder.
+
+Real Optuna storages, real Ray, real `nasface` processes; the tiny proxy keeps each one short.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import nasface.search
+from nasface.progress import Reporter
+from nasface.search import run_search
+from tests.test_search import TINY_DATA, tiny_config
+
+POSTGRES = os.environ.get("NASFACE_TEST_POSTGRES")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES, reason="NASFACE_TEST_POSTGRES is not set (.ci/postgres starts a server and prints its URL)")
+
+STATES = optuna.trial.TrialState
+
+
+def search_args(tmp_path: Path, study: str, *extra: str, steps: int = 3, executor: str = "inline") -> list[str]:
+    definition = tmp_path / "tiny.yaml"
+    definition.write_text(json.dumps(TINY_DATA))  # JSON is YAML: the tiny proxy data sizes
+    return ["search", "--config", str(definition), "--budget-flops", "1G", "--budget-mem", "20MB",
+            "--studies-dir", str(tmp_path / "studies"), "--study", study, "--executor", executor,
+            "--proxy-steps", str(steps), "--proxy-batch", "8", "--resolution", "32", "--teacher", "none",
+            "--device", "cpu", "--output", "jsonl", *extra]
+
+
+def launch(*args: str, **kwargs) -> subprocess.Popen:
+    # One torch thread per driver: several drivers share two cores here, and torch's spinning
+    # OpenMP threads on a contended core make a training step up to 100x slower.
+    return subprocess.Popen([sys.executable, "-m", "nasface", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            **kwargs)
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:  # timed out or interrupted: leave no driver running behind
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
+def run(*args: str, **kwargs) -> tuple[int, str, str]:
+    return finish(launch(*args, **kwargs))
+
+
+def sqlite_url(tmp_path: Path, study: str) -> str:
+    return f"sqlite:///{tmp_path / 'studies' / study / 'study.db'}"
+
+
+def report_rows(tmp_path: Path, study: str) -> dict[int, dict]:
+    """Every trial as `nasface report --csv` writes it, by number."""
+    out = tmp_path / f"{study}.csv"
+    rc, _, err = run("report", study, "--studies-dir", str(tmp_path / "studies"), "--csv", str(out), "--json")
+    assert rc == 0, err
+    with open(out, newline="") as handle:
+        return {int(row["number"]): row for row in csv.DictReader(handle)}
+
+
+def snapshot(study: optuna.Study) -> list[tuple]:
+    return [(t.number, t.state, t.values, t.params) for t in study.get_trials()]
+
+
+def assert_one_clear_line(rc: int, err: str, *phrases: str) -> None:
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for phrase in phrases:
+        assert phrase in lines[0], err
+
+
+# -- the driver is killed ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigkill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
+    args = search_args(tmp_path, "k", "--trials", "4", "--no-baselines", "--seed", "3", steps=30)
+    storage = sqlite_url(tmp_path, "k")
+    first = launch(*args)
+    try:
+        deadline = time.time() + 300
+        for line in first.stdout:  # one candidate finished...
+            if json.loads(line).get("event") == "trial" and json.loads(line).get("kind") == "trained":
+                break
+        while time.time() < deadline:  # ...and the next one is training: kill the driver now
+            study = optuna.load_study(study_name="k", storage=storage)
+            if any("training_started" in t.user_attrs for t in study.get_trials(states=(STATES.RUNNING,))):
+                break
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+    finally:
+        finish(first)
+    study = optuna.load_study(study_name="k", storage=storage)
+    completed_before = [t for t in study.get_trials() if t.state == STATES.COMPLETE]
+    running_before = [t for t in study.get_trials() if t.state == STATES.RUNNING]
+    assert completed_before and running_before  # killed between trials' training
+    rc, _, err = run(*args)
+    assert rc == 0, err
+    study = optuna.load_study(study_name="k", storage=storage)
+    trials = study.get_trials()
+    after = {t.number: t for t in trials}
+    for trial in completed_before:  # nothing completed was lost or changed
+        assert after[trial.number].state == STATES.COMPLETE
+        assert after[trial.number].values == trial.values
+    for trial in running_before:  # the interrupted ones failed with the reason, and re-ran
+        assert after[trial.number].state == STATES.FAIL
+        assert "interrupted" in after[trial.number].user_attrs["fail_reason"]
+        assert any(t.user_attrs.get("retry_of") == trial.number and t.state == STATES.COMPLETE for t in trials)
+    assert not [t for t in trials if t.state in (STATES.RUNNING, STATES.WAITING)]
+    trained = [t for t in trials if t.user_attrs.get("kind") == "trained"]
+    assert len(trained) == 4
+    assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == len(trained)  # no duplicate
+
+
+# -- a Ray worker is killed ----------------------------------------------------------------------
+def descendants(root: int) -> dict[int, str]:
+    """pid -> command line (as the process titles itself) of every process below ``root``."""
+    parents, titles = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            titles[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read
+    below, found = {root}, True
+    while found:
+        found = False
+        for pid, parent in parents.items():
+            if parent in below and pid not in below:
+                below.add(pid)
+                found = True
+    return {pid: titles[pid] for pid in below - {root} if pid in titles}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_killed_ray_worker_is_retried_then_its_trial_fails_and_the_study_goes_on(tmp_path):
+    args = search_args(tmp_path, "w", "--trials", "2", "--no-baselines", "--workers", "1", steps=20,
+                       executor="ray")
+    driver = launch(*args)
+    killed: list[int] = []
+    target = None
+    try:
+        deadline = time.time() + 420
+        # Ray names each task after its trial (ray::nasface-trial-N): kill the worker running the
+        # first trained trial every time it is started again, one attempt more than Ray retries.
+        while len(killed) < 3 and driver.poll() is None and time.time() < deadline:
+            for pid, title in descendants(driver.pid).items():
+                if not title.startswith("ray::nasface-trial-") or pid in killed:
+                    continue
+                target = target or title
+                if title == target:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.1)
+    finally:
+        rc, _, err = finish(driver)
+    assert rc == 0, err
+    assert len(killed) == 3, killed  # the first attempt and Ray's two retries, each in a new process
+    number = int(target.rsplit("-", 1)[1])
+    study = optuna.load_study(study_name="w", storage=sqlite_url(tmp_path, "w"))
+    failed = study.trials[number]
+    assert failed.state == STATES.FAIL and failed.user_attrs["kind"] == "trained"
+    assert failed.user_attrs["fail_reason"].startswith("worker died: its process ended in each of 3 attempts")
+    others = [t for t in study.get_trials() if t.user_attrs.get("kind") == "trained" and t.number != number]
+    assert len(others) == 1 and others[0].state == STATES.COMPLETE  # the study went on and finished
+    assert report_rows(tmp_path, "w")[number]["fail_reason"] == failed.user_attrs["fail_reason"]
+
+
+# -- candidates that diverge or raise ------------------------------------------------------------
+@pytest.fixture
+def one_thread():
+    """Train in this process on one torch thread (see ``launch``), as the drivers started here do."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_diverging_and_raising_candidates_fail_with_the_reason_and_the_study_goes_on(tmp_path, monkeypatch,
+                                                                                    one_thread):
+    real = nasface.search.run_candidate
+    calls: list[str] = []
+
+    def faulty(payload: dict) -> dict:
+        calls.append(payload["spec"]["name"])
+        if len(calls) == 1:  # diverges for real: trained at an absurd learning rate
+            return real({**payload, "proxy": {**payload["proxy"], "lr": 1e12}})
+        if len(calls) == 2:  # raises inside the job, as a CUDA fault or a bug in a block would
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(payload)
+
+    monkeypatch.setattr(nasface.search, "run_candidate", faulty)
+    study = run_search(tiny_config(tmp_path, trials=3), Reporter("quiet"))
+    trained = sorted((t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"),
+                     key=lambda t: t.number)
+    assert [t.state for t in trained] == [STATES.FAIL, STATES.FAIL, STATES.COMPLETE]
+    diverged, raised, fine = trained
+    assert diverged.user_attrs["fail_reason"].startswith("diverged: the loss became")
+    assert raised.user_attrs["fail_reason"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert 0 <= fine.user_attrs["metrics"]["accuracy"] <= 1
+    rows = report_rows(tmp_path, "t")
+    for trial in (diverged, raised):
+        assert rows[trial.number]["state"] == "FAIL"
+        assert rows[trial.number]["fail_reason"] == trial.user_attrs["fail_reason"]
+    assert rows[fine.number]["state"] == "COMPLETE" and rows[fine.number]["fail_reason"] == ""
+
+
+# -- two drivers on one study --------------------------------------------------------------------
+def run_two_drivers(tmp_path: Path, study: str, storage: str | None, trials: int) -> optuna.Study:
+    """Start two `nasface search` processes on the same study at the same moment; both must succeed."""
+    extra = ["--trials", str(trials), "--seed", "0"] + (["--storage", storage] if storage else [])
+    args = search_args(tmp_path, study, *extra, steps=1)
+    drivers = [launch(*args), launch(*args)]
+    for rc, _, err in [finish(driver) for driver in drivers]:
+        assert rc == 0, err
+        assert "Traceback" not in err and "database is locked" not in err, err
+    return optuna.load_study(study_name=study, storage=storage or sqlite_url(tmp_path, study))
+
+
+def assert_nothing_lost_or_doubled(study: optuna.Study, trials: int) -> None:
+    everything = study.get_trials()
+    assert sorted(t.number for t in everything) == list(range(len(everything)))  # unique, no gaps
+    assert all(t.state in (STATES.COMPLETE, STATES.FAIL) for t in everything)  # nothing left behind
+    baselines = [t.user_attrs["baseline"] for t in everything if t.user_attrs.get("baseline")]
+    assert sorted(baselines) == sorted(set(baselines)), baselines  # each seed network enqueued once
+    assert len(baselines) == 6
+    trained = [t for t in everything if t.user_attrs.get("kind") == "trained" and not t.user_attrs.get("baseline")]
+    assert len(trained) == trials  # --trials counts the study's trained candidates, whoever trained them
+    params = [json.dumps(t.params, sort_keys=True) for t in trained]
+    assert len(set(params)) == len(params)  # no architecture trained twice
+    drivers = {t.user_attrs["driver"] for t in everything if t.user_attrs.get("kind") == "trained"}
+    assert len(drivers) == 2  # both drivers trained candidates: they really ran side by side
+
+
+@pytest.mark.slow
+def test_two_drivers_share_a_sqlite_study(tmp_path):
+    study = run_two_drivers(tmp_path, "both", None, trials=6)
+    assert_nothing_lost_or_doubled(study, trials=6)
+    with sqlite3.connect(tmp_path / "studies" / "both" / "study.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_beside_another_is_taken_over(tmp_path):
+    args = search_args(tmp_path, "pair", "--trials", "4", "--no-baselines", "--seed", "0", steps=30)
+    storage = sqlite_url(tmp_path, "pair")
+    victim, survivor = launch(*args), launch(*args)
+    training: dict = {}
+    try:
+        for driver in (victim, survivor):  # each announces the study once it has opened it
+            assert json.loads(driver.stdout.readline())["event"] == "start"
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill one driver while both are training a candidate
+            study = optuna.load_study(study_name="pair", storage=storage)
+            training = {t.user_attrs["driver"]: t for t in study.get_trials(states=(STATES.RUNNING,))
+                        if "training_started" in t.user_attrs}
+            if len(training) == 2:
+                break
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()  # reaped: its pid no longer exists, as after a crash
+    finally:
+        finish(victim)
+        rc, _, err = finish(survivor)
+    assert rc == 0, err  # the survivor waited for the victim's candidate, then trained it again itself
+    orphan = training[f"{socket.gethostname()}:{victim.pid}"]
+    trials = optuna.load_study(study_name="pair", storage=storage).get_trials()
+    assert trials[orphan.number].state == STATES.FAIL
+    assert trials[orphan.number].user_attrs["fail_reason"] == "interrupted: its driver stopped; re-enqueued"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retry) == 1 and retry[0].state == STATES.COMPLETE and retry[0].params == orphan.params
+    assert not [t for t in trials if t.state in (STATES.RUNNING, STATES.WAITING)]
+    trained = [t for t in trials if t.user_attrs.get("kind") == "trained"]
+    assert len(trained) == 4  # --trials 4 for the study, though one driver died
+    assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == 4
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_two_drivers_share_a_postgresql_study(tmp_path):
+    name = f"both-{uuid.uuid4().hex[:8]}"
+    try:
+        study = run_two_drivers(tmp_path, name, POSTGRES, trials=6)
+        assert_nothing_lost_or_doubled(study, trials=6)
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=POSTGRES)
+        except KeyError:
+            pass
+
+
+# -- the disk is full, the folder is read-only -----------------------------------------------------
+def _file_size_limit(limit: int):
+    def apply() -> None:  # in the child: writes past ``limit`` bytes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_clear_line_and_the_study_stays_readable(tmp_path):
+    args = search_args(tmp_path, "full", "--no-baselines")
+    rc, _, err = run(*args, "--trials", "1")
+    assert rc == 0, err
+    storage = sqlite_url(tmp_path, "full")
+    before = snapshot(optuna.load_study(study_name="full", storage=storage))
+    # No file may grow past 4 KiB: SQLite's journal for the next write cannot be written.
+    rc, _, err = run(*args, "--trials", "2", preexec_fn=_file_size_limit(4096))
+    assert_one_clear_line(rc, err, "cannot write the study storage", "free disk space")
+    assert snapshot(optuna.load_study(study_name="full", storage=storage)) == before
+    with sqlite3.connect(tmp_path / "studies" / "full" / "study.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert set(report_rows(tmp_path, "full")) == {number for number, *_ in before}
+    rc, _, err = run(*args, "--trials", "2")  # space again: the same command continues the study
+    assert rc == 0, err
+    study = optuna.load_study(study_name="full", storage=storage)
+    assert snapshot(study)[:len(before)] == before
+    assert len([t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"]) == 2
+
+
+def read_only(folder: Path, command: list[str]) -> list[str]:
+    """``command`` run with ``folder`` mounted read-only (a private mount namespace, as root or not)."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    namespace = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    return [*namespace, "sh", "-c", script, "sh", str(folder), *command]
+
+
+def can_mount_read_only(tmp_path: Path) -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = subprocess.run(read_only(probe, ["touch", str(probe / "x")]), capture_output=True, text=True)
+    return done.returncode != 0 and not (probe / "x").exists() and "mount" not in done.stderr
+
+
+def test_a_read_only_study_folder_is_one_clear_line_and_the_study_stays_readable(tmp_path):
+    args = search_args(tmp_path, "ro", "--no-baselines")
+    rc, _, err = run(*args, "--trials", "1")
+    assert rc == 0, err
+    folder = tmp_path / "studies" / "ro"
+    before = snapshot(optuna.load_study(study_name="ro", storage=sqlite_url(tmp_path, "ro")))
+    nasface_cmd = [sys.executable, "-m", "nasface"]
+    if can_mount_read_only(tmp_path):
+        wrap = lambda command: read_only(folder, command)  # noqa: E731
+    elif os.geteuid() != 0:  # no mount namespace here, but permissions bind a non-root user
+        folder.chmod(0o555)
+        wrap = lambda command: command  # noqa: E731
+    else:
+        pytest.skip("running as root without mount namespaces (unshare -m): nothing can make a folder read-only")
+    try:
+        done = subprocess.run(wrap([*nasface_cmd, *args, "--trials", "2"]), capture_output=True, text=True,
+                              timeout=600)
+        assert_one_clear_line(done.returncode, done.stderr, "cannot write", "make it writable")
+        report = subprocess.run(wrap([*nasface_cmd, "report", "ro", "--studies-dir", str(tmp_path / "studies"),
+                                      "--json"]), capture_output=True, text=True, timeout=600)
+        assert report.returncode == 0, report.stderr  # readable where it cannot be written
+        assert json.loads(report.stdout)
+    finally:
+        folder.chmod(0o755)
+    assert snapshot(optuna.load_study(study_name="ro", storage=sqlite_url(tmp_path, "ro"))) == before
