@@ -318,11 +318,13 @@ def _camera(canvas: np.ndarray, blur_sigmas: np.ndarray) -> np.ndarray:
     blur[:, diagonal[:-1], diagonal[1:]] = side_weight
     blur[:, 0, 0] += side_weight[:, 0]
     blur[:, -1, -1] += side_weight[:, 0]
-    camera = _upsampling_matrix() @ blur
-    # Contiguous per-channel copies let numpy hand each product to BLAS.
+    camera = _upsampling_matrix().astype(np.float64) @ blur
+    # Contiguous per-channel copies let numpy hand each product to BLAS.  In float64: BLAS picks
+    # other kernels (other summation orders) for other thread counts, and float32's rounding would
+    # then reach the 8-bit pixels; float64's differences vanish when rounded back to float32.
     rows = np.ascontiguousarray(np.broadcast_to(camera[:, None], (count, 3, FACE_SIZE, size)))
     columns = np.ascontiguousarray(rows.transpose(0, 1, 3, 2))
-    return rows @ canvas @ columns
+    return (rows @ canvas.astype(np.float64) @ columns).astype(np.float32)
 
 
 class SyntheticSource(FaceSourceBase):
