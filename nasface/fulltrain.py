@@ -48,6 +48,7 @@ from nasface.export import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_r
 from nasface.model import build_model
 from nasface.progress import format_duration
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
+from nasface.teacher import add_to_centres, normalised_centres
 from nasface.train import (CandidateFailed, LoopState, StepDecaySchedule, TeacherNetwork, check_device,
                            make_loop_state, resolve_device, train_loop)
 
@@ -364,9 +365,8 @@ def _class_centres(model: torch.nn.Module, faces: FaceSet, dim: int, device: tor
     for start in range(0, len(faces.labels), chunk):
         embeddings = embed(model, np.asarray(faces.images[start:start + chunk]), batch_size=256, device=device,
                            flip=False)
-        unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-        np.add.at(sums, faces.labels[start:start + chunk], unit)
-    return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        add_to_centres(sums, embeddings, faces.labels[start:start + chunk])
+    return normalised_centres(sums)
 
 
 def _load_teacher(run: TrainingRun, stage: Stage, faces: FaceSet) -> TeacherNetwork | None:

@@ -82,11 +82,25 @@ def _targets_of(model: torch.nn.Module, train: FaceSet, device: torch.device,
     )
 
 
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def add_to_centres(sums: np.ndarray, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    """Add each L2-normalised embedding to its identity's row of ``sums`` (float64, classes x dim);
+    called chunk by chunk where the embeddings of a whole training set do not fit in memory."""
+    np.add.at(sums, labels, _unit_rows(embeddings))
+
+
+def normalised_centres(sums: np.ndarray) -> np.ndarray:
+    return _unit_rows(sums).astype(np.float32)
+
+
 def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    centres = np.zeros((classes, unit.shape[1]), dtype=np.float64)
-    np.add.at(centres, labels, unit)
-    return (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    """The normalised mean of each identity's normalised embeddings."""
+    sums = np.zeros((classes, embeddings.shape[1]), dtype=np.float64)
+    add_to_centres(sums, embeddings, labels)
+    return normalised_centres(sums)
 
 
 def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str | os.PathLike,
