@@ -332,15 +332,18 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
         beat = trial.user_attrs.get("heartbeat", 0.0)
         if driver == driver_id() or (_driver_alive(driver) and now - beat < STALE_SECONDS):
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                           "interrupted: its driver stopped; re-enqueued")
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        attrs = {k: v for k, v in trial.user_attrs.items() if k in ("baseline",)}
-        study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number},
-                            skip_if_exists=False)
+        _fail_and_requeue(study, trial, "interrupted: its driver stopped; re-enqueued")
         recovered += 1
         log(f"trial {trial.number} was interrupted with its driver; enqueued again")
     return recovered
+
+
+def _fail_and_requeue(study: optuna.Study, trial, reason: str) -> None:
+    """Fail a trial that will never finish and enqueue its architecture again, keeping its baseline tag."""
+    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    baseline = {k: v for k, v in trial.user_attrs.items() if k == "baseline"}
+    study.enqueue_trial(trial.params, user_attrs={**baseline, "retry_of": trial.number})
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
@@ -547,13 +550,10 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     except KeyboardInterrupt:
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         with lock.hold(config.study):
-            for number, (trial, _) in running.items():
+            for trial, _ in running.values():
                 if not _still_ours(study, trial):
                     continue
-                trial.set_user_attr("fail_reason", "interrupted by the user; re-enqueued")
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={
-                    **{k: v for k, v in trial.user_attrs.items() if k == "baseline"}, "retry_of": number})
+                _fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
         running.clear()
     finally:
         executor.shutdown()
