@@ -176,6 +176,7 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
     """Train one architecture briefly (the search's proxy) and score it on unseen identities."""
+    from nasface.evaluate import held_out_faces
     from nasface.search import DataSettings, load_proxy_data
     from nasface.spec import load_spec
     from nasface.teacher import teacher_targets
@@ -185,7 +186,7 @@ def score_command(
     budget = _proxy_budget(proxy_steps, proxy_batch, resolution, seed, device, distill, margin)
     proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir)
     targets = teacher_targets(teacher, proxy.train, proxy.key, cache_dir, budget, teacher_spec=teacher_spec,
-                              log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                              log=lambda m: console.print(f"[dim]{m}[/dim]"), held_out=held_out_faces(proxy.pairs))
     _print_facts(score(arch, proxy.train, proxy.pairs, budget, targets), as_json)
 
 
@@ -284,6 +285,104 @@ def search_command(
         run_search(search_config, Reporter(output.value))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@app.command("fidelity")
+def fidelity_command(
+    config: Path = typer.Option(None, help="A study definition YAML: its data, space, budgets, proxy and teacher "
+                                           "are what is measured (e.g. studies/lfr-light.yaml)."),
+    data: str = typer.Option(None, help="synthetic (default), orl, an image folder or a RecordIO folder."),
+    val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
+    train_identities: int = typer.Option(None, help="Identities the proxy trains on."),
+    val_identities: int = typer.Option(None, help="Held-out identities the verification pairs are drawn from."),
+    pairs: int = typer.Option(None, help="Verification pairs drawn from the held-out identities."),
+    space: str = typer.Option(None, help="Search space YAML (default search_spaces/lfr.yaml)."),
+    budget_flops: str = typer.Option(None, help="FLOPs budget of the architectures drawn (default 1G)."),
+    budget_mem: str = typer.Option(None, help="fp32 weight bytes budget (default 20MB)."),
+    teacher: str = typer.Option(None, help="auto (default), none, or a checkpoint path."),
+    teacher_spec: str = typer.Option(None, help="What --teacher auto trains (default: by device)."),
+    teacher_steps: int = typer.Option(None, help="Steps --teacher auto trains for."),
+    distill: Distill = typer.Option(None, help="angular (default), margin or none."),
+    proxy_steps: int = typer.Option(None, help="The proxy's SGD steps."),
+    proxy_batch: int = typer.Option(None, help="The proxy's batch size."),
+    resolution: int = typer.Option(None, help="The proxy's input size."),
+    archs: int = typer.Option(40, help="Architectures drawn from the space (stratified over FLOPs)."),
+    presets: bool = typer.Option(True, "--presets/--no-presets", help="Add the seed presets that fit."),
+    factors: str = typer.Option("0.25,0.5,1,2,4,8", help="Budgets as multiples of the proxy's steps; the "
+                                                        "largest is the reference."),
+    second_seeds: int = typer.Option(12, help="Architectures trained again with a second seed (noise ceiling)."),
+    signals: str = typer.Option(None, help="Comma-separated signals to analyse (default: all)."),
+    bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the intervals."),
+    seed: int = typer.Option(None, help="Architecture draw, data split and first training seed."),
+    device: Device = typer.Option(None, help="auto (default), cpu or cuda."),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
+    out: Path = typer.Option(None, help="Output folder (default studies/fidelity-<data>)."),
+    analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
+) -> None:
+    """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
+    import torch
+
+    from nasface.fidelity import FidelitySettings, run_fidelity
+    from nasface.search import config_from_options
+    from nasface.signals import SIGNALS
+
+    if config is None and budget_flops is None and budget_mem is None:
+        budget_flops, budget_mem = "1G", "20MB"
+    flags = {"data": data, "val_bin": val_bin, "train_identities": train_identities,
+             "val_identities": val_identities, "pairs": pairs, "space": space, "budget_flops": budget_flops,
+             "budget_mem": budget_mem, "teacher": teacher, "teacher_spec": teacher_spec,
+             "teacher_steps": teacher_steps, "distill": distill.value if distill else None,
+             "proxy_steps": proxy_steps, "proxy_batch": proxy_batch, "resolution": resolution, "seed": seed,
+             "device": device.value if device else None}
+    search_config = config_from_options(flags, config)
+    search_config.proxy.check()
+    try:
+        factor_values = tuple(float(f) for f in factors.split(","))
+    except ValueError:
+        raise NasfaceError(f"--factors {factors!r}: write multiples of the proxy's steps, e.g. 0.25,0.5,1,2,4,8") from None
+    settings = FidelitySettings(search=search_config, architectures=archs, presets=presets, factors=factor_values,
+                                second_seeds=second_seeds, bootstrap=bootstrap,
+                                signals=tuple(s.strip() for s in signals.split(",")) if signals else tuple(SIGNALS))
+    if threads:
+        torch.set_num_threads(threads)
+    folder = out or Path("studies") / f"fidelity-{Path(search_config.data.source).name}"
+    try:
+        report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse)
+    except KeyboardInterrupt:
+        console.print("interrupted: every finished architecture is in the log; the same command continues")
+        sys.exit(130)
+    print_fidelity(report)
+    console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
+
+
+def print_fidelity(report: dict) -> None:
+    """The analysis as a table: each signal's agreement with the reference."""
+    console.print(f"{report['measured']} of {report['architectures']} architectures measured "
+                  f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
+    if report.get("note"):
+        console.print(report["note"])
+        return
+    table = Table("signal", "Kendall tau [95 % CI]", "rho", "tau within FLOPs strata", "top-5 in top-10",
+                  "tau - FLOPs [95 % CI]")
+    rows = [(n, r) for n, r in report["signals"].items() if r.get("available")]
+    rows += [(f"accuracy at {steps} steps", r) for steps, r in report["budgets"].items()]
+    if report.get("combined"):
+        rows.append(("combined (leave-one-out)", report["combined"]))
+    for name, row in rows:
+        ci = row.get("tau_ci") or [float("nan")] * 2
+        diff = row.get("tau_minus_other")
+        diff_ci = row.get("tau_minus_other_ci") or [float("nan")] * 2
+        table.add_row(name, f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]", f"{row['rho']:+.2f}",
+                      "n/a" if row["strata"]["mean_tau"] is None else f"{row['strata']['mean_tau']:+.2f}",
+                      f"{row['top5_in_top10']:.1f}",
+                      "" if diff is None else f"{diff:+.2f} [{diff_ci[0]:+.2f}, {diff_ci[1]:+.2f}]")
+    console.print(table)
+    ceiling = report.get("noise_ceiling") or {}
+    if "reference" in ceiling:
+        console.print(f"noise ceiling (reference, seed vs seed, {ceiling['pairs']} architectures): "
+                      f"tau {ceiling['reference']['tau']:+.2f}")
+    if report.get("best"):
+        console.print(f"best: {report['best']['signal']} (tau {report['best']['tau']:+.2f})")
 
 
 @app.command("report")

@@ -210,18 +210,46 @@ def evaluate_pairs(
     far_target: float = 1e-3,
 ) -> dict:
     """Embed a verification set's images and score it (``verification_metrics``)."""
+    return evaluate_pairs_and_embed(model, pairs, batch_size, device, flip, n_folds, far_target)[0]
+
+
+def evaluate_pairs_and_embed(
+    model: nn.Module,
+    pairs: VerificationPairs,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    flip: bool = True,
+    n_folds: int = 10,
+    far_target: float = 1e-3,
+) -> tuple[dict, np.ndarray]:
+    """``evaluate_pairs``, and the embeddings of the distinct faces (``distinct_faces`` order),
+    which the teacher-agreement signal compares with the teacher's."""
     issame = np.asarray(pairs.issame, dtype=bool)
     if len(pairs.images) != 2 * len(issame):
         raise NasfaceError(
             f"verification set has {len(pairs.images)} images for {len(issame)} pairs; "
             f"it needs exactly 2 per pair"
         )
-    # Pairs reuse faces (3000 pairs of 1000 held-out images): embed each distinct face once.
     images = np.asarray(pairs.images)
+    distinct, slot = distinct_faces(images)
+    faces = embed(model, images[distinct], batch_size, device, flip)
+    embeddings = faces[slot]
+    return verification_metrics(embeddings[0::2], embeddings[1::2], issame, n_folds, far_target), faces
+
+
+def distinct_faces(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct, slot): ``images[distinct]`` holds each face once, in order of first appearance,
+    and ``images[i]`` is ``images[distinct][slot[i]]``.  Pairs reuse faces (3000 pairs of 1000
+    held-out images), so each is embedded once."""
     first_seen: dict[bytes, int] = {}
     slot = np.array([first_seen.setdefault(hashlib.blake2b(image.tobytes(), digest_size=16).digest(),
                                            len(first_seen)) for image in images])
     distinct = np.empty(len(first_seen), dtype=np.int64)
     distinct[slot] = np.arange(len(images))
-    embeddings = embed(model, images[distinct], batch_size, device, flip)[slot]
-    return verification_metrics(embeddings[0::2], embeddings[1::2], issame, n_folds, far_target)
+    return distinct, slot
+
+
+def held_out_faces(pairs: VerificationPairs) -> np.ndarray:
+    """The distinct faces of a verification set (``distinct_faces`` order)."""
+    images = np.asarray(pairs.images)
+    return images[distinct_faces(images)[0]]

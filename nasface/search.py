@@ -36,6 +36,7 @@ import optuna
 from nasface.budget import Budgets
 from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
+from nasface.evaluate import held_out_faces
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.report import pareto_front
@@ -468,7 +469,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
     teacher = teacher_targets(config.teacher, data.train, data.key, config.study_dir / "cache", config.proxy,
                               teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                              log=reporter.log)
+                              log=reporter.log, held_out=held_out_faces(data.pairs))
     payload_base = {"data": json.dumps(dataclasses.asdict(config.data), sort_keys=True), "seed": config.seed,
                     "cache_dir": str(config.study_dir / "cache"), "proxy": dataclasses.asdict(config.proxy),
                     "teacher_dir": teacher.folder if teacher is not None else None}

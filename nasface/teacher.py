@@ -35,6 +35,7 @@ from nasface.train import ProxyBudget, TeacherTargets, build_student, make_loop_
 
 TEACHER_STEPS_FACTOR = 4
 ARRAYS = ("embeddings", "flipped", "centres")
+HELD_OUT = "held_out"
 
 
 def _key(*parts) -> str:
@@ -45,7 +46,9 @@ def read_teacher(folder: str | os.PathLike) -> TeacherTargets:
     """The cached teacher targets in ``folder``, memory-mapped (what every worker reads)."""
     folder = Path(folder)
     arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
-    return TeacherTargets(**arrays, folder=str(folder))
+    held_out = folder / f"{HELD_OUT}.npy"  # absent from caches written before the signal existed
+    return TeacherTargets(**arrays, folder=str(folder),
+                          held_out=np.load(held_out, mmap_mode="r", allow_pickle=False) if held_out.is_file() else None)
 
 
 def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extra=None) -> TeacherTargets:
@@ -53,8 +56,9 @@ def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extr
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        for name in ARRAYS:
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
+        for name in (*ARRAYS, HELD_OUT):
+            if getattr(targets, name) is not None:
+                np.save(staging / f"{name}.npy", np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
         (staging / "teacher.json").write_text(json.dumps(info, indent=2) + "\n")
         if write_extra is not None:
             write_extra(staging)
@@ -69,8 +73,9 @@ def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extr
 
 
 def _targets_of(model: torch.nn.Module, train: FaceSet, device: torch.device,
-                centres: np.ndarray | None = None) -> TeacherTargets:
-    """Embeddings of every training image and of its mirror; centres default to the class means."""
+                centres: np.ndarray | None = None, held_out: np.ndarray | None = None) -> TeacherTargets:
+    """Embeddings of every training image and of its mirror; centres default to the class means;
+    flip-summed embeddings of the ``held_out`` faces where given."""
     images = np.asarray(train.images)
     embeddings = embed(model, images, batch_size=128, device=device, flip=False)
     if centres is None:
@@ -79,6 +84,7 @@ def _targets_of(model: torch.nn.Module, train: FaceSet, device: torch.device,
         embeddings=embeddings,
         flipped=embed(model, images[:, :, ::-1].copy(), batch_size=128, device=device, flip=False),
         centres=centres,
+        held_out=None if held_out is None else embed(model, np.asarray(held_out), batch_size=128, device=device),
     )
 
 
@@ -103,17 +109,30 @@ def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np
     return normalised_centres(sums)
 
 
+def auto_teacher(budget: ProxyBudget, teacher_spec: str | None = None,
+                 teacher_steps: int | None = None) -> tuple[str, int]:
+    """What ``--teacher auto`` trains, and for how many steps: by default a strong network on a GPU
+    and one a CPU can train, for several times the candidates' steps."""
+    default = "iresnet50" if budget.torch_device().type == "cuda" else "mobilefacenet"
+    return teacher_spec or default, teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
+
+
 def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str | os.PathLike,
                     budget: ProxyBudget, teacher_spec: str | None = None,
-                    teacher_steps: int | None = None, log=print) -> TeacherTargets | None:
-    """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use."""
+                    teacher_steps: int | None = None, log=print,
+                    held_out: np.ndarray | None = None) -> TeacherTargets | None:
+    """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use.
+
+    ``held_out``: the distinct verification faces of the same proxy data (``data_key``), whose
+    teacher embeddings the teacher-agreement signal compares candidates with.
+    """
     if teacher == "none":
         return None
     cache_dir = Path(cache_dir)
     device = budget.torch_device()
     if teacher == "auto":
-        spec = load_spec(teacher_spec or ("iresnet50" if device.type == "cuda" else "mobilefacenet"))
-        steps = teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
+        name, steps = auto_teacher(budget, teacher_spec, teacher_steps)
+        spec = load_spec(name)
         teacher_budget = dataclasses.replace(budget, steps=steps, distill="none")
         folder = cache_dir / f"teacher-{_key(data_key, spec_to_dict(spec), dataclasses.asdict(teacher_budget))}"
         if (folder / "teacher.json").is_file():
@@ -124,7 +143,7 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
         train_loop(state, train, teacher_budget, None, device)
         centres = torch.nn.functional.normalize(state.head.weight.detach().float(), dim=1).cpu().numpy()
-        targets = _targets_of(state.model, train, device, centres)
+        targets = _targets_of(state.model, train, device, centres, held_out)
         info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
                 "final_loss": float(np.mean(state.losses[-10:]))}
         return _write_targets(folder, targets, info,
@@ -140,5 +159,5 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
     spec, model = load_checkpoint(path, teacher_spec)
     model.to(device)
     log(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
-    targets = _targets_of(model, train, device)
+    targets = _targets_of(model, train, device, held_out=held_out)
     return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key})

@@ -4,7 +4,7 @@ One loop serves both uses: ``train_loop`` runs SGD with a margin softmax and a d
 ``FaceSet``; ``score`` builds a candidate from its spec, trains it for the proxy budget and
 measures verification on identities it never saw.  Full training (``nasface.fulltrain``) calls the
 same loop with its own settings (``TrainingPlan``: the papers' step decay instead of the proxy's
-cosine), a teacher network run on every batch instead of cached targets, and checkpoints.
+warm-up-stable-decay), a teacher network run on every batch instead of cached targets, and checkpoints.
 
 Read top to bottom: budget -> schedules -> model -> teachers -> head + distiller -> optimiser ->
 steps -> verification.
@@ -12,10 +12,10 @@ steps -> verification.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,9 +26,10 @@ from torch import nn
 
 from nasface.data import FaceSet, PairSet
 from nasface.errors import NasfaceError
-from nasface.evaluate import evaluate_pairs, to_input_tensor
+from nasface.evaluate import evaluate_pairs_and_embed, to_input_tensor
 from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
 from nasface.model import build_model, count, flgc_groups
+from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
 from nasface.spec import ArchSpec, load_spec
 
 
@@ -42,7 +43,13 @@ class ProxyBudget:
     lr: float = 0.1              # SGD, momentum 0.9, weight decay 5e-4, as all five papers
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup_fraction: float = 0.1  # linear warm-up, then cosine decay to zero
+    # Warm-up-stable-decay: linear warm-up over ``warmup_steps`` (default a tenth of the steps),
+    # the base rate held, then a linear decay to zero over the last ``cooldown_fraction`` of the
+    # steps.  Unlike cosine, the rate before the cool-down does not depend on the total, so one
+    # run serves every longer budget: a shorter budget is a branch off its stable phase
+    # (``nasface.fidelity``), bit for bit the run that budget would train on its own.
+    warmup_steps: int | None = None
+    cooldown_fraction: float = 0.2
     margin: str = "arcface"
     # s = 64 (the papers' full-training value) barely moves in 150 steps.  MobileFaceNet, 150
     # steps: synthetic s=64 54%, s=32 57%, s=16 75%, s=8 76%; ORL s=32 91%, s=16 91%, s=8 95%
@@ -57,6 +64,11 @@ class ProxyBudget:
         if self.steps < 0 or self.batch_size < 2:
             raise NasfaceError(f"proxy budget needs steps >= 0 and batch size >= 2, got {self.steps} and "
                                f"{self.batch_size}")
+        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.steps - self.cooldown_steps:
+            raise NasfaceError(f"proxy warm-up of {self.warmup_steps} steps does not fit before the cool-down of a "
+                               f"{self.steps}-step budget ({self.cooldown_steps} steps)")
+        if not 0.0 < self.cooldown_fraction <= 1.0:
+            raise NasfaceError(f"proxy cool-down fraction must be in (0, 1], got {self.cooldown_fraction}")
         if not 16 <= self.resolution <= 112:
             raise NasfaceError(f"proxy resolution must be between 16 and 112 pixels, got {self.resolution}")
         if self.margin not in MARGIN_KINDS:
@@ -69,8 +81,13 @@ class ProxyBudget:
         return resolve_device(self.device)
 
     @property
-    def schedule(self) -> "CosineSchedule":
-        return CosineSchedule(self.steps, self.warmup_fraction)
+    def cooldown_steps(self) -> int:
+        return int(round(self.steps * self.cooldown_fraction))
+
+    @property
+    def schedule(self) -> "WarmupStableDecay":
+        warmup = max(1, int(round(self.steps * 0.1))) if self.warmup_steps is None else self.warmup_steps
+        return WarmupStableDecay(self.steps, warmup, self.cooldown_steps)
 
 
 def check_device(device: str) -> None:
@@ -87,23 +104,26 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def learning_rate(step: int, steps: int, base: float, warmup_fraction: float) -> float:
-    warmup = max(1, int(round(steps * warmup_fraction)))
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 @dataclass(frozen=True)
-class CosineSchedule:
-    """The proxy's schedule: linear warm-up over a fraction of ``steps``, then cosine decay to zero."""
+class WarmupStableDecay:
+    """The proxy's schedule: linear warm-up to the base rate over ``warmup_steps``, the base rate
+    held, then a linear decay to zero over the last ``cooldown_steps`` of ``steps``."""
 
     steps: int
-    warmup_fraction: float
+    warmup_steps: int
+    cooldown_steps: int
+
+    @property
+    def decay_start(self) -> int:
+        """The first step of the cool-down; before it the rate does not depend on ``steps``."""
+        return self.steps - self.cooldown_steps
 
     def learning_rate(self, step: int, base: float) -> float:
-        return learning_rate(step, self.steps, base, self.warmup_fraction)
+        if step < self.warmup_steps:
+            return base * (step + 1) / self.warmup_steps
+        if step < self.decay_start:
+            return base
+        return base * (self.steps - step) / (self.cooldown_steps + 1)
 
 
 @dataclass(frozen=True)
@@ -137,7 +157,7 @@ class LoopSettings(Protocol):
     seed: int
 
     @property
-    def schedule(self) -> CosineSchedule | StepDecaySchedule: ...
+    def schedule(self) -> WarmupStableDecay | StepDecaySchedule: ...
 
 
 @dataclass(frozen=True)
@@ -145,13 +165,16 @@ class TeacherTargets:
     """A teacher's view of the proxy training images, computed once and cached with the study.
 
     ``embeddings[i]`` / ``flipped[i]`` are the teacher's embeddings of training image i and of its
-    mirror image; ``centres`` are its class centres (one row per training identity).
+    mirror image; ``centres`` are its class centres (one row per training identity); ``held_out``,
+    where cached, its flip-summed embeddings of the distinct verification faces
+    (``nasface.evaluate.distinct_faces`` order), for the teacher-agreement signal.
     """
 
     embeddings: np.ndarray
     flipped: np.ndarray
     centres: np.ndarray
     folder: str | None = None   # the cache folder, which workers read the arrays from
+    held_out: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -261,7 +284,7 @@ def train_loop(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: T
                on_step: Callable[[LoopState], None] | None = None) -> LoopState:
     """SGD from ``state.step`` to ``until`` (default: the budget's steps) on ``data``.
 
-    The learning rate is ``budget.schedule`` (the proxy's cosine, full training's step decay),
+    The learning rate is ``budget.schedule`` (the proxy's warm-up-stable-decay, full training's step decay),
     which always spans ``budget.steps``, so stopping early and resuming trains exactly as one
     uninterrupted run; deterministic on CPU for a fixed seed.
 
@@ -314,49 +337,122 @@ def _steps(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: Teach
 
 
 def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget = ProxyBudget(),
-          teacher: TeacherTargets | None = None) -> dict:
+          teacher: TeacherTargets | None = None, signals: bool = True) -> dict:
     """Train ``spec`` briefly and measure verification on held-out pairs.
 
-    Returns JSON-friendly metrics; a candidate that diverges or runs out of memory returns
+    Returns JSON-friendly metrics and, with ``signals``, every ranking signal of
+    ``nasface.signals`` under ``signals``; a candidate that diverges or runs out of memory returns
     ``status: failed`` with the reason instead of raising.
+    """
+    return score_budgets(spec, train_set, pairs, budget, (budget.steps,), teacher, signals)[0]
+
+
+def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
+                  steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
+                  on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """``score`` at several step budgets of ``budget``'s recipe, from one training run.
+
+    The run trains to the largest budget; each shorter one is a branch off its stable phase at
+    that budget's cool-down, cooled down on a copy and measured.  Under the warm-up-stable-decay
+    schedule with a fixed ``warmup_steps`` every branch is, bit for bit on a CPU, the run that
+    budget would train on its own (the tests hold ``score`` at each budget against it).  The
+    result of each budget, shortest first, is passed to ``on_result`` as soon as it is measured.
+    ``train_seconds`` / ``cpu_seconds`` of a budget count what training it alone would cost: the
+    shared steps up to its branch plus its own cool-down.
     """
     spec = load_spec(spec)
     budget.check()
+    steps = sorted(set(int(s) for s in steps))
+    if not steps or steps[0] < 0:
+        raise NasfaceError(f"step budgets must be 0 or more, got {steps}")
+    longest = dataclasses.replace(budget, steps=steps[-1])
+    longest.check()
+    if len(steps) > 1 and budget.warmup_steps is None:
+        raise NasfaceError("scoring several budgets from one run needs a fixed warmup_steps in the proxy budget")
+    branch_budgets = [dataclasses.replace(budget, steps=s) for s in steps]
+    for shorter in branch_budgets:
+        shorter.check()  # its warm-up must fit before its own cool-down
     if teacher is not None and len(teacher.embeddings) != len(train_set.labels):
         raise NasfaceError(f"the teacher's cache holds {len(teacher.embeddings)} embeddings for "
                            f"{len(train_set.labels)} training images; rebuild it for this data")
     device = budget.torch_device()
-    torch.manual_seed(budget.seed)
     start = time.perf_counter()
+    torch.manual_seed(budget.seed)
     model = build_student(spec, budget.resolution)
-    result = {"spec": spec.name, "status": "ok", "reason": None, "steps": budget.steps,
-              "batch_size": budget.batch_size, "resolution": budget.resolution, "device": device.type,
-              "distill": budget.distill if teacher is not None else "none"}
+    base = {"spec": spec.name, "status": "ok", "reason": None, "batch_size": budget.batch_size,
+            "resolution": budget.resolution, "device": device.type,
+            "distill": budget.distill if teacher is not None else "none"}
+    found: dict = {}
+    if signals:
+        signal_start = time.perf_counter()
+        found = zero_cost_signals(model, train_set.images, train_set.labels, train_set.num_identities,
+                                  spec.embedding.size, budget.resolution, budget.margin, budget.scale, budget.seed)
+        found.update(trivial_signals(count(spec)))
+        base["zero_cost_seconds"] = time.perf_counter() - signal_start
+    results: list[dict] = []
+    clock = _Clock()
+
+    def measure(state: LoopState, shorter: ProxyBudget, own: _Clock) -> None:
+        result = {**base, "steps": shorter.steps, "train_seconds": clock.wall + own.wall,
+                  "cpu_seconds": clock.cpu + own.cpu}
+        eval_start = time.perf_counter()
+        metrics, faces = evaluate_pairs_and_embed(state.model, pairs, batch_size=128, device=device)
+        final_losses = state.losses[-max(1, len(state.losses) // 10):]
+        result.update(
+            accuracy=metrics["accuracy"], accuracy_std=metrics["accuracy_std"], tar_at_far=metrics["tar_at_far"],
+            far=metrics["far"], pairs=metrics["pairs"],
+            final_loss=float(np.mean(final_losses)) if final_losses else None,
+            images_per_second=shorter.steps * shorter.batch_size / result["train_seconds"] if shorter.steps else None,
+            eval_seconds=time.perf_counter() - eval_start)
+        if signals:
+            measured = {**found, "accuracy": metrics["accuracy"], "tar_at_far": metrics["tar_at_far"],
+                        **loss_signals(state.losses)}
+            held_out = None if teacher is None else teacher.held_out
+            if held_out is not None and len(held_out) == len(faces):
+                measured["teacher_cka"] = linear_cka(faces, held_out)
+            result["signals"] = measured
+        groups = flgc_groups(state.model)
+        if groups:  # learnt groups can be uneven, and uneven groups cost more: count the deployed net
+            result["flgc_groups"] = [[list(size) for size in layer] for layer in groups]
+            result["deployed"] = count(spec, learnt_groups=groups)
+        result["wall_seconds"] = time.perf_counter() - start
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
     try:
-        state = make_loop_state(model, train_set.num_identities, spec.embedding.size, budget, teacher, device)
-        train_start = time.perf_counter()
-        train_loop(state, train_set, budget, teacher, device)
-        train_seconds = time.perf_counter() - train_start
-        metrics = evaluate_pairs(state.model, pairs, batch_size=128, device=device)
+        state = make_loop_state(model, train_set.num_identities, spec.embedding.size, longest, teacher, device)
+        for shorter in branch_budgets[:-1]:
+            with clock:
+                train_loop(state, train_set, longest, teacher, device, until=shorter.schedule.decay_start)
+            branch, own = copy.deepcopy(state), _Clock()
+            with own:
+                train_loop(branch, train_set, shorter, teacher, device)
+            measure(branch, shorter, own)
+            del branch
+        with clock:
+            train_loop(state, train_set, longest, teacher, device)
+        measure(state, longest, _Clock())
     except CandidateFailed as failure:
-        return {**result, "status": "failed", "reason": str(failure), "wall_seconds": time.perf_counter() - start}
+        return [*results, {**base, "steps": steps[len(results)], "status": "failed", "reason": str(failure),
+                           "wall_seconds": time.perf_counter() - start}]
     except (torch.cuda.OutOfMemoryError, MemoryError) as err:
-        return {**result, "status": "failed", "reason": f"out of memory: {str(err).splitlines()[0][:200]}",
-                "wall_seconds": time.perf_counter() - start}
-    final_losses = state.losses[-max(1, len(state.losses) // 10):]
-    result.update(
-        accuracy=metrics["accuracy"],
-        accuracy_std=metrics["accuracy_std"],
-        tar_at_far=metrics["tar_at_far"],
-        far=metrics["far"],
-        pairs=metrics["pairs"],
-        final_loss=float(np.mean(final_losses)) if final_losses else None,
-        images_per_second=budget.steps * budget.batch_size / train_seconds if budget.steps else None,
-        train_seconds=train_seconds,
-        wall_seconds=time.perf_counter() - start,
-    )
-    groups = flgc_groups(state.model)
-    if groups:  # learnt groups can be uneven, and uneven groups cost more: count the deployed net
-        result["flgc_groups"] = [[list(size) for size in layer] for layer in groups]
-        result["deployed"] = count(spec, learnt_groups=groups)
-    return result
+        return [*results, {**base, "steps": steps[len(results)], "status": "failed",
+                           "reason": f"out of memory: {str(err).splitlines()[0][:200]}",
+                           "wall_seconds": time.perf_counter() - start}]
+    return results
+
+
+class _Clock:
+    """Wall and CPU seconds spent inside ``with`` blocks, added up."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu

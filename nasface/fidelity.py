@@ -1,0 +1,445 @@
+"""``nasface fidelity``: how far the proxy's ranking of architectures can be trusted, measured.
+
+Given proxy data, a space, budgets and a proxy (a study file's, by default the README's), it
+
+1. draws N feasible architectures stratified over the space's FLOPs range (plus the seed presets
+   that fit), in an order whose every prefix spans the range, so a study cut short is still usable;
+2. trains each once to the reference budget (``factors``: by default 1/4, 1/2, 1, 2, 4 and 8 times
+   the proxy's steps; the largest is the reference) and measures it at every budget on the way:
+   under the proxy's warm-up-stable-decay schedule a shorter budget is a branch off the stable
+   phase, equal to the run that budget would train on its own (``nasface.train.score_budgets``);
+   every ranking signal of ``nasface.signals`` is recorded at every budget, with its CPU time, so
+   the log doubles as a tabular benchmark for multi-fidelity search;
+3. repeats the run with a second seed on a subset spread over the FLOPs range, which gives the
+   noise ceiling: how well the reference ranks itself;
+4. reports, for every signal at the proxy's budget (and accuracy at every budget): Kendall tau and
+   Spearman rho against the reference with bootstrap intervals, overall and within FLOPs strata,
+   the recall of the reference's top 5 in the signal's top 10, the paired difference to FLOPs
+   alone, and a combination of the signals fitted with leave-one-architecture-out
+   cross-validation.
+
+Every trained architecture is one line of ``log.jsonl`` in the output folder, appended when it
+finishes; a killed run continues where it stopped (an architecture cut off mid-run is trained
+again).  ``fidelity.json`` and ``fidelity.html`` (offline plotly) hold the analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from nasface.atomic import RowLog, write_atomic
+from nasface.budget import Budgets
+from nasface.errors import NasfaceError
+from nasface.evaluate import held_out_faces
+from nasface.model import count
+from nasface.ranking import loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
+from nasface.signals import SIGNALS, oriented
+from nasface.space import feasible_sample, load_space
+from nasface.spec import load_spec, preset_names, spec_to_dict
+from nasface.train import ProxyBudget, proxy_spec, score_budgets
+
+if TYPE_CHECKING:
+    from nasface.search import SearchConfig
+
+DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
+LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
+TRIVIAL = ("log_flops", "log_params")
+
+
+@dataclass(frozen=True)
+class FidelitySettings:
+    """What a fidelity study measures; everything in it decides the scores (the log's key)."""
+
+    search: SearchConfig          # data, space, budgets, proxy and teacher, as a search (or study file) gives them
+    architectures: int = 40
+    presets: bool = True
+    factors: tuple[float, ...] = DEFAULT_FACTORS
+    second_seeds: int = 12
+    signals: tuple[str, ...] = tuple(SIGNALS)
+    bootstrap: int = 2000
+
+    @property
+    def proxy(self) -> ProxyBudget:
+        """The proxy under test, its warm-up pinned so that every budget shares it."""
+        base = self.search.proxy
+        return dataclasses.replace(base, warmup_steps=base.schedule.warmup_steps)
+
+    def steps(self) -> list[int]:
+        return [max(1, int(round(f * self.proxy.steps))) for f in self.factors]
+
+    @property
+    def proxy_steps(self) -> int:
+        return self.proxy.steps
+
+    @property
+    def reference_steps(self) -> int:
+        return max(self.steps())
+
+
+def check_settings(settings: FidelitySettings) -> None:
+    """One clear line for settings that cannot give an answer."""
+    if settings.architectures + (3 if settings.presets else 0) < MIN_ARCHITECTURES or settings.architectures < 1:
+        raise NasfaceError(f"--archs {settings.architectures}: a rank interval needs at least {MIN_ARCHITECTURES} "
+                           f"architectures (40 give an interval of about +/-0.2)")
+    if not settings.factors or any(not math.isfinite(f) or f <= 0 for f in settings.factors):
+        raise NasfaceError(f"--factors {','.join(map(str, settings.factors))}: budgets are positive multiples of "
+                           f"the proxy's steps, e.g. 0.25,0.5,1,2,4,8")
+    if 1.0 not in settings.factors:
+        raise NasfaceError("--factors must include 1 (the proxy itself)")
+    if max(settings.factors) <= 1.0:
+        raise NasfaceError(f"the reference budget ({max(settings.factors)}x the proxy) must be larger than the proxy: "
+                           f"add a factor above 1, e.g. 8")
+    if settings.second_seeds < 0:
+        raise NasfaceError(f"--second-seeds must be 0 or more, got {settings.second_seeds}")
+    unknown = [s for s in settings.signals if s not in SIGNALS]
+    if unknown:
+        raise NasfaceError(f"unknown signal {unknown[0]!r} (signals: {', '.join(SIGNALS)})")
+    if settings.proxy.steps < 1:
+        raise NasfaceError("the proxy must train at least one step to be measured")
+    proxy = settings.proxy
+    shortest = dataclasses.replace(proxy, steps=min(settings.steps()))
+    if proxy.schedule.warmup_steps > shortest.schedule.decay_start:
+        raise NasfaceError(f"the shortest budget ({shortest.steps} steps) ends its warm-up-stable phase before the "
+                           f"proxy's warm-up of {proxy.schedule.warmup_steps} steps does: drop factors below "
+                           f"{proxy.schedule.warmup_steps / max(1, proxy.steps) / (1 - proxy.cooldown_fraction):.2f}")
+
+
+# -- which architectures ---------------------------------------------------------------------------
+def draw_architectures(settings: FidelitySettings) -> list:
+    """N feasible architectures spread evenly over log FLOPs, then the presets that fit.
+
+    A pool of 12N feasible random points is drawn (seeded); the k-th of N picks the unused point
+    nearest to the k-th of N equally spaced log-FLOPs targets between the pool's extremes.  The
+    list is then put in an order whose every prefix spans the range (bisection order), so a study
+    cut short still covers cheap and costly architectures alike.
+    """
+    config = settings.search
+    space = load_space(config.space)
+    limits: Budgets = config.budgets
+    resolution = settings.proxy.resolution
+
+    def runs(spec) -> bool:
+        try:
+            proxy_spec(spec, resolution)
+        except NasfaceError:
+            return False
+        return True
+
+    pool = [s for s in feasible_sample(space, limits, 0, config.seed, keep=12 * settings.architectures)["specs"]
+            if runs(s)]
+    if len(pool) < settings.architectures:
+        raise NasfaceError(f"only {len(pool)} feasible architectures of the space run at {resolution} px under "
+                           f"these budgets; loosen them or ask for fewer --archs")
+    logs = np.log10([count(s, limits.convention)["flops"] for s in pool])
+    low, high = float(logs.min()), float(logs.max())
+    chosen: list[int] = []
+    for k in range(settings.architectures):
+        target = low + (high - low) * (k + 0.5) / settings.architectures
+        free = [i for i in np.argsort(np.abs(logs - target), kind="stable") if i not in chosen]
+        chosen.append(int(free[0]))
+    specs = [dataclasses.replace(pool[i], name=f"arch-{n:02d}") for n, i in enumerate(chosen)]
+    ordered = [specs[i] for i in _spread_order(len(specs))]
+    if settings.presets:
+        for name in preset_names():
+            spec = load_spec(name)
+            try:
+                space.params_of(spec)
+            except NasfaceError:
+                continue  # not a point of the space (a teacher)
+            if limits.fits(count(spec, limits.convention)) and runs(spec):
+                ordered.append(spec)
+    return ordered
+
+
+def _spread_order(n: int) -> list[int]:
+    """0..n-1 in bit-reversed order, whose every prefix is spread over the range (n=8: 0 4 2 6 1 5 3 7)."""
+    bits = max(1, (n - 1).bit_length())
+    reversed_ = (int(format(i, f"0{bits}b")[::-1], 2) for i in range(1 << bits))
+    return [i for i in reversed_ if i < n]
+
+
+def second_seed_subset(specs: list, count_wanted: int) -> list:
+    """Every k-th architecture in FLOPs order, so the repeated ones span the range."""
+    if count_wanted <= 0:
+        return []
+    by_cost = sorted(specs, key=lambda s: count(s)["flops"])
+    picks = np.unique(np.linspace(0, len(by_cost) - 1, min(count_wanted, len(by_cost))).round().astype(int))
+    return [by_cost[i] for i in picks]
+
+
+# -- running ---------------------------------------------------------------------------------------
+RECIPE_FIELDS = ("steps", "batch_size", "resolution", "lr", "momentum", "weight_decay", "warmup_steps",
+                 "cooldown_fraction", "margin", "scale", "distill", "alpha")
+
+
+def row_key(settings: FidelitySettings, data_key: str, spec, seed: int, teacher: dict | None) -> str:
+    """Everything that decides an architecture's scores, named field by field so that a setting
+    added later with a neutral default leaves the log's keys (and a study in progress) alone."""
+    proxy = settings.proxy
+    recipe = {"data": data_key, "spec": spec_to_dict(spec), "seed": seed, "steps": settings.steps(),
+              "proxy": {name: getattr(proxy, name) for name in RECIPE_FIELDS}, "teacher": teacher}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def teacher_identity(config: SearchConfig) -> dict | None:
+    """What the teacher is (its spec and steps, or its checkpoint), not where its cache lies."""
+    from nasface.teacher import auto_teacher
+
+    if config.teacher == "none":
+        return None
+    if config.teacher == "auto":
+        spec, steps = auto_teacher(config.proxy, config.teacher_spec, config.teacher_steps)
+        return {"teacher": "auto", "spec": spec, "steps": steps}
+    return {"teacher": str(config.teacher)}
+
+
+def interleave(first: list, second: list) -> list:
+    """``first`` in order, with ``second``'s items spread evenly among them (noise ceiling early)."""
+    if not second:
+        return list(first)
+    every = max(1, math.ceil(len(first) / len(second)))
+    merged, pending = [], list(second)
+    for index, item in enumerate(first, 1):
+        merged.append(item)
+        if index % every == 0 and pending:
+            merged.append(pending.pop(0))
+    return merged + pending
+
+
+def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False) -> dict:
+    """Train what the log lacks (unless ``analyse_only``), then analyse and write the report."""
+    from nasface.search import load_proxy_data
+    from nasface.teacher import teacher_targets
+
+    check_settings(settings)
+    out = Path(out)
+    config = settings.search
+    specs = draw_architectures(settings)
+    repeated = second_seed_subset(specs, settings.second_seeds)
+    data = load_proxy_data(config.data, config.seed, out / "cache")
+    proxy = settings.proxy
+    teacher_info = teacher_identity(config)
+    rows = RowLog(out / LOG)
+    plan = interleave([(spec, proxy.seed) for spec in specs], [(spec, proxy.seed + 1) for spec in repeated])
+    log(f"fidelity: {len(specs)} architectures ({settings.architectures} drawn + {len(specs) - settings.architectures} "
+        f"presets), {len(repeated)} with a second seed; budgets {settings.steps()} steps (proxy {proxy.steps}, "
+        f"reference {settings.reference_steps}); log {out / LOG}")
+    todo = [] if analyse_only else [(spec, seed) for spec, seed in plan
+                                    if rows.get(row_key(settings, data.key, spec, seed, teacher_info)) is None]
+    if todo:
+        # the search's own proxy budget, so the teacher is the one the search trains (and caches)
+        teacher = teacher_targets(config.teacher, data.train, data.key, out / "cache", config.proxy,
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
+                                  held_out=held_out_faces(data.pairs))
+        started, done_seconds = time.time(), []
+        for number, (spec, seed) in enumerate(todo, 1):
+            begun = time.time()
+            budget = dataclasses.replace(proxy, seed=seed)
+            results = score_budgets(spec, data.train, data.pairs, budget, settings.steps(), teacher)
+            rows.add(row_key(settings, data.key, spec, seed, teacher_info),
+                     {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
+                      "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
+                      "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
+                      "load_average": os.getloadavg()[0], "machine": platform.node()})
+            done_seconds.append(time.time() - begun)
+            left = (len(todo) - number) * float(np.median(done_seconds))
+            final = results[-1]
+            shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
+                     else f"failed: {final['reason']}")
+            log(f"[{len(rows.rows)}/{len(plan)}] {spec.name} seed {seed}: {shown} ({done_seconds[-1]:.0f} s; "
+                f"about {left / 60:.0f} min left, {(time.time() - started) / 60:.0f} min so far)")
+    report = analyse(settings, specs, repeated, [rows.get(row_key(settings, data.key, s, seed, teacher_info))
+                                                 for s, seed in plan])
+    report["command_settings"] = describe(settings)
+    report["teacher"] = teacher_info
+    write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    write_page(report, out / PAGE)
+    return report
+
+
+def describe(settings: FidelitySettings) -> dict:
+    config = settings.search
+    return {"data": dataclasses.asdict(config.data), "space": config.space or "lfr",
+            "budgets": dataclasses.asdict(config.budgets),
+            "proxy": {k: v for k, v in dataclasses.asdict(settings.proxy).items() if k != "device"},
+            "teacher": config.teacher, "teacher_spec": config.teacher_spec, "teacher_steps": config.teacher_steps,
+            "architectures": settings.architectures, "presets": settings.presets,
+            "factors": list(settings.factors), "steps": settings.steps(), "second_seeds": settings.second_seeds,
+            "seed": config.seed}
+
+
+# -- analysis --------------------------------------------------------------------------------------
+def _at(row: dict | None, steps: int) -> dict | None:
+    if row is None:
+        return None
+    for result in row["results"]:
+        if result["steps"] == steps:
+            return result if result["status"] == "ok" else None
+    return None
+
+
+def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list) -> dict:
+    """Rank agreement of every signal with the reference, over the architectures measured so far."""
+    proxy_steps, reference_steps = settings.proxy_steps, settings.reference_steps
+    by_arch = {(row["arch"], row["seed"]): row for row in rows if row is not None}
+    seed = settings.proxy.seed
+    complete = [s.name for s in specs
+                if _at(by_arch.get((s.name, seed)), proxy_steps) and _at(by_arch.get((s.name, seed)), reference_steps)]
+    failed = {row["arch"]: [r["reason"] for r in row["results"] if r["status"] != "ok"]
+              for row in by_arch.values() if any(r["status"] != "ok" for r in row["results"])}
+    report: dict = {"architectures": len(specs), "measured": len(complete), "failed": failed,
+                    "proxy_steps": proxy_steps, "reference_steps": reference_steps, "signals": {},
+                    "budgets": {}, "strata": None, "noise_ceiling": None, "combined": None,
+                    "cpu_seconds": _cpu_seconds(by_arch, seed, settings.steps())}
+    report["table"] = _table(by_arch, specs, seed, settings.steps())
+    if len(complete) < 4:
+        report["note"] = f"{len(complete)} architectures measured so far: at least 4 are needed for rank statistics"
+        return report
+    reference = np.array([_at(by_arch[(n, seed)], reference_steps)["accuracy"] for n in complete])
+    costs = {n: by_arch[(n, seed)]["cost"] for n in complete}
+    flops = np.log10([costs[n]["flops"] for n in complete])
+    resamples, groups = settings.bootstrap, strata_of(flops)
+    features = {}
+    for name in settings.signals:
+        values = [(_at(by_arch[(n, seed)], proxy_steps).get("signals") or {}).get(name) for n in complete]
+        if any(v is None for v in values):
+            report["signals"][name] = {"available": False}
+            continue
+        values = np.array([oriented(name, v) for v in values])
+        if name in TRIVIAL and float(rank_agreement(values, reference, 0)["tau"]) < 0:
+            # a trivial baseline is given the better of its two directions (bigger or smaller is
+            # better), so that beating it is not the result of guessing its sign wrongly
+            values = -values
+        features[name] = values
+    baseline = features.get("log_flops")
+    report["points"] = {}
+    for name, values in features.items():
+        report["signals"][name] = _agreement(values, reference, groups, resamples,
+                                             None if name == "log_flops" else baseline)
+        report["points"][name] = [values.tolist(), reference.tolist(), complete]
+    for steps in settings.steps():
+        values = np.array([_at(by_arch[(n, seed)], steps)["accuracy"] if _at(by_arch[(n, seed)], steps) else np.nan
+                           for n in complete])
+        if steps != reference_steps and not np.isnan(values).any():
+            report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baseline)
+    report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
+    report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples)
+    usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
+    if len(usable) >= 2 and len(complete) >= 6:
+        combined = loo_combination(usable, reference)
+        report["combined"] = {"weights": combined["weights"],
+                              **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baseline)}
+    report["best"] = best_signal(report)
+    return report
+
+
+def _agreement(values, reference, groups, resamples: int, baseline) -> dict:
+    result = rank_agreement(values, reference, resamples, 0, against=baseline)
+    result["strata"] = stratified_tau(values, reference, groups, resamples)
+    result["top5_in_top10"] = top_recall(values, reference)
+    result["available"] = True
+    return result
+
+
+def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelitySettings, resamples: int) -> dict | None:
+    """Seed-to-seed agreement at the reference (the ceiling any proxy can reach) and at the proxy."""
+    both = [s.name for s in repeated
+            if _at(by_arch.get((s.name, seed)), settings.reference_steps)
+            and _at(by_arch.get((s.name, seed + 1)), settings.reference_steps)]
+    if len(both) < 4:
+        return {"pairs": len(both), "note": "fewer than 4 architectures have both seeds yet"}
+    result = {"pairs": len(both)}
+    for label, steps in (("reference", settings.reference_steps), ("proxy", settings.proxy_steps)):
+        first = [_at(by_arch[(n, seed)], steps) for n in both]
+        second = [_at(by_arch[(n, seed + 1)], steps) for n in both]
+        if all(first) and all(second):
+            result[label] = rank_agreement([r["accuracy"] for r in second], [r["accuracy"] for r in first], resamples)
+    return result
+
+
+def best_signal(report: dict) -> dict | None:
+    """The signal (or the combination) with the highest Kendall tau against the reference."""
+    candidates = {name: row["tau"] for name, row in report["signals"].items() if row.get("available")}
+    if report.get("combined"):
+        candidates["combined"] = report["combined"]["tau"]
+    if not candidates:
+        return None
+    name = max(candidates, key=candidates.get)
+    return {"signal": name, "tau": candidates[name]}
+
+
+def _cpu_seconds(by_arch: dict, seed: int, steps: list[int]) -> dict:
+    """Mean CPU seconds per architecture: training at each budget alone, evaluation, zero-cost scores."""
+    rows = [row for (arch, s), row in by_arch.items() if s == seed]
+    out = {}
+    for budget in steps:
+        found = [r for row in rows for r in row["results"] if r["steps"] == budget and r["status"] == "ok"]
+        if found:
+            out[str(budget)] = {"train": float(np.mean([r["cpu_seconds"] for r in found])),
+                                "evaluate": float(np.mean([r["eval_seconds"] for r in found]))}
+    zero = [row["results"][0].get("zero_cost_seconds") for row in rows if row["results"]]
+    zero = [z for z in zero if z is not None]
+    if zero:
+        out["zero_cost"] = float(np.mean(zero))
+    return out
+
+
+def _table(by_arch: dict, specs: list, seed: int, steps: list[int]) -> list[dict]:
+    """One row per architecture and seed: costs and accuracy at every budget (the tabular benchmark)."""
+    table = []
+    for (arch, s), row in sorted(by_arch.items()):
+        table.append({"arch": arch, "seed": s, "flops": row["cost"]["flops"], "params": row["cost"]["params"],
+                      "accuracy": {str(r["steps"]): r.get("accuracy") for r in row["results"]},
+                      "cpu_seconds": {str(r["steps"]): r.get("cpu_seconds") for r in row["results"]}})
+    return table
+
+
+# -- the page --------------------------------------------------------------------------------------
+def write_page(report: dict, path: Path) -> None:
+    """Proxy signal against the reference, one panel per signal, as one offline HTML page."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = [n for n, row in report["signals"].items() if row.get("available")]
+    header = (f"<h1>Proxy fidelity</h1><p>{report['measured']} of {report['architectures']} architectures measured; "
+              f"proxy {report['proxy_steps']} steps, reference {report['reference_steps']} steps.</p>")
+    if not names:
+        write_atomic(path, f"<html><body>{header}<p>{report.get('note', 'nothing measured yet')}</p></body></html>\n")
+        return
+    columns = 4
+    rows = math.ceil(len(names) / columns)
+    titles = [f"{n}: tau {report['signals'][n]['tau']:+.2f}" for n in names]
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles)
+    points = report.get("points", {})
+    for index, name in enumerate(names):
+        xs, ys, labels = points.get(name, ([], [], []))
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", text=labels, showlegend=False,
+                                    hovertemplate="%{text}<br>signal %{x:.4g}<br>reference %{y:.4f}<extra></extra>"),
+                         row=index // columns + 1, col=index % columns + 1)
+    figure.update_layout(height=260 * rows, width=1200, margin={"t": 40})
+    rows_html = "".join(
+        f"<tr><td>{n}</td><td>{r['tau']:+.2f} [{r['tau_ci'][0]:+.2f}, {r['tau_ci'][1]:+.2f}]</td>"
+        f"<td>{r['rho']:+.2f}</td><td>{_fmt(r['strata']['mean_tau'])}</td><td>{r['top5_in_top10']:.1f}</td></tr>"
+        for n, r in report["signals"].items() if r.get("available") and r.get("tau_ci"))
+    body = (f"<html><head><meta charset='utf-8'></head><body>{header}<table border=1 cellpadding=4>"
+            f"<tr><th>signal (at the proxy's budget)</th><th>Kendall tau [95 % CI]</th><th>Spearman rho</th>"
+            f"<th>mean tau within FLOPs strata</th><th>top-5 in top-10</th></tr>{rows_html}</table>"
+            + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")
+    write_atomic(path, body)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"

@@ -1,0 +1,126 @@
+"""The warm-up-stable-decay schedule, scoring several budgets from one run, and ``nasface fidelity``
+end to end with real training: its log, its analysis, and a kill in the middle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasface.fidelity import FidelitySettings, _spread_order, interleave, run_fidelity
+from nasface.ranking import loo_combination, stratified_tau, strata_of, top_recall
+from nasface.search import config_from_options
+from nasface.train import ProxyBudget, WarmupStableDecay, score, score_budgets
+from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"budget_flops": "150M", "budget_mem": "4MB", "teacher": "none", "proxy_steps": 4, "proxy_batch": 8,
+        "resolution": 32, "train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80,
+        "device": "cpu", "seed": 0}
+TINY_ARGS = ["--budget-flops", "150M", "--budget-mem", "4MB", "--teacher", "none", "--proxy-steps", "4",
+             "--proxy-batch", "8", "--resolution", "32", "--train-identities", "12", "--val-identities", "8",
+             "--pairs", "80", "--device", "cpu", "--archs", "8", "--no-presets", "--factors", "0.5,1,2",
+             "--second-seeds", "4", "--bootstrap", "100", "--threads", "1"]
+
+
+def test_warmup_stable_decay_by_hand():
+    schedule = WarmupStableDecay(steps=10, warmup_steps=2, cooldown_steps=4)
+    rates = [schedule.learning_rate(step, 1.0) for step in range(10)]
+    assert rates == pytest.approx([0.5, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    # the default proxy: a tenth of warm-up, a fifth of cool-down
+    assert (ProxyBudget(steps=120).schedule.warmup_steps, ProxyBudget(steps=120).schedule.decay_start) == (12, 96)
+
+
+def test_each_budget_of_one_run_is_the_run_that_budget_trains_alone(small_data):  # noqa: F811
+    budget = dataclasses.replace(TINY_BUDGET, steps=4, warmup_steps=1)
+    many = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [2, 4, 8])
+    assert [r["steps"] for r in many] == [2, 4, 8]
+    for result in many:
+        alone = score(SMALL_NET, small_data.train, small_data.pairs, dataclasses.replace(budget, steps=result["steps"]))
+        assert alone["accuracy"] == result["accuracy"]
+        assert alone["signals"] == result["signals"]  # the whole loss trajectory, bit for bit
+    # a budget alone costs at least its own steps, and the longest includes the shared run
+    assert many[0]["cpu_seconds"] <= many[-1]["cpu_seconds"]
+
+
+def test_rank_tools_on_known_cases():
+    reference = np.arange(20.0)
+    assert top_recall(reference, reference) == 1.0
+    assert top_recall(-reference, reference) == 0.0    # its ten best are the reference's ten worst
+    assert top_recall(np.r_[reference[:15], -reference[15:]], reference) == 0.0
+    reference = np.arange(10.0)
+    groups = strata_of(reference, 2)
+    assert [g.tolist() for g in groups] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    within = stratified_tau(reference, reference, groups, resamples=50)
+    assert within["per_stratum"] == pytest.approx([1.0, 1.0]) and within["mean_tau"] == pytest.approx(1.0)
+    # one signal that is the reference plus noise, one that is noise: the combination leans on the first
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=30)
+    combined = loo_combination({"good": truth + 0.1 * rng.normal(size=30), "noise": rng.normal(size=30)}, truth)
+    assert combined["weights"]["good"] > 5 * abs(combined["weights"]["noise"])
+    assert np.corrcoef(combined["predictions"], truth)[0, 1] > 0.9
+
+
+def test_spread_order_and_interleave():
+    assert _spread_order(8) == [0, 4, 2, 6, 1, 5, 3, 7]
+    assert sorted(_spread_order(11)) == list(range(11))
+    assert interleave([1, 2, 3, 4], ["a", "b"]) == [1, 2, "a", 3, 4, "b"]
+
+
+@pytest.mark.slow
+def test_fidelity_end_to_end_then_analyse_only(tmp_path):
+    config = config_from_options(TINY)
+    settings = FidelitySettings(search=config, architectures=8, presets=False, factors=(0.5, 1.0, 2.0),
+                                second_seeds=4, bootstrap=100)
+    report = run_fidelity(settings, tmp_path / "f", log=lambda m: None)
+    rows = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 + 4 and sum(r["seed"] == 1 for r in rows) == 4
+    assert all([r["steps"] for r in row["results"]] == [2, 4, 8] for row in rows)
+    assert report["measured"] == 8 and report["reference_steps"] == 8 and report["proxy_steps"] == 4
+    for name in ("accuracy", "loss_sum", "synflow", "naswot", "zico", "log_flops"):
+        row = report["signals"][name]
+        assert row["available"] and -1 <= row["tau"] <= 1 and row["tau_ci"][0] <= row["tau_ci"][1]
+    assert set(report["budgets"]) == {"2", "4"}
+    assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
+    assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
+    assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
+    page = (tmp_path / "f" / "fidelity.html").read_text()
+    assert "plotly" in page and "Kendall tau" in page
+    # the log is the record: analysing it again trains nothing and gives the same numbers
+    log_before = (tmp_path / "f" / "log.jsonl").read_bytes()
+    again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
+    assert (tmp_path / "f" / "log.jsonl").read_bytes() == log_before
+    assert again["signals"]["accuracy"]["tau"] == report["signals"]["accuracy"]["tau"]
+
+
+@pytest.mark.slow
+def test_a_killed_fidelity_run_continues_where_it_stopped(tmp_path):
+    out = tmp_path / "f"
+    command = [sys.executable, "-m", "nasface", "fidelity", *TINY_ARGS, "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    log = out / "log.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = log.read_text().splitlines()
+    assert 2 <= len(before) < 12
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    after = log.read_text().splitlines()
+    assert after[:len(before)] == before                       # nothing finished was trained again
+    keys = [json.loads(line)["key"] for line in after]
+    assert len(keys) == len(set(keys)) == 12                     # and nothing twice
+    assert "Kendall tau" in finished.stdout
