@@ -252,6 +252,8 @@ def search_command(
     proxy_batch: int = typer.Option(None, help="Batch size per candidate."),
     resolution: int = typer.Option(None, help="Proxy input size (default 64; 112 is full size)."),
     sampler: str = typer.Option(None, help="tpe (default), nsga2, gp or random."),
+    score: str = typer.Option(None, help="The ranking signal the objective 'score' maximises (see `nasface "
+                                         "fidelity`; default accuracy)."),
     trials: int = typer.Option(None, help="Trained candidates to aim for (default 20)."),
     timeout: str = typer.Option(None, help="Stop after this long, e.g. 30m, 2h, 90s."),
     workers: int = typer.Option(None, help="Candidates trained at once (Ray tasks)."),
@@ -275,7 +277,8 @@ def search_command(
              "study": study, "studies_dir": studies_dir, "storage": storage, "space": space, "data": data,
              "val_bin": val_bin, "teacher": teacher, "teacher_spec": teacher_spec,
              "distill": distill.value if distill else None, "proxy_steps": proxy_steps,
-             "proxy_batch": proxy_batch, "resolution": resolution, "sampler": sampler, "trials": trials,
+             "proxy_batch": proxy_batch, "resolution": resolution, "sampler": sampler, "score": score,
+             "trials": trials,
              "timeout": timeout, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial,
              "gpus_per_trial": gpus_per_trial, "executor": executor, "baselines": baselines,
              "fill_budget": fill_budget, "seed": seed,

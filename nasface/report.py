@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from nasface.errors import NasfaceError
+from nasface.signals import SIGNALS
 
 STATES = optuna.trial.TrialState
 
@@ -87,11 +88,14 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             "fail_reason": attrs.get("fail_reason") or "",
             "over_budget": attrs.get("over_budget") or "",
             "wall_seconds": attrs.get("wall_seconds"),
+            # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
+            **{f"signal_{name}": (metrics.get("signals") or {}).get(name) for name in SIGNALS
+               if name not in ("accuracy", "tar_at_far")},
             **knob_summary(attrs.get("spec")),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
-               "wall_seconds"]
+               "wall_seconds", *(f"signal_{name}" for name in SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
     return frame if not frame.empty else pd.DataFrame(columns=columns)
 

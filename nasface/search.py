@@ -39,6 +39,7 @@ from nasface.errors import NasfaceError
 from nasface.evaluate import held_out_faces
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
+from nasface.signals import SIGNALS, oriented
 from nasface.report import pareto_front
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, read_yaml, spec_from_dict, spec_to_dict
@@ -46,9 +47,11 @@ from nasface.storage import WRITE_ERRNOS, StudyLock, check_storage_url, open_sto
 from nasface.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
-OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "flops": "minimize", "macs": "minimize",
+OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
               "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
+DEFAULT_SCORE = "accuracy"
+WORST_SCORE = -1e300
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0
@@ -89,6 +92,7 @@ class SearchConfig:
     teacher_steps: int | None = None
     sampler: str = "tpe"
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    score: str = DEFAULT_SCORE   # the ranking signal (nasface.signals) the objective "score" maximises
     trials: int | None = 20
     timeout: float | None = None
     executor: str = "ray"
@@ -112,7 +116,8 @@ class SearchConfig:
         """What must not change when a study is continued."""
         return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
                 "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
-                "teacher": self.teacher, "objectives": list(self.objectives), "space": self.space or "lfr",
+                "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
+                "space": self.space or "lfr",
                 "fill_budget": self.fill_budget}
 
 
@@ -136,7 +141,8 @@ OPTION_KEYS = ("budget_flops", "budget_mem", "budget_params", "budget_act_mem", 
                "studies_dir", "storage", "space", "data", "val_bin", "teacher", "teacher_spec", "distill",
                "proxy_steps", "proxy_batch", "resolution", "sampler", "trials", "timeout", "workers", "address",
                "cpus_per_trial", "gpus_per_trial", "executor", "baselines", "seed", "device", "objectives",
-               "train_identities", "images_per_identity", "val_identities", "pairs", "teacher_steps", "fill_budget")
+               "train_identities", "images_per_identity", "val_identities", "pairs", "teacher_steps", "fill_budget",
+               "score")
 
 
 def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
@@ -173,6 +179,7 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
         storage=get("storage"), space=get("space"), budgets=budgets, data=data, proxy=proxy,
         teacher=str(get("teacher", "auto")), teacher_spec=get("teacher_spec"),
         teacher_steps=get("teacher_steps"), sampler=str(get("sampler", "tpe")), objectives=tuple(objectives),
+        score=str(get("score", DEFAULT_SCORE)),
         trials=None if get("trials", 20) is None else int(get("trials", 20)),
         timeout=None if get("timeout") is None else parse_duration(get("timeout")),
         executor=str(get("executor", "ray")), workers=int(get("workers", 1)), address=get("address"),
@@ -193,6 +200,8 @@ def check_config(config: SearchConfig) -> SearchSpace:
     for objective in config.objectives:
         if objective not in OBJECTIVES:
             raise NasfaceError(f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})")
+    if config.score not in SIGNALS:
+        raise NasfaceError(f"--score {config.score!r}: choose a signal from {', '.join(SIGNALS)}")
     if config.sampler not in SAMPLERS:
         raise NasfaceError(f"--sampler {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if config.trials is not None and config.trials < 0:
@@ -364,13 +373,19 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]
     return enqueued
 
 
-def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None) -> list[float]:
+def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
+                     score: str = DEFAULT_SCORE) -> list[float]:
+    """The trial's values; an untrained candidate gets the worst accuracy (0) and no score (-inf
+    is refused by Optuna, so the lowest finite float)."""
     values = []
     for objective in objectives:
         if objective == "accuracy":
             values.append(float(metrics["accuracy"]) if metrics else 0.0)
         elif objective == "tar":
             values.append(float(metrics.get("tar_at_far") or 0.0) if metrics else 0.0)
+        elif objective == "score":
+            found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
+            values.append(float(found) if found is not None else WORST_SCORE)
         else:
             values.append(float(cost[objective]))
     return values
@@ -609,7 +624,7 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         _set_constraints(trial, config.budgets, cost)
         trial.set_user_attr("kind", "rejected")
         trial.set_user_attr("fail_reason", "over budget: " + "; ".join(violations))
-        return {"values": objective_values(config.objectives, cost, None)}
+        return {"values": objective_values(config.objectives, cost, None, config.score)}
     if violations:
         trial.set_user_attr("over_budget", "; ".join(violations))  # a reference point, trained anyway
     twin = _twin(study, trial)
@@ -666,7 +681,7 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     _set_constraints(trial, config.budgets, cost)
     trial.set_user_attr("kind", "trained")
     trial.set_user_attr("metrics", metrics)
-    study.tell(trial, values=objective_values(config.objectives, cost, metrics))
+    study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))
     progress.trial_seconds.append(seconds)
     if trial.user_attrs.get("baseline"):
         progress.baselines += 1

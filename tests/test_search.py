@@ -10,6 +10,7 @@ import pytest
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.progress import Reporter
+from nasface.report import study_frame
 from nasface.search import (SearchConfig, cheapest_spec, config_from_options, parse_duration,
                             run_search)
 from nasface.space import load_space
@@ -62,6 +63,22 @@ def test_inline_search_with_baselines(tmp_path):
         if attrs["kind"] == "trained":
             assert 0.0 <= attrs["metrics"]["accuracy"] <= 1.0 and attrs["wall_seconds"] > 0
     assert_budget_invariant(study, config.budgets)
+
+
+def test_the_score_objective_maximises_the_chosen_signal_and_every_trial_keeps_all_signals(tmp_path):
+    config = tiny_config(tmp_path, trials=2, score="loss_sum", objectives="score,flops")
+    study = run_search(config, Reporter("quiet"))
+    trained = [t for t in trials_by_kind(study)["trained"] if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trained) == 2
+    for trial in trained:
+        signals = trial.user_attrs["metrics"]["signals"]
+        assert {"accuracy", "loss_sum", "loss_ema", "synflow", "naswot", "zico", "grad_norm", "snip",
+                "log_flops", "log_params"} <= set(signals)
+        assert trial.values[0] == -signals["loss_sum"]  # a lower loss sum is the better score
+    frame = study_frame(study)
+    assert frame[frame.kind == "trained"].signal_loss_sum.notna().all()
+    with pytest.raises(NasfaceError, match="--score 'vibes': choose a signal"):
+        run_search(tiny_config(tmp_path / "other", score="vibes"), Reporter("quiet"))
 
 
 def test_continuing_a_study_adds_trials_and_keeps_old_ones(tmp_path):
