@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,3 +48,38 @@ def test_row_log_resumes_and_ignores_a_torn_last_line(tmp_path):
     again.add("b", {"value": 2})
     assert RowLog(path).get("b")["value"] == 2
     assert json.loads(path.read_text().splitlines()[0])["key"] == "a"
+
+
+def _fake_table(count: int = 24) -> dict:
+    """Architectures whose accuracy rises with the budget towards a quality of their own."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for index in range(count):
+        quality, flops = rng.uniform(0.6, 0.95), float(10 ** rng.uniform(7.5, 9))
+        results = [{"steps": b, "status": "ok", "accuracy": 0.5 + (quality - 0.5) * (1 - np.exp(-b / 300)),
+                    "cpu_seconds": b * flops / 1e8, "eval_seconds": 1.0} for b in (30, 60, 120, 240, 480, 960)]
+        rows.append({"key": str(index), "arch": f"a{index}", "seed": 0, "results": results,
+                     "cost": {"flops": flops, "weight_bytes": float(rng.uniform(1e6, 19e6))}})
+    return rows
+
+
+def test_tabular_simulation_charges_and_promotes_as_described(tmp_path):
+    from benchmarks.multifidelity_tabular import (front_of, load_table, run_random, run_successive_halving,
+                                                  true_hypervolume)
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(row) + "\n" for row in _fake_table()))
+    table = load_table(log)
+    assert len(table["archs"]) == 24 and table["budgets"] == [30, 60, 120, 240, 480, 960]
+    whole = sum(a["cost"][120] for a in table["archs"].values())
+    everything = run_random(table, 0, 120, whole)
+    best = true_hypervolume(table, front_of(table, {n: a["accuracy"][960] for n, a in table["archs"].items()}))
+    # scoring every architecture at 1x ranks them as the reference does here: the best front
+    assert everything.values[-1] == pytest.approx(best) and everything.spent == pytest.approx(whole)
+    assert all(a <= b for a, b in zip(everything.times, everything.times[1:]))
+    kept = run_successive_halving(table, 0, [30, 120, 480], 4, whole / 2, continue_training=True)
+    scratch = run_successive_halving(table, 0, [30, 120, 480], 4, whole / 2, continue_training=False)
+    # the same decisions (same order, same scores); continuing costs less for every promotion
+    assert len(kept.times) >= len(scratch.times) and kept.times[len(scratch.times) - 1] <= scratch.times[-1]
+    # it stops when its time is spent (the last evaluation may run past it), not before
+    assert kept.spent >= whole / 2
