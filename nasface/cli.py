@@ -191,7 +191,7 @@ def score_command(
 
 @app.command("space")
 def space_command(
-    file: str = typer.Argument(None, help="A search space YAML (default: search_spaces/lfr.yaml)."),
+    file: str = typer.Argument(None, help="A search space YAML (default: the bundled search_spaces/lfr.yaml)."),
     budget_flops: str = typer.Option(None, help="e.g. 1G"),
     budget_mem: str = typer.Option(None, help="fp32 weight bytes, e.g. 20MB"),
     budget_params: str = typer.Option(None),
@@ -241,7 +241,7 @@ def search_command(
     study: str = typer.Option(None, help="Study name; an existing one is continued."),
     studies_dir: Path = typer.Option(None, help="Where studies live (default ./studies)."),
     storage: str = typer.Option(None, help="Any Optuna storage URL (default: SQLite in the study folder)."),
-    space: str = typer.Option(None, help="Search space YAML (default search_spaces/lfr.yaml)."),
+    space: str = typer.Option(None, help="Search space YAML (default: the bundled search_spaces/lfr.yaml)."),
     data: str = typer.Option(None, help="synthetic (default), orl, an image folder or a RecordIO folder."),
     val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
     teacher: str = typer.Option(None, help="auto (default), none, or a checkpoint path."),
