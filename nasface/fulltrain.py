@@ -49,8 +49,8 @@ from nasface.model import build_model
 from nasface.progress import format_duration
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.teacher import add_to_centres, normalised_centres
-from nasface.train import (CandidateFailed, LoopState, StepDecaySchedule, TeacherNetwork, check_device,
-                           make_loop_state, resolve_device, train_loop)
+from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
+                           check_device, make_loop_state, resolve_device, train_loop)
 
 RUN_FILE = "run.json"              # what the run is (recipe, spec, data, teacher): checked on resume
 CHECKPOINT_FILE = "checkpoint.pt"  # the resumable state of the stage in progress
@@ -65,21 +65,11 @@ REPORT_MODES = ("rich", "quiet", "jsonl")
 FINAL_LOSS_STEPS = 20  # a loss is reported as the mean over this many steps: one batch is noisy
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
+@dataclass(frozen=True, kw_only=True)
+class TrainingPlan(LoopSettings):
     """What the shared loop needs for one stage: full training's counterpart of ``ProxyBudget``."""
 
-    steps: int
-    batch_size: int
     schedule: StepDecaySchedule
-    lr: float
-    momentum: float
-    weight_decay: float
-    margin: str
-    scale: float
-    distill: str
-    alpha: float
-    seed: int
 
 
 def plan_from_recipe(recipe: Recipe, images: int) -> TrainingPlan:
@@ -92,9 +82,8 @@ def plan_from_recipe(recipe: Recipe, images: int) -> TrainingPlan:
     steps_per_epoch = steps / recipe.epochs
     schedule = StepDecaySchedule(decay_steps=tuple(round(epoch * steps_per_epoch) for epoch in recipe.lr_steps),
                                  warmup_steps=round(recipe.warmup_epochs * steps_per_epoch))
-    return TrainingPlan(steps=steps, batch_size=recipe.batch_size, schedule=schedule, lr=recipe.lr,
-                        momentum=recipe.momentum, weight_decay=recipe.weight_decay, margin=recipe.margin,
-                        scale=recipe.scale, distill=recipe.distill, alpha=recipe.alpha, seed=recipe.seed)
+    return TrainingPlan(steps=steps, batch_size=recipe.batch_size, schedule=schedule, seed=recipe.seed,
+                        **recipe.optimisation())
 
 
 @dataclass(frozen=True)

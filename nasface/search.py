@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import socket
 import time
 import warnings
@@ -39,149 +38,19 @@ from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.report import pareto_front
+# config_from_options and parse_duration are re-exported: ``nasface.search`` is where the README sends callers.
+from nasface.search_config import (OBJECTIVES, SAMPLERS, DataSettings, SearchConfig, config_from_options,  # noqa: F401
+                                   parse_duration)
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
-from nasface.spec import load_spec, preset_names, read_yaml, spec_from_dict, spec_to_dict
+from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import WRITE_ERRNOS, StudyLock, check_storage_url, open_storage, write_failure
 from nasface.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
-OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "flops": "minimize", "macs": "minimize",
-              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
-DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0
 MAX_REJECTIONS_IN_A_ROW = 2000
 INVALID = "invalid"
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Which faces the candidates train and are verified on."""
-
-    source: str = "synthetic"
-    train_identities: int = 200
-    images_per_identity: int = 10
-    val_identities: int = 100
-    pairs: int = 3000
-    val_bin: str | None = None
-
-    @classmethod
-    def for_source(cls, source: str, **overrides) -> "DataSettings":
-        """Defaults that fit the source (ORL has 40 people: 30 to train on, 10 held out)."""
-        base = cls(source=source, train_identities=30, val_identities=10, pairs=600) if source == "orl" \
-            else cls(source=source)
-        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    study: str = "lfr-light"
-    studies_dir: str = "studies"
-    storage: str | None = None
-    space: str | None = None
-    budgets: Budgets = Budgets()
-    data: DataSettings = DataSettings()
-    proxy: ProxyBudget = ProxyBudget()
-    teacher: str = "auto"
-    teacher_spec: str | None = None
-    teacher_steps: int | None = None
-    sampler: str = "tpe"
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    trials: int | None = 20
-    timeout: float | None = None
-    executor: str = "ray"
-    workers: int = 1
-    address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    baselines: bool = True
-    fill_budget: bool = False
-    seed: int = 0
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.studies_dir) / self.study
-
-    @property
-    def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.study_dir / 'study.db').as_posix()}"
-
-    def fingerprint(self) -> dict:
-        """What must not change when a study is continued."""
-        return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
-                "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
-                "teacher": self.teacher, "objectives": list(self.objectives), "space": self.space or "lfr",
-                "fill_budget": self.fill_budget}
-
-
-# -- options and study files ------------------------------------------------------------------
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
-
-
-def parse_duration(text) -> float:
-    """'30m', '2h', '1h30m', '90s' or '90' -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match or not any(match.groups()) or str(text).strip() == "":
-        raise NasfaceError(f"--timeout {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise NasfaceError(f"--timeout {text!r}: must be longer than zero")
-    return total
-
-
-OPTION_KEYS = ("budget_flops", "budget_mem", "budget_params", "budget_act_mem", "flops_convention", "study",
-               "studies_dir", "storage", "space", "data", "val_bin", "teacher", "teacher_spec", "distill",
-               "proxy_steps", "proxy_batch", "resolution", "sampler", "trials", "timeout", "workers", "address",
-               "cpus_per_trial", "gpus_per_trial", "executor", "baselines", "seed", "device", "objectives",
-               "train_identities", "images_per_identity", "val_identities", "pairs", "teacher_steps", "fill_budget")
-
-
-def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
-    """A SearchConfig from a study definition YAML, overridden by the flags that were given."""
-    options: dict = {}
-    if config_file is not None:
-        data = read_yaml(Path(config_file), "study definition")
-        if not isinstance(data, dict):
-            raise NasfaceError(f"{config_file}: expected a mapping of search options")
-        for key, value in data.items():
-            name = str(key).replace("-", "_")
-            if name not in OPTION_KEYS:
-                raise NasfaceError(f"{config_file}: unknown option {key!r} (options: {', '.join(OPTION_KEYS)})")
-            options[name] = value
-    options.update({k: v for k, v in flags.items() if v is not None})
-    get = options.get
-    budgets = Budgets.parse(_text(get("budget_flops")), _text(get("budget_mem")), _text(get("budget_params")),
-                            _text(get("budget_act_mem")), get("flops_convention", "lfr"))
-    data = DataSettings.for_source(str(get("data", "synthetic")), val_bin=get("val_bin"),
-                                train_identities=get("train_identities"),
-                                images_per_identity=get("images_per_identity"),
-                                val_identities=get("val_identities"), pairs=get("pairs"))
-    defaults = ProxyBudget()
-    proxy = ProxyBudget(steps=int(get("proxy_steps", defaults.steps)),
-                        batch_size=int(get("proxy_batch", defaults.batch_size)),
-                        resolution=int(get("resolution", defaults.resolution)),
-                        distill=str(get("distill", defaults.distill)), seed=int(get("seed", 0)),
-                        device=str(get("device", "auto")))
-    objectives = get("objectives", list(DEFAULT_OBJECTIVES))
-    if isinstance(objectives, str):
-        objectives = [o.strip() for o in objectives.split(",")]
-    return SearchConfig(
-        study=str(get("study", "lfr-light")), studies_dir=str(get("studies_dir", "studies")),
-        storage=get("storage"), space=get("space"), budgets=budgets, data=data, proxy=proxy,
-        teacher=str(get("teacher", "auto")), teacher_spec=get("teacher_spec"),
-        teacher_steps=get("teacher_steps"), sampler=str(get("sampler", "tpe")), objectives=tuple(objectives),
-        trials=None if get("trials", 20) is None else int(get("trials", 20)),
-        timeout=None if get("timeout") is None else parse_duration(get("timeout")),
-        executor=str(get("executor", "ray")), workers=int(get("workers", 1)), address=get("address"),
-        cpus_per_trial=float(get("cpus_per_trial", 1.0)), gpus_per_trial=float(get("gpus_per_trial", 0.0)),
-        baselines=bool(get("baselines", True)), fill_budget=bool(get("fill_budget", False)),
-        seed=int(get("seed", 0)))
-
-
-def _text(value) -> str | None:
-    return None if value is None else str(value)
 
 
 # -- checks before anything is created ---------------------------------------------------------
