@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import json
 import os
-import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import optuna
 
+from nasface.atomic import WRITE_ERRNOS, process_alive, process_id
 from nasface.budget import Budgets
 from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
@@ -43,7 +44,7 @@ from nasface.search_config import (OBJECTIVES, SAMPLERS, DataSettings, SearchCon
                                    parse_duration)
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
-from nasface.storage import WRITE_ERRNOS, StudyLock, check_storage_url, open_storage, write_failure
+from nasface.storage import StudyLock, check_storage_url, open_storage, write_failure
 from nasface.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
@@ -171,21 +172,7 @@ def run_candidate(payload: dict) -> dict:
 
 # -- the study -------------------------------------------------------------------------------
 def driver_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _driver_alive(driver: str | None) -> bool:
-    """False when ``driver`` was a process of this machine that no longer exists."""
-    host, _, pid = (driver or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's driver: only its heartbeat can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_id()
 
 
 def recover_stale_trials(study: optuna.Study, log) -> int:
@@ -199,7 +186,7 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         driver = trial.user_attrs.get("driver")
         beat = trial.user_attrs.get("heartbeat", 0.0)
-        if driver == driver_id() or (_driver_alive(driver) and now - beat < STALE_SECONDS):
+        if driver == driver_id() or (process_alive(driver) and now - beat < STALE_SECONDS):
             continue
         _fail_and_requeue(study, trial, "interrupted: its driver stopped; re-enqueued")
         recovered += 1
@@ -331,6 +318,40 @@ def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
     return launch
 
 
+class Heartbeat:
+    """Beats for this driver's running trials from a thread, every ``HEARTBEAT_SECONDS``.
+
+    Other machines' drivers take a trial whose heartbeat is older than ``STALE_SECONDS`` for the
+    orphan of a dead driver.  The driver's loop cannot beat while it trains a candidate itself
+    (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
+    """
+
+    def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
+        self.study, self.lock, self.running = study, lock, running
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nasface-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
+                return
+
+    def beat(self) -> None:
+        with self.lock.hold(self.study.study_name):
+            for trial, _ in list(self.running.values()):  # a snapshot: the loop adds and removes trials
+                if _still_ours(self.study, trial):
+                    trial.set_user_attr("heartbeat", time.time())
+
+
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
            reporter) -> optuna.Study:
     """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
@@ -349,7 +370,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
     deadline = None if config.timeout is None else time.time() + config.timeout
     rejections_in_a_row = 0
-    last_beat = time.time()
+    last_recovery = time.time()
 
     def out_of_time() -> bool:
         return deadline is not None and time.time() >= deadline
@@ -361,6 +382,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
             return bool(_waiting_baselines(study))
         return True
 
+    heartbeat = Heartbeat(study, lock, running)
+    heartbeat.start()
     try:
         while True:
             while len(running) < executor.capacity():
@@ -409,13 +432,10 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     _finish(study, trial, result, config, time.time() - started, progress)
                 progress.trained = trained_count(study)
                 reporter.trial(number, trial.user_attrs, result, progress, pareto_front(study))
-            if time.time() - last_beat > HEARTBEAT_SECONDS:
+            if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
-                    for trial, _ in running.values():
-                        if _still_ours(study, trial):
-                            trial.set_user_attr("heartbeat", time.time())
                     recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
-                last_beat = time.time()
+                last_recovery = time.time()
     except KeyboardInterrupt:
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         with lock.hold(config.study):
@@ -425,6 +445,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 _fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
         running.clear()
     finally:
+        heartbeat.stop()
         executor.shutdown()
     reporter.finish(study, pareto_front(study), config)
     return study

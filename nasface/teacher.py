@@ -19,15 +19,15 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nasface.atomic import atomic_dir
 from nasface.checkpoint import load_checkpoint, save_weights
 from nasface.data import FaceSet
+from nasface.data.base import file_fingerprint
 from nasface.errors import NasfaceError
 from nasface.evaluate import embed
 from nasface.spec import load_spec, spec_to_dict
@@ -48,23 +48,20 @@ def read_teacher(folder: str | os.PathLike) -> TeacherTargets:
     return TeacherTargets(**arrays, folder=str(folder))
 
 
+def default_teacher_spec(device: torch.device) -> str:
+    """What ``teacher: auto`` trains unless told: a strong network where a GPU can train it,
+    MobileFaceNet on a CPU (the proxy's teacher and full training's alike)."""
+    return "iresnet50" if device.type == "cuda" else "mobilefacenet"
+
+
 def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extra=None) -> TeacherTargets:
-    """Write the cache under a temporary name and rename it into place: never half written."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    """Write the cache into a staging folder renamed into place (``atomic_dir``): never half written."""
+    with atomic_dir(folder, "teacher.json", "the teacher cache") as staging:
         for name in ARRAYS:
             np.save(staging / f"{name}.npy", np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
         (staging / "teacher.json").write_text(json.dumps(info, indent=2) + "\n")
         if write_extra is not None:
             write_extra(staging)
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not (folder / "teacher.json").is_file():  # not a concurrent writer that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return read_teacher(folder)
 
 
@@ -96,6 +93,11 @@ def normalised_centres(sums: np.ndarray) -> np.ndarray:
     return _unit_rows(sums).astype(np.float32)
 
 
+def head_centres(head: torch.nn.Module) -> np.ndarray:
+    """A trained margin head's class centres: its weight rows, L2-normalised."""
+    return torch.nn.functional.normalize(head.weight.detach().float(), dim=1).cpu().numpy()
+
+
 def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
     """The normalised mean of each identity's normalised embeddings."""
     sums = np.zeros((classes, embeddings.shape[1]), dtype=np.float64)
@@ -112,7 +114,7 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
     cache_dir = Path(cache_dir)
     device = budget.torch_device()
     if teacher == "auto":
-        spec = load_spec(teacher_spec or ("iresnet50" if device.type == "cuda" else "mobilefacenet"))
+        spec = load_spec(teacher_spec or default_teacher_spec(device))
         steps = teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
         teacher_budget = dataclasses.replace(budget, steps=steps, distill="none")
         folder = cache_dir / f"teacher-{_key(data_key, spec_to_dict(spec), dataclasses.asdict(teacher_budget))}"
@@ -123,8 +125,7 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
         model = build_student(spec, budget.resolution)
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
         train_loop(state, train, teacher_budget, None, device)
-        centres = torch.nn.functional.normalize(state.head.weight.detach().float(), dim=1).cpu().numpy()
-        targets = _targets_of(state.model, train, device, centres)
+        targets = _targets_of(state.model, train, device, head_centres(state.head))
         info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
                 "final_loss": float(np.mean(state.losses[-10:]))}
         return _write_targets(folder, targets, info,
@@ -133,8 +134,8 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
     if not path.exists():
         raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use auto, none, or the path of a "
                            f".safetensors / .pt checkpoint)")
-    stat = path.stat()
-    folder = cache_dir / f"teacher-{_key(data_key, str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+    # path, size, mtime: the key the cache had before file_fingerprint was shared, so caches stay valid
+    folder = cache_dir / f"teacher-{_key(data_key, *file_fingerprint(path).values())}"
     if (folder / "teacher.json").is_file():
         return read_teacher(folder)
     spec, model = load_checkpoint(path, teacher_spec)
