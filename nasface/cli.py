@@ -6,6 +6,7 @@ exit status 2; nothing is written before the input has been checked.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from enum import Enum
@@ -192,7 +193,7 @@ def score_command(
 
 @app.command("space")
 def space_command(
-    file: str = typer.Argument(None, help="A search space YAML (default: search_spaces/lfr.yaml)."),
+    file: str = typer.Argument(None, help="A search space YAML (default: the bundled search_spaces/lfr.yaml)."),
     budget_flops: str = typer.Option(None, help="e.g. 1G"),
     budget_mem: str = typer.Option(None, help="fp32 weight bytes, e.g. 20MB"),
     budget_params: str = typer.Option(None),
@@ -231,59 +232,16 @@ def space_command(
         console.print(f"wrote {len(specs)} specs to {output}")
 
 
-@app.command("search")
-def search_command(
-    budget_flops: str = typer.Option(None, help="FLOPs budget, e.g. 1G (convention: --flops-convention)."),
-    budget_mem: str = typer.Option(None, help="fp32 weight bytes budget, e.g. 20MB or 19MiB."),
-    budget_params: str = typer.Option(None, help="Parameter budget, e.g. 5M."),
-    budget_act_mem: str = typer.Option(None, help="Peak activation memory budget, e.g. 8MB."),
-    flops_convention: Convention = typer.Option(Convention.lfr, "--flops-convention"),
-    config: Path = typer.Option(None, help="A study definition YAML (studies/*.yaml) with the same keys."),
-    study: str = typer.Option(None, help="Study name; an existing one is continued."),
-    studies_dir: Path = typer.Option(None, help="Where studies live (default ./studies)."),
-    storage: str = typer.Option(None, help="Any Optuna storage URL (default: SQLite in the study folder)."),
-    space: str = typer.Option(None, help="Search space YAML (default search_spaces/lfr.yaml)."),
-    data: str = typer.Option(None, help="synthetic (default), orl, an image folder or a RecordIO folder."),
-    val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
-    teacher: str = typer.Option(None, help="auto (default), none, or a checkpoint path."),
-    teacher_spec: str = typer.Option(None, help="What --teacher auto trains (default: by device)."),
-    distill: Distill = typer.Option(None, help="angular (default), margin or none."),
-    proxy_steps: int = typer.Option(None, help="SGD steps per candidate."),
-    proxy_batch: int = typer.Option(None, help="Batch size per candidate."),
-    resolution: int = typer.Option(None, help="Proxy input size (default 64; 112 is full size)."),
-    sampler: str = typer.Option(None, help="tpe (default), nsga2, gp or random."),
-    score: str = typer.Option(None, help="The ranking signal the objective 'score' maximises (see `nasface "
-                                         "fidelity`; default accuracy)."),
-    trials: int = typer.Option(None, help="Trained candidates to aim for (default 20)."),
-    timeout: str = typer.Option(None, help="Stop after this long, e.g. 30m, 2h, 90s."),
-    workers: int = typer.Option(None, help="Candidates trained at once (Ray tasks)."),
-    address: str = typer.Option(None, help="Join this Ray cluster instead of starting a local Ray."),
-    cpus_per_trial: float = typer.Option(None),
-    gpus_per_trial: float = typer.Option(None, help="Fractional: 0.25 puts four candidates on a GPU."),
-    executor: str = typer.Option(None, help="ray (default) or inline (no Ray, one at a time)."),
-    baselines: bool = typer.Option(None, "--baselines/--no-baselines", help="Train the seed presets too."),
-    fill_budget: bool = typer.Option(None, "--fill-budget/--no-fill-budget",
-                                     help="Widen each sampled structure until it fills the budgets."),
-    seed: int = typer.Option(None),
-    device: Device = typer.Option(None, help="auto (default), cpu or cuda."),
-    output: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per event)."),
-) -> None:
+def search_command(config: Path = typer.Option(None, help="A study definition YAML (studies/*.yaml) with the "
+                                                     "same options (underscores or dashes)."),
+                   output: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per "
+                                                                   "event)."),
+                   **options) -> None:
     """Search the space under hard budgets; every completed trial is within budget."""
     from nasface.progress import Reporter
     from nasface.search import config_from_options, run_search
 
-    flags = {"budget_flops": budget_flops, "budget_mem": budget_mem, "budget_params": budget_params,
-             "budget_act_mem": budget_act_mem, "flops_convention": flops_convention.value,
-             "study": study, "studies_dir": studies_dir, "storage": storage, "space": space, "data": data,
-             "val_bin": val_bin, "teacher": teacher, "teacher_spec": teacher_spec,
-             "distill": distill.value if distill else None, "proxy_steps": proxy_steps,
-             "proxy_batch": proxy_batch, "resolution": resolution, "sampler": sampler, "score": score,
-             "trials": trials,
-             "timeout": timeout, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial,
-             "gpus_per_trial": gpus_per_trial, "executor": executor, "baselines": baselines,
-             "fill_budget": fill_budget, "seed": seed,
-             "device": device.value if device else None}
-    search_config = config_from_options(flags, config)
+    search_config = config_from_options(options, config)
     try:
         run_search(search_config, Reporter(output.value))
     except KeyboardInterrupt:
@@ -386,6 +344,19 @@ def print_fidelity(report: dict) -> None:
                       f"tau {ceiling['reference']['tau']:+.2f}")
     if report.get("best"):
         console.print(f"best: {report['best']['signal']} (tau {report['best']['tau']:+.2f})")
+
+
+def _search_options_as_parameters() -> None:
+    """Give ``search_command`` one parameter per search option (nasface.search.SEARCH_OPTIONS)."""
+    from nasface.options import typer_parameters
+    from nasface.search_config import SEARCH_OPTIONS
+
+    fixed = list(inspect.signature(search_command).parameters.values())[:-1]  # all but **options
+    search_command.__signature__ = inspect.Signature([*fixed, *typer_parameters(SEARCH_OPTIONS)])
+    app.command("search")(search_command)
+
+
+_search_options_as_parameters()
 
 
 @app.command("report")

@@ -18,7 +18,7 @@ import yaml
 
 from nasface.atomic import write_atomic
 from nasface.errors import NasfaceError
-from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS
+from nasface.train import Optimisation
 from nasface.model import count
 from nasface.report import best_trial, study_settings
 from nasface.spec import coerce_field, read_yaml, save_spec, spec_from_dict
@@ -28,8 +28,8 @@ DATA_PLACEHOLDER = "FILL IN: path/to/faces_emore (train.rec + train.idx), an ima
 TEACHER_PLACEHOLDER = "FILL IN: path/to/teacher checkpoint (.safetensors / .pt), auto, or none"
 
 
-@dataclass(frozen=True)
-class Recipe:
+@dataclass(frozen=True, kw_only=True)
+class Recipe(Optimisation):
     """Full training of one spec; every field has the papers' value unless the user changes it.
 
     ``lr_steps`` and ``warmup_epochs`` are in epochs of ``epochs``; when ``steps`` is set they
@@ -43,14 +43,7 @@ class Recipe:
     lr_steps: tuple[float, ...] = (9.0, 13.0, 15.0)  # lr / 10 at epochs 9, 13, 15
     steps: int | None = None                 # instead of epochs, a fixed number of SGD steps
     batch_size: int = 512
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     warmup_epochs: float = 0.0
-    margin: str = "arcface"
-    scale: float = 64.0
-    distill: str = "angular"
-    alpha: float = 7.0
     teacher: str = TEACHER_PLACEHOLDER
     teacher_spec: str | None = None
     generations: int = 2                     # recursive knowledge distillation (VarGFaceNet 2.5)
@@ -72,23 +65,13 @@ class Recipe:
             raise NasfaceError(f"recipe.generations: must be at least 1, got {self.generations}")
         if self.batch_size < 2:
             raise NasfaceError(f"recipe.batch_size: must be at least 2, got {self.batch_size}")
-        if not self.lr > 0 or not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
-            raise NasfaceError(f"recipe: needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
-                               f"{self.lr}, {self.momentum} and {self.weight_decay}")
         for epoch in self.lr_steps:
             if not 0 < epoch < self.epochs:
                 raise NasfaceError(f"recipe.lr_steps: {epoch} is not inside the {self.epochs} epochs of the run")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise NasfaceError(f"recipe.warmup_epochs: must be 0 or more and below epochs ({self.epochs}), "
                                f"got {self.warmup_epochs}")
-        if self.margin not in MARGIN_KINDS:
-            raise NasfaceError(f"recipe.margin: unknown margin loss {self.margin!r} "
-                               f"(choose from {', '.join(MARGIN_KINDS)})")
-        if not self.scale > 0 or not self.alpha >= 0:
-            raise NasfaceError(f"recipe: needs scale > 0 and alpha >= 0, got {self.scale} and {self.alpha}")
-        if self.distill not in DISTILLER_KINDS:
-            raise NasfaceError(f"recipe.distill: unknown distillation {self.distill!r} "
-                               f"(choose from {', '.join(DISTILLER_KINDS)})")
+        self.check_optimisation("recipe")
         if self.distill == "none" and self.generations > 1:
             raise NasfaceError(f"recipe.generations: {self.generations} generations distil one from another, "
                                f"which distill: none does not; set generations: 1 or a distillation")
@@ -153,6 +136,12 @@ def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
     """Write ``recipe`` as YAML (atomically), with a comment saying how to run it."""
     path = Path(path)
     data = asdict(recipe)
+    # Read top to bottom: what trains on which data for how long, then the optimiser and the losses
+    # (the inherited Optimisation fields, which dataclasses would put first), then the rest.
+    shared = list(recipe.optimisation())
+    own = [key for key in data if key not in shared]
+    at = own.index("warmup_epochs") + 1
+    data = {key: data[key] for key in (*own[:at], *shared, *own[at:])}
     for key in ("val_bins", "lr_steps"):
         data[key] = list(data[key])
     write_atomic(path, "# nasface full-training recipe: fill in the data and teacher, then\n"

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,20 +36,20 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from nasface.atomic import atomic_path, write_atomic
+from nasface.atomic import atomic_dir, atomic_path, write_atomic
 from nasface.checkpoint import (load_checkpoint, load_training_state, read_metadata, save_training_state,
                                 save_weights)
 from nasface.data import FaceSet, PairSet, open_source, read_bin
-from nasface.data.base import FACE_SHAPE, FACE_SIZE, FaceSourceBase
+from nasface.data.base import FACE_SHAPE, FACE_SIZE, FaceSourceBase, file_fingerprint
 from nasface.errors import NasfaceError
 from nasface.evaluate import embed, evaluate_pairs
 from nasface.export import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_recipe
 from nasface.model import build_model
 from nasface.progress import format_duration
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
-from nasface.teacher import add_to_centres, normalised_centres
-from nasface.train import (CandidateFailed, LoopState, StepDecaySchedule, TeacherNetwork, check_device,
-                           make_loop_state, resolve_device, train_loop)
+from nasface.teacher import add_to_centres, default_teacher_spec, head_centres, normalised_centres
+from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
+                           check_device, make_loop_state, resolve_device, train_loop)
 
 RUN_FILE = "run.json"              # what the run is (recipe, spec, data, teacher): checked on resume
 CHECKPOINT_FILE = "checkpoint.pt"  # the resumable state of the stage in progress
@@ -65,21 +64,11 @@ REPORT_MODES = ("rich", "quiet", "jsonl")
 FINAL_LOSS_STEPS = 20  # a loss is reported as the mean over this many steps: one batch is noisy
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
+@dataclass(frozen=True, kw_only=True)
+class TrainingPlan(LoopSettings):
     """What the shared loop needs for one stage: full training's counterpart of ``ProxyBudget``."""
 
-    steps: int
-    batch_size: int
     schedule: StepDecaySchedule
-    lr: float
-    momentum: float
-    weight_decay: float
-    margin: str
-    scale: float
-    distill: str
-    alpha: float
-    seed: int
 
 
 def plan_from_recipe(recipe: Recipe, images: int) -> TrainingPlan:
@@ -92,9 +81,8 @@ def plan_from_recipe(recipe: Recipe, images: int) -> TrainingPlan:
     steps_per_epoch = steps / recipe.epochs
     schedule = StepDecaySchedule(decay_steps=tuple(round(epoch * steps_per_epoch) for epoch in recipe.lr_steps),
                                  warmup_steps=round(recipe.warmup_epochs * steps_per_epoch))
-    return TrainingPlan(steps=steps, batch_size=recipe.batch_size, schedule=schedule, lr=recipe.lr,
-                        momentum=recipe.momentum, weight_decay=recipe.weight_decay, margin=recipe.margin,
-                        scale=recipe.scale, distill=recipe.distill, alpha=recipe.alpha, seed=recipe.seed)
+    return TrainingPlan(steps=steps, batch_size=recipe.batch_size, schedule=schedule, seed=recipe.seed,
+                        **recipe.optimisation())
 
 
 @dataclass(frozen=True)
@@ -186,8 +174,7 @@ def _stages(recipe: Recipe, spec: ArchSpec, device: torch.device) -> tuple[Stage
     stages: list[Stage] = []
     first_teacher: str | None = None
     if recipe.distill != "none" and recipe.teacher == "auto":
-        # As the proxy's teacher: a strong net where a GPU can train it, MobileFaceNet on a CPU.
-        teacher_spec = load_spec(recipe.teacher_spec or ("iresnet50" if device.type == "cuda" else "mobilefacenet"))
+        teacher_spec = load_spec(recipe.teacher_spec or default_teacher_spec(device))
         _check_full_size(teacher_spec, "teacher")
         stages.append(Stage(TEACHER_STAGE, teacher_spec, None, recipe.seed))
         first_teacher = TEACHER_STAGE
@@ -211,11 +198,6 @@ def _stages(recipe: Recipe, spec: ArchSpec, device: torch.device) -> tuple[Stage
     return tuple(stages)
 
 
-def _file_identity(path: str) -> dict:
-    stat = Path(path).stat()
-    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
 def _fingerprint(recipe: Recipe, spec: ArchSpec, source: FaceSourceBase, plan: TrainingPlan,
                  stages: tuple[Stage, ...]) -> dict:
     """Everything that decides the weights; a run is resumed only when all of it is unchanged.
@@ -224,7 +206,7 @@ def _fingerprint(recipe: Recipe, spec: ArchSpec, source: FaceSourceBase, plan: T
     resume: they do not change what is trained.
     """
     data = json.dumps(source.fingerprint(), sort_keys=True, default=str)
-    teacher = recipe.teacher if recipe.teacher in ("auto", "none") else _file_identity(recipe.teacher)
+    teacher = recipe.teacher if recipe.teacher in ("auto", "none") else file_fingerprint(recipe.teacher)
     names = {stage.name for stage in stages}
     fingerprint = {"spec": spec_to_dict(spec), "plan": dataclasses.asdict(plan),
                    "generations": recipe.generations, "teacher": teacher,
@@ -323,17 +305,11 @@ def training_faces(source: FaceSourceBase, cache_dir: Path, reporter: "TrainingR
 
 
 def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingReporter") -> None:
-    """Decode into a private folder and rename it into place: a kill never leaves half a cache."""
+    """Decode into a staging folder renamed into place (``atomic_dir``): a kill never leaves half a cache."""
     plan = source.plan(None, None, 0)
     total = sum(len(images) for _, images in plan)
     reporter.message(f"decoding {total:,} training faces of {len(plan):,} identities once into {folder}")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    except OSError as err:
-        raise NasfaceError(f"{folder.parent}: cannot cache the decoded faces here ({err.strerror}); "
-                           f"choose another cache folder") from None
-    try:
+    with atomic_dir(folder, "manifest.json", "the decoded-faces cache") as staging:
         images = np.lib.format.open_memmap(staging / "images.npy", mode="w+", dtype=np.uint8,
                                            shape=(total, *FACE_SHAPE))
         labels = np.empty(total, np.int64)
@@ -348,13 +324,6 @@ def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingRepor
         np.save(staging / "labels.npy", labels)
         (staging / "manifest.json").write_text(json.dumps({"images": total, "identities": len(plan),
                                                            "source": source.name}) + "\n")
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not (folder / "manifest.json").is_file():  # not another run that decoded the same faces first
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- one stage --------------------------------------------------------------------------------------------
@@ -456,8 +425,7 @@ def _train_stage(run: TrainingRun, stage: Stage, faces: FaceSet, saved: dict | N
     summary = {"name": stage.name, "spec": stage.spec.name, "teacher": stage.teacher, "steps": state.step,
                "final_loss": final_loss, "verification": verification}
     if run.plan.distill == "margin":  # the next generation distils with this stage's centres
-        centres = torch.nn.functional.normalize(state.head.weight.detach().float(), dim=1).cpu().numpy()
-        _save_array(run.centres_path(stage.name), centres)
+        _save_array(run.centres_path(stage.name), head_centres(state.head))
     save_weights(run.weights_path(stage.name), state.model, stage.spec,
                  metadata={"stage": stage.name, "step": state.step, "steps": plan.steps,
                            "summary": json.dumps(summary)})

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
@@ -198,6 +197,42 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+LABEL_PX_PER_CHAR = 7  # plotly's default 12 px font: about 7 px per character
+LABEL_ROW_PX = 17      # the height of one label, and the step between the rises tried
+PLOT_PX = (760, 330)   # about the plotting area of a figure (width, height) on the report's page
+
+
+def label_offsets(points: list[tuple[float, float, str]], x_range: tuple[float, float],
+                  y_range: tuple[float, float]) -> list[tuple[float, float, str, int]]:
+    """Place a label above each point so that no two labels overlap: (x, y, text, rise in px).
+
+    Points at the same place share one label ("a / b": the two Seesaw presets cost the same).
+    Going left to right, each label rises from its point by the least multiple of a label's
+    height at which its box clears every box placed before; an arrow leads down to the point.
+    ``x_range`` and ``y_range`` are the extents of everything the figure plots.
+    """
+    merged: dict[tuple[float, float], list[str]] = {}
+    for x, y, text in points:
+        merged.setdefault((x, y), []).append(text)
+
+    def pixels(value: float, extent: tuple[float, float], size: int) -> float:
+        return (value - extent[0]) / ((extent[1] - extent[0]) or 1.0) * size
+
+    boxes: list[tuple[float, float, float, float]] = []  # left, right, bottom, top in px, y upwards
+    placed = []
+    for (x, y), texts in sorted(merged.items()):
+        text = " / ".join(sorted(texts))
+        centre, base = pixels(x, x_range, PLOT_PX[0]), pixels(y, y_range, PLOT_PX[1])
+        half = len(text) * LABEL_PX_PER_CHAR / 2 + 4
+        rise = LABEL_ROW_PX
+        while any(centre - half < right and left < centre + half and base + rise < top
+                  and bottom < base + rise + LABEL_ROW_PX for left, right, bottom, top in boxes):
+            rise += LABEL_ROW_PX
+        boxes.append((centre - half, centre + half, base + rise, base + rise + LABEL_ROW_PX))
+        placed.append((x, y, text, int(rise)))
+    return placed
+
+
 def figures(study: optuna.Study) -> dict:
     """The report's plotly figures by name."""
     import plotly.graph_objects as go
@@ -223,15 +258,23 @@ def figures(study: optuna.Study) -> dict:
         for name, part in groups.items():
             if part.empty:
                 continue
-            fig.add_trace(go.Scatter(
-                x=part[axis], y=part.accuracy, mode="markers+text" if name == "baseline presets" else "markers",
-                name=name, marker=styles[name], text=part.baseline if name == "baseline presets" else None,
-                textposition="top center", hovertext=_hover(part), hoverinfo="text"))
+            fig.add_trace(go.Scatter(x=part[axis], y=part.accuracy, mode="markers", name=name, marker=styles[name],
+                                     hovertext=_hover(part), hoverinfo="text"))
+        baselines = groups["baseline presets"]
+        xs = [*trained[axis], *([budgets[limit_key]] if budgets.get(limit_key) else [])]
+        spots = label_offsets(list(zip(baselines[axis], baselines.accuracy, baselines.baseline)),
+                              (min(xs, default=0), max(xs, default=1)),
+                              (trained.accuracy.min(), trained.accuracy.max()) if len(trained) else (0, 1))
+        for x, y, text, rise in spots:
+            fig.add_annotation(x=x, y=y, text=text, ax=0, ay=-rise, showarrow=True, arrowhead=0, arrowwidth=1,
+                               arrowcolor="#999999", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
         if budgets.get(limit_key):
+            # At the foot of the line: the labels of the seed networks sit above the points, near the top.
             fig.add_vline(x=budgets[limit_key], line_dash="dash", line_color="#d95f02",
-                          annotation_text=f"budget {budgets[limit_key]:,}")
+                          annotation_text=f"budget {budgets[limit_key]:,}", annotation_position="bottom left",
+                          annotation_font_color="#d95f02")
         fig.update_layout(title=f"Accuracy vs {title}", xaxis_title=title, yaxis_title="proxy verification accuracy",
-                          template="plotly_white", height=480)
+                          template="plotly_white", height=520, margin=dict(t=60 + LABEL_ROW_PX * 3))
         result[f"pareto_{axis}"] = fig
     fig3d = go.Figure()
     for name, part in groups.items():
@@ -261,6 +304,35 @@ def figures(study: optuna.Study) -> dict:
     return result
 
 
+SETTING_SECTIONS = {"budgets": "Budgets", "data": "Data", "proxy": "Proxy training", "teacher": "Teacher",
+                    "objectives": "Objectives", "space": "Search space", "fill_budget": "Fill the budget"}
+
+
+def _setting_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def settings_table(settings: dict) -> str:
+    """The study's settings as an HTML table: one row per setting, grouped by section."""
+    rows = []
+    for key, value in settings.items():
+        section = SETTING_SECTIONS.get(key, key)
+        entries = value.items() if isinstance(value, dict) else [("", value)]
+        for index, (name, item) in enumerate(entries):
+            head = f'<th rowspan="{len(entries)}">{html.escape(section)}</th>' if index == 0 else ""
+            rows.append(f"<tr>{head}<td>{html.escape(str(name).replace('_', ' '))}</td>"
+                        f"<td>{html.escape(_setting_value(item))}</td></tr>")
+    return f'<table class="settings">{"".join(rows)}</table>' if rows else "<p>no settings recorded</p>"
+
+
 def write_report(study: optuna.Study, path: str | os.PathLike) -> Path:
     """Write the self-contained HTML report; returns its path."""
     import plotly.io as pio
@@ -283,9 +355,12 @@ def write_report(study: optuna.Study, path: str | os.PathLike) -> Path:
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>nasface report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+table.settings th{{text-align:left;vertical-align:top;background:#f4f4f4}}table.settings td{{text-align:left}}
+table.settings td:first-of-type{{color:#555}}</style></head><body>
 <h1>nasface study <code>{html.escape(study.study_name)}</code></h1>
-<p>Budgets and proxy: <code>{html.escape(json.dumps(settings))}</code></p>
+<h2>Settings</h2>
+{settings_table(settings)}
 <p>Accuracy is the <b>proxy</b> verification accuracy after brief training: it ranks architectures,
 it does not predict their fully trained accuracy (see the README).</p>
 {''.join(parts)}

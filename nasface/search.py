@@ -24,8 +24,7 @@ import dataclasses
 import functools
 import json
 import os
-import re
-import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import optuna
 
+from nasface.atomic import WRITE_ERRNOS, process_alive, process_id
 from nasface.budget import Budgets
 from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
@@ -41,155 +41,20 @@ from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.signals import SIGNALS, oriented
 from nasface.report import pareto_front
+# config_from_options and parse_duration are re-exported: ``nasface.search`` is where the README sends callers.
+from nasface.search_config import (DEFAULT_SCORE, OBJECTIVES, SAMPLERS, DataSettings, SearchConfig,  # noqa: F401
+                                   config_from_options, parse_duration)
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
-from nasface.spec import load_spec, preset_names, read_yaml, spec_from_dict, spec_to_dict
-from nasface.storage import WRITE_ERRNOS, StudyLock, check_storage_url, open_storage, write_failure
+from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
+from nasface.storage import StudyLock, check_storage_url, open_storage, write_failure
 from nasface.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
-OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
-              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
-DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
-DEFAULT_SCORE = "accuracy"
-WORST_SCORE = -1e300
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
+WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0
 MAX_REJECTIONS_IN_A_ROW = 2000
 INVALID = "invalid"
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Which faces the candidates train and are verified on."""
-
-    source: str = "synthetic"
-    train_identities: int = 200
-    images_per_identity: int = 10
-    val_identities: int = 100
-    pairs: int = 3000
-    val_bin: str | None = None
-
-    @classmethod
-    def for_source(cls, source: str, **overrides) -> "DataSettings":
-        """Defaults that fit the source (ORL has 40 people: 30 to train on, 10 held out)."""
-        base = cls(source=source, train_identities=30, val_identities=10, pairs=600) if source == "orl" \
-            else cls(source=source)
-        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    study: str = "lfr-light"
-    studies_dir: str = "studies"
-    storage: str | None = None
-    space: str | None = None
-    budgets: Budgets = Budgets()
-    data: DataSettings = DataSettings()
-    proxy: ProxyBudget = ProxyBudget()
-    teacher: str = "auto"
-    teacher_spec: str | None = None
-    teacher_steps: int | None = None
-    sampler: str = "tpe"
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    score: str = DEFAULT_SCORE   # the ranking signal (nasface.signals) the objective "score" maximises
-    trials: int | None = 20
-    timeout: float | None = None
-    executor: str = "ray"
-    workers: int = 1
-    address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    baselines: bool = True
-    fill_budget: bool = False
-    seed: int = 0
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.studies_dir) / self.study
-
-    @property
-    def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.study_dir / 'study.db').as_posix()}"
-
-    def fingerprint(self) -> dict:
-        """What must not change when a study is continued."""
-        return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
-                "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
-                "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
-                "space": self.space or "lfr",
-                "fill_budget": self.fill_budget}
-
-
-# -- options and study files ------------------------------------------------------------------
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
-
-
-def parse_duration(text) -> float:
-    """'30m', '2h', '1h30m', '90s' or '90' -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match or not any(match.groups()) or str(text).strip() == "":
-        raise NasfaceError(f"--timeout {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise NasfaceError(f"--timeout {text!r}: must be longer than zero")
-    return total
-
-
-OPTION_KEYS = ("budget_flops", "budget_mem", "budget_params", "budget_act_mem", "flops_convention", "study",
-               "studies_dir", "storage", "space", "data", "val_bin", "teacher", "teacher_spec", "distill",
-               "proxy_steps", "proxy_batch", "resolution", "sampler", "trials", "timeout", "workers", "address",
-               "cpus_per_trial", "gpus_per_trial", "executor", "baselines", "seed", "device", "objectives",
-               "train_identities", "images_per_identity", "val_identities", "pairs", "teacher_steps", "fill_budget",
-               "score")
-
-
-def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
-    """A SearchConfig from a study definition YAML, overridden by the flags that were given."""
-    options: dict = {}
-    if config_file is not None:
-        data = read_yaml(Path(config_file), "study definition")
-        if not isinstance(data, dict):
-            raise NasfaceError(f"{config_file}: expected a mapping of search options")
-        for key, value in data.items():
-            name = str(key).replace("-", "_")
-            if name not in OPTION_KEYS:
-                raise NasfaceError(f"{config_file}: unknown option {key!r} (options: {', '.join(OPTION_KEYS)})")
-            options[name] = value
-    options.update({k: v for k, v in flags.items() if v is not None})
-    get = options.get
-    budgets = Budgets.parse(_text(get("budget_flops")), _text(get("budget_mem")), _text(get("budget_params")),
-                            _text(get("budget_act_mem")), get("flops_convention", "lfr"))
-    data = DataSettings.for_source(str(get("data", "synthetic")), val_bin=get("val_bin"),
-                                train_identities=get("train_identities"),
-                                images_per_identity=get("images_per_identity"),
-                                val_identities=get("val_identities"), pairs=get("pairs"))
-    defaults = ProxyBudget()
-    proxy = ProxyBudget(steps=int(get("proxy_steps", defaults.steps)),
-                        batch_size=int(get("proxy_batch", defaults.batch_size)),
-                        resolution=int(get("resolution", defaults.resolution)),
-                        distill=str(get("distill", defaults.distill)), seed=int(get("seed", 0)),
-                        device=str(get("device", "auto")))
-    objectives = get("objectives", list(DEFAULT_OBJECTIVES))
-    if isinstance(objectives, str):
-        objectives = [o.strip() for o in objectives.split(",")]
-    return SearchConfig(
-        study=str(get("study", "lfr-light")), studies_dir=str(get("studies_dir", "studies")),
-        storage=get("storage"), space=get("space"), budgets=budgets, data=data, proxy=proxy,
-        teacher=str(get("teacher", "auto")), teacher_spec=get("teacher_spec"),
-        teacher_steps=get("teacher_steps"), sampler=str(get("sampler", "tpe")), objectives=tuple(objectives),
-        score=str(get("score", DEFAULT_SCORE)),
-        trials=None if get("trials", 20) is None else int(get("trials", 20)),
-        timeout=None if get("timeout") is None else parse_duration(get("timeout")),
-        executor=str(get("executor", "ray")), workers=int(get("workers", 1)), address=get("address"),
-        cpus_per_trial=float(get("cpus_per_trial", 1.0)), gpus_per_trial=float(get("gpus_per_trial", 0.0)),
-        baselines=bool(get("baselines", True)), fill_budget=bool(get("fill_budget", False)),
-        seed=int(get("seed", 0)))
-
-
-def _text(value) -> str | None:
-    return None if value is None else str(value)
 
 
 # -- checks before anything is created ---------------------------------------------------------
@@ -312,21 +177,7 @@ def run_candidate(payload: dict) -> dict:
 
 # -- the study -------------------------------------------------------------------------------
 def driver_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _driver_alive(driver: str | None) -> bool:
-    """False when ``driver`` was a process of this machine that no longer exists."""
-    host, _, pid = (driver or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's driver: only its heartbeat can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_id()
 
 
 def recover_stale_trials(study: optuna.Study, log) -> int:
@@ -340,7 +191,7 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         driver = trial.user_attrs.get("driver")
         beat = trial.user_attrs.get("heartbeat", 0.0)
-        if driver == driver_id() or (_driver_alive(driver) and now - beat < STALE_SECONDS):
+        if driver == driver_id() or (process_alive(driver) and now - beat < STALE_SECONDS):
             continue
         _fail_and_requeue(study, trial, "interrupted: its driver stopped; re-enqueued")
         recovered += 1
@@ -375,8 +226,7 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]
 
 def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
                      score: str = DEFAULT_SCORE) -> list[float]:
-    """The trial's values; an untrained candidate gets the worst accuracy (0) and no score (-inf
-    is refused by Optuna, so the lowest finite float)."""
+    """The trial's values; an untrained candidate gets the worst accuracy (0) and ``WORST_SCORE``."""
     values = []
     for objective in objectives:
         if objective == "accuracy":
@@ -478,6 +328,40 @@ def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
     return launch
 
 
+class Heartbeat:
+    """Beats for this driver's running trials from a thread, every ``HEARTBEAT_SECONDS``.
+
+    Other machines' drivers take a trial whose heartbeat is older than ``STALE_SECONDS`` for the
+    orphan of a dead driver.  The driver's loop cannot beat while it trains a candidate itself
+    (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
+    """
+
+    def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
+        self.study, self.lock, self.running = study, lock, running
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nasface-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
+                return
+
+    def beat(self) -> None:
+        with self.lock.hold(self.study.study_name):
+            for trial, _ in list(self.running.values()):  # a snapshot: the loop adds and removes trials
+                if _still_ours(self.study, trial):
+                    trial.set_user_attr("heartbeat", time.time())
+
+
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
            reporter) -> optuna.Study:
     """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
@@ -496,7 +380,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
     deadline = None if config.timeout is None else time.time() + config.timeout
     rejections_in_a_row = 0
-    last_beat = time.time()
+    last_recovery = time.time()
 
     def out_of_time() -> bool:
         return deadline is not None and time.time() >= deadline
@@ -508,6 +392,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
             return bool(_waiting_baselines(study))
         return True
 
+    heartbeat = Heartbeat(study, lock, running)
+    heartbeat.start()
     try:
         while True:
             while len(running) < executor.capacity():
@@ -556,13 +442,10 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     _finish(study, trial, result, config, time.time() - started, progress)
                 progress.trained = trained_count(study)
                 reporter.trial(number, trial.user_attrs, result, progress, pareto_front(study))
-            if time.time() - last_beat > HEARTBEAT_SECONDS:
+            if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
-                    for trial, _ in running.values():
-                        if _still_ours(study, trial):
-                            trial.set_user_attr("heartbeat", time.time())
                     recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
-                last_beat = time.time()
+                last_recovery = time.time()
     except KeyboardInterrupt:
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         with lock.hold(config.study):
@@ -572,6 +455,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 _fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
         running.clear()
     finally:
+        heartbeat.stop()
         executor.shutdown()
     reporter.finish(study, pareto_front(study), config)
     return study

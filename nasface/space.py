@@ -19,10 +19,10 @@ from pathlib import Path
 
 from nasface.blocks import EMBEDDING_KINDS, FAMILIES, HEAD_KINDS, EmbeddingSpec, HeadSpec
 from nasface.errors import NasfaceError
-from nasface.spec import (REPO_ROOT, ArchSpec, StageSpec, StemSpec, coerce_field, key_name, read_yaml, shown,
+from nasface.spec import (SEARCH_SPACES, ArchSpec, StageSpec, StemSpec, coerce_field, key_name, read_yaml, shown,
                           validate)
 
-DEFAULT_SPACE = REPO_ROOT / "search_spaces" / "lfr.yaml"
+DEFAULT_SPACE = SEARCH_SPACES / "lfr.yaml"
 STAGE_FIELDS = ("repeats", "width", "stride")
 
 

@@ -16,6 +16,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -26,8 +27,13 @@ from nasface.blocks.base import check_activation
 from nasface.cost import conv_output_size
 from nasface.errors import NasfaceError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PRESETS_DIR = REPO_ROOT / "search_spaces" / "presets"
+if typing.TYPE_CHECKING:  # importlib.resources.abc is Python 3.11+; only the annotations need it
+    from importlib.resources.abc import Traversable
+
+# Package data, so that an installed wheel has the presets and the default space; the repository's
+# top-level search_spaces/ is the copy users read, held identical by tests/test_package.py.
+SEARCH_SPACES: Traversable = resources.files("nasface") / "resources" / "search_spaces"
+PRESETS_DIR = SEARCH_SPACES / "presets"
 INPUT_SIZE = 112
 
 
@@ -237,10 +243,10 @@ def validate(spec: ArchSpec) -> int:
 
 # -- files and presets --------------------------------------------------------------------------
 def preset_names() -> list[str]:
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+    return sorted(entry.name.removesuffix(".yaml") for entry in PRESETS_DIR.iterdir() if entry.name.endswith(".yaml"))
 
 
-def read_yaml(path: Path, what: str):
+def read_yaml(path: Path | Traversable, what: str):
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -15,19 +15,18 @@ Other databases get no lock: one driver per study there.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
+import threading
 from pathlib import Path
 
 import optuna
 
+from nasface.atomic import WRITE_ERRNOS
 from nasface.errors import NasfaceError
 
 # Seconds a write waits for another driver's write to the SQLite file before failing.  SQLite's
 # default (5 s) is short on a loaded machine, and a "database is locked" crash would stop a search.
 SQLITE_BUSY_TIMEOUT = 120.0
-# errno values that mean "cannot write here", as opposed to a bug.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT}
 
 
 def check_storage_url(url: str) -> str:
@@ -90,6 +89,9 @@ class StudyLock:
 
     def __init__(self, url: str):
         backend = check_storage_url(url)
+        # flock and the advisory lock exclude other processes only: a thread of this driver (the
+        # heartbeat) holding the same file or connection would pass straight through.
+        self._threads = threading.Lock()
         self._file = None
         self._connection = None
         if backend == "sqlite":
@@ -120,6 +122,11 @@ class StudyLock:
 
     @contextlib.contextmanager
     def hold(self, name: str):
+        with self._threads, self._hold(name):
+            yield
+
+    @contextlib.contextmanager
+    def _hold(self, name: str):
         if self._file is not None:
             import fcntl
 

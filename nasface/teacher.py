@@ -19,15 +19,15 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nasface.atomic import atomic_dir
 from nasface.checkpoint import load_checkpoint, save_weights
 from nasface.data import FaceSet
+from nasface.data.base import file_fingerprint
 from nasface.errors import NasfaceError
 from nasface.evaluate import embed
 from nasface.spec import load_spec, spec_to_dict
@@ -51,24 +51,22 @@ def read_teacher(folder: str | os.PathLike) -> TeacherTargets:
                           held_out=np.load(held_out, mmap_mode="r", allow_pickle=False) if held_out.is_file() else None)
 
 
+def default_teacher_spec(device: torch.device) -> str:
+    """What ``teacher: auto`` trains unless told: a strong network where a GPU can train it,
+    MobileFaceNet on a CPU (the proxy's teacher and full training's alike)."""
+    return "iresnet50" if device.type == "cuda" else "mobilefacenet"
+
+
 def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extra=None) -> TeacherTargets:
-    """Write the cache under a temporary name and rename it into place: never half written."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    """Write the cache into a staging folder renamed into place (``atomic_dir``): never half written."""
+    with atomic_dir(folder, "teacher.json", "the teacher cache") as staging:
         for name in (*ARRAYS, HELD_OUT):
             if getattr(targets, name) is not None:
-                np.save(staging / f"{name}.npy", np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
+                np.save(staging / f"{name}.npy",
+                        np.ascontiguousarray(getattr(targets, name), dtype=np.float32))
         (staging / "teacher.json").write_text(json.dumps(info, indent=2) + "\n")
         if write_extra is not None:
             write_extra(staging)
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not (folder / "teacher.json").is_file():  # not a concurrent writer that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return read_teacher(folder)
 
 
@@ -102,6 +100,11 @@ def normalised_centres(sums: np.ndarray) -> np.ndarray:
     return _unit_rows(sums).astype(np.float32)
 
 
+def head_centres(head: torch.nn.Module) -> np.ndarray:
+    """A trained margin head's class centres: its weight rows, L2-normalised."""
+    return torch.nn.functional.normalize(head.weight.detach().float(), dim=1).cpu().numpy()
+
+
 def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
     """The normalised mean of each identity's normalised embeddings."""
     sums = np.zeros((classes, embeddings.shape[1]), dtype=np.float64)
@@ -111,10 +114,9 @@ def mean_centres(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np
 
 def auto_teacher(budget: ProxyBudget, teacher_spec: str | None = None,
                  teacher_steps: int | None = None) -> tuple[str, int]:
-    """What ``--teacher auto`` trains, and for how many steps: by default a strong network on a GPU
-    and one a CPU can train, for several times the candidates' steps."""
-    default = "iresnet50" if budget.torch_device().type == "cuda" else "mobilefacenet"
-    return teacher_spec or default, teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
+    """What ``--teacher auto`` trains (``default_teacher_spec`` unless told), and for how many steps
+    (several times the candidates')."""
+    return teacher_spec or default_teacher_spec(budget.torch_device()), teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
 
 
 def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str | os.PathLike,
@@ -142,8 +144,7 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
         model = build_student(spec, budget.resolution)
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
         train_loop(state, train, teacher_budget, None, device)
-        centres = torch.nn.functional.normalize(state.head.weight.detach().float(), dim=1).cpu().numpy()
-        targets = _targets_of(state.model, train, device, centres, held_out)
+        targets = _targets_of(state.model, train, device, head_centres(state.head), held_out)
         info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
                 "final_loss": float(np.mean(state.losses[-10:]))}
         return _write_targets(folder, targets, info,
@@ -152,8 +153,8 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
     if not path.exists():
         raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use auto, none, or the path of a "
                            f".safetensors / .pt checkpoint)")
-    stat = path.stat()
-    folder = cache_dir / f"teacher-{_key(data_key, str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+    # path, size, mtime: the key the cache had before file_fingerprint was shared, so caches stay valid
+    folder = cache_dir / f"teacher-{_key(data_key, *file_fingerprint(path).values())}"
     if (folder / "teacher.json").is_file():
         return read_teacher(folder)
     spec, model = load_checkpoint(path, teacher_spec)

@@ -17,7 +17,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -33,16 +32,57 @@ from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost
 from nasface.spec import ArchSpec, load_spec
 
 
-@dataclass(frozen=True)
-class ProxyBudget:
+@dataclass(frozen=True, kw_only=True)
+class Optimisation:
+    """SGD and the losses, declared once for every training: the proxy (``ProxyBudget``), full
+    training's plan and its recipe (``nasface.fulltrain.TrainingPlan``, ``nasface.export.Recipe``)."""
+
+    lr: float = 0.1              # SGD, momentum 0.9, weight decay 5e-4, as all five papers
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    margin: str = "arcface"
+    scale: float = 64.0          # ArcFace s = 64, m = 0.5 (full training; the proxy uses less)
+    distill: str = "angular"
+    alpha: float = 7.0
+
+    def check_optimisation(self, where: str) -> None:
+        """Raise ``NasfaceError`` naming the first field (as ``where.field``) that cannot train."""
+        if not self.lr > 0 or not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
+            raise NasfaceError(f"{where}: needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
+                               f"{self.lr}, {self.momentum} and {self.weight_decay}")
+        if self.margin not in MARGIN_KINDS:
+            raise NasfaceError(f"{where}.margin: unknown margin loss {self.margin!r} "
+                               f"(choose from {', '.join(MARGIN_KINDS)})")
+        if not self.scale > 0 or not self.alpha >= 0:
+            raise NasfaceError(f"{where}: needs scale > 0 and alpha >= 0, got {self.scale} and {self.alpha}")
+        if self.distill not in DISTILLER_KINDS:
+            raise NasfaceError(f"{where}.distill: unknown distillation {self.distill!r} "
+                               f"(choose from {', '.join(DISTILLER_KINDS)})")
+
+    def optimisation(self) -> dict:
+        """This object's ``Optimisation`` fields, to hand on to another settings class."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(Optimisation)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopSettings(Optimisation):
+    """What ``make_loop_state`` and ``train_loop`` read: ``ProxyBudget``, or full training's
+    ``nasface.fulltrain.TrainingPlan``.  Each also has a ``schedule`` (``WarmupStableDecay`` /
+    ``StepDecaySchedule``): a property of the proxy's budget, a field of full training's plan, so
+    it is not declared here (a property here would become the field's default)."""
+
+    steps: int
+    batch_size: int
+    seed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyBudget(LoopSettings):
     """How briefly a candidate trains, and with what (the papers' recipe, shortened)."""
 
     steps: int = 150             # 0: score the untrained network (the yardstick for "it learnt")
     batch_size: int = 32
     resolution: int = 64         # the network sees faces resized to this: 64 fits a CPU, 112 is full size
-    lr: float = 0.1              # SGD, momentum 0.9, weight decay 5e-4, as all five papers
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     # Warm-up-stable-decay: linear warm-up over ``warmup_steps`` (default a tenth of the steps),
     # the base rate held, then a linear decay to zero over the last ``cooldown_fraction`` of the
     # steps.  Unlike cosine, the rate before the cool-down does not depend on the total, so one
@@ -50,14 +90,10 @@ class ProxyBudget:
     # (``nasface.fidelity``), bit for bit the run that budget would train on its own.
     warmup_steps: int | None = None
     cooldown_fraction: float = 0.2
-    margin: str = "arcface"
     # s = 64 (the papers' full-training value) barely moves in 150 steps.  MobileFaceNet, 150
     # steps: synthetic s=64 54%, s=32 57%, s=16 75%, s=8 76%; ORL s=32 91%, s=16 91%, s=8 95%
     # (untrained: 53% and 91%).  BENCHMARKS.md.
     scale: float = 8.0
-    distill: str = "angular"
-    alpha: float = 7.0
-    seed: int = 0
     device: str = "auto"
 
     def check(self) -> None:
@@ -71,10 +107,7 @@ class ProxyBudget:
             raise NasfaceError(f"proxy cool-down fraction must be in (0, 1], got {self.cooldown_fraction}")
         if not 16 <= self.resolution <= 112:
             raise NasfaceError(f"proxy resolution must be between 16 and 112 pixels, got {self.resolution}")
-        if self.margin not in MARGIN_KINDS:
-            raise NasfaceError(f"unknown margin loss {self.margin!r} (choose from {', '.join(MARGIN_KINDS)})")
-        if self.distill not in DISTILLER_KINDS:
-            raise NasfaceError(f"unknown distillation {self.distill!r} (choose from {', '.join(DISTILLER_KINDS)})")
+        self.check_optimisation("proxy")
         check_device(self.device)
 
     def torch_device(self) -> torch.device:
@@ -139,25 +172,6 @@ class StepDecaySchedule:
         if step < self.warmup_steps:
             return base * (step + 1) / self.warmup_steps
         return base * self.factor ** sum(1 for boundary in self.decay_steps if step >= boundary)
-
-
-class LoopSettings(Protocol):
-    """What ``make_loop_state`` and ``train_loop`` read: a ``ProxyBudget``, or full training's
-    ``nasface.fulltrain.TrainingPlan``."""
-
-    steps: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    margin: str
-    scale: float
-    distill: str
-    alpha: float
-    seed: int
-
-    @property
-    def schedule(self) -> WarmupStableDecay | StepDecaySchedule: ...
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ clear line on stderr naming the problem, no traceback, and nothing written.
 
 Cases marked ``subprocess`` run ``python -m nasface`` as a user would; the others run the same
 ``nasface.cli.main`` in this process (no interpreter start-up: same code path, seconds faster).
-A property test then feeds random YAML to the spec and search-space loaders.
+A property test then feeds random YAML to the spec, search-space and study-file loaders.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import nasface
 from nasface.checkpoint import save_weights
 from nasface.cli import main
 from nasface.errors import NasfaceError
+from nasface.search_config import config_from_options
 from nasface.space import DEFAULT_SPACE, RandomChooser, load_space
 from nasface.spec import PRESETS_DIR, spec_from_dict
 from tests.test_data_bin import faces, png
@@ -34,6 +35,15 @@ SEARCH = ["search", "--teacher", "none", "--executor", "inline", "--proxy-steps"
 SMALL_NET = {"name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
              "stages": [{"family": "bottleneck", "repeats": 1, "width": 32, "stride": 2}],
              "embedding": {"kind": "gdc", "width": 64, "size": 128}}
+
+
+# Study files and recipes with a value of the wrong type (each a {in}/study-<name>.yaml, recipe-<name>.yaml).
+STUDY_FILES = {"steps-word": "proxy_steps: ten\n", "baselines-quoted": 'baselines: "false"\n',
+               "budget-list": "budget_flops: [1, 2]\n", "distill-unknown": "distill: telepathy\n",
+               "trials-float": "trials: 2.5\n", "objectives-number": "objectives: 3\n",
+               "not-a-mapping": "- study: x\n"}
+RECIPES = {"lr-word": {"lr": "fast"}, "generations-text": {"generations": "2"}, "val-bins-text": {"val_bins": 5},
+           "margin-unknown": {"margin": "triplet"}}
 
 
 class _RunsCommand:
@@ -82,6 +92,13 @@ def write_inputs(folder: Path) -> None:
     small = spec_from_dict(SMALL_NET)
     save_weights(folder / "small.safetensors", nasface.build_model(small), small)
 
+    for name, text in STUDY_FILES.items():
+        (folder / f"study-{name}.yaml").write_text(text)
+    (folder / "small.yaml").write_text(yaml.safe_dump(SMALL_NET))
+    for name, fields in RECIPES.items():
+        (folder / f"recipe-{name}.yaml").write_text(yaml.safe_dump({"spec": "small.yaml", "data": "orl",
+                                                                    "teacher": "none", **fields}))
+
 
 # (id, arguments ({in} is the inputs folder), words the one line must contain, run as a subprocess)
 CASES = [
@@ -123,6 +140,27 @@ CASES = [
                                     "mobilefacenet"], "checkpoint from another architecture", True),
     ("onnx-other-architecture", ["onnx", "{in}/small.safetensors", "--spec", "mobilefacenet", "-o", "m.onnx"],
      "checkpoint from another architecture", False),
+    ("study-steps-word", ["search", "--config", "{in}/study-steps-word.yaml"],
+     "study-steps-word.yaml: proxy_steps: expected an integer, got 'ten'", True),
+    ("study-baselines-quoted", ["search", "--config", "{in}/study-baselines-quoted.yaml"],
+     "baselines: expected true or false, got 'false'", False),
+    ("study-budget-list", ["search", "--config", "{in}/study-budget-list.yaml"],
+     "budget_flops: expected a string or a number, got [1, 2]", False),
+    ("study-distill-unknown", ["search", "--config", "{in}/study-distill-unknown.yaml"],
+     "distill: 'telepathy' is not one of", False),
+    ("study-trials-float", ["search", "--config", "{in}/study-trials-float.yaml"],
+     "trials: expected an integer, got 2.5", False),
+    ("study-objectives-number", ["search", "--config", "{in}/study-objectives-number.yaml"],
+     "objectives: expected a list of names, got 3", False),
+    ("study-not-a-mapping", ["search", "--config", "{in}/study-not-a-mapping.yaml"],
+     "expected a mapping of options", False),
+    ("recipe-lr-word", ["train", "{in}/recipe-lr-word.yaml"], "recipe.lr: expected a number, got 'fast'", False),
+    ("recipe-generations-text", ["train", "{in}/recipe-generations-text.yaml"],
+     "recipe.generations: expected an integer, got '2'", False),
+    ("recipe-val-bins-text", ["train", "{in}/recipe-val-bins-text.yaml"], "recipe.val_bins: expected a list",
+     False),
+    ("recipe-margin-unknown", ["train", "{in}/recipe-margin-unknown.yaml"],
+     "recipe.margin: unknown margin loss 'triplet'", False),
     ("storage-not-a-url", [*SEARCH, "--storage", "study.db"], "not a database URL", False),
     ("storage-unreachable", [*SEARCH, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/none"],
      "cannot connect", False),
@@ -163,7 +201,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(args, words, as_subproce
 # -- random YAML for the loaders ------------------------------------------------------------------
 KEYS = ["name", "input_size", "stem", "head", "stages", "embedding", "width", "stride", "act", "kind", "family",
         "repeats", "slots", "size", "group_size", "split", "variant", "expansion", "groups", "se_ratio", "dw",
-        "varg", "seesaw", "flgc", "bottleneck", "gdc", "fc", "gap", "x"]
+        "varg", "seesaw", "flgc", "bottleneck", "gdc", "fc", "gap", "x", "proxy_steps", "baselines", "objectives",
+        "timeout", "trials", "budget_flops", "workers"]
 SCALARS = (st.none() | st.booleans() | st.integers(-3, 600) | st.floats(allow_nan=True, allow_infinity=True)
            | st.text(max_size=8) | st.sampled_from(KEYS))
 TREES = st.recursive(SCALARS, lambda children: st.lists(children, max_size=4)
@@ -207,8 +246,15 @@ def mutated(draw, original: dict):
 
 SPEC = yaml.safe_load((PRESETS_DIR / "seesaw-shuffle-facenet.yaml").read_text())
 SPACE = yaml.safe_load(DEFAULT_SPACE.read_text())
+STUDY = {"study": "fuzz", "budget_flops": "1G", "budget_mem": 20_000_000, "data": "orl", "proxy_steps": 120,
+         "resolution": 64, "objectives": ["accuracy", "flops"], "trials": 6, "timeout": "1h30m", "baselines": True,
+         "cpus_per_trial": 2, "distill": "angular", "train_identities": 30}
 DOCUMENTS = (st.text(max_size=120) | TREES.map(yaml.safe_dump) | mutated(SPEC).map(yaml.safe_dump)
-             | mutated(SPACE).map(yaml.safe_dump))
+             | mutated(SPACE).map(yaml.safe_dump) | mutated(STUDY).map(yaml.safe_dump))
+
+
+def load_study_file(path: Path):
+    return config_from_options({}, path)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -217,7 +263,7 @@ DOCUMENTS = (st.text(max_size=120) | TREES.map(yaml.safe_dump) | mutated(SPEC).m
 def test_random_yaml_loads_or_raises_one_clear_nasface_error(text, tmp_path):
     path = tmp_path / "random.yaml"
     path.write_text(text)
-    for load in (nasface.load_spec, load_space):
+    for load in (nasface.load_spec, load_space, load_study_file):
         try:
             loaded = load(path)
         except NasfaceError as err:

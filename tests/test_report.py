@@ -62,6 +62,28 @@ def test_html_report_is_self_contained(study_dir):
     for section in ("pareto_flops", "pareto_weight_bytes", "pareto_3d", "hypervolume"):
         assert f'id="{section}"' in page
     assert "vargfacenet" in page  # baselines labelled
+    # The settings as a table a person reads, not a JSON dump.
+    assert '<table class="settings">' in page and "<td>weight bytes</td><td>20,000,000</td>" in page
+    assert '{"budgets"' not in page
+
+
+def test_labels_of_nearby_points_do_not_overlap():
+    from nasface.report import LABEL_PX_PER_CHAR, LABEL_ROW_PX, PLOT_PX, label_offsets
+
+    points = [(289e6, 0.822, "seesaw-shuffle-facenet"), (289e6, 0.822, "seesaw-share-facenet"),
+              (440e6, 0.82, "mobilefacenet"), (487e6, 0.82, "mobiface"), (1.02e9, 0.80, "vargfacenet"),
+              (1.05e9, 0.83, "dw-seesawfacenet")]
+    spots = label_offsets(points, (0.0, 1.1e9), (0.5, 0.85))
+    assert [text for *_, text, _ in spots].count("seesaw-share-facenet / seesaw-shuffle-facenet") == 1
+    assert len(spots) == 5
+    boxes = []
+    for x, y, text, rise in spots:
+        centre, base = x / 1.1e9 * PLOT_PX[0], (y - 0.5) / 0.35 * PLOT_PX[1] + rise
+        half = len(text) * LABEL_PX_PER_CHAR / 2
+        boxes.append((centre - half, centre + half, base, base + LABEL_ROW_PX))
+    for index, (left, right, bottom, top) in enumerate(boxes):
+        for other in boxes[index + 1:]:
+            assert right <= other[0] or other[1] <= left or top <= other[2] or other[3] <= bottom, (boxes, spots)
 
 
 def test_export_best_and_numbered(study_dir, tmp_path):
@@ -97,3 +119,14 @@ def test_report_draws_in_headless_chromium(study_dir, tmp_path):
     assert dom.count('class="main-svg"') >= 4  # plotly drew its figures
     errors = [line for line in result.stderr.splitlines() if "Uncaught" in line or "CONSOLE(" in line and "rror" in line]
     assert not errors, errors
+    # A screenshot of the page as a person sees it (settings table, labelled figures): kept as
+    # report.png in the test's folder for a look, and at least drawn.
+    shot = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400", "--virtual-time-budget=8000",
+                    f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True, timeout=120)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        colours = image.getcolors(1 << 16)  # None: more colours than that
+        assert image.size == (1280, 2400) and (colours is None or len(colours) > 50)  # drawn, not blank

@@ -138,3 +138,32 @@ def test_ray_search_with_two_workers(tmp_path):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trained)
     assert_budget_invariant(study, config.budgets)
 
+
+
+def test_an_inline_trial_keeps_beating_while_it_trains(tmp_path, monkeypatch):
+    """The loop is blocked in an inline candidate: the heartbeat thread must beat meanwhile, or a
+    driver on another machine would take the trial for an orphan after STALE_SECONDS."""
+    import time
+
+    from nasface import search
+
+    monkeypatch.setattr(search, "HEARTBEAT_SECONDS", 0.1)
+    config = tiny_config(tmp_path, trials=1)
+    beats = []
+    train = search.run_candidate
+
+    def slow_candidate(payload):
+        def heartbeat() -> float:
+            study = optuna.load_study(study_name=config.study, storage=config.storage_url)
+            (trial,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            return trial.user_attrs["heartbeat"]
+
+        first = heartbeat()
+        time.sleep(1.0)
+        beats.append(heartbeat() - first)
+        return train(payload)
+
+    monkeypatch.setattr(search, "run_candidate", slow_candidate)
+    study = run_search(config, Reporter("quiet"))
+    assert len(trials_by_kind(study)["trained"]) == 1
+    assert beats and beats[0] >= 0.5, beats  # beaten during the second the candidate trained

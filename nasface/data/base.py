@@ -8,10 +8,12 @@ source picks them the same way, so a seed means the same thing everywhere.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -80,6 +82,13 @@ class FaceSource(Protocol):
 
     def load(self, identities: Sequence[int] | None = None, per_identity: int | None = None,
              seed: int = 0) -> FaceSet: ...
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict:
+    """Which file this is, cheaply: its absolute path, size and modification time (a changed file
+    gets a new cache key or is refused on resume without hashing gigabytes)."""
+    stat = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def check_seed(seed: object, what: str = "seed") -> int:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nasface.data.base import FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_seed
+from nasface.atomic import atomic_dir
+from nasface.data.base import FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_seed, file_fingerprint
 from nasface.data.binfile import read_bin
 from nasface.data.sources import open_source
 from nasface.errors import NasfaceError
@@ -45,15 +44,10 @@ class ProxyData:
     key: str
 
 
-def _file_fingerprint(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
 def proxy_key(source: FaceSourceBase, settings: dict, bin_path: Path | None) -> str:
     """A hash of everything that determines the proxy data; the same in every process."""
     recipe = {"version": CACHE_VERSION, "source": source.fingerprint(), "settings": settings,
-              "bin": _file_fingerprint(bin_path) if bin_path is not None else None}
+              "bin": file_fingerprint(bin_path) if bin_path is not None else None}
     text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -139,28 +133,13 @@ def _load_cached(folder: Path, key: str) -> ProxyData:
 
 
 def _write_cache(cache_dir: Path, key: str, build) -> ProxyData:
-    """Build into a private temporary folder, then rename it into place in one step.
-
-    A killed process leaves only a stray ``.tmp-*`` folder, never a half-written
-    ``<key>`` one; when two processes race, the first rename wins and the other
-    discards its copy.
-    """
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache_dir))
-    except OSError as error:
-        raise NasfaceError(f"{cache_dir}: cannot create the proxy-data cache here ({error}); "
-                           "choose a writable cache folder") from None
-    final = cache_dir / key
-    try:
+    """Build into a private staging folder and rename it into place in one step (``atomic_dir``):
+    never a half-written ``<key>`` folder; when two processes race, the first rename wins."""
+    with atomic_dir(cache_dir / key, _MANIFEST, "the proxy-data cache") as staging:
         arrays = []
 
         def allocate(name: str, shape: tuple, dtype) -> np.ndarray:
-            try:
-                array = np.lib.format.open_memmap(staging / name, mode="w+", dtype=dtype, shape=shape)
-            except OSError as error:
-                raise NasfaceError(f"{staging}: cannot write the proxy-data cache ({error}); "
-                                   "free some space or choose another cache folder") from None
+            array = np.lib.format.open_memmap(staging / name, mode="w+", dtype=dtype, shape=shape)
             arrays.append(array)
             return array
 
@@ -173,15 +152,7 @@ def _write_cache(cache_dir: Path, key: str, build) -> ProxyData:
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=1))
         # Close the maps before the rename (Windows will not rename a folder with open files).
         del arrays, train, pairs
-        try:
-            os.rename(staging, final)
-        except OSError as error:
-            # Losing the race to another process is fine: its cache is the same data.
-            if not (final / _MANIFEST).is_file():
-                raise NasfaceError(f"{final}: cannot put the proxy-data cache in place ({error})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return _load_cached(final, key)
+    return _load_cached(cache_dir / key, key)
 
 
 def proxy_data(source_spec, *, train_identities: int, images_per_identity: int, val_identities: int,

@@ -1,0 +1,114 @@
+"""Options declared once: a name, a type, a default and a help line.
+
+A table of ``Option`` gives both readers their options: a study file (``read_options``, which
+coerces each value to the option's type with the same one-line errors as specs) and the command
+line (``typer_parameters``, the parameters of a typer command, so no option is written twice).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from nasface.errors import NasfaceError
+from nasface.spec import coerce_field, read_yaml, shown
+
+
+def _text(value, where: str) -> str:
+    """A quantity or a duration: YAML reads ``1G`` as a string but ``1000000000`` as a number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise NasfaceError(f"{where}: expected a string or a number, got {shown(value)}")
+    return str(value)
+
+
+def _names(value, where: str) -> tuple[str, ...]:
+    """A list of names, or one comma-separated string (as the command line gives it)."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(","))
+    if not isinstance(value, (list, tuple)):
+        raise NasfaceError(f"{where}: expected a list of names, got {shown(value)}")
+    return tuple(coerce_field(item, str, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+TEXT = "text"    # a string, or a number written as one (budgets, durations)
+NAMES = "names"  # a list of names, or a comma-separated string
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: ``hint`` is the type a file's value must have (``int | None``: may be null).
+
+    ``default`` is what an option that is given nowhere takes; ``choices`` are checked in a file
+    and offered by the command line; ``flag`` replaces typer's ``--name-with-dashes`` (``--x/--no-x``).
+    """
+
+    name: str
+    hint: object
+    default: object
+    help: str
+    choices: tuple[str, ...] = ()
+    flag: str | None = None
+
+    def coerce(self, value, where: str):
+        if isinstance(value, Enum):  # a choice from the command line
+            value = value.value
+        if value is None and self.nullable:
+            return None
+        if self.hint == TEXT:
+            value = _text(value, where)
+        elif self.hint == NAMES:
+            value = _names(value, where)
+        else:
+            value = coerce_field(value, self.hint, where)
+        if self.choices and value not in self.choices:
+            raise NasfaceError(f"{where}: {shown(value)} is not one of {', '.join(self.choices)}")
+        return value
+
+    @property
+    def nullable(self) -> bool:
+        return self.hint in (TEXT, NAMES) or type(None) in getattr(self.hint, "__args__", ())
+
+
+def read_options(path: str | Path, options: tuple[Option, ...], what: str) -> dict:
+    """The options a YAML file sets, each coerced to its type; one-line ``NasfaceError`` otherwise."""
+    data = read_yaml(Path(path), what)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NasfaceError(f"{path}: expected a mapping of options, got {shown(data)}")
+    by_name = {option.name: option for option in options}
+    values = {}
+    for key, value in data.items():
+        option = by_name.get(str(key).replace("-", "_"))
+        if option is None:
+            raise NasfaceError(f"{path}: unknown option {shown(key)} (options: {', '.join(by_name)})")
+        values[option.name] = option.coerce(value, f"{path}: {option.name}")
+    return values
+
+
+def given(flags: dict, options: tuple[Option, ...]) -> dict:
+    """The options a command line (or a caller) gave, coerced; None means not given."""
+    by_name = {option.name: option for option in options}
+    return {name: by_name[name].coerce(value, "--" + name.replace("_", "-"))
+            for name, value in flags.items() if value is not None}
+
+
+def typer_parameters(options: tuple[Option, ...]) -> list[inspect.Parameter]:
+    """Keyword parameters for a typer command, one per option, each defaulting to None (not given)."""
+    parameters = []
+    for option in options:
+        annotation = {TEXT: str, NAMES: str}.get(option.hint, option.hint)
+        if option.choices:  # typer offers and checks the choices of an Enum
+            annotation = Enum(option.name.title().replace("_", ""), {c: c for c in option.choices}, type=str)
+        elif type(None) in getattr(annotation, "__args__", ()):
+            (annotation,) = [a for a in annotation.__args__ if a is not type(None)]
+        declarations = (option.flag,) if option.flag else ()
+        shown_default = option.default if not isinstance(option.default, tuple) else ",".join(option.default)
+        help_text = option.help if option.default is None else f"{option.help} [default: {shown_default}]"
+        parameters.append(inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                            default=typer.Option(None, *declarations, help=help_text)))
+    return parameters

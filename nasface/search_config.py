@@ -1,0 +1,175 @@
+"""The settings of a search (``SearchConfig``) and every option that sets them, declared once.
+
+``SEARCH_OPTIONS`` is the one table of ``nasface search``'s options: the command line's parameters
+and the study-file reader are derived from it (``nasface.options``), and its defaults are the
+dataclasses' own.  Kept apart from ``nasface.search`` so the command line can read the table
+without importing Optuna, pandas and plotly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nasface.budget import Budgets
+from nasface.errors import NasfaceError
+from nasface.losses import DISTILLER_KINDS
+from nasface.options import NAMES, TEXT, Option, given, read_options
+from nasface.train import ProxyBudget
+
+OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
+              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
+DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
+DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.signals) the objective "score" maximises
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Which faces the candidates train and are verified on."""
+
+    source: str = "synthetic"
+    train_identities: int = 200
+    images_per_identity: int = 10
+    val_identities: int = 100
+    pairs: int = 3000
+    val_bin: str | None = None
+
+    @classmethod
+    def for_source(cls, source: str, **overrides) -> "DataSettings":
+        """Defaults that fit the source (ORL has 40 people: 30 to train on, 10 held out)."""
+        base = cls(source=source, train_identities=30, val_identities=10, pairs=600) if source == "orl" \
+            else cls(source=source)
+        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    study: str = "lfr-light"
+    studies_dir: str = "studies"
+    storage: str | None = None
+    space: str | None = None
+    budgets: Budgets = Budgets()
+    data: DataSettings = DataSettings()
+    proxy: ProxyBudget = ProxyBudget()
+    teacher: str = "auto"
+    teacher_spec: str | None = None
+    teacher_steps: int | None = None
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    score: str = DEFAULT_SCORE
+    trials: int | None = 20
+    timeout: float | None = None
+    executor: str = "ray"
+    workers: int = 1
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    baselines: bool = True
+    fill_budget: bool = False
+    seed: int = 0
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.studies_dir) / self.study
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.study_dir / 'study.db').as_posix()}"
+
+    def fingerprint(self) -> dict:
+        """What must not change when a study is continued."""
+        return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
+                "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
+                "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
+                "space": self.space or "lfr",
+                "fill_budget": self.fill_budget}
+
+
+# -- options and study files ------------------------------------------------------------------
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text) -> float:
+    """'30m', '2h', '1h30m', '90s' or '90' -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match or not any(match.groups()) or str(text).strip() == "":
+        raise NasfaceError(f"--timeout {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise NasfaceError(f"--timeout {text!r}: must be longer than zero")
+    return total
+
+
+_CONFIG, _DATA, _PROXY = SearchConfig(), DataSettings(), ProxyBudget()
+# Every option of `nasface search` and of a study file, declared once: the command line's
+# parameters (nasface.cli) and the study-file reader are derived from this table; the defaults are
+# the dataclasses' own.
+SEARCH_OPTIONS = (
+    Option("budget_flops", TEXT, None, "FLOPs budget, e.g. 1G (convention: --flops-convention)."),
+    Option("budget_mem", TEXT, None, "fp32 weight bytes budget, e.g. 20MB or 19MiB."),
+    Option("budget_params", TEXT, None, "Parameter budget, e.g. 5M."),
+    Option("budget_act_mem", TEXT, None, "Peak activation memory budget, e.g. 8MB."),
+    Option("flops_convention", str, _CONFIG.budgets.convention, "lfr: insightface's LFR2019 counter; macs: "
+           "multiply-accumulates.", choices=("lfr", "macs")),
+    Option("study", str, _CONFIG.study, "Study name; an existing one is continued."),
+    Option("studies_dir", str, _CONFIG.studies_dir, "Where studies live."),
+    Option("storage", str | None, None, "Any Optuna storage URL (default: SQLite in the study folder)."),
+    Option("space", str | None, None, "Search space YAML (default: the bundled search_spaces/lfr.yaml)."),
+    Option("data", str, _DATA.source, "synthetic, orl, an image folder or a RecordIO folder."),
+    Option("val_bin", str | None, None, "Verify on this insightface .bin instead of held-out identities."),
+    Option("train_identities", int | None, None, "Identities the proxy trains on (default: by source)."),
+    Option("images_per_identity", int | None, None, "Images of each training identity (default: by source)."),
+    Option("val_identities", int | None, None, "Held-out identities for verification (default: by source)."),
+    Option("pairs", int | None, None, "Verification pairs (default: by source)."),
+    Option("teacher", str, _CONFIG.teacher, "auto, none, or a checkpoint path."),
+    Option("teacher_spec", str | None, None, "What --teacher auto trains (default: by device)."),
+    Option("teacher_steps", int | None, None, "Steps --teacher auto trains for (default: by the proxy)."),
+    Option("distill", str, _PROXY.distill, "Distillation from the teacher.", choices=DISTILLER_KINDS),
+    Option("proxy_steps", int, _PROXY.steps, "SGD steps per candidate."),
+    Option("proxy_batch", int, _PROXY.batch_size, "Batch size per candidate."),
+    Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size)."),
+    Option("objectives", NAMES, _CONFIG.objectives, f"Comma-separated, from {', '.join(OBJECTIVES)}."),
+    Option("score", str, _CONFIG.score, "The ranking signal the objective 'score' maximises (see nasface "
+           "fidelity): accuracy, loss_sum, synflow, ... (nasface.signals)."),
+    Option("sampler", str, _CONFIG.sampler, f"{', '.join(SAMPLERS)}."),
+    Option("trials", int | None, _CONFIG.trials, "Trained candidates to aim for (null in a file: no limit)."),
+    Option("timeout", TEXT, None, "Stop after this long, e.g. 30m, 2h, 90s."),
+    Option("executor", str, _CONFIG.executor, "ray, or inline (no Ray, one at a time)."),
+    Option("workers", int, _CONFIG.workers, "Candidates trained at once (Ray tasks)."),
+    Option("address", str | None, None, "Join this Ray cluster instead of starting a local Ray."),
+    Option("cpus_per_trial", float, _CONFIG.cpus_per_trial, "CPUs each candidate's Ray task takes."),
+    Option("gpus_per_trial", float, _CONFIG.gpus_per_trial, "Fractional: 0.25 puts four candidates on a GPU."),
+    Option("baselines", bool, _CONFIG.baselines, "Train the seed presets too.", flag="--baselines/--no-baselines"),
+    Option("fill_budget", bool, _CONFIG.fill_budget, "Widen each sampled structure until it fills the budgets.",
+           flag="--fill-budget/--no-fill-budget"),
+    Option("seed", int, _CONFIG.seed, "Sampler, data split and training seed."),
+    Option("device", str, _PROXY.device, "Where candidates train.", choices=("auto", "cpu", "cuda")),
+)
+
+
+def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
+    """A SearchConfig from a study definition YAML, overridden by the flags that were given (not None)."""
+    values = {option.name: option.default for option in SEARCH_OPTIONS}
+    if config_file is not None:
+        values.update(read_options(config_file, SEARCH_OPTIONS, "study definition"))
+    values.update(given(flags, SEARCH_OPTIONS))
+    get = values.__getitem__
+    budgets = Budgets.parse(get("budget_flops"), get("budget_mem"), get("budget_params"), get("budget_act_mem"),
+                            get("flops_convention"))
+    data = DataSettings.for_source(get("data"), val_bin=get("val_bin"), train_identities=get("train_identities"),
+                                   images_per_identity=get("images_per_identity"),
+                                   val_identities=get("val_identities"), pairs=get("pairs"))
+    proxy = ProxyBudget(steps=get("proxy_steps"), batch_size=get("proxy_batch"), resolution=get("resolution"),
+                        distill=get("distill"), seed=get("seed"), device=get("device"))
+    return SearchConfig(
+        study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
+        budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
+        teacher_steps=get("teacher_steps"), sampler=get("sampler"), objectives=get("objectives"), score=get("score"),
+        trials=get("trials"), timeout=None if get("timeout") is None else parse_duration(get("timeout")),
+        executor=get("executor"), workers=get("workers"), address=get("address"),
+        cpus_per_trial=get("cpus_per_trial"), gpus_per_trial=get("gpus_per_trial"), baselines=get("baselines"),
+        fill_budget=get("fill_budget"), seed=get("seed"))
