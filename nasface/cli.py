@@ -381,7 +381,7 @@ def report_command(
                            "spec": t.user_attrs.get("spec"), "cost": t.user_attrs.get("cost"),
                            "metrics": t.user_attrs.get("metrics")} for t in pareto_front(loaded)]))
         return
-    path = write_report(loaded, output or Path(studies_dir) / study / "report.html")
+    path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=[studies_dir])
     console.print(f"wrote {path}")
 
 

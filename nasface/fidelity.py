@@ -221,10 +221,11 @@ def interleave(first: list, second: list) -> list:
 
 def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False) -> dict:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write the report."""
-    from nasface.search import load_proxy_data
+    from nasface.search import check_config, load_proxy_data
     from nasface.teacher import teacher_targets
 
     check_settings(settings)
+    check_config(settings.search)  # the data, space, budgets and teacher, before anything is written
     out = Path(out)
     config = settings.search
     specs = draw_architectures(settings)
@@ -443,3 +444,44 @@ def write_page(report: dict, path: Path) -> None:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:+.2f}"
+
+
+# -- what a study's report says of its proxy -------------------------------------------------------
+def measured_fidelity(study_settings: dict, folders) -> dict | None:
+    """The fidelity analysis (``fidelity.json``) whose proxy is the study's, from ``folders``.
+
+    Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``
+    but the warm-up, which a fidelity study pins to the proxy's own) and the teacher.  None when
+    no such study has been run there.
+    """
+    wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items()
+                    if k in RECIPE_FIELDS and k != "warmup_steps"}
+    for folder in folders:
+        for path in sorted(Path(folder).glob(f"*/{REPORT}")):
+            try:
+                report = json.loads(path.read_text())
+                settings = report["command_settings"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            proxy = {k: v for k, v in settings.get("proxy", {}).items() if k in wanted_proxy}
+            if (settings.get("data") == study_settings.get("data") and proxy == wanted_proxy
+                    and settings.get("teacher") == study_settings.get("teacher")):
+                return {"path": str(path), **report}
+    return None
+
+
+def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
+    """One honest line for a study's report: how well its proxy's score ranked as longer training did."""
+    if report is None:
+        return ("The proxy's fidelity is <b>not measured</b> for these settings: run <code>nasface fidelity "
+                "--config STUDY.yaml</code> to learn how far to trust this front.")
+    row = (report.get("signals") or {}).get(score) or {}
+    if not row.get("available"):
+        return (f"The proxy's fidelity study ({report['measured']} of {report['architectures']} architectures so "
+                f"far, {report['path']}) cannot rank the score {score} yet.")
+    low, high = row["tau_ci"] or [float("nan")] * 2
+    ceiling = (report.get("noise_ceiling") or {}).get("reference")
+    ceiling_text = f"; two seeds of the reference agree at tau {ceiling['tau']:.2f}" if ceiling else ""
+    return (f"Measured fidelity of this proxy's score ({score}): Kendall tau {row['tau']:.2f} [95 % CI {low:.2f}, "
+            f"{high:.2f}] against {report['reference_steps']}-step training over {report['measured']} architectures"
+            f"{ceiling_text} ({report['path']}).")

@@ -333,11 +333,16 @@ def settings_table(settings: dict) -> str:
     return f'<table class="settings">{"".join(rows)}</table>' if rows else "<p>no settings recorded</p>"
 
 
-def write_report(study: optuna.Study, path: str | os.PathLike) -> Path:
-    """Write the self-contained HTML report; returns its path."""
+def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=()) -> Path:
+    """Write the self-contained HTML report; returns its path.
+
+    ``fidelity_dirs``: folders whose ``*/fidelity.json`` may hold a fidelity study of this study's
+    proxy (``nasface fidelity``'s outputs); the page states what it measured, or that none did.
+    """
     import plotly.io as pio
 
     from nasface.atomic import write_atomic
+    from nasface.fidelity import fidelity_sentence, measured_fidelity
 
     frame = study_frame(study)
     figs = figures(study)
@@ -363,6 +368,7 @@ table.settings td:first-of-type{{color:#555}}</style></head><body>
 {settings_table(settings)}
 <p>Accuracy is the <b>proxy</b> verification accuracy after brief training: it ranks architectures,
 it does not predict their fully trained accuracy (see the README).</p>
+<p class="fidelity">{fidelity_sentence(measured_fidelity(settings, fidelity_dirs), settings.get("score", "accuracy"))}</p>
 {''.join(parts)}
 <h2>Pareto-optimal trials (within budget)</h2>
 {pareto.to_html(index=False, float_format=lambda v: f"{v:.4f}") if not pareto.empty else "<p>none yet</p>"}

@@ -17,7 +17,9 @@ import pytest
 
 from nasface.fidelity import FidelitySettings, _spread_order, interleave, run_fidelity
 from nasface.ranking import loo_combination, stratified_tau, strata_of, top_recall
-from nasface.search import config_from_options
+from nasface.progress import Reporter
+from nasface.report import write_report
+from nasface.search import config_from_options, run_search
 from nasface.train import ProxyBudget, WarmupStableDecay, score, score_budgets
 from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
@@ -99,6 +101,13 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
     assert (tmp_path / "f" / "log.jsonl").read_bytes() == log_before
     assert again["signals"]["accuracy"]["tau"] == report["signals"]["accuracy"]["tau"]
+    # a study of the same proxy states the measured fidelity in its report; another proxy's does not
+    for steps, expected in ((4, f"Kendall tau {report['signals']['accuracy']['tau']:.2f}"), (5, "not measured")):
+        study = run_search(config_from_options({**TINY, "proxy_steps": steps, "studies_dir": str(tmp_path / "s"),
+                                                "study": f"p{steps}", "trials": 1, "baselines": False,
+                                                "executor": "inline"}), Reporter("quiet"))
+        page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
+        assert expected in page
 
 
 @pytest.mark.slow
