@@ -210,31 +210,29 @@ def evaluate_pairs(
     far_target: float = 1e-3,
 ) -> dict:
     """Embed a verification set's images and score it (``verification_metrics``)."""
-    return evaluate_pairs_and_embed(model, pairs, batch_size, device, flip, n_folds, far_target)[0]
+    faces, slot = embed_pairs(model, pairs, batch_size, device, flip)
+    return pair_metrics(faces, slot, pairs.issame, n_folds, far_target)
 
 
-def evaluate_pairs_and_embed(
-    model: nn.Module,
-    pairs: VerificationPairs,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-    flip: bool = True,
-    n_folds: int = 10,
-    far_target: float = 1e-3,
-) -> tuple[dict, np.ndarray]:
-    """``evaluate_pairs``, and the embeddings of the distinct faces (``distinct_faces`` order),
-    which the teacher-agreement signal compares with the teacher's."""
-    issame = np.asarray(pairs.issame, dtype=bool)
-    if len(pairs.images) != 2 * len(issame):
+def embed_pairs(model: nn.Module, pairs: VerificationPairs, batch_size: int = 256,
+                device: torch.device | str | None = None, flip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(faces, slot): the embeddings of the set's distinct faces (``distinct_faces`` order, what a
+    teacher's held-out embeddings are compared with) and each pair image's row among them."""
+    if len(pairs.images) != 2 * len(pairs.issame):
         raise NasfaceError(
-            f"verification set has {len(pairs.images)} images for {len(issame)} pairs; "
+            f"verification set has {len(pairs.images)} images for {len(pairs.issame)} pairs; "
             f"it needs exactly 2 per pair"
         )
     images = np.asarray(pairs.images)
     distinct, slot = distinct_faces(images)
-    faces = embed(model, images[distinct], batch_size, device, flip)
+    return embed(model, images[distinct], batch_size, device, flip), slot
+
+
+def pair_metrics(faces: np.ndarray, slot: np.ndarray, issame, n_folds: int = 10, far_target: float = 1e-3) -> dict:
+    """``verification_metrics`` of the pairs whose images are rows ``slot`` of ``faces``."""
     embeddings = faces[slot]
-    return verification_metrics(embeddings[0::2], embeddings[1::2], issame, n_folds, far_target), faces
+    return verification_metrics(embeddings[0::2], embeddings[1::2], np.asarray(issame, dtype=bool), n_folds,
+                                far_target)
 
 
 def distinct_faces(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from nasface.data import FaceSet, PairSet
 from nasface.errors import NasfaceError
-from nasface.evaluate import evaluate_pairs_and_embed, to_input_tensor
+from nasface.evaluate import embed_pairs, pair_metrics, to_input_tensor
 from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
 from nasface.model import build_model, count, flgc_groups
 from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
@@ -410,7 +410,8 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
         result = {**base, "steps": shorter.steps, "train_seconds": clock.wall + own.wall,
                   "cpu_seconds": clock.cpu + own.cpu}
         eval_start = time.perf_counter()
-        metrics, faces = evaluate_pairs_and_embed(state.model, pairs, batch_size=128, device=device)
+        faces, slot = embed_pairs(state.model, pairs, batch_size=128, device=device)
+        metrics = pair_metrics(faces, slot, pairs.issame)
         final_losses = state.losses[-max(1, len(state.losses) // 10):]
         result.update(
             accuracy=metrics["accuracy"], accuracy_std=metrics["accuracy_std"], tar_at_far=metrics["tar_at_far"],
