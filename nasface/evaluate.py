@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -209,7 +210,18 @@ def evaluate_pairs(
     n_folds: int = 10,
     far_target: float = 1e-3,
 ) -> dict:
-    """Embed a verification set's images and score it (``verification_metrics``)."""
+    """Embed a verification set's images with ``model`` and score it (``verification_metrics``)."""
+    return verify(lambda images: embed(model, images, batch_size, device, flip), pairs, n_folds, far_target)
+
+
+def verify(
+    embed_faces: Callable[[np.ndarray], np.ndarray],
+    pairs: VerificationPairs,
+    n_folds: int = 10,
+    far_target: float = 1e-3,
+) -> dict:
+    """Score a verification set with any embedder: ``embed_faces`` maps uint8 N x 112 x 112 x 3 faces
+    to N x D embeddings (a torch network through ``embed``, or a teacher that is not one)."""
     issame = np.asarray(pairs.issame, dtype=bool)
     if len(pairs.images) != 2 * len(issame):
         raise NasfaceError(
@@ -223,5 +235,5 @@ def evaluate_pairs(
                                            len(first_seen)) for image in images])
     distinct = np.empty(len(first_seen), dtype=np.int64)
     distinct[slot] = np.arange(len(images))
-    embeddings = embed(model, images[distinct], batch_size, device, flip)[slot]
+    embeddings = np.asarray(embed_faces(images[distinct]))[slot]
     return verification_metrics(embeddings[0::2], embeddings[1::2], issame, n_folds, far_target)
