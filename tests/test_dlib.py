@@ -147,3 +147,20 @@ def test_without_dlib_one_line_says_what_to_install(tmp_path, command):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [f"error: dlib's face models are not installed: {dlib_models.INSTALL_HINT}"]
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_search_with_the_dlib_teacher_keeps_its_score_with_the_study(dlib_installed, cache, tmp_path):
+    from nasface.progress import Reporter
+    from nasface.report import open_study
+    from nasface.search import config_from_options, run_search
+
+    config = config_from_options({
+        "budget_flops": "1G", "budget_mem": "20MB", "studies_dir": str(tmp_path / "studies"), "study": "d",
+        "data": "orl-aligned", "teacher": DLIB_TEACHER, "executor": "inline", "trials": 1, "baselines": False,
+        "device": "cpu", "proxy_steps": 2, "proxy_batch": 4, "resolution": 32, "train_identities": 3,
+        "images_per_identity": 3, "val_identities": 2, "pairs": 8})
+    run_search(config, Reporter("quiet"))
+    study = open_study("d", tmp_path / "studies")
+    teacher = study.user_attrs["nasface_teacher"]
+    assert teacher["teacher"] == DLIB_TEACHER and teacher["verification"]["pairs"] == 8
+    assert [t.user_attrs["metrics"]["distill"] for t in study.trials if t.user_attrs.get("metrics")] == ["angular"]
