@@ -150,10 +150,12 @@ def _print_facts(facts: dict, as_json: bool) -> None:
 
 @app.command("data")
 def data_command(
-    source: str = typer.Argument(..., help="synthetic, orl, an image folder, a RecordIO folder / prefix, or a .bin"),
+    source: str = typer.Argument(..., help="synthetic, orl, orl-aligned, an image folder (aligned:FOLDER aligns "
+                                           "its photos), a RecordIO folder / prefix, or a .bin"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Describe a face data source: format, images, identities or pairs, and that a sample decodes."""
+    """Describe a face data source: format, images, identities or pairs, that a sample decodes, and for an
+    aligned source how many photos were aligned and which were not."""
     from nasface.data import describe
 
     _print_facts(describe(source), as_json)
@@ -164,7 +166,8 @@ def score_command(
     spec: str = typer.Argument(..., help="A preset name or a spec file."),
     data: str = typer.Option("synthetic", help="synthetic, orl, an image folder or a RecordIO folder."),
     val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
-    teacher: str = typer.Option("none", help="none, auto (train one, cached), or a checkpoint path."),
+    teacher: str = typer.Option("none", help="none, auto (train one, cached), dlib-resnet (pretrained; "
+                                             "nasface[dlib]), or a checkpoint path."),
     teacher_spec: str = typer.Option(None, help="The teacher's preset or spec (auto: what to train)."),
     distill: Distill = typer.Option(Distill.angular, help="Distillation from the teacher."),
     margin: Margin = typer.Option(Margin.arcface, help="Margin softmax."),
@@ -177,17 +180,17 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
     """Train one architecture briefly (the search's proxy) and score it on unseen identities."""
-    from nasface.evaluate import held_out_faces
     from nasface.search import DataSettings, load_proxy_data
     from nasface.spec import load_spec
-    from nasface.teacher import teacher_targets
+    from nasface.teacher import check_teacher, teacher_targets
     from nasface.train import score
 
     arch = load_spec(spec)
     budget = _proxy_budget(proxy_steps, proxy_batch, resolution, seed, device, distill, margin)
+    check_teacher(teacher, teacher_spec)
     proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir)
-    targets = teacher_targets(teacher, proxy.train, proxy.key, cache_dir, budget, teacher_spec=teacher_spec,
-                              log=lambda m: console.print(f"[dim]{m}[/dim]"), held_out=held_out_faces(proxy.pairs))
+    targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec,
+                              log=lambda m: console.print(f"[dim]{m}[/dim]"))
     _print_facts(score(arch, proxy.train, proxy.pairs, budget, targets), as_json)
 
 

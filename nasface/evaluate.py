@@ -245,9 +245,3 @@ def distinct_faces(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     distinct = np.empty(len(first_seen), dtype=np.int64)
     distinct[slot] = np.arange(len(images))
     return distinct, slot
-
-
-def held_out_faces(pairs: VerificationPairs) -> np.ndarray:
-    """The distinct faces of a verification set (``distinct_faces`` order)."""
-    images = np.asarray(pairs.images)
-    return images[distinct_faces(images)[0]]

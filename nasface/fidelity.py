@@ -42,7 +42,6 @@ import torch
 from nasface.atomic import RowLog, write_atomic
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
-from nasface.evaluate import held_out_faces
 from nasface.model import count
 from nasface.ranking import loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
 from nasface.signals import SIGNALS, oriented
@@ -242,9 +241,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                                     if rows.get(row_key(settings, data.key, spec, seed, teacher_info)) is None]
     if todo:
         # the search's own proxy budget, so the teacher is the one the search trains (and caches)
-        teacher = teacher_targets(config.teacher, data.train, data.key, out / "cache", config.proxy,
-                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
-                                  held_out=held_out_faces(data.pairs))
+        teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy,
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log)
         started, done_seconds = time.time(), []
         for number, (spec, seed) in enumerate(todo, 1):
             begun = time.time()

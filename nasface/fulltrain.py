@@ -188,10 +188,6 @@ def _stages(recipe: Recipe, spec: ArchSpec, device: torch.device) -> tuple[Stage
         if recipe.margin != "arcface":
             raise NasfaceError("recipe.distill: margin distillation sets ArcFace's margin per sample; "
                                "use margin: arcface")
-        if teacher_spec is not None and teacher_spec.embedding.size != spec.embedding.size:
-            raise NasfaceError(f"teacher {teacher_spec.name} has {teacher_spec.embedding.size}-d embeddings, the "
-                               f"student {spec.embedding.size}-d; margin distillation needs them equal (use "
-                               f"distill: angular, or another teacher)")
     for generation in range(1, recipe.generations + 1):
         teacher = first_teacher if generation == 1 else f"generation-{generation - 1}"
         stages.append(Stage(f"generation-{generation}", spec, teacher, recipe.seed + len(stages)))

@@ -11,7 +11,9 @@ precomputed and cached, so no teacher network ever runs during a search.
 * ``margin_distillation_margins``: MarginDistillation Eqs. (3)-(4), a per-sample
   ArcFace margin from the teacher's cosine to its class centre.
 * ``Distiller`` and its implementations (``NoDistillation``, ``AngularDistillation``,
-  ``MarginDistillation``), chosen by name with ``make_distiller``.
+  ``MarginDistillation``), chosen by name with ``make_distiller``.  Both distillers take a
+  teacher of another embedding size: angular through a learnt projection of the student's
+  embedding, margin through the teacher's centres carried into the student's space.
 
 Training-loop contract for distillers::
 
@@ -313,14 +315,35 @@ class AngularDistillation(Distiller):
         return head(student_emb, labels) + self.alpha * angular_distillation(projected, teacher_emb)
 
 
+def centres_in_space(centres: Tensor, size: int) -> Tensor:
+    """Unit class centres (classes x teacher dim) carried into a ``size``-d space, angles kept.
+
+    With C = U S V^T (the centres' SVD), C V = U S holds the centres' coordinates along their principal
+    axes: the same rows up to a rotation, so the same pairwise cosines.  Its first ``size`` columns are
+    kept (zero columns added when ``size`` is wider), the best rank-``size`` approximation of C
+    (Eckart-Young).  The cosines are therefore kept exactly whenever ``size`` >= rank(C), which is at most
+    the number of classes (30 training identities: any student of 30 dimensions or more), and
+    approximately below that; rows are renormalised.
+    """
+    unit = _normalise(centres.double())
+    _, _, vh = torch.linalg.svd(unit, full_matrices=False)
+    coordinates = unit @ vh[:size].T
+    if coordinates.shape[1] < size:
+        coordinates = F.pad(coordinates, (0, size - coordinates.shape[1]))
+    return _normalise(coordinates).to(centres.dtype)
+
+
 class MarginDistillation(Distiller):
     """MarginDistillation: teacher's class centres, frozen, and per-sample margins m_i.
 
     ``prepare`` copies the teacher's centres into the student head and freezes them
     (the paper's best setting, Table IV); the loss is the head's ArcFace loss with m2
     replaced by ``margin_distillation_margins`` of the batch's teacher embeddings.
-    The student's embedding size must equal the teacher's, since it is compared with
-    the teacher's centres (the paper widens MobileFaceNet's embedding to 512 for this).
+    The margins compare the teacher's embeddings with the teacher's centres, in the
+    teacher's space.  The paper widens the student's embedding to the teacher's; when
+    the sizes differ (a 128-d pretrained teacher, a 512-d student), the head's centres
+    are the teacher's carried into the student's space by ``centres_in_space``, which
+    keeps the angles between them, so the student learns the teacher's class layout.
     """
 
     name = "margin"
@@ -333,31 +356,36 @@ class MarginDistillation(Distiller):
             )
         self.m_min = float(m_min)
         self.m_max = float(m_max)
+        # Given again by prepare() on every run (a resumed one too), so not part of a checkpoint.
+        self.register_buffer("teacher_centres", None, persistent=False)
 
     def prepare(self, head, *, teacher_dim, teacher_centres=None):
         if teacher_centres is None:
             raise NasfaceError("margin distillation needs the teacher's class centres; none were given")
-        if teacher_dim != head.embedding_size:
+        if tuple(teacher_centres.shape) != (head.num_classes, teacher_dim):
             raise NasfaceError(
-                f"margin distillation needs the student embedding size ({head.embedding_size}) "
-                f"to equal the teacher's ({teacher_dim}); set the student's embedding size to {teacher_dim}"
+                f"the teacher's class centres have shape {tuple(teacher_centres.shape)}, expected "
+                f"({head.num_classes}, {teacher_dim}) (classes x the teacher's embedding size)"
             )
         if head.m1 != 1.0 or head.m3 != 0.0:
             raise NasfaceError(
                 "margin distillation sets ArcFace's additive angular margin per sample; "
                 "use the 'arcface' margin loss"
             )
-        head.set_centres(teacher_centres, frozen=True)
+        self.teacher_centres = teacher_centres.detach().clone().to(head.weight)
+        same_space = teacher_dim == head.embedding_size
+        head.set_centres(teacher_centres if same_space else centres_in_space(teacher_centres, head.embedding_size),
+                         frozen=True)
 
     def loss(self, student_emb, labels, teacher_emb, head):
         if teacher_emb is None:
             raise ValueError("margin distillation needs the teacher's embeddings of the batch")
-        if not head.frozen:
+        if not head.frozen or self.teacher_centres is None:
             raise ValueError(
                 "call prepare(head, teacher_centres=...) first: "
                 "the head's centres must be the teacher's, frozen"
             )
-        margins = margin_distillation_margins(teacher_emb, labels, head.weight, self.m_min, self.m_max)
+        margins = margin_distillation_margins(teacher_emb, labels, self.teacher_centres, self.m_min, self.m_max)
         return head(student_emb, labels, margins=margins)
 
 

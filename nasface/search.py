@@ -36,7 +36,6 @@ from nasface.atomic import WRITE_ERRNOS, process_alive, process_id
 from nasface.budget import Budgets
 from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
-from nasface.evaluate import held_out_faces
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.signals import SIGNALS, oriented
@@ -47,7 +46,7 @@ from nasface.search_config import (DEFAULT_SCORE, OBJECTIVES, SAMPLERS, DataSett
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, check_storage_url, open_storage, write_failure
-from nasface.teacher import read_teacher, teacher_targets
+from nasface.teacher import check_teacher, read_teacher, teacher_info, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
 WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
@@ -78,15 +77,7 @@ def check_config(config: SearchConfig) -> SearchSpace:
     check_training_source(config.data.source)  # opens the source and decodes a sample
     if config.data.val_bin is not None:
         check_pairs_file(config.data.val_bin)
-    if config.teacher == "auto":
-        if config.teacher_spec is not None:
-            load_spec(config.teacher_spec)
-    elif config.teacher != "none":
-        if not Path(config.teacher).exists():
-            raise NasfaceError(f"--teacher {config.teacher}: no such checkpoint (use auto, none or a checkpoint path)")
-        from nasface.checkpoint import load_checkpoint
-
-        load_checkpoint(config.teacher, config.teacher_spec)  # another architecture's weights fail here
+    check_teacher(config.teacher, config.teacher_spec)
     cheapest = cheapest_spec(space)
     if config.budgets.limits() and not config.budgets.fits(count(cheapest, config.budgets.convention)):
         figures = count(cheapest, config.budgets.convention)
@@ -366,9 +357,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
            reporter) -> optuna.Study:
     """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
     data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
-    teacher = teacher_targets(config.teacher, data.train, data.key, config.study_dir / "cache", config.proxy,
+    teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
                               teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                              log=reporter.log, held_out=held_out_faces(data.pairs))
+                              log=reporter.log)
+    if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
+        study.set_user_attr("nasface_teacher", teacher_info(teacher))
     payload_base = {"data": json.dumps(dataclasses.asdict(config.data), sort_keys=True), "seed": config.seed,
                     "cache_dir": str(config.study_dir / "cache"), "proxy": dataclasses.asdict(config.proxy),
                     "teacher_dir": teacher.folder if teacher is not None else None}

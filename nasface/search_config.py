@@ -125,7 +125,7 @@ SEARCH_OPTIONS = (
     Option("images_per_identity", int | None, None, "Images of each training identity (default: by source)."),
     Option("val_identities", int | None, None, "Held-out identities for verification (default: by source)."),
     Option("pairs", int | None, None, "Verification pairs (default: by source)."),
-    Option("teacher", str, _CONFIG.teacher, "auto, none, or a checkpoint path."),
+    Option("teacher", str, _CONFIG.teacher, "auto, none, dlib-resnet (pretrained; nasface[dlib]), or a checkpoint path."),
     Option("teacher_spec", str | None, None, "What --teacher auto trains (default: by device)."),
     Option("teacher_steps", int | None, None, "Steps --teacher auto trains for (default: by the proxy)."),
     Option("distill", str, _PROXY.distill, "Distillation from the teacher.", choices=DISTILLER_KINDS),

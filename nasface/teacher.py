@@ -1,16 +1,22 @@
 """The teacher: trained or loaded once, its view of the proxy images cached with the study.
 
-``--teacher none | auto | PATH``
+``--teacher none | auto | dlib-resnet | PATH``
 
 - ``auto`` trains a teacher spec (``--teacher-spec``; by default ``mobilefacenet`` on a CPU,
   ``iresnet50`` on a GPU) on the proxy training data with the same loop as the candidates, for several times
   their steps;
+- ``dlib-resnet`` is dlib's pretrained ResNet face embedder (128-d, the ``nasface[dlib]`` extra): each
+  112 x 112 crop is cut into dlib's 150 x 150 chip around its 5 landmarks (``nasface.dlib_models``);
 - ``PATH`` loads a checkpoint safely (``nasface.checkpoint``).
 
 Either way the teacher's embeddings of every proxy training image (and of its mirror image) and
 its class centres are computed **once** and written to ``CACHE/teacher-<key>/``; candidates read
 those arrays and never run the teacher.  The class centres are the trained head's (auto) or the
-normalised mean embedding of each identity (a loaded teacher, trained on other identities).
+normalised mean embedding of each identity (a loaded or pretrained teacher, trained on other
+identities).  ``teacher.json`` beside them says what the teacher is and how well it verifies the
+held-out pairs itself (``verification``), the ceiling its students are distilled towards; its
+flip-summed embeddings of the distinct held-out faces (``held_out.npy``) are what the
+teacher-agreement signal compares each candidate with.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +33,20 @@ import torch
 
 from nasface.atomic import atomic_dir
 from nasface.checkpoint import load_checkpoint, save_weights
-from nasface.data import FaceSet
+from nasface.data import PairSet, ProxyData
 from nasface.data.base import file_fingerprint
 from nasface.errors import NasfaceError
-from nasface.evaluate import embed
+from nasface.evaluate import distinct_faces, embed, embed_pairs, pair_metrics
 from nasface.spec import load_spec, spec_to_dict
 from nasface.train import ProxyBudget, TeacherTargets, build_student, make_loop_state, train_loop
 
 TEACHER_STEPS_FACTOR = 4
 ARRAYS = ("embeddings", "flipped", "centres")
 HELD_OUT = "held_out"
+DLIB_TEACHER = "dlib-resnet"
+TEACHER_CHOICES = f"auto, none, {DLIB_TEACHER}, or the path of a .safetensors / .pt checkpoint"
+# Bump when the dlib teacher's crops -> chips -> embeddings change, so old caches are not reused.
+DLIB_TEACHER_VERSION = 1
 
 
 def _key(*parts) -> str:
@@ -70,20 +81,23 @@ def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extr
     return read_teacher(folder)
 
 
-def _targets_of(model: torch.nn.Module, train: FaceSet, device: torch.device,
-                centres: np.ndarray | None = None, held_out: np.ndarray | None = None) -> TeacherTargets:
-    """Embeddings of every training image and of its mirror; centres default to the class means;
-    flip-summed embeddings of the ``held_out`` faces where given."""
+def _targets_of(model: torch.nn.Module, data: ProxyData, device: torch.device,
+                centres: np.ndarray | None = None) -> tuple[TeacherTargets, dict]:
+    """Embeddings of every training image and of its mirror (centres default to the class means),
+    of the distinct held-out faces, and the teacher's own verification of the pairs."""
+    train = data.train
     images = np.asarray(train.images)
     embeddings = embed(model, images, batch_size=128, device=device, flip=False)
     if centres is None:
         centres = mean_centres(embeddings, np.asarray(train.labels), train.num_identities)
-    return TeacherTargets(
+    faces, slot = embed_pairs(model, data.pairs, batch_size=128, device=device)
+    targets = TeacherTargets(
         embeddings=embeddings,
         flipped=embed(model, images[:, :, ::-1].copy(), batch_size=128, device=device, flip=False),
         centres=centres,
-        held_out=None if held_out is None else embed(model, np.asarray(held_out), batch_size=128, device=device),
+        held_out=faces,
     )
+    return targets, _summary(pair_metrics(faces, slot, data.pairs.issame), data.pairs)
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
@@ -119,19 +133,61 @@ def auto_teacher(budget: ProxyBudget, teacher_spec: str | None = None,
     return teacher_spec or default_teacher_spec(budget.torch_device()), teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
 
 
-def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str | os.PathLike,
-                    budget: ProxyBudget, teacher_spec: str | None = None,
-                    teacher_steps: int | None = None, log=print,
-                    held_out: np.ndarray | None = None) -> TeacherTargets | None:
+def check_teacher(teacher: str, teacher_spec: str | None = None) -> None:
+    """Raise NasfaceError unless ``--teacher`` (and ``--teacher-spec``) can be used; writes nothing."""
+    if teacher == "auto":
+        if teacher_spec is not None:
+            load_spec(teacher_spec)
+    elif teacher == DLIB_TEACHER:
+        from nasface.dlib_models import model_versions
+
+        model_versions()  # without the extra: one line saying what to install
+    elif teacher != "none":
+        if not Path(teacher).exists():
+            raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use {TEACHER_CHOICES})")
+        load_checkpoint(teacher, teacher_spec)  # another architecture's weights fail here
+
+
+def _summary(metrics: dict, pairs: PairSet) -> dict:
+    return {"pairs_name": pairs.name,
+            **{key: metrics[key] for key in ("accuracy", "accuracy_std", "tar_at_far", "far", "pairs")}}
+
+
+def teacher_info(targets: TeacherTargets) -> dict:
+    """What ``teacher.json`` says about the cached teacher (what it is; how well it verifies)."""
+    return json.loads((Path(targets.folder) / "teacher.json").read_text())
+
+
+def verification_line(info: dict) -> str:
+    """One line on how well the teacher itself verifies the held-out pairs."""
+    metrics = info["verification"]
+    tar = "" if metrics["tar_at_far"] is None else f", TAR {metrics['tar_at_far']:.3f} at FAR {metrics['far']:g}"
+    return (f"teacher {info['teacher']} verifies {metrics['pairs_name']} at {metrics['accuracy']:.4f} "
+            f"(10-fold accuracy over {metrics['pairs']} pairs{tar})")
+
+
+def teacher_targets(teacher: str, data: ProxyData, cache_dir: str | os.PathLike, budget: ProxyBudget,
+                    teacher_spec: str | None = None, teacher_steps: int | None = None,
+                    log=print) -> TeacherTargets | None:
     """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use.
 
-    ``held_out``: the distinct verification faces of the same proxy data (``data_key``), whose
-    teacher embeddings the teacher-agreement signal compares candidates with.
-    """
+    Building them also scores the teacher itself on ``data``'s verification pairs, kept in
+    ``teacher.json`` and logged each time."""
     if teacher == "none":
         return None
-    cache_dir = Path(cache_dir)
+    targets = _cached_targets(teacher, data, Path(cache_dir), budget, teacher_spec, teacher_steps, log)
+    info = teacher_info(targets)
+    if "verification" in info:  # caches written before teachers were scored lack it
+        log(verification_line(info))
+    return targets
+
+
+def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: ProxyBudget,
+                    teacher_spec: str | None, teacher_steps: int | None, log) -> TeacherTargets:
+    train, data_key = data.train, data.key
     device = budget.torch_device()
+    if teacher == DLIB_TEACHER:
+        return _dlib_targets(data, cache_dir, log)
     if teacher == "auto":
         name, steps = auto_teacher(budget, teacher_spec, teacher_steps)
         spec = load_spec(name)
@@ -144,15 +200,14 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
         model = build_student(spec, budget.resolution)
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
         train_loop(state, train, teacher_budget, None, device)
-        targets = _targets_of(state.model, train, device, head_centres(state.head), held_out)
+        targets, verification = _targets_of(state.model, data, device, head_centres(state.head))
         info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
-                "final_loss": float(np.mean(state.losses[-10:]))}
+                "final_loss": float(np.mean(state.losses[-10:])), "verification": verification}
         return _write_targets(folder, targets, info,
                               lambda staging: save_weights(staging / "teacher.safetensors", model, spec))
     path = Path(teacher)
     if not path.exists():
-        raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use auto, none, or the path of a "
-                           f".safetensors / .pt checkpoint)")
+        raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use {TEACHER_CHOICES})")
     # path, size, mtime: the key the cache had before file_fingerprint was shared, so caches stay valid
     folder = cache_dir / f"teacher-{_key(data_key, *file_fingerprint(path).values())}"
     if (folder / "teacher.json").is_file():
@@ -160,5 +215,50 @@ def teacher_targets(teacher: str, train: FaceSet, data_key: str, cache_dir: str 
     spec, model = load_checkpoint(path, teacher_spec)
     model.to(device)
     log(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
-    targets = _targets_of(model, train, device, held_out=held_out)
-    return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key})
+    targets, verification = _targets_of(model, data, device)
+    return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key,
+                                            "verification": verification})
+
+
+def _dlib_targets(data: ProxyData, cache_dir: Path, log) -> TeacherTargets:
+    """dlib's embeddings of every training crop and its mirror, once; see ``nasface.dlib_models``.
+
+    The mirror's embedding is that of the mirrored chip: the landmarks of a mirrored face are the
+    mirrored landmarks, so its chip is the mirrored chip, and dlib's detector runs once per crop.
+    """
+    from nasface import dlib_models
+
+    folder = cache_dir / f"teacher-{_key(data.key, DLIB_TEACHER, dlib_models.model_versions(), DLIB_TEACHER_VERSION)}"
+    if (folder / "teacher.json").is_file():
+        return read_teacher(folder)
+    models = dlib_models.load_models()
+    count = len(data.train.labels)
+    log(f"embedding the {count} proxy training faces and their mirrors with dlib's ResNet once; cached in "
+        f"{folder}")
+    start = time.perf_counter()
+    chips = dlib_models.face_chips(np.asarray(data.train.images), models)
+    both = dlib_models.embed_chips(np.concatenate([chips.chips, chips.chips[:, :, ::-1]]), models, log,
+                                   "training faces and mirrors")
+    seconds_per_face = (time.perf_counter() - start) / (2 * count)
+    detected = int(chips.detected.sum())
+    log(f"dlib's detector found a face in {detected} of {count} training crops"
+        + (f"; the landmarks of the other {count - detected} were sought in the box {chips.fallback_box} "
+           "(left, top, right, bottom)" if detected < count else ""))
+    images = np.asarray(data.pairs.images)
+    distinct, slot = distinct_faces(images)
+    pair_chips = dlib_models.face_chips(images[distinct], models)
+    pair_faces = {"faces": len(distinct), "detected": int(pair_chips.detected.sum())}
+    mirrored = dlib_models.embed_chips(np.concatenate([pair_chips.chips, pair_chips.chips[:, :, ::-1]]),
+                                       models, log, "held-out faces and mirrors")
+    held_out = mirrored[:len(distinct)] + mirrored[len(distinct):]  # flip-summed, as candidates are scored
+    metrics = pair_metrics(held_out, slot, data.pairs.issame)
+    log(f"dlib's detector found a face in {pair_faces['detected']} of the {pair_faces['faces']} held-out crops")
+    embeddings, flipped = both[:count], both[count:]
+    targets = TeacherTargets(embeddings=embeddings, flipped=flipped,
+                             centres=mean_centres(embeddings, np.asarray(data.train.labels),
+                                                  data.train.num_identities), held_out=held_out)
+    info = {"teacher": DLIB_TEACHER, "data": data.key, "embedding_size": dlib_models.EMBEDDING_SIZE,
+            "models": dlib_models.model_versions(), "training_faces": count, "detected": detected,
+            "fallback_box": chips.fallback_box, "seconds_per_face": seconds_per_face,
+            "verification": {**_summary(metrics, data.pairs), **pair_faces}}
+    return _write_targets(folder, targets, info)

@@ -17,6 +17,7 @@ from nasface.losses import (
     MarginDistillation,
     NoDistillation,
     angular_distillation,
+    centres_in_space,
     make_distiller,
     margin_distillation_margins,
     margin_loss,
@@ -347,10 +348,61 @@ def test_margin_distiller_loss_is_arcface_with_the_teacher_margins():
     assert distiller.loss(student, labels, teacher, head).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_teacher_centres_keep_their_angles_in_another_space_by_hand():
+    # c0 = (1, 0, 0), c1 = (0.6, 0.8, 0): cosine 0.6, rank 2.
+    centres = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
+    for size in (2, 4):  # >= the rank: the cosine is kept exactly; wider spaces get zero columns
+        moved = centres_in_space(centres, size)
+        assert moved.shape == (2, size)
+        assert torch.allclose(moved @ moved.T, torch.tensor([[1.0, 0.6], [0.6, 1.0]]), atol=1e-6)
+    assert not centres_in_space(centres, 4)[:, 2:].any()
+    # One dimension: C^T C = [[1.36, 0.48], [0.48, 0.64]] has eigenvalues 1.6 and 0.4; the principal
+    # axis (2, 1) / sqrt(5) gives both centres the coordinate 2 / sqrt(5) > 0, so both become the same
+    # unit point: cosine 1.
+    moved = centres_in_space(centres, 1)
+    assert torch.allclose(moved.abs(), torch.ones(2, 1)) and moved[0, 0] == moved[1, 0]
+    # 30 identities of a 128-d teacher in a 64-d student: rank 30 <= 64, every cosine kept.
+    many = F.normalize(torch.randn(30, 128, generator=torch.Generator().manual_seed(0)), dim=1)
+    moved = centres_in_space(many, 64)
+    assert torch.allclose(moved @ moved.T, many @ many.T, atol=1e-5)
+
+
+def test_margin_distiller_across_embedding_sizes_by_hand():
+    # A 3-d teacher with orthogonal centres, a 2-d student, ArcFace s = 8.
+    teacher_centres = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    head = margin_loss("arcface", 2, 2, s=8.0)
+    distiller = MarginDistillation(m_min=0.2, m_max=0.5)
+    distiller.prepare(head, teacher_dim=3, teacher_centres=teacher_centres)
+    assert head.frozen and torch.allclose(head.weight @ head.weight.T, torch.eye(2), atol=1e-6)
+    # Margins in the teacher's space: a = cos(teacher, its centre) = 1 and 0.5 -> m = 0.5 and 0.35.
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.0, math.sqrt(3) / 2]])
+    labels = torch.tensor([0, 0])
+    # Student 0 sits on its class centre (theta = 0); student 1 on the other centre (theta = pi/2).
+    student = head.weight.detach().clone()
+    target_0, other_0 = 8 * math.cos(0.5), 0.0
+    target_1, other_1 = 8 * math.cos(math.pi / 2 + 0.35), 8.0
+    expected = (math.log(math.exp(target_0) + math.exp(other_0)) - target_0
+                + math.log(math.exp(target_1) + math.exp(other_1)) - target_1) / 2
+    assert distiller.loss(student, labels, teacher, head).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_angular_distiller_across_embedding_sizes_by_hand():
+    head = margin_loss("arcface", 2, 2, s=8.0)
+    distiller = AngularDistillation(alpha=7.0)
+    distiller.prepare(head, teacher_dim=3)
+    with torch.no_grad():  # the learnt projection, set to the embedding of R^2 into R^3
+        distiller.projection.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    student = torch.tensor([[2.0, 0.0], [3.0, 0.0]])
+    teacher = torch.tensor([[5.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # distances^2 0 and 2: mean 1
+    labels = torch.tensor([0, 1])
+    expected = head(student, labels).item() + 7.0 * 1.0
+    assert distiller.loss(student, labels, teacher, head).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_margin_distiller_rejects_mismatched_setups():
     head = margin_loss("arcface", 5, 4)
-    with pytest.raises(NasfaceError, match="embedding size"):
-        MarginDistillation().prepare(head, teacher_dim=8, teacher_centres=torch.zeros(5, 8))
+    with pytest.raises(NasfaceError, match=r"centres have shape \(5, 8\), expected \(5, 4\)"):
+        MarginDistillation().prepare(head, teacher_dim=4, teacher_centres=torch.zeros(5, 8))
     with pytest.raises(NasfaceError, match="class centres"):
         MarginDistillation().prepare(head, teacher_dim=4)
     with pytest.raises(NasfaceError, match="arcface"):

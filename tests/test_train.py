@@ -85,14 +85,15 @@ def test_proxy_resolution_that_collapses_the_network_is_a_clear_error():
 def test_teacher_is_trained_once_and_cached(small_data, tmp_path, distill):
     budget = dataclasses.replace(TINY_BUDGET, distill=distill)
     messages = []
-    targets = teacher_targets("auto", small_data.train, small_data.key, tmp_path, budget, teacher_spec=SMALL_NET,
+    targets = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET,
                               teacher_steps=3, log=messages.append)
-    assert len(messages) == 1 and "training the teacher" in messages[0]
+    assert len(messages) == 2 and "training the teacher" in messages[0]
+    assert messages[1].startswith("teacher auto verifies") and "10-fold accuracy over" in messages[1]
     assert targets.embeddings.shape == (len(small_data.train.labels), 128)
     assert targets.flipped.shape == targets.embeddings.shape and targets.centres.shape == (16, 128)
-    again = teacher_targets("auto", small_data.train, small_data.key, tmp_path, budget, teacher_spec=SMALL_NET,
+    again = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET,
                             teacher_steps=3, log=messages.append)
-    assert len(messages) == 1  # read from the cache, nothing retrained
+    assert messages[2:] == [messages[1]]  # read from the cache, nothing retrained; its own score told again
     assert np.array_equal(again.embeddings, targets.embeddings)
     assert read_teacher(targets.folder).centres.shape == (16, 128)
     result = score(SMALL_NET, small_data.train, small_data.pairs, budget, targets)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from nasface.data.base import FaceSourceBase, natural_key, sample_report
-from nasface.data.images import image_size, read_face_file
+from nasface.data.images import image_size, open_image, read_face_file
 from nasface.errors import NasfaceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
@@ -58,6 +58,14 @@ class FolderSource(FaceSourceBase):
     def read_images(self, identity_index: int, image_indices: np.ndarray) -> np.ndarray:
         files = self.files[identity_index]
         return np.stack([read_face_file(str(files[index]), self.resize) for index in image_indices])
+
+    def read_photo(self, identity_index: int, image_index: int) -> np.ndarray:
+        """One image as it is stored (any size, RGB): what alignment starts from."""
+        path = str(self.files[identity_index][image_index])
+        return np.asarray(open_image(None, path, path=path).convert("RGB"))
+
+    def photo_name(self, identity_index: int, image_index: int) -> str:
+        return str(self.files[identity_index][image_index].relative_to(self.root))
 
     def describe(self) -> dict:
         report = {"format": "folder", "images": sum(map(len, self.files)), "identities": len(self.files),

@@ -72,6 +72,13 @@ class OrlSource(FaceSourceBase):
         rows = self._faces[identity_index * ORL_IMAGES_PER_SUBJECT + np.asarray(image_indices)]
         return np.stack([pad_to_face(face) for face in rows])
 
+    def read_photo(self, identity_index: int, image_index: int) -> np.ndarray:
+        """One face as photographed (92 x 112 grey, unpadded): what alignment starts from."""
+        return self._faces[identity_index * ORL_IMAGES_PER_SUBJECT + image_index]
+
+    def photo_name(self, identity_index: int, image_index: int) -> str:
+        return f"s{identity_index + 1}/{image_index + 1}.pgm"
+
     def describe(self) -> dict:
         report = {"format": "orl", "images": ORL_SUBJECTS * ORL_IMAGES_PER_SUBJECT,
                   "identities": ORL_SUBJECTS, "pairs": None, "positives": None, "path": None}

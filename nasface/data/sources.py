@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from nasface.data.aligned import AlignedSource
 from nasface.data.base import FaceSourceBase
 from nasface.data.binfile import describe_bin
 from nasface.data.folder import FolderSource
@@ -13,8 +14,9 @@ from nasface.data.recordio import RecordIOSource
 from nasface.data.synthetic import SyntheticSource
 from nasface.errors import NasfaceError
 
-SPEC_HELP = ("'synthetic', 'orl', a folder of identity sub-folders, or a RecordIO folder/prefix "
-             "(train.rec + train.idx)")
+SPEC_HELP = ("'synthetic', 'orl', 'orl-aligned', a folder of identity sub-folders (aligned:FOLDER to align "
+             "its photos), or a RecordIO folder/prefix (train.rec + train.idx)")
+ALIGNED_PREFIX = "aligned:"
 
 
 def _construct(kind, spec: str, *arguments, **options) -> FaceSourceBase:
@@ -40,13 +42,26 @@ def _recordio_prefix(path: Path) -> Path | None:
     return None
 
 
+def _photos(spec: str) -> FaceSourceBase:
+    """The source of unaligned photos that ``aligned:FOLDER`` names."""
+    path = Path(spec[len(ALIGNED_PREFIX):]).expanduser()
+    if not path.is_dir() or _recordio_prefix(path) is not None:
+        raise NasfaceError(f"data source '{spec}': {path} is not a folder of identity sub-folders (aligned: "
+                           "takes a folder of photos)")
+    return FolderSource(path)
+
+
 def open_source(spec: str, **options) -> FaceSourceBase:
     """A face source from a spec: "synthetic" (options seed, num_identities, per_identity),
-    "orl", a folder of identity sub-folders or a RecordIO folder/prefix (option resize)."""
+    "orl", "orl-aligned", a folder of identity sub-folders or a RecordIO folder/prefix (option resize),
+    or "aligned:FOLDER" (a folder of photos, aligned on loading)."""
     if spec == "synthetic":
         return _construct(SyntheticSource, spec, **options)
     if spec == "orl":
         return _construct(OrlSource, spec, **options)
+    if spec == "orl-aligned" or spec.startswith(ALIGNED_PREFIX):
+        photos = OrlSource() if spec == "orl-aligned" else _photos(spec)
+        return _construct(AlignedSource, spec, photos, spec, **options)
     path = Path(spec).expanduser()
     prefix = _recordio_prefix(path)
     if prefix is not None:
@@ -64,11 +79,12 @@ def open_source(spec: str, **options) -> FaceSourceBase:
 def describe(spec: str) -> dict:
     """What ``nasface data SPEC --json`` prints.
 
-    Keys: format ("synthetic" | "orl" | "folder" | "recordio" | "bin"), images,
+    Keys: format ("synthetic" | "orl" | "folder" | "recordio" | "bin" | "aligned"), images,
     identities, pairs, positives (null where they do not apply), image_size
     ([height, width] of a decoded sample as the source stores it; ORL's as padded),
     sample_decodes (a sample was actually decoded), sample_error (why not, else
-    null) and path (null for the built-in sources).
+    null) and path (null for the built-in sources).  An aligned source adds photos, aligned_fraction,
+    undetected (the photos left out), identities_without_faces and alignment (a sentence).
     """
     if Path(spec).suffix == ".bin":
         return describe_bin(Path(spec).expanduser())
