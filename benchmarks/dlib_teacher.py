@@ -92,6 +92,7 @@ def main() -> None:
             for distill in (("none",) if teacher == "none" else args.distills.split(","))]
     for preset, teacher, distill in runs[shard::shards]:
         key = f"score:{preset}:{teacher}:{distill}"
+        log = RowLog(log.path)  # with the rows other shards appended: a score is never run twice
         if log.get(key) is None:
             result = score(preset, data.train, data.pairs, ProxyBudget(device="cpu", distill=distill),
                            targets.get(teacher))
@@ -101,7 +102,7 @@ def main() -> None:
         row = log.get(key)
         print(f"{preset:24s} {teacher:12s} {distill:8s} accuracy {row['accuracy']}", flush=True)
 
-    rows = list(RowLog(log.path).rows.values())  # with the rows other shards appended
+    rows = list(RowLog(log.path).rows.values())
     path = write_result(NAME, {"proxy": dataclasses.asdict(budget),
                                "data": "orl-aligned", "threads": args.threads,
                                "load_average": {"before": load_before, "after": os.getloadavg()}, "rows": rows})
