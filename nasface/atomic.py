@@ -11,6 +11,8 @@ by the next one that writes beside it.
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -121,29 +123,84 @@ class RowLog:
     """One JSON line per finished unit of work, keyed, so a run cut short resumes where it stopped.
 
     A line is appended and flushed as soon as its work is done; a torn last line (the process was
-    killed mid-write) is cut off on reading and its work is simply done again.
+    killed mid-write) is cut off on reading and its work is simply done again.  Several processes
+    may share one log: appends and the torn-line repair hold an exclusive ``flock`` on the file, and
+    ``claim`` hands each unit of work to one live process (a dead owner's claim is taken over).
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.rows: dict[str, dict] = {}
-        if path.exists():
-            text = path.read_text()
+        self.refresh()
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield handle
+        finally:
+            os.close(handle)  # closing releases the lock
+
+    def refresh(self) -> None:
+        """Read the rows other processes have appended since."""
+        if not self.path.exists():
+            return
+        with self._locked() as handle:
+            text = self.path.read_text()
             whole, _, torn = text.rpartition("\n")
             if torn:  # cut it off, or the next line would be appended to it
-                path.write_text(whole + "\n" if whole else "")
-            for row in map(json.loads, whole.splitlines()):
-                self.rows[row["key"]] = row
+                os.ftruncate(handle, len((whole + "\n").encode()) if whole else 0)
+        for row in map(json.loads, whole.splitlines()):
+            self.rows[row["key"]] = row
 
     def get(self, key: str) -> dict | None:
         return self.rows.get(key)
 
     def add(self, key: str, row: dict) -> dict:
         row = {"key": key, **row}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._locked() as handle:
+            os.write(handle, (json.dumps(row) + "\n").encode())
+            os.fsync(handle)
         self.rows[key] = row
+        self.release(key)
         return row
+
+    def _claim_path(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+        return self.path.with_name(self.path.name + ".claims") / digest
+
+    def claim(self, key: str) -> bool:
+        """True when this process may do ``key``'s work: nobody logged it and no live process holds it."""
+        self.refresh()
+        if key in self.rows:
+            return False
+        path = self._claim_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    owner = path.read_text()
+                except FileNotFoundError:
+                    continue  # released meanwhile: try again
+                if owner == process_id():
+                    return True
+                if process_alive(owner):
+                    return False
+                path.unlink(missing_ok=True)  # its process died mid-work: take it over
+                continue
+            with os.fdopen(handle, "w") as claim_file:
+                claim_file.write(process_id())
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        path = self._claim_path(key)
+        try:
+            if path.read_text() == process_id():
+                path.unlink()
+        except FileNotFoundError:
+            pass

@@ -245,6 +245,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log)
         started, done_seconds = time.time(), []
         for number, (spec, seed) in enumerate(todo, 1):
+            if not rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
+                continue  # another process sharing this log has done it, or is doing it
             begun = time.time()
             budget = dataclasses.replace(proxy, seed=seed)
             results = score_budgets(spec, data.train, data.pairs, budget, settings.steps(), teacher)
@@ -254,12 +256,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                       "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
                       "load_average": os.getloadavg()[0], "machine": platform.node()})
             done_seconds.append(time.time() - begun)
-            left = (len(todo) - number) * float(np.median(done_seconds))
+            left = (len(todo) - number) * float(np.median(done_seconds))  # an upper bound when shared
             final = results[-1]
             shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
                      else f"failed: {final['reason']}")
             log(f"[{len(rows.rows)}/{len(plan)}] {spec.name} seed {seed}: {shown} ({done_seconds[-1]:.0f} s; "
                 f"about {left / 60:.0f} min left, {(time.time() - started) / 60:.0f} min so far)")
+    rows.refresh()
     report = analyse(settings, specs, repeated, [rows.get(row_key(settings, data.key, s, seed, teacher_info))
                                                  for s, seed in plan])
     report["command_settings"] = describe(settings)

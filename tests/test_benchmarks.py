@@ -1,6 +1,7 @@
 """The benchmarks' statistics and resumable log, on cases whose answer is known."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,6 +49,34 @@ def test_row_log_resumes_and_ignores_a_torn_last_line(tmp_path):
     again.add("b", {"value": 2})
     assert RowLog(path).get("b")["value"] == 2
     assert json.loads(path.read_text().splitlines()[0])["key"] == "a"
+
+
+def test_row_log_claims_hand_each_key_to_one_live_process(tmp_path):
+    path = tmp_path / "scores.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM_AND_WAIT, str(path), "busy"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"  # the other process holds "busy"
+        log = RowLog(path)
+        assert not log.claim("busy")
+        assert log.claim("free") and log.claim("free")  # a process may ask again for its own claim
+    finally:
+        holder.kill()
+        holder.wait()
+    assert log.claim("busy")  # its owner died without logging it: taken over
+    other = RowLog(path)
+    log.add("busy", {"value": 1})
+    assert not other.claim("busy")  # logged by another process meanwhile: read on claiming
+    assert other.get("busy")["value"] == 1
+
+
+CLAIM_AND_WAIT = """
+import sys, time
+from pathlib import Path
+from nasface.atomic import RowLog
+print(RowLog(Path(sys.argv[1])).claim(sys.argv[2]), flush=True)
+time.sleep(60)
+"""
 
 
 def _fake_table(count: int = 24) -> dict:
