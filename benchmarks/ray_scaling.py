@@ -28,6 +28,7 @@ from benchmarks._common import write_result  # noqa: E402
 from benchmarks.search_efficiency import BUDGETS, QUICK_DATA  # noqa: E402
 from nasface.progress import Reporter  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, run_search  # noqa: E402
+from nasface.search.record import read  # noqa: E402
 from nasface.train import ProxyBudget  # noqa: E402
 
 NAME = "ray_scaling"
@@ -43,13 +44,15 @@ def one_run(workers: int, trials: int, proxy: ProxyBudget, data: DataSettings, s
     start = time.time()
     study = run_search(config, Reporter("quiet"))
     wall = time.time() - start
-    trained = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("kind") == "trained"]
-    first = min(t.user_attrs["training_started"] for t in trained)
-    last = max(t.datetime_complete.timestamp() for t in trained)
+    trials = study.get_trials(deepcopy=False)
+    trained = [(trial, facts) for trial, facts in zip(trials, map(read, trials))
+               if facts.kind in ("candidate", "baseline", "failed")]
+    first = min(facts.training_started for _, facts in trained)
+    last = max(trial.datetime_complete.timestamp() for trial, _ in trained)
     return {"workers": workers, "trained": len(trained), "wall_seconds": wall, "steady_seconds": last - first,
             "trials_per_hour": 3600 * len(trained) / wall,
             "steady_trials_per_hour": 3600 * len(trained) / (last - first),
-            "median_trial_seconds": sorted(t.user_attrs["wall_seconds"] for t in trained)[len(trained) // 2],
+            "median_trial_seconds": sorted(facts.wall_seconds for _, facts in trained)[len(trained) // 2],
             "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 

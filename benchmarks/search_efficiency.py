@@ -47,6 +47,7 @@ from nasface.model import count  # noqa: E402
 from nasface.progress import Reporter  # noqa: E402
 from nasface.report import hypervolume, normalised_objectives, pareto_front, study_frame  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, load_proxy_data, run_search  # noqa: E402
+from nasface.search.record import read, records  # noqa: E402
 from nasface.spec import load_spec, preset_names  # noqa: E402
 from nasface.train import ProxyBudget, score  # noqa: E402
 
@@ -74,21 +75,21 @@ def summarise(study: optuna.Study) -> dict:
     # a trial whose driver was killed mid-training has no kind: it is re-run by the next driver
     candidates = frame[(frame.baseline == "") & frame.kind.notna()]
     rejected = candidates[candidates.kind == "rejected"]
-    for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("kind") == "rejected":
+    for facts in records(study):
+        if facts.kind == "rejected":
             # the driver marks a candidate before handing it to the executor; a rejected one never is
-            assert "training_started" not in trial.user_attrs and "metrics" not in trial.user_attrs, trial.number
-    trained = candidates[(candidates.kind == "trained") & candidates.feasible & candidates.accuracy.notna()]
+            assert facts.training_started is None and facts.metrics is None, facts.number
+    trained = candidates[(candidates.kind == "candidate") & candidates.feasible & candidates.accuracy.notna()]
     points = normalised_objectives(trained, BUDGETS.flops, BUDGETS.weight_bytes)
-    front = [t for t in pareto_front(study) if not t.user_attrs.get("baseline")]
-    flops_use = [t.user_attrs["cost"]["flops"] / BUDGETS.flops for t in front]
-    bytes_use = [t.user_attrs["cost"]["weight_bytes"] / BUDGETS.weight_bytes for t in front]
+    front = [facts for facts in map(read, pareto_front(study)) if not facts.baseline]
+    flops_use = [facts.cost["flops"] / BUDGETS.flops for facts in front]
+    bytes_use = [facts.cost["weight_bytes"] / BUDGETS.weight_bytes for facts in front]
     return {
-        "sampled": len(candidates), "trained": int((candidates.kind == "trained").sum()),
+        "sampled": len(candidates), "trained": int(candidates.kind.isin(["candidate", "failed"]).sum()),
         "rejected": len(rejected), "rejected_fraction": len(rejected) / max(1, len(candidates)),
         "rejected_trained": 0,  # asserted above
         "invalid": int((candidates.kind == "invalid").sum()), "duplicates": int((candidates.kind == "duplicate").sum()),
-        "failed": int(((candidates.kind == "trained") & candidates.accuracy.isna()).sum()),
+        "failed": int((candidates.kind == "failed").sum()),
         "hypervolume": float(hypervolume(points)),
         "pareto_size": len(front),
         "pareto_flops_use_median": statistics.median(flops_use) if front else None,

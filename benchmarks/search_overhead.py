@@ -26,7 +26,9 @@ import optuna  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
 from nasface.budget import Budgets  # noqa: E402
-from nasface.search import DataSettings, SearchConfig, _prepare, load_proxy_data, make_sampler  # noqa: E402
+from nasface.search import DataSettings, SearchConfig, load_proxy_data, make_sampler  # noqa: E402
+from nasface.search.driver import _prepare  # noqa: E402
+from nasface.search.record import read  # noqa: E402
 from nasface.model import _block_cost, count  # noqa: E402
 from nasface.space import load_space  # noqa: E402
 from nasface.spec import spec_from_dict  # noqa: E402
@@ -45,17 +47,18 @@ def optuna_overhead(trials: int, sampler: str) -> dict:
             start = time.perf_counter()
             trial = study.ask()
             asked = time.perf_counter()
-            outcome = _prepare(study, trial, space, config, None)
+            outcome = _prepare(study, trial, space, config)
             prepared = time.perf_counter()
+            facts = read(trial)
             if outcome is None:
-                cost = trial.user_attrs["cost"]
+                cost = facts.cost
                 study.tell(trial, values=[1.0 - cost["flops"] / 2e9, cost["flops"], cost["weight_bytes"]])
             else:
                 study.tell(trial, **outcome)
             rejected.append(outcome is not None)
             told = time.perf_counter()
-            if "spec" in trial.user_attrs:  # the analytic reject step alone: count (cold) + budget check
-                spec = spec_from_dict(trial.user_attrs["spec"])
+            if facts.spec is not None:  # the analytic reject step alone: count (cold) + budget check
+                spec = spec_from_dict(facts.spec)
                 _block_cost.cache_clear()
                 begin = time.perf_counter()
                 budgets.fits(count(spec, budgets.convention))

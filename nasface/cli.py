@@ -352,7 +352,7 @@ def print_fidelity(report: dict) -> None:
 def _search_options_as_parameters() -> None:
     """Give ``search_command`` one parameter per search option (nasface.search.SEARCH_OPTIONS)."""
     from nasface.options import typer_parameters
-    from nasface.search_config import SEARCH_OPTIONS
+    from nasface.search.config import SEARCH_OPTIONS
 
     fixed = list(inspect.signature(search_command).parameters.values())[:-1]  # all but **options
     search_command.__signature__ = inspect.Signature([*fixed, *typer_parameters(SEARCH_OPTIONS)])
@@ -373,6 +373,7 @@ def report_command(
 ) -> None:
     """Write the study's Pareto report (self-contained HTML), or print its Pareto trials as JSON."""
     from nasface.report import open_study, pareto_front, study_frame, write_report
+    from nasface.search.record import read
 
     loaded = open_study(study, studies_dir, storage)
     if csv is not None:
@@ -380,9 +381,8 @@ def report_command(
 
         write_atomic(csv, study_frame(loaded).to_csv(index=False))
     if as_json:
-        print(json.dumps([{"number": t.number, "baseline": t.user_attrs.get("baseline"),
-                           "spec": t.user_attrs.get("spec"), "cost": t.user_attrs.get("cost"),
-                           "metrics": t.user_attrs.get("metrics")} for t in pareto_front(loaded)]))
+        print(json.dumps([{"number": facts.number, "baseline": facts.baseline, "spec": facts.spec, "cost": facts.cost,
+                           "metrics": facts.metrics} for facts in map(read, pareto_front(loaded))]))
         return
     path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=[studies_dir])
     console.print(f"wrote {path}")

@@ -21,6 +21,7 @@ from nasface.errors import NasfaceError
 from nasface.train import Optimisation
 from nasface.model import count
 from nasface.report import best_trial, study_settings
+from nasface.search.record import read
 from nasface.spec import coerce_field, read_yaml, save_spec, spec_from_dict
 
 # What ``nasface export`` leaves for the user to fill in (``nasface train`` refuses to start on them).
@@ -159,14 +160,15 @@ def export_trial(study: optuna.Study, trial: str | int, output: str | os.PathLik
         except (ValueError, IndexError):
             raise NasfaceError(f"--trial {trial!r}: the study has trials 0..{len(study.trials) - 1}, "
                                f"or use --trial best") from None
-    if "spec" not in chosen.user_attrs:
-        raise NasfaceError(f"trial {chosen.number} has no architecture ({chosen.user_attrs.get('fail_reason')})")
-    spec = spec_from_dict(chosen.user_attrs["spec"])
+    facts = read(chosen)
+    if facts.spec is None:
+        raise NasfaceError(f"trial {chosen.number} has no architecture ({facts.reason})")
+    spec = spec_from_dict(facts.spec)
     settings = study_settings(study)
     name = f"{study.study_name}-trial{chosen.number}"
     output = Path(output)
     spec_path = save_spec(dataclasses.replace(spec, name=name), output / f"{name}.yaml")
-    metrics = chosen.user_attrs.get("metrics") or {}
+    metrics = facts.metrics or {}
     costs = {k: v for k, v in count(spec, settings.get("budgets", {}).get("convention", "lfr")).items()
              if k != "stages"}
     distill = settings.get("proxy", {}).get("distill", "angular")

@@ -9,6 +9,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from nasface.search.record import as_row, read
+
 
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
@@ -16,17 +18,6 @@ def format_duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def trial_row(number: int, attrs: dict) -> dict:
-    """The facts of a trial a person or a script wants on one line."""
-    metrics = attrs.get("metrics") or {}
-    cost = attrs.get("cost") or {}
-    return {"trial": number, "baseline": attrs.get("baseline"), "kind": attrs.get("kind"),
-            "accuracy": metrics.get("accuracy"), "tar_at_far": metrics.get("tar_at_far"),
-            "flops": cost.get("flops"), "weight_bytes": cost.get("weight_bytes"),
-            "reason": attrs.get("fail_reason") or attrs.get("over_budget"),
-            "seconds": attrs.get("wall_seconds")}
 
 
 class Reporter:
@@ -58,8 +49,10 @@ class Reporter:
                 self.console.print(f"  {line}")
         self._emit("start", study=config.study, storage=config.storage_url, budgets=budgets)
 
-    def trial(self, number: int, attrs: dict, outcome, progress, pareto=None) -> None:
-        row = trial_row(number, attrs)
+    def trial(self, facts, progress, pareto=None) -> None:
+        """One trial's outcome (its ``record.TrialRecord``) and the search's tallies."""
+        row = as_row(facts)
+        number = facts.number
         status = (f"{progress.trained}/{progress.planned or '-'} trained, {progress.baselines} baselines, "
                   f"{progress.running} running, "
                   f"{progress.rejected} rejected, {progress.failed} failed, "
@@ -69,7 +62,7 @@ class Reporter:
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
             if row["kind"] == "duplicate":
                 self.console.print(f"  [yellow]{label}: not retrained[/yellow] (same architecture as trial "
-                                   f"{attrs.get('duplicate_of')})")
+                                   f"{facts.duplicate_of})")
             elif row["kind"] == "rejected" or row["kind"] == "invalid":
                 self.console.print(f"  [yellow]{label}: not trained[/yellow] ({row['reason']})")
             elif row["accuracy"] is None:
@@ -82,7 +75,7 @@ class Reporter:
         self._emit("trial", **row, status=status)
 
     def finish(self, study, pareto, config) -> None:
-        rows = [trial_row(t.number, t.user_attrs) for t in sorted(pareto, key=lambda t: t.number)]
+        rows = [as_row(read(t)) for t in sorted(pareto, key=lambda t: t.number)]
         if self.mode == "rich":
             table = Table(title="Pareto-optimal trials (within budget)")
             for column in ("trial", "baseline", "accuracy", "TAR@FAR", "FLOPs", "weights"):

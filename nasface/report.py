@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 
 from nasface.errors import NasfaceError
+from nasface.search.record import TRAINED, read, records
 from nasface.signals import SIGNALS
 
 STATES = optuna.trial.TrialState
@@ -65,32 +66,29 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, kind, baseline, accuracy, costs, failure reason, knobs, Pareto flag."""
     pareto = {t.number for t in pareto_front(study)}
     rows = []
-    for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        cost = attrs.get("cost") or {}
-        metrics = attrs.get("metrics") or {}
+    for facts in records(study):
+        cost = facts.cost or {}
         rows.append({
-            "number": trial.number,
-            "state": trial.state.name,
-            "kind": attrs.get("kind"),
-            "baseline": attrs.get("baseline") or "",
-            "accuracy": metrics.get("accuracy") if metrics.get("status") == "ok" else None,
-            "tar_at_far": metrics.get("tar_at_far"),
+            "number": facts.number,
+            "state": facts.state,
+            "kind": facts.kind,
+            "baseline": facts.baseline or "",
+            "accuracy": facts.accuracy,
+            "tar_at_far": (facts.metrics or {}).get("tar_at_far"),
             "flops": cost.get("flops"),
             "macs": cost.get("macs"),
             "lfr_flops": cost.get("lfr_flops"),
             "params": cost.get("params"),
             "weight_bytes": cost.get("weight_bytes"),
             "activation_bytes": cost.get("activation_bytes"),
-            "feasible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints.values()),
-            "pareto": trial.number in pareto,
-            "fail_reason": attrs.get("fail_reason") or "",
-            "over_budget": attrs.get("over_budget") or "",
-            "wall_seconds": attrs.get("wall_seconds"),
+            "feasible": facts.feasible,
+            "pareto": facts.number in pareto,
+            "fail_reason": facts.reason or "",
+            "over_budget": facts.over_budget or "",
+            "wall_seconds": facts.wall_seconds,
             # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
-            **{f"signal_{name}": (metrics.get("signals") or {}).get(name) for name in SIGNALS
-               if name not in ("accuracy", "tar_at_far")},
-            **knob_summary(attrs.get("spec")),
+            **{f"signal_{name}": facts.signals.get(name) for name in SIGNALS if name not in ("accuracy", "tar_at_far")},
+            **knob_summary(facts.spec),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
@@ -102,7 +100,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Feasible Pareto-optimal trials; empty when no trial is feasible (optuna issue 6242)."""
     try:
-        return [t for t in study.best_trials if t.user_attrs.get("kind") == "trained"]
+        return [t for t in study.best_trials if read(t).trained]
     except ValueError:
         return []
 
@@ -110,7 +108,7 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     """The most accurate trained trial within the budgets (baselines over budget excluded)."""
     frame = study_frame(study)
-    usable = frame[(frame.kind == "trained") & frame.feasible & frame.accuracy.notna()]
+    usable = frame[frame.kind.isin(TRAINED) & frame.feasible & frame.accuracy.notna()]
     if usable.empty:
         raise NasfaceError("no trained trial within the budgets yet; let the search run longer")
     number = int(usable.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]["number"])
@@ -155,7 +153,7 @@ def normalised_objectives(frame: pd.DataFrame, flops_limit: float, bytes_limit: 
 
 def hypervolume_history(frame: pd.DataFrame, flops_limit: float, bytes_limit: float) -> pd.DataFrame:
     """Hypervolume of the feasible trained candidates after each trial, in trial order."""
-    trained = frame[(frame.kind == "trained") & frame.feasible & frame.accuracy.notna()].sort_values("number")
+    trained = frame[frame.kind.isin(TRAINED) & frame.feasible & frame.accuracy.notna()].sort_values("number")
     values, points = [], normalised_objectives(trained, flops_limit, bytes_limit)
     for index in range(len(trained)):
         values.append(hypervolume(points[: index + 1]))
@@ -168,7 +166,7 @@ def knob_importance(frame: pd.DataFrame) -> pd.Series:
     A plain, assumption-light measure for small studies; fANOVA needs more trials than a CPU
     study usually has and ignores conditional knobs.
     """
-    trained = frame[(frame.kind == "trained") & frame.accuracy.notna()]
+    trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna()]
     knobs = [k for k in ("families", "depth", "stem_stride", "head", "embedding", "embedding_size", "max_width",
                          "S", "G", "split") if k in trained]
     if len(trained) < 3 or trained.accuracy.var() == 0:
@@ -240,7 +238,7 @@ def figures(study: optuna.Study) -> dict:
     frame = study_frame(study)
     settings = study_settings(study)
     budgets = settings.get("budgets", {})
-    trained = frame[(frame.kind == "trained") & frame.accuracy.notna()]
+    trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna()]
     groups = {
         "within budget": trained[trained.feasible & ~trained.pareto & (trained.baseline == "")],
         "Pareto-optimal": trained[trained.pareto],

@@ -24,7 +24,7 @@ import nasface
 from nasface.checkpoint import save_weights
 from nasface.cli import main
 from nasface.errors import NasfaceError
-from nasface.search_config import config_from_options
+from nasface.search.config import config_from_options
 from nasface.space import DEFAULT_SPACE, RandomChooser, load_space
 from nasface.spec import PRESETS_DIR, spec_from_dict
 from tests.test_data_bin import faces, png

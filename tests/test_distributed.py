@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from nasface.progress import Reporter
-from nasface.search import run_search
+from nasface.search import record, run_search
 from tests.test_faults import POSTGRES, STATES, finish, launch, needs_postgres, search_args
 from tests.test_search import assert_budget_invariant, tiny_config
 
@@ -35,9 +35,9 @@ def test_search_on_a_two_node_ray_cluster(tmp_path, two_nodes):
     config = tiny_config(tmp_path, executor="ray", address=two_nodes.address, workers=2, cpus_per_trial=1,
                          trials=4, proxy_steps=15)
     study = run_search(config, Reporter("quiet"))
-    trained = [t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"]
+    trained = [facts for facts in record.records(study) if facts.kind == "candidate"]
     assert len(trained) == 4
-    nodes = {t.user_attrs["metrics"]["ray_node"] for t in trained}
+    nodes = {facts.metrics["ray_node"] for facts in trained}
     assert len(nodes) == 2  # both nodes trained candidates
     assert_budget_invariant(study, config.budgets)
 
@@ -56,11 +56,11 @@ def test_two_drivers_share_a_postgresql_study_on_a_two_node_cluster(tmp_path, tw
         everything = study.get_trials()
         assert sorted(t.number for t in everything) == list(range(len(everything)))
         assert all(t.state in (STATES.COMPLETE, STATES.FAIL) for t in everything)
-        trained = [t for t in everything if t.user_attrs.get("kind") == "trained"]
+        trained = [t for t in everything if record.read(t).kind in ("candidate", "failed")]
         assert len(trained) == 6 and all(t.state == STATES.COMPLETE for t in trained)
         assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == 6
-        assert len({t.user_attrs["driver"] for t in trained}) == 2  # both drivers trained candidates...
-        assert len({t.user_attrs["metrics"]["ray_node"] for t in trained}) == 2  # ...on both nodes
+        assert len({record.read(t).driver for t in trained}) == 2  # both drivers trained candidates...
+        assert len({record.read(t).metrics["ray_node"] for t in trained}) == 2  # ...on both nodes
     finally:
         try:
             optuna.delete_study(study_name=name, storage=POSTGRES)

@@ -24,9 +24,8 @@ import optuna
 import pytest
 import torch
 
-import nasface.search
 from nasface.progress import Reporter
-from nasface.search import run_search
+from nasface.search import job, record, run_search
 from tests.test_search import TINY_DATA, tiny_config
 
 POSTGRES = os.environ.get("NASFACE_TEST_POSTGRES")
@@ -102,11 +101,11 @@ def test_sigkill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     try:
         deadline = time.time() + 300
         for line in first.stdout:  # one candidate finished...
-            if json.loads(line).get("event") == "trial" and json.loads(line).get("kind") == "trained":
+            if json.loads(line).get("event") == "trial" and json.loads(line).get("kind") == "candidate":
                 break
         while time.time() < deadline:  # ...and the next one is training: kill the driver now
             study = optuna.load_study(study_name="k", storage=storage)
-            if any("training_started" in t.user_attrs for t in study.get_trials(states=(STATES.RUNNING,))):
+            if any(facts.in_training for facts in record.records(study, states=(STATES.RUNNING,))):
                 break
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
@@ -124,12 +123,13 @@ def test_sigkill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     for trial in completed_before:  # nothing completed was lost or changed
         assert after[trial.number].state == STATES.COMPLETE
         assert after[trial.number].values == trial.values
+    facts = {t.number: record.read(t) for t in trials}
     for trial in running_before:  # the interrupted ones failed with the reason, and re-ran
-        assert after[trial.number].state == STATES.FAIL
-        assert "interrupted" in after[trial.number].user_attrs["fail_reason"]
-        assert any(t.user_attrs.get("retry_of") == trial.number and t.state == STATES.COMPLETE for t in trials)
+        assert after[trial.number].state == STATES.FAIL and facts[trial.number].kind == "interrupted"
+        assert "interrupted" in facts[trial.number].reason
+        assert any(facts[t.number].retry_of == trial.number and t.state == STATES.COMPLETE for t in trials)
     assert not [t for t in trials if t.state in (STATES.RUNNING, STATES.WAITING)]
-    trained = [t for t in trials if t.user_attrs.get("kind") == "trained"]
+    trained = [t for t in trials if facts[t.number].kind == "candidate"]
     assert len(trained) == 4
     assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == len(trained)  # no duplicate
 
@@ -183,12 +183,13 @@ def test_a_killed_ray_worker_is_retried_then_its_trial_fails_and_the_study_goes_
     assert len(killed) == 3, killed  # the first attempt and Ray's two retries, each in a new process
     number = int(target.rsplit("-", 1)[1])
     study = optuna.load_study(study_name="w", storage=sqlite_url(tmp_path, "w"))
-    failed = study.trials[number]
-    assert failed.state == STATES.FAIL and failed.user_attrs["kind"] == "trained"
-    assert failed.user_attrs["fail_reason"].startswith("worker died: its process ended in each of 3 attempts")
-    others = [t for t in study.get_trials() if t.user_attrs.get("kind") == "trained" and t.number != number]
-    assert len(others) == 1 and others[0].state == STATES.COMPLETE  # the study went on and finished
-    assert report_rows(tmp_path, "w")[number]["fail_reason"] == failed.user_attrs["fail_reason"]
+    failed = record.read(study.trials[number])
+    assert failed.state == "FAIL" and failed.kind == "failed"
+    assert failed.reason.startswith("worker died: its process ended in each of 3 attempts")
+    others = [facts for facts in record.records(study) if facts.kind == "candidate"]
+    assert len(others) == 1 and others[0].state == "COMPLETE"  # the study went on and finished
+    assert record.candidates_counted(study) == 2  # --trials 2: the failed candidate counts, it was trained
+    assert report_rows(tmp_path, "w")[number]["fail_reason"] == failed.reason
 
 
 # -- candidates that diverge or raise ------------------------------------------------------------
@@ -203,7 +204,7 @@ def one_thread():
 
 def test_diverging_and_raising_candidates_fail_with_the_reason_and_the_study_goes_on(tmp_path, monkeypatch,
                                                                                     one_thread):
-    real = nasface.search.run_candidate
+    real = job.run_candidate
     calls: list[str] = []
 
     def faulty(payload: dict) -> dict:
@@ -214,19 +215,19 @@ def test_diverging_and_raising_candidates_fail_with_the_reason_and_the_study_goe
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return real(payload)
 
-    monkeypatch.setattr(nasface.search, "run_candidate", faulty)
+    monkeypatch.setattr(job, "run_candidate", faulty)
     study = run_search(tiny_config(tmp_path, trials=3), Reporter("quiet"))
-    trained = sorted((t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"),
-                     key=lambda t: t.number)
-    assert [t.state for t in trained] == [STATES.FAIL, STATES.FAIL, STATES.COMPLETE]
+    trained = [facts for facts in record.records(study) if facts.kind in ("candidate", "failed")]
+    assert [(facts.kind, facts.state) for facts in trained] == [("failed", "FAIL"), ("failed", "FAIL"),
+                                                                ("candidate", "COMPLETE")]
     diverged, raised, fine = trained
-    assert diverged.user_attrs["fail_reason"].startswith("diverged: the loss became")
-    assert raised.user_attrs["fail_reason"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
-    assert 0 <= fine.user_attrs["metrics"]["accuracy"] <= 1
+    assert diverged.reason.startswith("diverged: the loss became")
+    assert raised.reason == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert 0 <= fine.accuracy <= 1
     rows = report_rows(tmp_path, "t")
-    for trial in (diverged, raised):
-        assert rows[trial.number]["state"] == "FAIL"
-        assert rows[trial.number]["fail_reason"] == trial.user_attrs["fail_reason"]
+    for facts in (diverged, raised):
+        assert rows[facts.number]["state"] == "FAIL" and rows[facts.number]["kind"] == "failed"
+        assert rows[facts.number]["fail_reason"] == facts.reason
     assert rows[fine.number]["state"] == "COMPLETE" and rows[fine.number]["fail_reason"] == ""
 
 
@@ -246,14 +247,15 @@ def assert_nothing_lost_or_doubled(study: optuna.Study, trials: int) -> None:
     everything = study.get_trials()
     assert sorted(t.number for t in everything) == list(range(len(everything)))  # unique, no gaps
     assert all(t.state in (STATES.COMPLETE, STATES.FAIL) for t in everything)  # nothing left behind
-    baselines = [t.user_attrs["baseline"] for t in everything if t.user_attrs.get("baseline")]
+    facts = {t.number: record.read(t) for t in everything}
+    baselines = [f.baseline for f in facts.values() if f.baseline]
     assert sorted(baselines) == sorted(set(baselines)), baselines  # each seed network enqueued once
     assert len(baselines) == 6
-    trained = [t for t in everything if t.user_attrs.get("kind") == "trained" and not t.user_attrs.get("baseline")]
+    trained = [t for t in everything if facts[t.number].kind == "candidate"]
     assert len(trained) == trials  # --trials counts the study's trained candidates, whoever trained them
     params = [json.dumps(t.params, sort_keys=True) for t in trained]
     assert len(set(params)) == len(params)  # no architecture trained twice
-    drivers = {t.user_attrs["driver"] for t in everything if t.user_attrs.get("kind") == "trained"}
+    drivers = {f.driver for f in facts.values() if f.trained}
     assert len(drivers) == 2  # both drivers trained candidates: they really ran side by side
 
 
@@ -277,8 +279,8 @@ def test_a_driver_killed_beside_another_is_taken_over(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline:  # kill one driver while both are training a candidate
             study = optuna.load_study(study_name="pair", storage=storage)
-            training = {t.user_attrs["driver"]: t for t in study.get_trials(states=(STATES.RUNNING,))
-                        if "training_started" in t.user_attrs}
+            training = {facts.driver: facts for facts in record.records(study, states=(STATES.RUNNING,))
+                        if facts.in_training}
             if len(training) == 2:
                 break
             time.sleep(0.05)
@@ -291,11 +293,12 @@ def test_a_driver_killed_beside_another_is_taken_over(tmp_path):
     orphan = training[f"{socket.gethostname()}:{victim.pid}"]
     trials = optuna.load_study(study_name="pair", storage=storage).get_trials()
     assert trials[orphan.number].state == STATES.FAIL
-    assert trials[orphan.number].user_attrs["fail_reason"] == "interrupted: its driver stopped; re-enqueued"
-    retry = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
-    assert len(retry) == 1 and retry[0].state == STATES.COMPLETE and retry[0].params == orphan.params
+    assert record.read(trials[orphan.number]).reason == "interrupted: its driver stopped; re-enqueued"
+    retry = [t for t in trials if record.read(t).retry_of == orphan.number]
+    assert len(retry) == 1 and retry[0].state == STATES.COMPLETE
+    assert retry[0].params == trials[orphan.number].params
     assert not [t for t in trials if t.state in (STATES.RUNNING, STATES.WAITING)]
-    trained = [t for t in trials if t.user_attrs.get("kind") == "trained"]
+    trained = [t for t in trials if record.read(t).kind == "candidate"]
     assert len(trained) == 4  # --trials 4 for the study, though one driver died
     assert len({json.dumps(t.params, sort_keys=True) for t in trained}) == 4
 
@@ -340,7 +343,7 @@ def test_a_full_disk_is_one_clear_line_and_the_study_stays_readable(tmp_path):
     assert rc == 0, err
     study = optuna.load_study(study_name="full", storage=storage)
     assert snapshot(study)[:len(before)] == before
-    assert len([t for t in study.get_trials() if t.user_attrs.get("kind") == "trained"]) == 2
+    assert len([facts for facts in record.records(study) if facts.kind == "candidate"]) == 2
 
 
 def read_only(folder: Path, command: list[str]) -> list[str]:

@@ -34,7 +34,7 @@ def test_explore_study_notebook_runs(tiny_study, tmp_path, monkeypatch):
 
     # the export cell wrote the most accurate in-budget trial's spec and a recipe naming it
     frame = study_frame(open_study("r", tiny_study))
-    usable = frame[(frame.kind == "trained") & frame.feasible & frame.accuracy.notna()]
+    usable = frame[frame.kind.isin(["candidate", "baseline"]) & frame.feasible & frame.accuracy.notna()]
     best = int(usable.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]["number"])
     recipe = yaml.safe_load((export_dir / "recipe.yaml").read_text())
     assert recipe["spec"] == f"r-trial{best}.yaml"

@@ -11,7 +11,7 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.progress import Reporter
 from nasface.report import study_frame
-from nasface.search import (SearchConfig, cheapest_spec, config_from_options, parse_duration,
+from nasface.search import (SearchConfig, cheapest_spec, config_from_options, parse_duration, record,
                             run_search)
 from nasface.space import load_space
 
@@ -26,23 +26,22 @@ def tiny_config(tmp_path: Path, **overrides) -> SearchConfig:
     return config_from_options(flags)
 
 
-def trials_by_kind(study: optuna.Study) -> dict[str, list]:
+def trials_by_kind(study: optuna.Study) -> dict[str, list[record.TrialRecord]]:
     kinds: dict[str, list] = {}
-    for trial in study.get_trials():
-        kinds.setdefault(trial.user_attrs.get("kind"), []).append(trial)
+    for facts in record.records(study):
+        kinds.setdefault(facts.kind, []).append(facts)
     return kinds
 
 
 def assert_budget_invariant(study: optuna.Study, budgets: Budgets) -> None:
     """Every trained candidate (not a baseline) is within budget; rejected ones never trained."""
-    for trial in study.get_trials():
-        attrs = trial.user_attrs
-        if attrs.get("kind") == "trained" and not attrs.get("baseline"):
-            assert budgets.fits(attrs["cost"]), (trial.number, attrs["cost"])
-        if attrs.get("kind") == "rejected":
-            assert "metrics" not in attrs
-            assert attrs["fail_reason"].startswith("over budget")
-            assert any(value > 0 for value in trial.constraints.values())
+    for facts in record.records(study):
+        if facts.kind in ("candidate", "failed") and not facts.baseline:
+            assert budgets.fits(facts.cost), (facts.number, facts.cost)
+        if facts.kind == "rejected":
+            assert facts.metrics is None and facts.training_started is None
+            assert facts.reason.startswith("over budget")
+            assert any(value > 0 for value in facts.constraints.values())
 
 
 def test_inline_search_with_baselines(tmp_path):
@@ -50,33 +49,31 @@ def test_inline_search_with_baselines(tmp_path):
     study = run_search(config, Reporter("quiet"))
     assert (tmp_path / "studies" / "t" / "study.db").is_file()
     kinds = trials_by_kind(study)
-    trained = [t for t in kinds.get("trained", []) if not t.user_attrs.get("baseline")]
-    assert len(trained) == 2
-    baselines = {t.user_attrs["baseline"] for t in study.get_trials() if t.user_attrs.get("baseline")}
+    assert len(kinds["candidate"]) == 2 and all(not facts.baseline for facts in kinds["candidate"])
+    baselines = {facts.baseline for facts in kinds["baseline"]}
     assert {"mobilefacenet", "vargfacenet", "seesaw-shuffle-facenet"} <= baselines
-    varg = next(t for t in study.get_trials() if t.user_attrs.get("baseline") == "vargfacenet")
-    assert "FLOPs 1,022,864,152 > 1,000,000,000" in varg.user_attrs["over_budget"]
+    varg = next(facts for facts in kinds["baseline"] if facts.baseline == "vargfacenet")
+    assert "FLOPs 1,022,864,152 > 1,000,000,000" in varg.over_budget
     assert varg.constraints["flops"] > 0  # a reference point, never on the feasible front
-    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
-        assert "spec" in attrs and "cost" in attrs
-        if attrs["kind"] == "trained":
-            assert 0.0 <= attrs["metrics"]["accuracy"] <= 1.0 and attrs["wall_seconds"] > 0
+    for facts in record.records(study, states=(optuna.trial.TrialState.COMPLETE,)):
+        assert facts.spec is not None and facts.cost is not None
+        if facts.trained:
+            assert 0.0 <= facts.accuracy <= 1.0 and facts.wall_seconds > 0
     assert_budget_invariant(study, config.budgets)
 
 
 def test_the_score_objective_maximises_the_chosen_signal_and_every_trial_keeps_all_signals(tmp_path):
     config = tiny_config(tmp_path, trials=2, score="loss_sum", objectives="score,flops")
     study = run_search(config, Reporter("quiet"))
-    trained = [t for t in trials_by_kind(study)["trained"] if t.state == optuna.trial.TrialState.COMPLETE]
+    trained = trials_by_kind(study)["candidate"]
     assert len(trained) == 2
-    for trial in trained:
-        signals = trial.user_attrs["metrics"]["signals"]
+    for facts in trained:
+        signals = facts.signals
         assert {"accuracy", "loss_sum", "loss_ema", "synflow", "naswot", "zico", "grad_norm", "snip",
                 "log_flops", "log_params"} <= set(signals)
-        assert trial.values[0] == -signals["loss_sum"]  # a lower loss sum is the better score
+        assert facts.values[0] == -signals["loss_sum"]  # a lower loss sum is the better score
     frame = study_frame(study)
-    assert frame[frame.kind == "trained"].signal_loss_sum.notna().all()
+    assert frame[frame.kind == "candidate"].signal_loss_sum.notna().all()
     with pytest.raises(NasfaceError, match="--score 'vibes': choose a signal"):
         run_search(tiny_config(tmp_path / "other", score="vibes"), Reporter("quiet"))
 
@@ -86,7 +83,7 @@ def test_continuing_a_study_adds_trials_and_keeps_old_ones(tmp_path):
     numbers = {t.number for t in first.get_trials()}
     again = run_search(tiny_config(tmp_path, trials=2), Reporter("quiet"))
     assert numbers <= {t.number for t in again.get_trials()}
-    assert len([t for t in trials_by_kind(again)["trained"]]) == 2
+    assert len(trials_by_kind(again)["candidate"]) == 2
     with pytest.raises(NasfaceError, match="created with other settings"):
         run_search(tiny_config(tmp_path, trials=3, budget_flops="500M"), Reporter("quiet"))
 
@@ -133,9 +130,9 @@ def test_study_definition_file_and_flags(tmp_path):
 def test_ray_search_with_two_workers(tmp_path):
     config = tiny_config(tmp_path, executor="ray", workers=2, cpus_per_trial=1, trials=3)
     study = run_search(config, Reporter("quiet"))
-    trained = trials_by_kind(study)["trained"]
+    trained = trials_by_kind(study)["candidate"]
     assert len(trained) == 3
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trained)
+    assert all(facts.state == "COMPLETE" for facts in trained)
     assert_budget_invariant(study, config.budgets)
 
 
@@ -145,25 +142,25 @@ def test_an_inline_trial_keeps_beating_while_it_trains(tmp_path, monkeypatch):
     driver on another machine would take the trial for an orphan after STALE_SECONDS."""
     import time
 
-    from nasface import search
+    from nasface.search import job, recovery
 
-    monkeypatch.setattr(search, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(recovery, "HEARTBEAT_SECONDS", 0.1)
     config = tiny_config(tmp_path, trials=1)
     beats = []
-    train = search.run_candidate
+    train = job.run_candidate
 
     def slow_candidate(payload):
         def heartbeat() -> float:
             study = optuna.load_study(study_name=config.study, storage=config.storage_url)
             (trial,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-            return trial.user_attrs["heartbeat"]
+            return record.read(trial).heartbeat
 
         first = heartbeat()
         time.sleep(1.0)
         beats.append(heartbeat() - first)
         return train(payload)
 
-    monkeypatch.setattr(search, "run_candidate", slow_candidate)
+    monkeypatch.setattr(job, "run_candidate", slow_candidate)
     study = run_search(config, Reporter("quiet"))
-    assert len(trials_by_kind(study)["trained"]) == 1
+    assert len(trials_by_kind(study)["candidate"]) == 1
     assert beats and beats[0] >= 0.5, beats  # beaten during the second the candidate trained

@@ -1,0 +1,335 @@
+"""The search driver: open the study, then ask, sample, count, train (by an executor) and tell.
+
+See ``nasface.search`` for the loop step by step.  Every fact kept of a trial goes through
+``nasface.search.record``; liveness and recovery are ``nasface.search.recovery``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import optuna
+
+from nasface.atomic import WRITE_ERRNOS
+from nasface.budget import Budgets
+from nasface.errors import NasfaceError
+from nasface.executor import Outcome, make_executor
+from nasface.model import count
+from nasface.report import pareto_front
+from nasface.search import job, record
+from nasface.search.checks import check_config
+from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
+                                     recover_stale_trials, still_ours, trained_elsewhere)
+from nasface.search.samplers import make_sampler
+from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
+from nasface.signals import oriented
+from nasface.space import SearchSpace, fill_budget
+from nasface.spec import load_spec, preset_names, spec_to_dict
+from nasface.storage import StudyLock, open_storage, write_failure
+from nasface.teacher import teacher_info, teacher_targets
+from nasface.train import proxy_spec
+
+WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
+MAX_REJECTIONS_IN_A_ROW = 2000
+
+
+def run_search(config: SearchConfig, reporter) -> optuna.Study:
+    """Check the inputs, then search; a disk or database that refuses writes is one clear error."""
+    from sqlalchemy.exc import OperationalError
+
+    space = check_config(config)
+    try:
+        return _search(config, space, reporter)
+    except (optuna.exceptions.StorageInternalError, OperationalError) as err:
+        raise write_failure(f"the study storage {config.storage_url}", err) from None
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_failure(err.filename or str(config.study_dir), err) from None
+
+
+def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lock = StudyLock(config.storage_url)
+    try:
+        with lock.hold("storage"):  # two drivers creating the same new database would collide
+            storage = open_storage(config.storage_url)
+            study = optuna.create_study(study_name=config.study, storage=storage,
+                                        directions=[OBJECTIVES[o] for o in config.objectives],
+                                        load_if_exists=True)
+        with lock.hold(config.study):
+            launch = _check_settings(study, config)
+            # Neither a continued study nor a second driver may replay the first one's random draws.
+            study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
+            reporter.start(config, space, study)
+            recover_stale_trials(study, reporter.log)
+            if config.baselines:
+                enqueue_baselines(study, space, reporter.log)
+        config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
+        return _drive(study, lock, space, config, reporter)
+    finally:
+        lock.close()
+
+
+def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
+    """Record the study's settings (or refuse other ones); return how many drivers started it before."""
+    fingerprint = json.loads(json.dumps(config.fingerprint()))
+    saved = study.user_attrs.get("nasface_config")
+    if saved is None:
+        study.set_user_attr("nasface_config", fingerprint)
+    elif saved != fingerprint:
+        changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
+        raise NasfaceError(f"study {config.study} was created with other settings ({', '.join(changed)}); "
+                           f"continue it with the same settings or start a new --study")
+    launch = int(study.user_attrs.get("nasface_launches", 0))
+    study.set_user_attr("nasface_launches", launch + 1)
+    return launch
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
+    """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
+    present = {facts.baseline for facts in record.records(study)}
+    enqueued = []
+    for name in preset_names():
+        try:
+            params = space.params_of(load_spec(name))
+        except NasfaceError:
+            continue  # not a point of this space (e.g. a teacher)
+        if name not in present:
+            record.enqueue(study, params, baseline=name)
+            enqueued.append(name)
+    if enqueued:
+        log(f"baselines enqueued: {', '.join(enqueued)}")
+    return enqueued
+
+
+def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
+                     score: str = DEFAULT_SCORE) -> list[float]:
+    """The trial's values; an untrained candidate gets the worst accuracy (0) and ``WORST_SCORE``."""
+    values = []
+    for objective in objectives:
+        if objective == "accuracy":
+            values.append(float(metrics["accuracy"]) if metrics else 0.0)
+        elif objective == "tar":
+            values.append(float(metrics.get("tar_at_far") or 0.0) if metrics else 0.0)
+        elif objective == "score":
+            found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
+            values.append(float(found) if found is not None else WORST_SCORE)
+        else:
+            values.append(float(cost[objective]))
+    return values
+
+
+@dataclass
+class Progress:
+    """This driver's tallies for the progress line; ``trained`` counts every driver's candidates."""
+
+    planned: int | None
+    trained: int = 0
+    running: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    baselines: int = 0
+    started: float = field(default_factory=time.time)
+    trial_seconds: list[float] = field(default_factory=list)
+
+    def eta_seconds(self) -> float | None:
+        if not self.planned or not self.trial_seconds:
+            return None
+        left = max(0, self.planned - self.trained)
+        return left * (sum(self.trial_seconds) / len(self.trial_seconds))
+
+
+def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
+           reporter) -> optuna.Study:
+    """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
+    data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache")
+    teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
+                              teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
+                              log=reporter.log)
+    if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
+        study.set_user_attr("nasface_teacher", teacher_info(teacher))
+    payload_base = job.payload_base(config, teacher)
+
+    progress = Progress(planned=config.trials)
+    progress.trained = record.trained_candidates(study)
+    executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
+                             config.address)
+    running: dict[int, tuple[optuna.trial.Trial, float]] = {}
+    deadline = None if config.timeout is None else time.time() + config.timeout
+    rejections_in_a_row = 0
+    last_recovery = time.time()
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.time() >= deadline
+
+    def want_more() -> bool:  # called under the study lock: every driver's trials are counted
+        if out_of_time():
+            return False
+        if config.trials is not None and record.candidates_counted(study) >= config.trials:
+            return bool(_waiting_baselines(study))
+        return True
+
+    heartbeat = Heartbeat(study, lock, running)
+    heartbeat.start()
+    try:
+        while True:
+            while len(running) < executor.capacity():
+                with lock.hold(config.study):
+                    if not want_more():
+                        break
+                    trial = study.ask()
+                    record.write(trial, driver=driver_id(), heartbeat=time.time())
+                    outcome = _prepare(study, trial, space, config)
+                    if outcome is None:
+                        record.write(trial, training_started=time.time())
+                    else:  # not trained: invalid, over budget, or a repeat
+                        study.tell(trial, **outcome)
+                if outcome is not None:
+                    facts = record.read(trial)
+                    if facts.kind == "duplicate":
+                        progress.duplicates += 1
+                    else:
+                        progress.rejected += 1
+                    rejections_in_a_row += 1
+                    reporter.trial(facts, progress)
+                    if rejections_in_a_row >= MAX_REJECTIONS_IN_A_ROW:
+                        raise NasfaceError(f"{rejections_in_a_row} candidates in a row were over budget, invalid "
+                                           f"or repeats; loosen the budgets or widen the space")
+                    continue
+                rejections_in_a_row = 0
+                payload = {**payload_base, "spec": record.read(trial).spec}
+                running[trial.number] = (trial, time.time())
+                progress.running = len(running)
+                executor.submit(trial.number, job.run_candidate, payload)
+            if not running:
+                if out_of_time() or not trained_elsewhere(study):
+                    break
+                # Other drivers' candidates count towards --trials: wait for them, and take over any
+                # whose driver dies (recovered below, then asked for again above).
+                time.sleep(1.0)
+            for number, result in executor.wait(timeout=1.0):
+                trial, started = running.pop(number)
+                progress.running = len(running)
+                with lock.hold(config.study):
+                    if not still_ours(study, trial):
+                        reporter.log(f"trial {number} was recovered by another driver while it trained "
+                                     f"(its heartbeat looked stale); this result is dropped")
+                        continue
+                    _finish(study, trial, result, config, time.time() - started, progress)
+                progress.trained = record.trained_candidates(study)
+                reporter.trial(record.read(trial), progress, pareto_front(study))
+            if time.time() - last_recovery > HEARTBEAT_SECONDS:
+                with lock.hold(config.study):
+                    recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
+                last_recovery = time.time()
+    except KeyboardInterrupt:
+        reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        with lock.hold(config.study):
+            for trial, _ in running.values():
+                if not still_ours(study, trial):
+                    continue
+                fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
+        running.clear()
+    finally:
+        heartbeat.stop()
+        executor.shutdown()
+    reporter.finish(study, pareto_front(study), config)
+    return study
+
+
+def _waiting_baselines(study: optuna.Study) -> list:
+    return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,)) if facts.baseline]
+
+
+def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):
+    """Sample and count the candidate; return tell() arguments when it must not be trained.
+
+    Not trained: invalid architectures, candidates over budget, and repeats of a candidate the
+    study already trained (its result is told again, so the sampler still learns from it).
+    """
+    baseline = record.read(trial).baseline  # set when the trial was enqueued
+    try:
+        spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
+    except NasfaceError as err:
+        record.write(trial, kind="invalid", reason=f"invalid architecture: {err}")
+        return {"state": optuna.trial.TrialState.FAIL}
+    try:
+        proxy_spec(spec, config.proxy.resolution)
+    except NasfaceError as err:
+        record.write(trial, kind="invalid", reason=str(err))
+        return {"state": optuna.trial.TrialState.FAIL}
+    if config.fill_budget and not baseline:
+        spec, factor = fill_budget(spec, config.budgets)
+        record.write(trial, width_scale=factor)
+    cost = count(spec, config.budgets.convention)
+    cost.pop("stages")
+    record.write(trial, spec=spec_to_dict(spec), cost=cost)
+    violations = config.budgets.violations(cost)
+    if violations and not baseline:
+        _set_constraints(trial, config.budgets, cost)
+        record.write(trial, kind="rejected", reason="over budget: " + "; ".join(violations))
+        return {"values": objective_values(config.objectives, cost, None, config.score)}
+    if violations:
+        record.write(trial, over_budget="; ".join(violations))  # a reference point, trained anyway
+    twin = _twin(study, trial)
+    if twin is not None and not baseline:
+        record.write(trial, kind="duplicate", duplicate_of=twin.number)
+        if twin.state == "RUNNING":  # another driver or worker is training it now
+            record.write(trial, reason=f"same architecture as trial {twin.number}, in training")
+            return {"state": optuna.trial.TrialState.FAIL}
+        _set_constraints(trial, config.budgets, twin.cost)
+        record.write(trial, metrics=twin.metrics)
+        return {"values": list(twin.values)}
+    return None
+
+
+def _set_constraints(trial: optuna.trial.Trial, budgets: Budgets, cost: dict) -> None:
+    """Tell the sampler how far over (> 0) or under (<= 0) each budget the candidate is.
+
+    Set once per trial, from its final cost: Optuna keeps the first value of a constraint.
+    """
+    for key, value in budgets.constraints(cost).items():
+        trial.set_constraint(key, value)
+
+
+def _twin(study: optuna.Study, trial: optuna.trial.Trial) -> record.TrialRecord | None:
+    """A trial with exactly this trial's parameters that completed training or is training now."""
+    params = trial.params
+    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                          optuna.trial.TrialState.RUNNING)):
+        if other.params != params:
+            continue
+        facts = record.read(other)
+        if facts.trained or facts.in_training:
+            return facts
+    return None
+
+
+def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float, progress: Progress) -> None:
+    facts = record.read(trial)
+    record.write(trial, wall_seconds=seconds)
+    metrics = result.result if result.ok else None
+    if metrics is None or metrics.get("status") != "ok":
+        record.write(trial, kind="failed", reason=result.reason if not result.ok else metrics.get("reason"))
+        if metrics is not None:
+            record.write(trial, metrics=metrics)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        progress.failed += 1
+        return
+    cost = dict(facts.cost)
+    if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
+        deployed = dict(metrics["deployed"])
+        deployed.pop("stages", None)
+        deployed["flops"] = deployed["lfr_flops"] if config.budgets.convention == "lfr" else deployed["macs"]
+        cost.update(deployed)
+        record.write(trial, cost=cost)
+    _set_constraints(trial, config.budgets, cost)
+    record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
+    study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))
+    progress.trial_seconds.append(seconds)
+    if facts.baseline:
+        progress.baselines += 1

@@ -1,0 +1,43 @@
+"""The job a worker runs: train and score one candidate on the proxy (in a Ray worker, or inline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from pathlib import Path
+
+from nasface.data import proxy_data
+from nasface.search.config import DataSettings
+from nasface.spec import spec_from_dict
+from nasface.teacher import read_teacher
+from nasface.train import ProxyBudget, score
+
+
+@functools.lru_cache(maxsize=4)
+def _proxy(data_json: str, seed: int, cache_dir: str):
+    data = DataSettings(**json.loads(data_json))
+    return proxy_data(data.source, train_identities=data.train_identities,
+                      images_per_identity=data.images_per_identity, val_identities=data.val_identities,
+                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin)
+
+
+def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike):
+    """The proxy training set and verification pairs, decoded once into ``cache_dir``."""
+    return _proxy(json.dumps(dataclasses.asdict(data), sort_keys=True), seed, str(cache_dir))
+
+
+def payload_base(config, teacher) -> dict:
+    """What every job of a search shares: plain data, so it travels to a Ray worker as it is."""
+    return {"data": json.dumps(dataclasses.asdict(config.data), sort_keys=True), "seed": config.seed,
+            "cache_dir": str(config.study_dir / "cache"), "proxy": dataclasses.asdict(config.proxy),
+            "teacher_dir": teacher.folder if teacher is not None else None}
+
+
+def run_candidate(payload: dict) -> dict:
+    """Train and score one candidate: ``payload_base`` plus its ``spec``."""
+    data = _proxy(payload["data"], payload["seed"], payload["cache_dir"])
+    teacher = read_teacher(payload["teacher_dir"]) if payload["teacher_dir"] else None
+    budget = ProxyBudget(**payload["proxy"])
+    return score(spec_from_dict(payload["spec"]), data.train, data.pairs, budget, teacher)

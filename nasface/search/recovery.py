@@ -1,0 +1,99 @@
+"""Liveness: which driver owns a trial, its heartbeat, and the recovery of a dead driver's trials.
+
+A driver names itself ``host:pid`` on each trial it asks for and beats on its running trials every
+``HEARTBEAT_SECONDS`` from a thread.  Another driver takes a running trial for an orphan when its
+driver is a dead process of this machine, or when its heartbeat is older than ``STALE_SECONDS``
+(a driver of another machine): it fails the trial with the reason and enqueues its architecture
+once again, so nothing is lost and nothing is trained twice at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import optuna
+
+from nasface.atomic import process_alive, process_id
+from nasface.search import record
+from nasface.storage import StudyLock
+
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 120.0
+
+
+def driver_id() -> str:
+    return process_id()
+
+
+def recover_stale_trials(study: optuna.Study, log) -> int:
+    """Fail the trials whose driver died mid-trial and enqueue each once again.
+
+    Run under the study lock: two drivers never recover the same trial, and a trial another driver
+    has just asked for is never taken for an orphan before it carries its driver's name.
+    """
+    recovered = 0
+    now = time.time()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        facts = record.read(trial)
+        if facts.driver == driver_id() or (process_alive(facts.driver) and now - (facts.heartbeat or 0.0)
+                                           < STALE_SECONDS):
+            continue
+        fail_and_requeue(study, trial, "interrupted: its driver stopped; re-enqueued")
+        recovered += 1
+        log(f"trial {trial.number} was interrupted with its driver; enqueued again")
+    return recovered
+
+
+def fail_and_requeue(study: optuna.Study, trial, reason: str) -> None:
+    """Fail a trial that will never finish and enqueue its architecture again, keeping its baseline tag."""
+    facts = record.read(trial)
+    record.write(trial, study, kind="interrupted", reason=reason)
+    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    record.enqueue(study, trial.params, retry_of=trial.number,
+                   **({"baseline": facts.baseline} if facts.baseline else {}))
+
+
+def still_ours(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
+    """False when another driver has failed this trial meanwhile (it took us for dead)."""
+    return study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING
+
+
+def trained_elsewhere(study: optuna.Study) -> bool:
+    """Whether another driver is training a candidate of this study now."""
+    return any(facts.in_training and facts.driver != driver_id()
+               for facts in record.records(study, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+class Heartbeat:
+    """Beats for this driver's running trials from a thread, every ``HEARTBEAT_SECONDS``.
+
+    Other machines' drivers take a trial whose heartbeat is older than ``STALE_SECONDS`` for the
+    orphan of a dead driver.  The driver's loop cannot beat while it trains a candidate itself
+    (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
+    """
+
+    def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
+        self.study, self.lock, self.running = study, lock, running
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nasface-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
+                return
+
+    def beat(self) -> None:
+        with self.lock.hold(self.study.study_name):
+            for trial, _ in list(self.running.values()):  # a snapshot: the loop adds and removes trials
+                if still_ours(self.study, trial):
+                    record.write(trial, heartbeat=time.time())
