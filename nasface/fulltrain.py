@@ -49,7 +49,8 @@ from nasface.progress import format_duration
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.teacher import add_to_centres, default_teacher_spec, head_centres, normalised_centres
 from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
-                           check_device, make_loop_state, resolve_device, train_loop)
+                           check_device, loop_checkpoint, make_loop_state, resolve_device, restore_loop,
+                           train_loop)
 
 RUN_FILE = "run.json"              # what the run is (recipe, spec, data, teacher): checked on resume
 CHECKPOINT_FILE = "checkpoint.pt"  # the resumable state of the stage in progress
@@ -355,26 +356,8 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 
 def _checkpoint_state(state: LoopState, stage: Stage, fingerprint: dict) -> dict:
-    """What a resumed run needs to go on exactly where this one stopped (tensors and plain values)."""
-    return {"stage": stage.name, "step": state.step, "fingerprint": json.dumps(fingerprint, sort_keys=True),
-            "model": state.model.state_dict(), "head": state.head.state_dict(),
-            "distiller": state.distiller.state_dict(), "optimiser": state.optimiser.state_dict(),
-            "losses": torch.tensor(state.losses, dtype=torch.float64),
-            # Batches are drawn from (seed, step), so the step is the sampler's whole state.
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _restore(state: LoopState, saved: dict) -> None:
-    state.model.load_state_dict(saved["model"])
-    state.head.load_state_dict(saved["head"])
-    state.distiller.load_state_dict(saved["distiller"])
-    state.optimiser.load_state_dict(saved["optimiser"])
-    state.step = int(saved["step"])
-    state.losses = saved["losses"].tolist()
-    torch.set_rng_state(saved["torch_rng"])
-    if saved["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    """The loop's state, and which stage of which run it belongs to."""
+    return {"stage": stage.name, "fingerprint": json.dumps(fingerprint, sort_keys=True), **loop_checkpoint(state)}
 
 
 def _verify(run: TrainingRun, state: LoopState, stage: Stage, reporter: "TrainingReporter") -> dict:
@@ -398,7 +381,7 @@ def _train_stage(run: TrainingRun, stage: Stage, faces: FaceSet, saved: dict | N
     model = build_model(stage.spec)
     state = make_loop_state(model, faces.num_identities, stage.spec.embedding.size, plan, teacher, run.device)
     if saved is not None:
-        _restore(state, saved)
+        restore_loop(state, saved)
     reporter.stage_started(stage.name, state.step, plan.steps)
     verification: dict = {}
     try:

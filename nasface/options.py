@@ -34,8 +34,23 @@ def _names(value, where: str) -> tuple[str, ...]:
     return tuple(coerce_field(item, str, f"{where}[{index}]") for index, item in enumerate(value))
 
 
+def _counts(value, where: str) -> tuple[int, ...]:
+    """A list of whole numbers, or one comma-separated string of them (``40,120,360``)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise NasfaceError(f"{where}: expected a list of whole numbers such as 40,120,360, got {shown(value)}")
+    counts = []
+    for index, item in enumerate(items):
+        text = item.strip() if isinstance(item, str) else item
+        if isinstance(text, str) and text.lstrip("-").isdigit():
+            text = int(text)
+        counts.append(coerce_field(text, int, f"{where}[{index}]"))
+    return tuple(counts)
+
+
 TEXT = "text"    # a string, or a number written as one (budgets, durations)
 NAMES = "names"  # a list of names, or a comma-separated string
+COUNTS = "counts"  # a list of whole numbers, or a comma-separated string of them
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,8 @@ class Option:
             value = _text(value, where)
         elif self.hint == NAMES:
             value = _names(value, where)
+        elif self.hint == COUNTS:
+            value = _counts(value, where)
         else:
             value = coerce_field(value, self.hint, where)
         if self.choices and value not in self.choices:
@@ -70,7 +87,7 @@ class Option:
 
     @property
     def nullable(self) -> bool:
-        return self.hint in (TEXT, NAMES) or type(None) in getattr(self.hint, "__args__", ())
+        return self.hint in (TEXT, NAMES, COUNTS) or type(None) in getattr(self.hint, "__args__", ())
 
 
 def read_options(path: str | Path, options: tuple[Option, ...], what: str) -> dict:
@@ -101,7 +118,7 @@ def typer_parameters(options: tuple[Option, ...]) -> list[inspect.Parameter]:
     """Keyword parameters for a typer command, one per option, each defaulting to None (not given)."""
     parameters = []
     for option in options:
-        annotation = {TEXT: str, NAMES: str}.get(option.hint, option.hint)
+        annotation = {TEXT: str, NAMES: str, COUNTS: str}.get(option.hint, option.hint)
         if option.choices:  # typer offers and checks the choices of an Enum
             annotation = Enum(option.name.title().replace("_", ""), {c: c for c in option.choices}, type=str)
         elif type(None) in getattr(annotation, "__args__", ()):

@@ -60,6 +60,8 @@ class Reporter:
                   f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(progress.eta_seconds())}")
         if self.mode == "rich":
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
+            if row["rung"] is not None:
+                label += f" (rung {row['rung']})"
             if row["kind"] == "duplicate":
                 self.console.print(f"  [yellow]{label}: not retrained[/yellow] (same architecture as trial "
                                    f"{facts.duplicate_of})")

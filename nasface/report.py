@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 
 from nasface.errors import NasfaceError
+from nasface.rungs import nondominated_fronts
 from nasface.search.record import TRAINED, read, records
 from nasface.signals import SIGNALS
 
@@ -66,7 +67,9 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, kind, baseline, accuracy, costs, failure reason, knobs, Pareto flag."""
     pareto = {t.number for t in pareto_front(study)}
     rows = []
-    for facts in records(study):
+    everything = records(study)
+    superseded = {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+    for facts in everything:
         cost = facts.cost or {}
         rows.append({
             "number": facts.number,
@@ -86,23 +89,42 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             "fail_reason": facts.reason or "",
             "over_budget": facts.over_budget or "",
             "wall_seconds": facts.wall_seconds,
+            # successive halving: the rung it trained at, the run it continued, and whether a higher
+            # rung of the same candidate has finished (then this row is history, not a result)
+            "rung": facts.rung,
+            "promoted_from": facts.promoted_from,
+            "superseded": facts.number in superseded,
             # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
             **{f"signal_{name}": facts.signals.get(name) for name in SIGNALS if name not in ("accuracy", "tar_at_far")},
             **knob_summary(facts.spec),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
-               "wall_seconds", *(f"signal_{name}" for name in SIGNALS if name not in ("accuracy", "tar_at_far"))]
+               "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
     return frame if not frame.empty else pd.DataFrame(columns=columns)
 
 
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Feasible Pareto-optimal trials; empty when no trial is feasible (optuna issue 6242)."""
-    try:
-        return [t for t in study.best_trials if read(t).trained]
-    except ValueError:
+    """Feasible Pareto-optimal trials; empty when no trial is feasible (optuna issue 6242).
+
+    With successive halving each candidate stands at the highest rung it has finished: its lower
+    rungs' trials are history, and the front is taken over the candidates as they stand.
+    """
+    if not study_settings(study).get("rungs"):
+        try:
+            return [t for t in study.best_trials if read(t).trained]
+        except ValueError:
+            return []
+    everything = records(study)
+    superseded = {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+    standing = [facts for facts in everything if facts.trained and facts.feasible and facts.values is not None
+                and facts.number not in superseded]
+    if not standing:
         return []
+    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+    fronts = nondominated_fronts(np.array([[sign * v for sign, v in zip(signs, facts.values)] for facts in standing]))
+    return [study.trials[facts.number] for facts, front in zip(standing, fronts) if front == 0]
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -184,8 +206,9 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     lines = []
     for row in frame.itertuples():
         label = f"baseline {row.baseline}" if row.baseline else f"trial {row.number}"
+        rung = "" if pd.isna(getattr(row, "rung", None)) else f" (rung {int(row.rung)})"
         lines.append(
-            f"<b>{html.escape(label)}</b><br>accuracy {row.accuracy:.4f}<br>"
+            f"<b>{html.escape(label)}</b>{rung}<br>accuracy {row.accuracy:.4f}<br>"
             f"blocks: {html.escape(str(getattr(row, 'families', '')))} (depth {getattr(row, 'depth', '')})<br>"
             f"S {getattr(row, 'S', '')}  split {html.escape(str(getattr(row, 'split', '')))}  "
             f"G {getattr(row, 'G', '')}<br>stem stride {getattr(row, 'stem_stride', '')}, head "
@@ -238,7 +261,7 @@ def figures(study: optuna.Study) -> dict:
     frame = study_frame(study)
     settings = study_settings(study)
     budgets = settings.get("budgets", {})
-    trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna()]
+    trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna() & ~frame.superseded.astype(bool)]
     groups = {
         "within budget": trained[trained.feasible & ~trained.pareto & (trained.baseline == "")],
         "Pareto-optimal": trained[trained.pareto],
@@ -293,6 +316,8 @@ def figures(study: optuna.Study) -> dict:
                                 "full budgets)", xaxis_title="trial", yaxis_title="hypervolume",
                           template="plotly_white", height=380)
         result["hypervolume"] = fig
+    if frame.rung.notna().any():
+        result["promotions"] = promotions_figure(frame)
     importance = knob_importance(frame)
     if not importance.empty:
         fig = go.Figure(go.Bar(x=importance.values, y=importance.index, orientation="h"))
@@ -302,8 +327,23 @@ def figures(study: optuna.Study) -> dict:
     return result
 
 
+def promotions_figure(frame: pd.DataFrame):
+    """Successive halving over the study: how many candidates have finished each rung, trial by trial."""
+    import plotly.graph_objects as go
+
+    done = frame[frame.kind.isin(TRAINED + ("failed",)) & frame.rung.notna()].sort_values("number")
+    fig = go.Figure()
+    for rung in sorted(done.rung.unique()):
+        finished = (done.rung == rung).cumsum()
+        fig.add_trace(go.Scatter(x=done.number, y=finished, mode="lines", line_shape="hv", name=f"rung {int(rung)}"))
+    fig.update_layout(title="Successive halving: candidates that finished each rung", xaxis_title="trial",
+                      yaxis_title="candidates", template="plotly_white", height=380)
+    return fig
+
+
 SETTING_SECTIONS = {"budgets": "Budgets", "data": "Data", "proxy": "Proxy training", "teacher": "Teacher",
-                    "objectives": "Objectives", "space": "Search space", "fill_budget": "Fill the budget"}
+                    "objectives": "Objectives", "space": "Search space", "fill_budget": "Fill the budget",
+                    "rungs": "Successive halving: rungs (steps)", "eta": "Successive halving: eta"}
 
 
 def _setting_value(value) -> str:
@@ -350,8 +390,8 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
                                                              div_id=f"plot-{name}") + "</section>")
         first = False
     pareto = frame[frame.pareto][["number", "baseline", "accuracy", "tar_at_far", "flops", "macs", "params",
-                                  "weight_bytes"] + [c for c in ("families", "S", "split", "G", "head", "embedding")
-                                                     if c in frame]]
+                                  "weight_bytes"] + (["rung"] if frame.rung.notna().any() else [])
+                                 + [c for c in ("families", "S", "split", "G", "head", "embedding") if c in frame]]
     counts = frame.groupby(["kind", "state"], dropna=False).size().rename("trials").reset_index()
     reasons = frame[frame.fail_reason != ""].groupby("fail_reason").size().rename("trials").reset_index()
     settings = study_settings(study)

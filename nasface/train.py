@@ -17,12 +17,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasface.checkpoint import load_training_state, save_training_state
 from nasface.data import FaceSet, PairSet
 from nasface.errors import NasfaceError
 from nasface.evaluate import embed_pairs, pair_metrics, to_input_tensor
@@ -293,6 +295,28 @@ def make_loop_state(model: nn.Module, num_classes: int, embedding_size: int, bud
     return LoopState(model, head, distiller, optimiser)
 
 
+def loop_checkpoint(state: LoopState) -> dict:
+    """What a resumed loop needs to go on exactly where this one stopped (tensors and plain values)."""
+    return {"step": state.step, "model": state.model.state_dict(), "head": state.head.state_dict(),
+            "distiller": state.distiller.state_dict(), "optimiser": state.optimiser.state_dict(),
+            "losses": torch.tensor(state.losses, dtype=torch.float64),
+            # Batches are drawn from (seed, step), so the step is the sampler's whole state.
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_loop(state: LoopState, saved: dict) -> None:
+    state.model.load_state_dict(saved["model"])
+    state.head.load_state_dict(saved["head"])
+    state.distiller.load_state_dict(saved["distiller"])
+    state.optimiser.load_state_dict(saved["optimiser"])
+    state.step = int(saved["step"])
+    state.losses = saved["losses"].tolist()
+    torch.set_rng_state(saved["torch_rng"])
+    if saved["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+
+
 def train_loop(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: Teacher | None,
                device: torch.device, until: int | None = None,
                on_step: Callable[[LoopState], None] | None = None) -> LoopState:
@@ -363,7 +387,8 @@ def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: Prox
 
 def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
                   steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
-                  on_result: Callable[[dict], None] | None = None) -> list[dict]:
+                  on_result: Callable[[dict], None] | None = None, resume_from: str | Path | None = None,
+                  save_to: str | Path | None = None) -> list[dict]:
     """``score`` at several step budgets of ``budget``'s recipe, from one training run.
 
     The run trains to the largest budget; each shorter one is a branch off its stable phase at
@@ -373,6 +398,11 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     result of each budget, shortest first, is passed to ``on_result`` as soon as it is measured.
     ``train_seconds`` / ``cpu_seconds`` of a budget count what training it alone would cost: the
     shared steps up to its branch plus its own cool-down.
+
+    Successive halving continues a promoted candidate rather than training it again: ``save_to``
+    keeps the run's state at the longest budget's cool-down (its stable phase, which any longer
+    budget shares), and ``resume_from`` starts from such a state, so the seconds counted are the
+    new steps only.  A resumed run is the same run, bit for bit on a CPU, as one from the start.
     """
     spec = load_spec(spec)
     budget.check()
@@ -391,13 +421,20 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
                            f"{len(train_set.labels)} training images; rebuild it for this data")
     device = budget.torch_device()
     start = time.perf_counter()
+    resumed = None if resume_from is None else load_training_state(resume_from)
+    if resumed is not None and int(resumed["step"]) > min(b.schedule.decay_start for b in branch_budgets):
+        raise NasfaceError(f"{resume_from}: its run is at step {int(resumed['step'])}, past the cool-down of the "
+                           f"{steps[0]}-step budget; it cannot be continued to it")
     torch.manual_seed(budget.seed)
     model = build_student(spec, budget.resolution)
     base = {"spec": spec.name, "status": "ok", "reason": None, "batch_size": budget.batch_size,
             "resolution": budget.resolution, "device": device.type,
             "distill": budget.distill if teacher is not None else "none"}
     found: dict = {}
-    if signals:
+    if resumed is not None:  # signals at initialisation were measured when the run started
+        found = dict(zip(resumed["signal_names"], resumed["signal_values"].tolist()))
+        base["resumed_at"] = int(resumed["step"])
+    elif signals:
         signal_start = time.perf_counter()
         found = zero_cost_signals(model, train_set.images, train_set.labels, train_set.num_identities,
                                   spec.embedding.size, budget.resolution, budget.margin, budget.scale, budget.seed)
@@ -435,8 +472,17 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
         if on_result is not None:
             on_result(result)
 
+    def keep(state: LoopState) -> None:
+        checkpoint = loop_checkpoint(state)
+        checkpoint["signal_names"] = sorted(found)  # measured at initialisation: the run cannot remeasure them
+        checkpoint["signal_values"] = torch.tensor([float(found[name]) for name in checkpoint["signal_names"]],
+                                                   dtype=torch.float64)
+        save_training_state(save_to, checkpoint)
+
     try:
         state = make_loop_state(model, train_set.num_identities, spec.embedding.size, longest, teacher, device)
+        if resumed is not None:
+            restore_loop(state, resumed)
         for shorter in branch_budgets[:-1]:
             with clock:
                 train_loop(state, train_set, longest, teacher, device, until=shorter.schedule.decay_start)
@@ -446,6 +492,9 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
             measure(branch, shorter, own)
             del branch
         with clock:
+            if save_to is not None:
+                train_loop(state, train_set, longest, teacher, device, until=longest.schedule.decay_start)
+                keep(state)
             train_loop(state, train_set, longest, teacher, device)
         measure(state, longest, _Clock())
     except CandidateFailed as failure:

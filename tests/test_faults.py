@@ -231,6 +231,40 @@ def test_diverging_and_raising_candidates_fail_with_the_reason_and_the_study_goe
     assert rows[fine.number]["state"] == "COMPLETE" and rows[fine.number]["fail_reason"] == ""
 
 
+@pytest.mark.slow
+def test_a_driver_killed_while_a_promotion_trains_loses_nothing_and_promotes_once(tmp_path):
+    args = search_args(tmp_path, "sh", "--trials", "4", "--no-baselines", "--seed", "1", "--rungs", "4,30",
+                       "--eta", "2", "--sampler", "random")
+    storage = sqlite_url(tmp_path, "sh")
+    first = launch(*args)
+    try:
+        assert json.loads(first.stdout.readline())["event"] == "start"  # the study exists from now on
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill the driver while a promoted candidate is training
+            study = optuna.load_study(study_name="sh", storage=storage)
+            if any(facts.promoted and facts.in_training for facts in record.records(study)):
+                break
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+    finally:
+        finish(first)
+    killed = [facts for facts in record.records(optuna.load_study(study_name="sh", storage=storage))
+              if facts.promoted and facts.in_training]
+    assert killed, "the driver was not killed while a promotion trained"
+    rc, _, err = run(*args)
+    assert rc == 0, err
+    everything = record.records(optuna.load_study(study_name="sh", storage=storage))
+    (victim,) = killed
+    assert everything[victim.number].kind == "interrupted"
+    (retry,) = [facts for facts in everything if facts.retry_of == victim.number]
+    assert (retry.kind, retry.rung, retry.promoted_from) == ("candidate", 1, victim.promoted_from)
+    assert retry.metrics["resumed_at"] > 0  # it continued the rung below's run, whose state was kept for it
+    sources = [facts.promoted_from for facts in everything if facts.promoted and facts.kind != "interrupted"]
+    assert len(sources) == len(set(sources))  # each candidate promoted once, across both drivers
+    assert record.candidates_counted(optuna.load_study(study_name="sh", storage=storage)) == 4
+    assert not [facts for facts in everything if facts.state in ("RUNNING", "WAITING")]
+
+
 # -- two drivers on one study --------------------------------------------------------------------
 def run_two_drivers(tmp_path: Path, study: str, storage: str | None, trials: int) -> optuna.Study:
     """Start two `nasface search` processes on the same study at the same moment; both must succeed."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nasface.errors import NasfaceError
 from nasface.fidelity import FidelitySettings, _spread_order, interleave, run_fidelity
 from nasface.ranking import loo_combination, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
@@ -51,6 +52,25 @@ def test_each_budget_of_one_run_is_the_run_that_budget_trains_alone(small_data):
         assert alone["signals"] == result["signals"]  # the whole loss trajectory, bit for bit
     # a budget alone costs at least its own steps, and the longest includes the shared run
     assert many[0]["cpu_seconds"] <= many[-1]["cpu_seconds"]
+
+
+def test_a_run_continued_from_its_stable_phase_is_the_run_trained_from_the_start(small_data, tmp_path):  # noqa: F811
+    """Successive halving's promotion: rung 4 saved at its cool-down, continued to 8 steps, then to 12."""
+    budget = dataclasses.replace(TINY_BUDGET, warmup_steps=1)
+    kept, kept_again = tmp_path / "rung0.pt", tmp_path / "rung1.pt"
+    first = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4], save_to=kept)[0]
+    assert first == {**first, "steps": 4, "status": "ok"} and kept.is_file()
+    second = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [8], resume_from=kept,
+                           save_to=kept_again)[0]
+    third = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [12], resume_from=kept_again)[0]
+    for continued in (second, third):
+        alone = score(SMALL_NET, small_data.train, small_data.pairs, dataclasses.replace(budget,
+                                                                                         steps=continued["steps"]))
+        assert continued["accuracy"] == alone["accuracy"]
+        assert continued["signals"] == alone["signals"]  # zero-cost ones carried over, the loss trajectory whole
+    assert second["resumed_at"] == 3 and third["resumed_at"] == 6  # the cool-downs of 4 and 8 steps
+    with pytest.raises(NasfaceError, match="past the cool-down of the 4-step budget"):
+        score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4], resume_from=kept_again)
 
 
 def test_rank_tools_on_known_cases():

@@ -10,10 +10,12 @@ import pytest
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.progress import Reporter
-from nasface.report import study_frame
-from nasface.search import (SearchConfig, cheapest_spec, config_from_options, parse_duration, record,
-                            run_search)
+from nasface.report import pareto_front, study_frame
+from nasface.search import (SearchConfig, cheapest_spec, config_from_options, load_proxy_data, parse_duration,
+                            record, run_search)
 from nasface.space import load_space
+from nasface.spec import spec_from_dict
+from nasface.train import score
 
 TINY_DATA = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80}
 TINY_PROXY = {"proxy_steps": 3, "proxy_batch": 8, "resolution": 32}
@@ -164,3 +166,41 @@ def test_an_inline_trial_keeps_beating_while_it_trains(tmp_path, monkeypatch):
     study = run_search(config, Reporter("quiet"))
     assert len(trials_by_kind(study)["candidate"]) == 1
     assert beats and beats[0] >= 0.5, beats  # beaten during the second the candidate trained
+
+
+def test_successive_halving_promotes_by_continuing_each_run(tmp_path):
+    config = tiny_config(tmp_path, trials=4, rungs="2,4,8", eta=2, sampler="random")
+    study = run_search(config, Reporter("quiet"))
+    everything = record.records(study)
+    assert record.candidates_counted(study) == 4  # --trials counts sampled candidates, not promotions
+    by_rung: dict[int, list] = {}
+    for facts in everything:
+        if facts.trained:
+            by_rung.setdefault(facts.rung, []).append(facts)
+    assert len(by_rung[0]) == 4 and len(by_rung[1]) >= 2 and len(by_rung[2]) >= 1  # ASHA: at least n // eta rise
+    sources = [facts.promoted_from for facts in everything if facts.promoted]
+    assert len(sources) == len(set(sources))  # each run promoted once
+    for facts in by_rung[1] + by_rung[2]:
+        source = record.read(study.trials[facts.promoted_from])
+        assert source.rung == facts.rung - 1 and study.trials[facts.number].params == study.trials[source.number].params
+        assert facts.metrics["steps"] == config.rungs[facts.rung] and facts.metrics["resumed_at"] > 0
+        assert source.checkpoint and not Path(source.checkpoint).exists()  # spent once the promotion ran
+    assert all(facts.checkpoint is None for facts in by_rung[2])  # the top rung keeps nothing
+    # a promotion continues its run: the very result of training that rung from the start
+    data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
+    top = by_rung[2][0]
+    alone = score(spec_from_dict(top.spec), data.train, data.pairs, config.rung_budget(2))
+    assert alone["accuracy"] == top.accuracy and alone["signals"] == top.signals
+    frame = study_frame(study)
+    assert set(frame.rung.dropna()) == {0, 1, 2}
+    # the front compares each candidate at the highest rung it reached
+    front = {facts.number for facts in map(record.read, pareto_front(study))}
+    superseded = {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+    assert front and not front & superseded
+
+
+def test_rungs_are_checked_before_anything_is_created(tmp_path):
+    for rungs, eta, message in (("8,4", 3, "rising"), ("4", 3, "two or more"), ("4,8", 1, "at least 2")):
+        with pytest.raises(NasfaceError, match=message):
+            run_search(tiny_config(tmp_path, rungs=rungs, eta=eta), Reporter("quiet"))
+    assert not (tmp_path / "studies").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from nasface.data import check_pairs_file, check_training_source
 from nasface.errors import NasfaceError
 from nasface.model import count
-from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig
+from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
 from nasface.signals import SIGNALS
 from nasface.space import RandomChooser, SearchSpace, load_space
 from nasface.storage import check_storage_url
@@ -28,6 +28,10 @@ def check_config(config: SearchConfig) -> SearchSpace:
     if config.storage is not None:
         check_storage_url(config.storage)
     config.proxy.check()
+    if config.rungs:
+        check_rungs(config.rungs, config.eta)
+        for rung in range(len(config.rungs)):
+            config.rung_budget(rung).check()  # the shared warm-up must fit before every rung's cool-down
     space = load_space(config.space)
     check_training_source(config.data.source)  # opens the source and decodes a sample
     if config.data.val_bin is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.losses import DISTILLER_KINDS
-from nasface.options import NAMES, TEXT, Option, given, read_options
+from nasface.options import COUNTS, NAMES, TEXT, Option, given, read_options
 from nasface.train import ProxyBudget
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
@@ -70,6 +70,10 @@ class SearchConfig:
     baselines: bool = True
     fill_budget: bool = False
     seed: int = 0
+    # Successive halving: proxy steps per rung, lowest first (None: every candidate trains the proxy
+    # once), and the reduction factor: a rung's top 1/eta go on to the next.
+    rungs: tuple[int, ...] | None = None
+    eta: int = 3
 
     @property
     def study_dir(self) -> Path:
@@ -85,7 +89,23 @@ class SearchConfig:
                 "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
                 "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
                 "space": self.space or "lfr",
-                "fill_budget": self.fill_budget}
+                "fill_budget": self.fill_budget,
+                **({"rungs": list(self.rungs), "eta": self.eta} if self.rungs else {})}
+
+    @property
+    def top_rung(self) -> int:
+        return len(self.rungs) - 1 if self.rungs else 0
+
+    def rung_budget(self, rung: int) -> ProxyBudget:
+        """The proxy at one rung; ``proxy`` itself is the top rung's.
+
+        Every rung shares the warm-up (a tenth of the lowest rung unless set), so a promotion
+        continues the run its lower rung started instead of training again from the start.
+        """
+        if not self.rungs:
+            return self.proxy
+        warmup = self.proxy.warmup_steps if self.proxy.warmup_steps is not None else max(1, round(0.1 * self.rungs[0]))
+        return dataclasses.replace(self.proxy, steps=self.rungs[rung], warmup_steps=warmup)
 
 
 # -- options and study files ------------------------------------------------------------------
@@ -147,6 +167,9 @@ SEARCH_OPTIONS = (
     Option("fill_budget", bool, _CONFIG.fill_budget, "Widen each sampled structure until it fills the budgets.",
            flag="--fill-budget/--no-fill-budget"),
     Option("seed", int, _CONFIG.seed, "Sampler, data split and training seed."),
+    Option("rungs", COUNTS, None, "Successive halving: proxy steps per rung, e.g. 40,120,360 (the top rung "
+           "replaces --proxy-steps); every candidate starts at the lowest."),
+    Option("eta", int, _CONFIG.eta, "Successive halving's reduction factor: the top 1/eta of a rung are promoted."),
     Option("device", str, _PROXY.device, "Where candidates train.", choices=("auto", "cpu", "cuda")),
 )
 
@@ -163,8 +186,12 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
     data = DataSettings.for_source(get("data"), val_bin=get("val_bin"), train_identities=get("train_identities"),
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
+    rungs = get("rungs")
     proxy = ProxyBudget(steps=get("proxy_steps"), batch_size=get("proxy_batch"), resolution=get("resolution"),
                         distill=get("distill"), seed=get("seed"), device=get("device"))
+    if rungs:  # the top rung is the proxy; the warm-up, shared by every rung, fits the lowest
+        check_rungs(rungs, get("eta"))
+        proxy = dataclasses.replace(proxy, steps=rungs[-1], warmup_steps=max(1, round(0.1 * rungs[0])))
     return SearchConfig(
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
@@ -172,4 +199,12 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
         trials=get("trials"), timeout=None if get("timeout") is None else parse_duration(get("timeout")),
         executor=get("executor"), workers=get("workers"), address=get("address"),
         cpus_per_trial=get("cpus_per_trial"), gpus_per_trial=get("gpus_per_trial"), baselines=get("baselines"),
-        fill_budget=get("fill_budget"), seed=get("seed"))
+        fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"))
+
+
+def check_rungs(rungs: tuple[int, ...], eta: int) -> None:
+    if len(rungs) < 2 or any(r < 2 for r in rungs) or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise NasfaceError(f"--rungs {','.join(map(str, rungs))}: give two or more step counts, each at least 2, "
+                           f"rising, such as 40,120,360")
+    if eta < 2:
+        raise NasfaceError(f"--eta {eta}: the reduction factor must be at least 2 (3 promotes a third)")

@@ -6,9 +6,11 @@ See ``nasface.search`` for the loop step by step.  Every fact kept of a trial go
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 
@@ -18,6 +20,7 @@ from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
 from nasface.report import pareto_front
+from nasface.rungs import RungResult, promotions
 from nasface.search import job, record
 from nasface.search.checks import check_config
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
@@ -170,7 +173,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         if out_of_time():
             return False
         if config.trials is not None and record.candidates_counted(study) >= config.trials:
-            return bool(_waiting_baselines(study))
+            return bool(_waiting(study))  # baselines and promotions still to run
         return True
 
     heartbeat = Heartbeat(study, lock, running)
@@ -185,6 +188,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
                     outcome = _prepare(study, trial, space, config)
                     if outcome is None:
+                        payload = {**payload_base, **_rung_payload(study, trial, config)}
                         record.write(trial, training_started=time.time())
                     else:  # not trained: invalid, over budget, or a repeat
                         study.tell(trial, **outcome)
@@ -201,7 +205,6 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                                            f"or repeats; loosen the budgets or widen the space")
                     continue
                 rejections_in_a_row = 0
-                payload = {**payload_base, "spec": record.read(trial).spec}
                 running[trial.number] = (trial, time.time())
                 progress.running = len(running)
                 executor.submit(trial.number, job.run_candidate, payload)
@@ -220,6 +223,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                                      f"(its heartbeat looked stale); this result is dropped")
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
+                    if config.rungs:
+                        promote(study, config, reporter.log)
                 progress.trained = record.trained_candidates(study)
                 reporter.trial(record.read(trial), progress, pareto_front(study))
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
@@ -241,8 +246,51 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     return study
 
 
-def _waiting_baselines(study: optuna.Study) -> list:
-    return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,)) if facts.baseline]
+def _waiting(study: optuna.Study) -> list:
+    """Enqueued trials not asked for yet: baselines, successive halving's promotions, retries of those."""
+    return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,))
+            if facts.baseline or facts.promoted]
+
+
+def _rung_payload(study: optuna.Study, trial: optuna.trial.Trial, config: SearchConfig) -> dict:
+    """The candidate's spec, its rung's proxy, and the run it continues (successive halving)."""
+    facts = record.read(trial)
+    if facts.rung is None:
+        return {"spec": facts.spec}
+    resume_from = save_to = None
+    if facts.promoted:
+        resume_from = record.read(study.trials[facts.promoted_from]).checkpoint
+    if facts.rung < config.top_rung and not facts.baseline:
+        save_to = str(config.study_dir / "checkpoints" / f"trial-{trial.number}.pt")
+        record.write(trial, checkpoint=save_to)
+    return {"spec": facts.spec, "proxy": dataclasses.asdict(config.rung_budget(facts.rung)),
+            "resume_from": resume_from, "save_to": save_to}
+
+
+def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
+    """Enqueue the candidates successive halving promotes now (run under the study lock).
+
+    A rung's candidates are those trained at it (failed ones included: they count towards the
+    rung's size but never rise), in trial order; ``nasface.rungs.promotions`` ranks the feasible
+    ones by non-dominated sorting of the search's objectives, then crowding distance.  A candidate
+    promoted once is never promoted again, whichever driver did it.
+    """
+    everything = record.records(study)
+    promoted = {facts.promoted_from for facts in everything if facts.promoted}
+    signs = [1.0 if OBJECTIVES[name] == "maximize" else -1.0 for name in config.objectives]
+    enqueued = []
+    for rung in range(config.top_rung):
+        results = [RungResult(key=facts.number, failed=facts.kind == "failed", feasible=facts.feasible,
+                              objectives=tuple(sign * value for sign, value in zip(signs, facts.values or signs)))
+                   for facts in everything
+                   if facts.rung == rung and not facts.baseline and facts.kind in ("candidate", "failed")]
+        for number in promotions(results, config.eta, promoted):
+            source = study.trials[number]
+            record.enqueue(study, source.params, rung=rung + 1, promoted_from=number)
+            enqueued.append(number)
+    if enqueued:
+        log(f"promoted to the next rung: trial{'s' if len(enqueued) > 1 else ''} {', '.join(map(str, enqueued))}")
+    return enqueued
 
 
 def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):
@@ -251,7 +299,10 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
     Not trained: invalid architectures, candidates over budget, and repeats of a candidate the
     study already trained (its result is told again, so the sampler still learns from it).
     """
-    baseline = record.read(trial).baseline  # set when the trial was enqueued
+    facts = record.read(trial)  # a baseline or a promotion carries what it is from its enqueueing
+    baseline = facts.baseline
+    if config.rungs and facts.rung is None:  # baselines are references: they train the top rung's proxy
+        record.write(trial, rung=config.top_rung if baseline else 0)
     try:
         spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
     except NasfaceError as err:
@@ -262,7 +313,7 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
     except NasfaceError as err:
         record.write(trial, kind="invalid", reason=str(err))
         return {"state": optuna.trial.TrialState.FAIL}
-    if config.fill_budget and not baseline:
+    if config.fill_budget and not baseline:  # deterministic: a promotion is widened as its first rung was
         spec, factor = fill_budget(spec, config.budgets)
         record.write(trial, width_scale=factor)
     cost = count(spec, config.budgets.convention)
@@ -275,8 +326,8 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         return {"values": objective_values(config.objectives, cost, None, config.score)}
     if violations:
         record.write(trial, over_budget="; ".join(violations))  # a reference point, trained anyway
-    twin = _twin(study, trial)
-    if twin is not None and not baseline:
+    twin = None if baseline or facts.promoted else _twin(study, trial)
+    if twin is not None:
         record.write(trial, kind="duplicate", duplicate_of=twin.number)
         if twin.state == "RUNNING":  # another driver or worker is training it now
             record.write(trial, reason=f"same architecture as trial {twin.number}, in training")
@@ -304,7 +355,7 @@ def _twin(study: optuna.Study, trial: optuna.trial.Trial) -> record.TrialRecord 
         if other.params != params:
             continue
         facts = record.read(other)
-        if facts.trained or facts.in_training:
+        if (facts.trained or facts.in_training) and not facts.promoted:  # a candidate's first training
             return facts
     return None
 
@@ -319,6 +370,7 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
             record.write(trial, metrics=metrics)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         progress.failed += 1
+        _discard(record.read(trial).checkpoint)  # a failed run is never promoted
         return
     cost = dict(facts.cost)
     if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
@@ -333,3 +385,10 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     progress.trial_seconds.append(seconds)
     if facts.baseline:
         progress.baselines += 1
+    if facts.promoted:  # the run goes on from this trial now; the state it continued is spent
+        _discard(record.read(study.trials[facts.promoted_from]).checkpoint)
+
+
+def _discard(checkpoint: str | None) -> None:
+    if checkpoint:
+        Path(checkpoint).unlink(missing_ok=True)

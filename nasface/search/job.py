@@ -12,7 +12,7 @@ from nasface.data import proxy_data
 from nasface.search.config import DataSettings
 from nasface.spec import spec_from_dict
 from nasface.teacher import read_teacher
-from nasface.train import ProxyBudget, score
+from nasface.train import ProxyBudget, score, score_budgets
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,8 +36,14 @@ def payload_base(config, teacher) -> dict:
 
 
 def run_candidate(payload: dict) -> dict:
-    """Train and score one candidate: ``payload_base`` plus its ``spec``."""
+    """Train and score one candidate: ``payload_base`` plus its ``spec`` (and, at a rung of successive
+    halving, that rung's ``proxy``, the checkpoint it ``resume_from`` and the one to ``save_to``)."""
     data = _proxy(payload["data"], payload["seed"], payload["cache_dir"])
     teacher = read_teacher(payload["teacher_dir"]) if payload["teacher_dir"] else None
     budget = ProxyBudget(**payload["proxy"])
-    return score(spec_from_dict(payload["spec"]), data.train, data.pairs, budget, teacher)
+    spec = spec_from_dict(payload["spec"])
+    if payload.get("resume_from") is None and payload.get("save_to") is None:
+        return score(spec, data.train, data.pairs, budget, teacher)
+    # successive halving: continue the rung below's run, and keep this one's for the rung above
+    return score_budgets(spec, data.train, data.pairs, budget, [budget.steps], teacher,
+                         resume_from=payload.get("resume_from"), save_to=payload.get("save_to"))[0]

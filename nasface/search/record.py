@@ -18,7 +18,8 @@ A trial's ``kind`` says what became of it:
 ``--trials N`` counts the candidates whose training was started, by any driver: those trained
 (``candidate``), those whose training failed (``failed``, not baselines) and those in training
 now.  Baselines, rejections, invalid architectures and duplicates cost no training and are not
-counted, and neither are interrupted trials (their retry is).
+counted, and neither are interrupted trials (their retry is) nor successive halving's promotions
+(a promotion is a trial of its own, at a higher ``rung``, that continues the ``promoted_from`` trial).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ STATES = optuna.trial.TrialState
 _KEYS = {"kind": "kind", "baseline": "baseline", "spec": "spec", "cost": "cost", "metrics": "metrics",
          "reason": "fail_reason", "over_budget": "over_budget", "wall_seconds": "wall_seconds",
          "width_scale": "width_scale", "duplicate_of": "duplicate_of", "retry_of": "retry_of",
-         "driver": "driver", "heartbeat": "heartbeat", "training_started": "training_started"}
+         "driver": "driver", "heartbeat": "heartbeat", "training_started": "training_started",
+         "rung": "rung", "promoted_from": "promoted_from", "checkpoint": "checkpoint"}
+# What an enqueued trial carries from the start, and a retry of it again.
+ENQUEUED = ("baseline", "rung", "promoted_from")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class TrialRecord:
     driver: str | None = None  # host:pid of the driver that asked for it
     heartbeat: float | None = None
     training_started: float | None = None
+    rung: int | None = None  # successive halving: the rung it trained at (0: the lowest); None without rungs
+    promoted_from: int | None = None  # the trial of the rung below that this one continues
+    checkpoint: str | None = None  # its run's state at its cool-down, kept while it may be promoted
     constraints: dict = field(default_factory=dict)
     values: tuple | None = None
 
@@ -81,9 +88,15 @@ class TrialRecord:
         return self.state == "RUNNING" and self.training_started is not None
 
     @property
+    def promoted(self) -> bool:
+        return self.promoted_from is not None
+
+    @property
     def counts_towards_trials(self) -> bool:
-        """What ``--trials`` counts: a candidate (not a baseline) whose training was started."""
-        return not self.baseline and (self.kind in ("candidate", "failed") or self.in_training)
+        """What ``--trials`` counts: a sampled candidate (not a baseline, not a promotion) whose training
+        was started."""
+        return not self.baseline and not self.promoted and (self.kind in ("candidate", "failed")
+                                                            or self.in_training)
 
 
 def read(trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> TrialRecord:
@@ -124,6 +137,11 @@ def enqueue(study: optuna.Study, params: dict, **fields) -> None:
     study.enqueue_trial(params, user_attrs={_KEYS[name]: value for name, value in fields.items()})
 
 
+def enqueued_fields(facts: TrialRecord) -> dict:
+    """The fields a trial was enqueued with, for enqueueing it again."""
+    return {name: getattr(facts, name) for name in ENQUEUED if getattr(facts, name) is not None}
+
+
 def candidates_counted(study: optuna.Study) -> int:
     """Candidates whose training any driver has started: what ``--trials`` counts."""
     return sum(1 for record in records(study) if record.counts_towards_trials)
@@ -140,5 +158,5 @@ def as_row(record: TrialRecord) -> dict:
     return {"trial": record.number, "baseline": record.baseline, "kind": record.kind,
             "accuracy": record.accuracy, "tar_at_far": (record.metrics or {}).get("tar_at_far"),
             "flops": cost.get("flops"), "weight_bytes": cost.get("weight_bytes"),
-            "reason": record.reason or record.over_budget, "seconds": record.wall_seconds}
+            "reason": record.reason or record.over_budget, "seconds": record.wall_seconds, "rung": record.rung}
 

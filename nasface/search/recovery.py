@@ -46,12 +46,11 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
 
 
 def fail_and_requeue(study: optuna.Study, trial, reason: str) -> None:
-    """Fail a trial that will never finish and enqueue its architecture again, keeping its baseline tag."""
+    """Fail a trial that will never finish and enqueue it again (a baseline, a promotion: as it was)."""
     facts = record.read(trial)
     record.write(trial, study, kind="interrupted", reason=reason)
     study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    record.enqueue(study, trial.params, retry_of=trial.number,
-                   **({"baseline": facts.baseline} if facts.baseline else {}))
+    record.enqueue(study, trial.params, retry_of=trial.number, **record.enqueued_fields(facts))
 
 
 def still_ours(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
