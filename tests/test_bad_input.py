@@ -41,7 +41,7 @@ SMALL_NET = {"name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind
 STUDY_FILES = {"steps-word": "proxy_steps: ten\n", "baselines-quoted": 'baselines: "false"\n',
                "budget-list": "budget_flops: [1, 2]\n", "distill-unknown": "distill: telepathy\n",
                "trials-float": "trials: 2.5\n", "objectives-number": "objectives: 3\n",
-               "not-a-mapping": "- study: x\n"}
+               "not-a-mapping": "- study: x\n", "rungs-word": "rungs: [forty, 120]\n"}
 RECIPES = {"lr-word": {"lr": "fast"}, "generations-text": {"generations": "2"}, "val-bins-text": {"val_bins": 5},
            "margin-unknown": {"margin": "triplet"}}
 
@@ -168,6 +168,12 @@ CASES = [
     ("fidelity-data-missing", ["fidelity", "--data", "no/such/folder"], "data source 'no/such/folder' not found",
      False),
     ("search-unknown-score", [*SEARCH, "--score", "vibes"], "--score 'vibes': choose a signal", False),
+    ("rungs-falling", [*SEARCH, "--rungs", "120,40"], "--rungs 120,40: give two or more step counts", False),
+    ("rungs-word", [*SEARCH, "--rungs", "40,many"], "--rungs[1]: expected an integer", False),
+    ("eta-one", [*SEARCH, "--rungs", "40,120", "--eta", "1"], "--eta 1: the reduction factor must be at least 2",
+     False),
+    ("study-rungs-word", ["search", "--config", "{in}/study-rungs-word.yaml"], "rungs[0]: expected an integer",
+     False),
     ("storage-not-a-url", [*SEARCH, "--storage", "study.db"], "not a database URL", False),
     ("storage-unreachable", [*SEARCH, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/none"],
      "cannot connect", False),
