@@ -128,12 +128,14 @@ class Output(str, Enum):
     jsonl = "jsonl"
 
 
-def _proxy_budget(steps: int, batch: int, resolution: int, seed: int, device: Device, distill: Distill,
-                  margin: Margin = Margin.arcface):
+def _proxy_budget(steps: int | None, batch: int | None, resolution: int | None, seed: int, device: Device,
+                  distill: Distill, margin: Margin = Margin.arcface):
+    """The search's proxy (``ProxyBudget``'s defaults) with what the command line gave."""
     from nasface.train import ProxyBudget
 
-    budget = ProxyBudget(steps=steps, batch_size=batch, resolution=resolution, seed=seed,
-                         device=device.value, distill=distill.value, margin=margin.value)
+    given = {"steps": steps, "batch_size": batch, "resolution": resolution}
+    budget = ProxyBudget(seed=seed, device=device.value, distill=distill.value, margin=margin.value,
+                         **{name: value for name, value in given.items() if value is not None})
     budget.check()
     return budget
 
@@ -171,9 +173,11 @@ def score_command(
     teacher_spec: str = typer.Option(None, help="The teacher's preset or spec (auto: what to train)."),
     distill: Distill = typer.Option(Distill.angular, help="Distillation from the teacher."),
     margin: Margin = typer.Option(Margin.arcface, help="Margin softmax."),
-    proxy_steps: int = typer.Option(150, help="SGD steps (0 scores the untrained network)."),
-    proxy_batch: int = typer.Option(32, help="Batch size."),
-    resolution: int = typer.Option(64, help="Train at this input size (112: full size; less: cheaper)."),
+    proxy_steps: int = typer.Option(None, help="SGD steps (0 scores the untrained network; default: the "
+                                               "search's proxy)."),
+    proxy_batch: int = typer.Option(None, help="Batch size (default: the search's proxy)."),
+    resolution: int = typer.Option(None, help="Train at this input size (112: full size; less: cheaper; "
+                                              "default: the search's proxy)."),
     seed: int = typer.Option(0),
     device: Device = typer.Option(Device.auto),
     cache_dir: Path = typer.Option(Path("studies") / ".cache", help="Where decoded data and teachers are cached."),
@@ -251,25 +255,15 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
         sys.exit(130)
 
 
-@app.command("fidelity")
+# The search options that say what a fidelity study measures: its data, space, budgets, proxy and teacher.
+FIDELITY_SEARCH_OPTIONS = ("data", "val_bin", "train_identities", "val_identities", "pairs", "space", "budget_flops",
+                           "budget_mem", "teacher", "teacher_spec", "teacher_steps", "distill", "proxy_steps",
+                           "proxy_batch", "resolution", "seed", "device")
+
+
 def fidelity_command(
     config: Path = typer.Option(None, help="A study definition YAML: its data, space, budgets, proxy and teacher "
                                            "are what is measured (e.g. studies/lfr-light.yaml)."),
-    data: str = typer.Option(None, help="synthetic (default), orl, an image folder or a RecordIO folder."),
-    val_bin: str = typer.Option(None, help="Verify on this insightface .bin instead of held-out identities."),
-    train_identities: int = typer.Option(None, help="Identities the proxy trains on."),
-    val_identities: int = typer.Option(None, help="Held-out identities the verification pairs are drawn from."),
-    pairs: int = typer.Option(None, help="Verification pairs drawn from the held-out identities."),
-    space: str = typer.Option(None, help="Search space YAML (default search_spaces/lfr.yaml)."),
-    budget_flops: str = typer.Option(None, help="FLOPs budget of the architectures drawn (default 1G)."),
-    budget_mem: str = typer.Option(None, help="fp32 weight bytes budget (default 20MB)."),
-    teacher: str = typer.Option(None, help="auto (default), none, or a checkpoint path."),
-    teacher_spec: str = typer.Option(None, help="What --teacher auto trains (default: by device)."),
-    teacher_steps: int = typer.Option(None, help="Steps --teacher auto trains for."),
-    distill: Distill = typer.Option(None, help="angular (default), margin or none."),
-    proxy_steps: int = typer.Option(None, help="The proxy's SGD steps."),
-    proxy_batch: int = typer.Option(None, help="The proxy's batch size."),
-    resolution: int = typer.Option(None, help="The proxy's input size."),
     archs: int = typer.Option(40, help="Architectures drawn from the space (stratified over FLOPs)."),
     presets: bool = typer.Option(True, "--presets/--no-presets", help="Add the seed presets that fit."),
     factors: str = typer.Option("0.25,0.5,1,2,4,8", help="Budgets as multiples of the proxy's steps; the "
@@ -277,11 +271,10 @@ def fidelity_command(
     second_seeds: int = typer.Option(12, help="Architectures trained again with a second seed (noise ceiling)."),
     signals: str = typer.Option(None, help="Comma-separated signals to analyse (default: all)."),
     bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the intervals."),
-    seed: int = typer.Option(None, help="Architecture draw, data split and first training seed."),
-    device: Device = typer.Option(None, help="auto (default), cpu or cuda."),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/fidelity-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
+    **options,
 ) -> None:
     """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
     import torch
@@ -290,15 +283,9 @@ def fidelity_command(
     from nasface.search import config_from_options
     from nasface.signals import SIGNALS
 
-    if config is None and budget_flops is None and budget_mem is None:
-        budget_flops, budget_mem = "1G", "20MB"
-    flags = {"data": data, "val_bin": val_bin, "train_identities": train_identities,
-             "val_identities": val_identities, "pairs": pairs, "space": space, "budget_flops": budget_flops,
-             "budget_mem": budget_mem, "teacher": teacher, "teacher_spec": teacher_spec,
-             "teacher_steps": teacher_steps, "distill": distill.value if distill else None,
-             "proxy_steps": proxy_steps, "proxy_batch": proxy_batch, "resolution": resolution, "seed": seed,
-             "device": device.value if device else None}
-    search_config = config_from_options(flags, config)
+    if config is None and options["budget_flops"] is None and options["budget_mem"] is None:
+        options.update(budget_flops="1G", budget_mem="20MB")  # the LFR light track's
+    search_config = config_from_options(options, config)
     search_config.proxy.check()
     try:
         factor_values = tuple(float(f) for f in factors.split(","))
@@ -350,13 +337,17 @@ def print_fidelity(report: dict) -> None:
 
 
 def _search_options_as_parameters() -> None:
-    """Give ``search_command`` one parameter per search option (nasface.search.SEARCH_OPTIONS)."""
+    """Give ``search`` one parameter per search option (nasface.search.config.SEARCH_OPTIONS), and
+    ``fidelity`` one per option that says what it measures."""
     from nasface.options import typer_parameters
     from nasface.search.config import SEARCH_OPTIONS
 
-    fixed = list(inspect.signature(search_command).parameters.values())[:-1]  # all but **options
-    search_command.__signature__ = inspect.Signature([*fixed, *typer_parameters(SEARCH_OPTIONS)])
-    app.command("search")(search_command)
+    for name, command, options in (
+            ("search", search_command, SEARCH_OPTIONS),
+            ("fidelity", fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS))):
+        fixed = list(inspect.signature(command).parameters.values())[:-1]  # all but **options
+        command.__signature__ = inspect.Signature([*fixed, *typer_parameters(options)])
+        app.command(name)(command)
 
 
 _search_options_as_parameters()

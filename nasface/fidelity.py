@@ -298,25 +298,26 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     proxy_steps, reference_steps = settings.proxy_steps, settings.reference_steps
     by_arch = {(row["arch"], row["seed"]): row for row in rows if row is not None}
     seed = settings.proxy.seed
-    complete = [s.name for s in specs
-                if _at(by_arch.get((s.name, seed)), proxy_steps) and _at(by_arch.get((s.name, seed)), reference_steps)]
+    # each first-seed architecture's successful result at each budget, looked up once
+    first = {s.name: {steps: _at(by_arch.get((s.name, seed)), steps) for steps in settings.steps()} for s in specs}
+    complete = [name for name, at in first.items() if at[proxy_steps] and at[reference_steps]]
     failed = {row["arch"]: [r["reason"] for r in row["results"] if r["status"] != "ok"]
               for row in by_arch.values() if any(r["status"] != "ok" for r in row["results"])}
     report: dict = {"architectures": len(specs), "measured": len(complete), "failed": failed,
                     "proxy_steps": proxy_steps, "reference_steps": reference_steps, "signals": {},
                     "budgets": {}, "strata": None, "noise_ceiling": None, "combined": None,
                     "cpu_seconds": _cpu_seconds(by_arch, seed, settings.steps())}
-    report["table"] = _table(by_arch, specs, seed, settings.steps())
+    report["table"] = _table(by_arch)
     if len(complete) < 4:
         report["note"] = f"{len(complete)} architectures measured so far: at least 4 are needed for rank statistics"
         return report
-    reference = np.array([_at(by_arch[(n, seed)], reference_steps)["accuracy"] for n in complete])
+    reference = np.array([first[n][reference_steps]["accuracy"] for n in complete])
     costs = {n: by_arch[(n, seed)]["cost"] for n in complete}
     flops = np.log10([costs[n]["flops"] for n in complete])
     resamples, groups = settings.bootstrap, strata_of(flops)
     features = {}
     for name in settings.signals:
-        values = [(_at(by_arch[(n, seed)], proxy_steps).get("signals") or {}).get(name) for n in complete]
+        values = [(first[n][proxy_steps].get("signals") or {}).get(name) for n in complete]
         if any(v is None for v in values):
             report["signals"][name] = {"available": False}
             continue
@@ -333,8 +334,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
                                              None if name == "log_flops" else baseline)
         report["points"][name] = [values.tolist(), reference.tolist(), complete]
     for steps in settings.steps():
-        values = np.array([_at(by_arch[(n, seed)], steps)["accuracy"] if _at(by_arch[(n, seed)], steps) else np.nan
-                           for n in complete])
+        values = np.array([first[n][steps]["accuracy"] if first[n][steps] else np.nan for n in complete])
         if steps != reference_steps and not np.isnan(values).any():
             report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baseline)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
@@ -399,7 +399,7 @@ def _cpu_seconds(by_arch: dict, seed: int, steps: list[int]) -> dict:
     return out
 
 
-def _table(by_arch: dict, specs: list, seed: int, steps: list[int]) -> list[dict]:
+def _table(by_arch: dict) -> list[dict]:
     """One row per architecture and seed: costs and accuracy at every budget (the tabular benchmark)."""
     table = []
     for (arch, s), row in sorted(by_arch.items()):
