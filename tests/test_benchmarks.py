@@ -1,6 +1,7 @@
 """The benchmarks' statistics and resumable log, on cases whose answer is known."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,28 @@ def test_tabular_simulation_charges_and_promotes_as_described(tmp_path):
     assert len(kept.times) >= len(scratch.times) and kept.times[len(scratch.times) - 1] <= scratch.times[-1]
     # it stops when its time is spent (the last evaluation may run past it), not before
     assert kept.spent >= whole / 2
+
+
+@pytest.mark.slow
+def test_the_end_to_end_multifidelity_benchmark_runs_and_resumes(tmp_path):
+    """Real searches with and without rungs (tiny), each pick trained again at the reference budget."""
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "multifidelity_search.py"),
+               "--quick", "--minutes", "1", "--seeds", "1", "--rungs", "2,4", "--eta", "2",
+               "--reference-factor", "2", "--studies", str(tmp_path / "studies"), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    plain, rungs = result["runs"]
+    assert (plain["mode"], rungs["mode"]) == ("plain", "rungs")
+    assert plain["promotions"] == 0 and set(plain["evaluations_per_rung"]) <= {"0"}
+    assert set(rungs["evaluations_per_rung"]) <= {"0", "1"}
+    for run in (plain, rungs):  # what a search trained in its minute depends on the machine's load
+        assert run["sampled"] == run["evaluations_per_rung"].get("0", 0)  # a promotion is no new candidate
+        if run["best"] is not None:  # its pick, trained again at twice the top rung
+            assert run["best"]["reference_steps"] == 8 and 0 <= run["best"]["reference_accuracy"] <= 1
+    log = out.with_suffix(".jsonl").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)  # all logged: no search
+    assert again.returncode == 0, again.stderr
+    assert out.with_suffix(".jsonl").read_text() == log

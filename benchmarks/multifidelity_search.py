@@ -1,0 +1,156 @@
+"""Successive halving end to end: real searches with and without ``--rungs`` at an equal time limit.
+
+    python benchmarks/multifidelity_search.py [--minutes 15] [--seeds 3] [--rungs 40,120,360] [--quick]
+
+For each seed, two real ``nasface search`` runs (the README study's data, teacher and proxy
+settings; inline executor, one torch thread, no baselines) get the same wall-clock limit:
+
+- ``plain``: every candidate trains the proxy (the top rung's steps);
+- ``rungs``: asynchronous successive halving over ``--rungs`` with ``--eta``.
+
+The data and the teacher are cached before a search starts, so the limit is the candidates' time.
+
+Reported per search: candidates sampled, evaluations per rung, promotions, and its best feasible
+candidate (the highest proxy accuracy among the candidates as they stand, at the highest rung each
+reached) **trained again at the reference budget** (``--reference-factor`` times the top rung, 8 by
+default) and verified, so the two searches are judged by what the longer training says, not by
+their own proxies.  Each finished search and each reference score is a line of a resumable log
+(``multifidelity_search.jsonl``): a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from benchmarks._common import RowLog, result_path, write_result  # noqa: E402
+from nasface.progress import Reporter  # noqa: E402
+from nasface.report import pareto_front  # noqa: E402
+from nasface.search import config_from_options, load_proxy_data, record, run_search  # noqa: E402
+from nasface.spec import spec_from_dict  # noqa: E402
+from nasface.teacher import teacher_targets  # noqa: E402
+from nasface.train import score  # noqa: E402
+
+NAME = "multifidelity_search"
+STUDY_FILE = Path(__file__).resolve().parents[1] / "studies" / "lfr-light.yaml"
+QUICK = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80, "proxy_batch": 8,
+         "resolution": 32, "teacher": "none"}
+
+
+def search_settings(mode: str, seed: int, args) -> dict:
+    flags = {"study": f"{mode}-seed{seed}", "studies_dir": str(args.studies), "trials": None,
+             "timeout": f"{args.minutes * 60:.0f}s", "executor": "inline", "baselines": False, "seed": seed,
+             "device": "cpu", **(QUICK if args.quick else {})}
+    if mode == "rungs":
+        flags.update(rungs=args.rungs, eta=args.eta)
+    else:
+        flags["proxy_steps"] = int(args.rungs.split(",")[-1])
+    return flags
+
+
+def best_standing(study) -> record.TrialRecord | None:
+    """The most accurate feasible candidate as it stands (its highest rung), by the search's own proxy."""
+    front = [record.read(t) for t in pareto_front(study)]
+    return max(front, key=lambda facts: facts.accuracy, default=None)
+
+
+def run_one(mode: str, seed: int, args, log: RowLog) -> dict:
+    flags = search_settings(mode, seed, args)
+    # the searches' folder is scratch space: a run continued elsewhere is the same run
+    key = hashlib.sha256(json.dumps({k: v for k, v in flags.items() if k != "studies_dir"},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    row = log.get(key)
+    if row is None:
+        config = config_from_options(flags, STUDY_FILE)
+        search_inputs(config)  # data and teacher cached first: the time limit is the search's alone
+        load_before = os.getloadavg()[0]
+        started = time.time()
+        study = run_search(config, Reporter("quiet"))
+        everything = record.records(study)
+        best = best_standing(study)
+        trained = [facts for facts in everything if facts.kind in ("candidate", "failed")]
+        row = log.add(key, {
+            "mode": mode, "seed": seed, "flags": flags, "wall_seconds": time.time() - started,
+            "load_average": [load_before, os.getloadavg()[0]],
+            "sampled": record.candidates_counted(study),
+            "evaluations_per_rung": {str(r): sum(1 for f in trained if (f.rung or 0) == r)
+                                     for r in sorted({f.rung or 0 for f in trained})},
+            "promotions": sum(1 for facts in everything if facts.promoted),
+            "best": None if best is None else {"trial": best.number, "rung": best.rung, "accuracy": best.accuracy,
+                                               "spec": best.spec, "flops": best.cost["flops"]}})
+    if row["best"] is not None and "reference_accuracy" not in row["best"]:
+        reference = reference_score(flags, row["best"]["spec"], args)
+        row = log.add(key, {**{k: v for k, v in row.items() if k != "key"},
+                            "best": {**row["best"], **reference}})
+    return row
+
+
+def search_inputs(config):
+    """The search's proxy data and teacher targets, from (or into) its own caches."""
+    cache = config.study_dir / "cache"
+    data = load_proxy_data(config.data, config.seed, cache)
+    teacher = teacher_targets(config.teacher, data, cache, config.proxy, teacher_spec=config.teacher_spec,
+                              teacher_steps=config.teacher_steps)
+    return data, teacher
+
+
+def reference_score(flags: dict, spec: dict, args) -> dict:
+    """Train the search's pick at the reference budget, with the search's data, teacher and proxy recipe."""
+    config = config_from_options(flags, STUDY_FILE)
+    data, teacher = search_inputs(config)
+    top = config.rung_budget(config.top_rung)
+    budget = dataclasses.replace(top, steps=top.steps * args.reference_factor)
+    result = score(spec_from_dict(spec), data.train, data.pairs, budget, teacher, signals=False)
+    return {"reference_steps": budget.steps, "reference_accuracy": result.get("accuracy"),
+            "reference_status": result["status"], "reference_cpu_seconds": result.get("cpu_seconds")}
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {}
+    for mode in ("plain", "rungs"):
+        mine = [r for r in rows if r["mode"] == mode]
+        picks = [r["best"]["reference_accuracy"] for r in mine if r["best"] and "reference_accuracy" in r["best"]]
+        out[mode] = {"searches": len(mine), "sampled": [r["sampled"] for r in mine],
+                     "promotions": [r["promotions"] for r in mine],
+                     "evaluations_per_rung": [r["evaluations_per_rung"] for r in mine],
+                     "best_reference_accuracy": picks,
+                     "median_best_reference_accuracy": statistics.median(picks) if picks else None}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock limit of each search")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rungs", default="40,120,360", help="steps per rung; the plain search trains the top one")
+    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--reference-factor", type=int, default=8, help="reference budget, times the top rung")
+    parser.add_argument("--quick", action="store_true", help="tiny data and proxy (a test of the benchmark)")
+    parser.add_argument("--studies", type=Path, default=None, help="where the searches' studies live")
+    parser.add_argument("--out", default=None, help="result JSON (default benchmarks/results/)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as scratch:
+        args.studies = args.studies or Path(scratch)
+        log = RowLog(result_path(NAME, args.out).with_suffix(".jsonl"))
+        rows = [run_one(mode, seed, args, log) for seed in range(args.seeds) for mode in ("plain", "rungs")]
+    path = write_result(NAME, {"settings": {k: str(v) for k, v in vars(args).items()}, "runs": rows,
+                               "summary": summarise(rows)}, args.out)
+    print(json.dumps(summarise(rows), indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
