@@ -37,7 +37,7 @@ from nasface.budget import Budgets
 from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
-from nasface.model import count
+from nasface.model import count, deployed_cost
 from nasface.signals import SIGNALS, oriented
 from nasface.report import pareto_front
 # config_from_options and parse_duration are re-exported: ``nasface.search`` is where the README sends callers.
@@ -548,13 +548,8 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         progress.failed += 1
         return
-    cost = dict(trial.user_attrs["cost"])
-    if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
-        deployed = dict(metrics["deployed"])
-        deployed.pop("stages", None)
-        deployed["flops"] = deployed["lfr_flops"] if config.budgets.convention == "lfr" else deployed["macs"]
-        cost.update(deployed)
-        trial.set_user_attr("cost", cost)
+    cost = deployed_cost(spec_from_dict(trial.user_attrs["spec"]), metrics, config.budgets.convention)
+    trial.set_user_attr("cost", cost)
     _set_constraints(trial, config.budgets, cost)
     trial.set_user_attr("kind", "trained")
     trial.set_user_attr("metrics", metrics)

@@ -3,7 +3,9 @@
 A block family is a frozen dataclass of its knobs (a ``BlockSpec``) that knows three things
 about one block ``cin -> cout`` with a given stride: what makes it invalid (``check``), what
 it costs (``add_cost``, calling ``CostCounter`` in the order the module creates layers) and
-the module itself (``build``).
+the module itself (``build``).  A family whose trained block deploys at another cost than its
+spec's (FLGC's learnt groups) also says what training decided (``learnt``) and what the deployed
+block costs given that (``deployed_cost``).
 """
 
 from __future__ import annotations
@@ -116,4 +118,13 @@ class BlockSpec:
         raise NotImplementedError
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        raise NotImplementedError
+
+    def learnt(self, module: nn.Module):
+        """What training decided about the built block ``module`` that its deployed cost depends on, as
+        plain data (it travels with a candidate's metrics); None where the deployed block is the spec's."""
+        return None
+
+    def deployed_cost(self, counter: CostCounter, name: str, cout: int, stride: int, learnt) -> None:
+        """``add_cost`` of the block as deployed, given what ``learnt`` returned for its trained module."""
         raise NotImplementedError
