@@ -43,7 +43,7 @@ from nasface.report import pareto_front
 # config_from_options and parse_duration are re-exported: ``nasface.search`` is where the README sends callers.
 from nasface.search_config import (DEFAULT_SCORE, OBJECTIVES, SAMPLERS, DataSettings, SearchConfig,  # noqa: F401
                                    config_from_options, parse_duration)
-from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
+from nasface.space import SearchSpace, cheapest_spec, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, check_storage_url, open_storage, write_failure
 from nasface.teacher import check_teacher, read_teacher, teacher_info, teacher_targets
@@ -87,48 +87,6 @@ def check_config(config: SearchConfig) -> SearchSpace:
             f"{figures['params']:,} parameters, {figures['activation_bytes']:,} peak activation bytes "
             f"({', '.join(config.budgets.violations(figures))})")
     return space
-
-
-class _CheapestChooser:
-    """Picks, knob by knob, the choice that costs least: one block, narrowest, most down-sampled."""
-
-    def __init__(self, family: str, embedding: str):
-        self.family, self.embedding = family, embedding
-
-    def suggest_categorical(self, name: str, choices: list):
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "family":
-            return self.family
-        if name == "emb.kind":
-            return self.embedding
-        if leaf == "repeats":
-            return min(choices) if name == "s1.repeats" else 0
-        if leaf == "mapping":
-            return False if False in choices else choices[0]
-        numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
-        if not numbers:
-            return choices[0]
-        # more FLGC groups and longer strides cost less; for every other number, less is cheaper
-        return max(numbers) if leaf in ("groups", "stride") else min(numbers)
-
-
-def cheapest_spec(space: SearchSpace):
-    """The cheapest architecture (by FLOPs) the space makes, to report budgets nothing can meet."""
-    candidates = []
-    for family in space.families:
-        for embedding in space.embedding_kinds:
-            try:
-                candidates.append(space.sample(_CheapestChooser(family, embedding), name="cheapest"))
-            except NasfaceError:
-                continue
-    for seed in range(200 if not candidates else 0):
-        try:
-            candidates.append(space.sample(RandomChooser(seed), name="cheapest"))
-        except NasfaceError:
-            continue
-    if not candidates:
-        raise NasfaceError(f"the space {space.name} makes no valid architecture")
-    return min(candidates, key=lambda spec: count(spec)["flops"])
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import optuna
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 
 import nasface
 from nasface.errors import NasfaceError
-from nasface.space import DEFAULT_SPACE, RandomChooser, load_space
+from nasface.budget import Budgets
+from nasface.space import DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, load_space
 
 SEED_NETWORKS = [p for p in nasface.preset_names() if not p.startswith("iresnet")]
 
@@ -32,6 +34,13 @@ def test_every_seed_preset_is_a_point_of_the_default_space(space, preset):
 def test_teachers_are_not_points(space):
     with pytest.raises(NasfaceError, match="head.kind = 'none' is not among"):
         space.params_of(nasface.load_spec("iresnet50"))
+
+
+def test_a_field_the_space_fixes_is_named(space):
+    spec = nasface.load_spec("mobilefacenet")
+    relu_head = dataclasses.replace(spec, head=dataclasses.replace(spec.head, act="relu"))
+    with pytest.raises(NasfaceError, match="spec.head.act is 'relu', where the space makes 'prelu'"):
+        space.params_of(relu_head)  # the head takes the stem's activation
 
 
 def test_space_covers_the_five_design_knobs(space):
@@ -70,6 +79,71 @@ def load_space_from_text(text):
     path = Path(tempfile.mkdtemp()) / "space.yaml"
     path.write_text(text)
     return load_space(path)
+
+
+class EveryPoint:
+    """A trial that walks, run after run, through every setting of a space (``runs`` left to do)."""
+
+    def __init__(self):
+        self.runs = [{}]
+
+    def next_run(self) -> None:
+        self.plan = self.runs.pop()
+
+    def suggest_categorical(self, name: str, choices: list):
+        if name not in self.plan:
+            self.runs += [{**self.plan, name: other} for other in choices[1:]]
+            self.plan = {**self.plan, name: choices[0]}
+        return self.plan[name]
+
+
+def every_point_flops(space) -> tuple[list[int], int]:
+    """The FLOPs of every valid point of ``space``, and how many settings were walked."""
+    walker, flops, walked = EveryPoint(), [], 0
+    while walker.runs:
+        walker.next_run()
+        walked += 1
+        try:
+            flops.append(nasface.count(space.sample(walker))["flops"])
+        except NasfaceError:
+            continue
+    return flops, walked
+
+
+def test_the_cheapest_point_from_the_cost_orders_is_the_cheapest_of_all(space):
+    # every cheapest choice is listed last, so that no first choice is right by accident
+    small = load_space_from_text("""
+name: small
+stem: {width: [32], stride: [1, 2], act: [prelu]}
+head: {kind: [varg, dw], dw: {stride: [1, 2]}, varg: {stride: [2], se_ratio: [4]}}
+stages: {slots: 1, repeats: [0, 2, 1], width: [64, 32], stride: [1, 2], family: [seesaw, varg, flgc, bottleneck],
+         bottleneck: {se_ratio: [8, 4, 0]}, varg: {group_size: [16, 8]}, seesaw: {split: [[1, 3], [1, 1]]},
+         flgc: {groups: [2, 4]}}
+embedding: {kind: [varg, gdc, gap, fc], size: [128], gdc: {width: [256, 128]},
+            varg: {width: [128, 64], group_size: [16, 8]}, gap: {width: [64, null]}, fc: {width: [64, null]}}
+""")
+    walked_in_all = 0
+    # each head kind, block family and embedding kind apart, so that each one's cost orders are checked
+    for head, family, embedding in itertools.product(small.head_kinds, small.families, small.embedding_kinds):
+        part = dataclasses.replace(small, head_kinds=(head,), families=(family,), embedding_kinds=(embedding,))
+        met = []
+
+        def cheapest_choice(knob):
+            met.append(knob)
+            return knob.choices[0] if knob.selects else knob.cheapest()
+
+        part.walk(cheapest_choice, "cheapest")
+        ordered = [knob for knob in met if len(knob.choices) > 1 and not knob.selects]
+        assert ordered and [knob.name for knob in ordered if knob.cheapest() != knob.choices[-1]] == []
+        flops, walked = every_point_flops(part)
+        walked_in_all += walked
+        assert nasface.count(cheapest_spec(part))["flops"] == min(flops), (head, family, embedding)
+    assert walked_in_all == small.size()
+    # the default space: no seed network and no random point is cheaper
+    cheapest = nasface.count(cheapest_spec(space))["flops"]
+    points = feasible_sample(space, Budgets.parse(), 1000, seed=0, keep=200)["specs"]
+    assert cheapest <= min(nasface.count(spec)["flops"] for spec in points)
+    assert cheapest <= min(nasface.count(preset)["flops"] for preset in SEED_NETWORKS)
 
 
 @settings(max_examples=200, deadline=None)

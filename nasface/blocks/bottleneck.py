@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params,
-                                 check_activation, check_se_ratio, conv_bn, conv_bn_cost, se_cost)
+                                 check_activation, check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost,
+                                 se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -38,7 +39,7 @@ class InvertedResidual(nn.Module):
 class BottleneckSpec(BlockSpec):
     family = "bottleneck"
     expansion: float = 2.0
-    se_ratio: int = 0
+    se_ratio: int = cost_ordered(0, se_ratio_cost)
     act: str = "prelu"
 
     def hidden(self, cin: int) -> int:

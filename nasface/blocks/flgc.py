@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasface.blocks.base import check_divisible
+from nasface.blocks.base import check_divisible, cost_ordered, larger_is_cheaper
 from nasface.blocks.bottleneck import BottleneckSpec
 from nasface.cost import CostCounter
 
@@ -192,7 +192,7 @@ class FLGCSpec(BottleneckSpec):
     """An inverted-residual bottleneck whose pointwise convolutions are FLGC layers."""
 
     family = "flgc"
-    groups: int = 4
+    groups: int = cost_ordered(4, larger_is_cheaper)
     balanced: bool = True
 
     def pointwise(self, cin: int, cout: int) -> nn.Module:
