@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import random
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from nasface.spec import (SEARCH_SPACES, ArchSpec, StageSpec, StemSpec, coerce_f
                           validate)
 
 DEFAULT_SPACE = SEARCH_SPACES / "lfr.yaml"
+SECTIONS = ("stem", "head", "stages", "embedding")
 STAGE_FIELDS = ("repeats", "width", "stride")
 
 
@@ -50,9 +52,37 @@ def _declared(owner: type) -> dict[str, tuple]:
 
 def _parameter(section: str, slot: int | None, rest: str) -> str:
     """A knob's trial parameter, as studies store them: a stage's under its slot (``s2.``), the embedding's
-    under ``emb.``."""
+    under ``emb.``; ``knob_of`` reads it back."""
     short = f"s{slot}" if section == "stages" else {"embedding": "emb"}.get(section, section)
     return f"{short}.{rest}"
+
+
+_STAGE_PARAMETER = re.compile(r"s(\d+)\.(.+)")
+
+
+def knob_of(parameter: str) -> tuple[str, int | None]:
+    """The knob a trial parameter sets, as ``nasface space`` lists it, and the stage slot it sets it in
+    (None outside the stages): ``s2.flgc.groups`` -> ``("stages.flgc.groups", 2)``."""
+    stage = _STAGE_PARAMETER.fullmatch(parameter)
+    if stage:
+        return f"stages.{stage[2]}", int(stage[1])
+    short, rest = parameter.split(".", 1)
+    return f"{'embedding' if short == 'emb' else short}.{rest}", None
+
+
+def knob_summary(params: dict) -> dict:
+    """A trial's choices (its parameters) by the knob they set, named as ``nasface space`` lists it: one
+    value, or a stage knob's choices slot by slot joined with '/' (``stages.width``: ``'64/128'``).
+
+    Only knobs with more than one choice are parameters; ``--fill-budget`` widens the stages after
+    these choices (the trial's spec has the final widths)."""
+    by_knob: dict[str, list] = {}
+    for parameter, choice in params.items():
+        knob, slot = knob_of(parameter)
+        by_knob.setdefault(knob, []).append((slot, choice))
+    return {knob: choices[0][1] if choices[0][0] is None
+            else "/".join(str(choice) for _, choice in sorted(choices, key=lambda pair: pair[0]))
+            for knob, choices in by_knob.items()}
 
 
 @dataclass(frozen=True)
@@ -422,10 +452,10 @@ def load_space(path: str | os.PathLike | None = None) -> SearchSpace:
 def _space_from_dict(data, path: str) -> SearchSpace:
     if not isinstance(data, dict):
         raise NasfaceError("space: expected a mapping with name, stem, head, stages, embedding")
-    for key in ("stem", "head", "stages", "embedding"):
+    for key in SECTIONS:
         if not isinstance(data.get(key), dict):
             raise NasfaceError(f"space.{key}: missing, or not a mapping")
-    unknown = [key for key in data if key not in ("name", "input_size", "stem", "head", "stages", "embedding")]
+    unknown = [key for key in data if key not in ("name", "input_size", *SECTIONS)]
     if unknown:
         raise NasfaceError(f"space.{key_name(unknown[0])}: unknown field")
     head, stages, embedding = data["head"], data["stages"], data["embedding"]

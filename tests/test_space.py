@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import nasface
 from nasface.errors import NasfaceError
 from nasface.budget import Budgets
-from nasface.space import DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, load_space
+from nasface.space import (DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, knob_summary,
+                           load_space)
 
 SEED_NETWORKS = [p for p in nasface.preset_names() if not p.startswith("iresnet")]
 
@@ -144,6 +145,26 @@ embedding: {kind: [varg, gdc, gap, fc], size: [128], gdc: {width: [256, 128]},
     points = feasible_sample(space, Budgets.parse(), 1000, seed=0, keep=200)["specs"]
     assert cheapest <= min(nasface.count(spec)["flops"] for spec in points)
     assert cheapest <= min(nasface.count(preset)["flops"] for preset in SEED_NETWORKS)
+
+
+def test_the_knob_summary_names_exactly_the_declared_knobs(space):
+    declared = {name for name, choices in space.knobs() if len(choices) > 1}
+    summarised = set()
+    for seed in range(300):
+        chooser = RandomChooser(seed)
+        try:
+            space.sample(chooser)
+        except NasfaceError:
+            pass  # an invalid point's choices were made all the same
+        summary = knob_summary(chooser.params)
+        assert set(summary) <= declared
+        summarised |= set(summary)
+    assert summarised == declared
+    # a seed network's choices, a stage knob's slot by slot
+    summary = knob_summary(space.params_of(nasface.load_spec("mobilefacenet")))
+    assert summary["stages.family"] == "/".join(["bottleneck"] * 5)
+    assert summary["stages.repeats"] == "5/1/6/1/2/0" and summary["stages.width"] == "64/128/128/128/128"
+    assert (summary["stem.stride"], summary["head.kind"], summary["embedding.kind"]) == (2, "dw", "gdc")
 
 
 @settings(max_examples=200, deadline=None)
