@@ -2,10 +2,13 @@
 
 Both walk the spec in the same order, stem -> head -> stages -> embedding, and delegate each
 block to its family's ``build`` / ``add_cost``, which live side by side in ``nasface/blocks/``.
+A trained network is deployed (``deploy``) and counted as deployed (``learnt_structure``,
+``deployed_cost``) through its families' hooks as well.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import torch
@@ -86,14 +89,29 @@ def count_report(spec: ArchSpec | str, convention: str = "lfr", learnt: dict | N
     return report_from_counter(cost_counter(load_spec(spec), learnt=learnt), convention)
 
 
-def learnt_structure(model: nn.Module) -> dict[str, list]:
-    """What training decided about each block of the network in ``model`` (which may wrap it) that its
-    deployed cost depends on, such as FLGC's learnt groups, by block name (``stage2.block1``)."""
+def _blocks_in(model: nn.Module) -> list[tuple[str, BlockSpec, nn.Sequential, int]]:
+    """(name, spec, its stage, its index there) of every block of the network in ``model`` (which may
+    wrap it, as the proxy's ``ResizedInput`` does)."""
     network = next(module for module in model.modules() if isinstance(module, FaceEmbeddingNet))
-    built = [block for stage in network.stages for block in stage]
+    places = [(stage, index) for stage in network.stages for index in range(len(stage))]
+    return [(name, block, stage, index)
+            for (name, _, block, *_), (stage, index) in zip(network.spec.blocks(), places)]
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every block in the form a device runs (FLGC: real group convolutions)."""
+    deployed = copy.deepcopy(model)
+    for _, block, stage, index in _blocks_in(deployed):
+        stage[index] = block.deployed(stage[index])
+    return deployed
+
+
+def learnt_structure(model: nn.Module) -> dict[str, list]:
+    """What training decided about each block of the network in ``model`` that its deployed cost depends
+    on, such as FLGC's learnt groups, by block name (``stage2.block1``)."""
     found = {}
-    for (name, _, block, *_), module in zip(network.spec.blocks(), built):
-        learnt = block.learnt(module)
+    for name, block, stage, index in _blocks_in(model):
+        learnt = block.learnt(stage[index])
         if learnt is not None:
             found[name] = learnt
     return found

@@ -3,9 +3,10 @@
 A block family is a frozen dataclass of its knobs (a ``BlockSpec``) that knows three things
 about one block ``cin -> cout`` with a given stride: what makes it invalid (``check``), what
 it costs (``add_cost``, calling ``CostCounter`` in the order the module creates layers) and
-the module itself (``build``).  A family whose trained block deploys at another cost than its
-spec's (FLGC's learnt groups) also says what training decided (``learnt``) and what the deployed
-block costs given that (``deployed_cost``).  A knob whose cheapest choice is not the smallest
+the module itself (``build``).  A family whose trained block runs in another form on a device
+(FLGC's learnt groups as real group convolutions) also gives that form (``deployed``), what
+training decided that its cost depends on (``learnt``) and what it costs given that
+(``deployed_cost``).  A knob whose cheapest choice is not the smallest
 number (a stride, a group count) declares its cost order (``cost_ordered``), from which a search
 space finds its cheapest architecture.
 """
@@ -153,6 +154,10 @@ class BlockSpec:
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
         raise NotImplementedError
+
+    def deployed(self, module: nn.Module) -> nn.Module:
+        """The built block ``module`` as a device runs it (a copy where that differs); itself by default."""
+        return module
 
     def learnt(self, module: nn.Module):
         """What training decided about the built block ``module`` that its deployed cost depends on, as

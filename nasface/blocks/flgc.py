@@ -202,6 +202,9 @@ class FLGCSpec(BottleneckSpec):
         # the balanced start (and any balanced training): a standard G-group convolution
         counter.conv(name, cout, groups=self.groups)
 
+    def deployed(self, module: nn.Module) -> nn.Module:
+        return deploy(module)
+
     def learnt(self, module: nn.Module) -> list[list[list[int]]]:
         """The (input channels, filters) of each learnt group of the block's two FLGC layers, expansion first."""
         return [[list(size) for size in layer.deployed_groups()]
