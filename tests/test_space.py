@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nasface
-from nasface.errors import NasfaceError
+from nasface.blocks import FAMILIES
+from nasface.blocks.base import BlockSpec, check_divisible, conv_bn, conv_bn_cost, cost_ordered, larger_is_cheaper
 from nasface.budget import Budgets
+from nasface.errors import NasfaceError
 from nasface.space import (DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, knob_summary,
                            load_space)
 
@@ -167,6 +169,52 @@ def test_the_knob_summary_names_exactly_the_declared_knobs(space):
     assert (summary["stem.stride"], summary["head.kind"], summary["embedding.kind"]) == (2, "dw", "gdc")
 
 
+@dataclasses.dataclass(frozen=True)
+class PlainSpec(BlockSpec):
+    """A block family as a new file in nasface/blocks/ would declare it: one 3x3 (group) conv, BN, act."""
+
+    family = "plain"
+    groups: int = cost_ordered(1, larger_is_cheaper)
+    act: str = "prelu"
+
+    def check(self, where, cin, cout, stride):
+        check_divisible(f"{where}.groups", cin, self.groups, "a group convolution")
+        check_divisible(f"{where}.groups", cout, self.groups, "a group convolution")
+
+    def add_cost(self, counter, name, cout, stride):
+        conv_bn_cost(counter, name, cout, 3, stride, groups=self.groups, act=self.act)
+
+    def build(self, cin, cout, stride):
+        return conv_bn(cin, cout, 3, stride, groups=self.groups, act=self.act)
+
+
+def test_a_new_family_needs_its_file_and_the_space_yaml_only(monkeypatch):
+    from nasface.model import deploy, deployed_cost, learnt_structure
+
+    monkeypatch.setitem(FAMILIES, "plain", PlainSpec)  # the one line blocks/__init__.py would gain
+    plain = load_space_from_text("""
+name: plain
+stem: {width: [16, 32], stride: [2], act: [prelu]}
+head: {kind: [dw], dw: {stride: [1, 2]}}
+stages: {slots: 2, repeats: [0, 1, 2], width: [32, 64], stride: [1, 2], family: [plain],
+         plain: {groups: [1, 2, 4], act: [prelu, relu]}}
+embedding: {kind: [gdc], size: [128], gdc: {width: [128]}}
+""")
+    assert ("stages.plain.groups", [1, 2, 4]) in plain.knobs()
+    for seed in range(20):
+        chooser = RandomChooser(seed)
+        spec = plain.sample(chooser)
+        assert nasface.spec_from_dict(nasface.spec_to_dict(spec)) == spec
+        assert plain.sample(optuna.trial.FixedTrial(plain.params_of(spec))) == spec
+        assert set(knob_summary(chooser.params)) <= {name for name, _ in plain.knobs()}
+        model = nasface.build_model(spec)
+        assert nasface.count(spec)["params"] == sum(p.numel() for p in model.parameters())
+        assert learnt_structure(model) == {} and deploy(model).state_dict().keys() == model.state_dict().keys()
+        assert deployed_cost(spec, {"learnt_structure": {}}, "lfr")["flops"] == nasface.count(spec)["flops"]
+    cheapest = cheapest_spec(plain)
+    assert {stage.block.groups for stage in cheapest.stages} == {4}  # its declared cost order
+
+
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_samples_are_valid_or_clearly_refused(seed):
@@ -218,7 +266,6 @@ def test_bad_spaces_get_one_clear_error(change, message, tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**9))
 def test_fill_budget_widens_within_the_budgets(seed):
-    from nasface.budget import Budgets
     from nasface.space import fill_budget
 
     space = load_space()
