@@ -11,8 +11,9 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.progress import Reporter
 from nasface.report import study_frame
-from nasface.search import SearchConfig, config_from_options, parse_duration, run_search
-from nasface.space import cheapest_spec, load_space
+from nasface.search import (SearchConfig, cheapest_spec, config_from_options, parse_duration,
+                            run_search)
+from nasface.space import load_space
 
 TINY_DATA = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80}
 TINY_PROXY = {"proxy_steps": 3, "proxy_batch": 8, "resolution": 32}
