@@ -403,7 +403,7 @@ def cheapest_spec(space: SearchSpace) -> ArchSpec:
             return spec
         best = cheaper
     candidates = []
-    for seed in range(200):  # no kind of every knob at its cheapest is valid: try random points
+    for seed in range(200):  # no mix of kinds with the other knobs at their cheapest is valid
         try:
             candidates.append(space.sample(RandomChooser(seed), name="cheapest"))
         except NasfaceError:
