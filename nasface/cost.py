@@ -69,7 +69,6 @@ class CostCounter:
     sections: dict[str, list[int]] = field(default_factory=dict)  # name -> [macs, lfr_flops, params]
     section: str = ""
     peak_activation_elems: int = 0
-    learnt_groups: list | None = None  # a trained network's FLGC groups, in layer order
     _held_elems: int = 0
 
     # -- shape -----------------------------------------------------------------------------
@@ -145,14 +144,6 @@ class CostCounter:
         self.set_shape(self.channels,
                        conv_output_size(self.height, kernel, stride, padding, ceil),
                        conv_output_size(self.width, kernel, stride, padding, ceil))
-
-    def next_learnt_groups(self) -> list[tuple[int, int]] | None:
-        """The learnt (inputs, filters) per group of the next FLGC layer, when counting a trained net."""
-        if self.learnt_groups is None:
-            return None
-        if not self.learnt_groups:
-            raise ValueError("more FLGC layers in the spec than learnt groups were given")
-        return [tuple(size) for size in self.learnt_groups.pop(0)]
 
     def absorb(self, part: "CostCounter") -> None:
         """Add the totals of a sub-walk (one block, counted on its own) to the current section."""

@@ -2,17 +2,19 @@
 
 Both walk the spec in the same order, stem -> head -> stages -> embedding, and delegate each
 block to its family's ``build`` / ``add_cost``, which live side by side in ``nasface/blocks/``.
+A trained network is deployed (``deploy``) and counted as deployed (``learnt_structure``,
+``deployed_cost``) through its families' hooks as well.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import torch
 from torch import nn
 
 from nasface.blocks.base import BlockSpec, conv_bn, conv_bn_cost
-from nasface.blocks.flgc import FLGCConv1x1
 from nasface.cost import CONVENTIONS, CostCounter, CostReport, report_from_counter
 from nasface.errors import NasfaceError
 from nasface.spec import ArchSpec, load_spec, validate
@@ -50,20 +52,22 @@ def _block_cost(block: BlockSpec, shape: tuple[int, int, int], cout: int, stride
     return part
 
 
-def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt_groups: list | None = None) -> CostCounter:
+def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt: dict | None = None) -> CostCounter:
     """Walk ``spec`` through a ``CostCounter`` without building anything (``spec`` is validated).
 
-    ``learnt_groups`` (from a trained network, ``flgc_groups``) counts its FLGC layers as deployed.
+    ``learnt`` (``learnt_structure`` of a trained network) counts the blocks it names as deployed.
     """
-    counter = CostCounter(3, spec.input_size, spec.input_size, record_layers=record_layers,
-                          learnt_groups=None if learnt_groups is None else list(learnt_groups))
+    learnt = learnt or {}
+    counter = CostCounter(3, spec.input_size, spec.input_size, record_layers=record_layers)
     with counter.in_section("stem"):
         conv_bn_cost(counter, "stem", spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
     with counter.in_section("head"):
         spec.head.add_cost(counter)
     for name, index, block, cin, cout, stride in spec.blocks():
         with counter.in_section(f"stage{index + 1}"):
-            if record_layers or learnt_groups is not None:
+            if name in learnt:
+                block.deployed_cost(counter, name, cout, stride, learnt[name])
+            elif record_layers:
                 block.add_cost(counter, name, cout, stride)
             else:
                 counter.absorb(_block_cost(block, counter.shape, cout, stride))
@@ -71,20 +75,51 @@ def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt_groups: lis
     return counter
 
 
-def count(spec: ArchSpec | str, convention: str = "lfr", learnt_groups: list | None = None) -> dict:
+def count(spec: ArchSpec | str, convention: str = "lfr", learnt: dict | None = None) -> dict:
     """The figures of ``nasface count --json``: flops (in ``convention``), macs, params, bytes.
 
-    With ``learnt_groups`` (``flgc_groups(trained_model)``) the FLGC layers count as deployed.
+    With ``learnt`` (``learnt_structure(trained_model)``) the blocks it names count as deployed.
     """
-    return count_report(spec, convention, learnt_groups).to_dict()
+    return count_report(spec, convention, learnt).to_dict()
 
 
-def count_report(spec: ArchSpec | str, convention: str = "lfr", learnt_groups: list | None = None) -> CostReport:
+def count_report(spec: ArchSpec | str, convention: str = "lfr", learnt: dict | None = None) -> CostReport:
     if convention not in CONVENTIONS:
         raise NasfaceError(f"unknown FLOPs convention {convention!r} (choose from {', '.join(CONVENTIONS)})")
-    return report_from_counter(cost_counter(load_spec(spec), learnt_groups=learnt_groups), convention)
+    return report_from_counter(cost_counter(load_spec(spec), learnt=learnt), convention)
 
 
-def flgc_groups(model: nn.Module) -> list[list[tuple[int, int]]]:
-    """The learnt (input channels, filters) of each group of every FLGC layer, in layer order."""
-    return [layer.deployed_groups() for layer in model.modules() if isinstance(layer, FLGCConv1x1)]
+def _blocks_in(model: nn.Module) -> list[tuple[str, BlockSpec, nn.Sequential, int]]:
+    """(name, spec, its stage, its index there) of every block of the network in ``model`` (which may
+    wrap it, as the proxy's ``ResizedInput`` does)."""
+    network = next(module for module in model.modules() if isinstance(module, FaceEmbeddingNet))
+    places = [(stage, index) for stage in network.stages for index in range(len(stage))]
+    return [(name, block, stage, index)
+            for (name, _, block, *_), (stage, index) in zip(network.spec.blocks(), places)]
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every block in the form a device runs (FLGC: real group convolutions)."""
+    deployed = copy.deepcopy(model)
+    for _, block, stage, index in _blocks_in(deployed):
+        stage[index] = block.deployed(stage[index])
+    return deployed
+
+
+def learnt_structure(model: nn.Module) -> dict[str, list]:
+    """What training decided about each block of the network in ``model`` that its deployed cost depends
+    on, such as FLGC's learnt groups, by block name (``stage2.block1``)."""
+    found = {}
+    for name, block, stage, index in _blocks_in(model):
+        learnt = block.learnt(stage[index])
+        if learnt is not None:
+            found[name] = learnt
+    return found
+
+
+def deployed_cost(spec: ArchSpec, metrics: dict, convention: str) -> dict:
+    """The costs of a scored candidate as it deploys, ``flops`` in ``convention``: counted from what its
+    training decided (``metrics["learnt_structure"]``, recorded by ``nasface.train.score``)."""
+    figures = count(spec, convention, metrics.get("learnt_structure"))
+    figures.pop("stages")
+    return figures

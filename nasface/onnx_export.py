@@ -1,7 +1,7 @@
 """``nasface onnx``: the embedding network as an ONNX model, in its deployed form.
 
-Before export the network is made what a device should run: FLGC layers become real group
-convolutions (``nasface.blocks.flgc.deploy``) and every BatchNorm that directly follows a
+Before export the network is made what a device should run: each block takes its deployed form
+(``nasface.model.deploy``: FLGC layers become real group convolutions) and every BatchNorm that directly follows a
 convolution or a fully connected layer is folded into it (IR-ResNet's BatchNorm *before* a
 convolution, and the one after a deployed FLGC layer, whose output channels are re-ordered, stay
 as they are).  The model takes N x 3 x 112 x 112 faces normalised as in training,
@@ -29,11 +29,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from nasface.atomic import atomic_path
 from nasface.blocks.embeddings import EmbeddingBlock
-from nasface.blocks.flgc import deploy
 from nasface.checkpoint import load_checkpoint
 from nasface.data.base import FACE_SIZE
 from nasface.errors import NasfaceError
-from nasface.model import build_model
+from nasface.model import build_model, deploy
 from nasface.spec import ArchSpec, load_spec
 
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -85,7 +84,7 @@ def fold_batchnorms(model: nn.Module) -> int:
 
 
 def deployed_network(model: nn.Module) -> tuple[nn.Module, int]:
-    """A copy of ``model`` as it is exported: FLGC deployed, BatchNorms folded, eval mode."""
+    """A copy of ``model`` as it is exported: its blocks deployed, BatchNorms folded, eval mode."""
     network = deploy(model.eval()).eval()
     return network, fold_batchnorms(network)
 

@@ -18,6 +18,7 @@ from nasface.errors import NasfaceError
 from nasface.rungs import nondominated_fronts
 from nasface.search.record import TRAINED, read, records
 from nasface.signals import SIGNALS
+from nasface.space import SECTIONS, knob_summary
 
 STATES = optuna.trial.TrialState
 
@@ -40,31 +41,9 @@ def study_settings(study: optuna.Study) -> dict:
     return study.user_attrs.get("nasface_config", {})
 
 
-def knob_summary(spec: dict | None) -> dict:
-    """The block-level choices of a spec, for hover text and the knob table."""
-    if not spec:
-        return {}
-    stages = spec["stages"]
-    summary = {
-        "families": "/".join(stage["family"] for stage in stages),
-        "depth": sum(stage["repeats"] for stage in stages),
-        "stem_stride": spec["stem"]["stride"],
-        "head": spec["head"]["kind"],
-        "embedding": spec["embedding"]["kind"],
-        "embedding_size": spec["embedding"]["size"],
-        "max_width": max(stage["width"] for stage in stages),
-    }
-    for key, label in (("group_size", "S"), ("groups", "G")):
-        values = sorted({stage[key] for stage in stages if key in stage})
-        summary[label] = "/".join(map(str, values)) if values else ""
-    splits = sorted({f"{stage['split'][0]}:{stage['split'][1]} {stage['variant']}" for stage in stages
-                     if "split" in stage})
-    summary["split"] = ", ".join(splits)
-    return summary
-
-
 def study_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: state, kind, baseline, accuracy, costs, failure reason, knobs, Pareto flag."""
+    """One row per trial: state, kind, baseline, accuracy, costs, failure reason, Pareto flag, and its
+    choices by knob (``nasface.space.knob_summary``: columns such as ``stages.width``)."""
     pareto = {t.number for t in pareto_front(study)}
     rows = []
     everything = records(study)
@@ -96,13 +75,18 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             "superseded": facts.number in superseded,
             # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
             **{f"signal_{name}": facts.signals.get(name) for name in SIGNALS if name not in ("accuracy", "tar_at_far")},
-            **knob_summary(facts.spec),
+            **knob_summary(facts.params),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
                "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
     return frame if not frame.empty else pd.DataFrame(columns=columns)
+
+
+def knob_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` that are knobs of the space (named by its sections: ``stages.width``)."""
+    return [column for column in frame.columns if column.split(".")[0] in SECTIONS]
 
 
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -189,8 +173,7 @@ def knob_importance(frame: pd.DataFrame) -> pd.Series:
     study usually has and ignores conditional knobs.
     """
     trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna()]
-    knobs = [k for k in ("families", "depth", "stem_stride", "head", "embedding", "embedding_size", "max_width",
-                         "S", "G", "split") if k in trained]
+    knobs = knob_columns(trained)
     if len(trained) < 3 or trained.accuracy.var() == 0:
         return pd.Series(dtype=float)
     total = ((trained.accuracy - trained.accuracy.mean()) ** 2).sum()
@@ -204,16 +187,15 @@ def knob_importance(frame: pd.DataFrame) -> pd.Series:
 
 def _hover(frame: pd.DataFrame) -> list[str]:
     lines = []
-    for row in frame.itertuples():
+    knobs = knob_columns(frame)
+    for _, row in frame.iterrows():  # not itertuples: it renames the knob columns (``stages.width``)
         label = f"baseline {row.baseline}" if row.baseline else f"trial {row.number}"
-        rung = "" if pd.isna(getattr(row, "rung", None)) else f" (rung {int(row.rung)})"
+        rung = "" if pd.isna(row.get("rung")) else f" (rung {int(row['rung'])})"
+        choices = "".join(f"{html.escape(knob)} {html.escape(str(row[knob]))}<br>" for knob in knobs
+                          if pd.notna(row[knob]))
         lines.append(
-            f"<b>{html.escape(label)}</b>{rung}<br>accuracy {row.accuracy:.4f}<br>"
-            f"blocks: {html.escape(str(getattr(row, 'families', '')))} (depth {getattr(row, 'depth', '')})<br>"
-            f"S {getattr(row, 'S', '')}  split {html.escape(str(getattr(row, 'split', '')))}  "
-            f"G {getattr(row, 'G', '')}<br>stem stride {getattr(row, 'stem_stride', '')}, head "
-            f"{getattr(row, 'head', '')}, embedding {getattr(row, 'embedding', '')} "
-            f"{getattr(row, 'embedding_size', '')}<br>FLOPs {int(row.flops):,}<br>MACs {int(row.macs):,}<br>"
+            f"<b>{html.escape(label)}</b>{rung}<br>accuracy {row.accuracy:.4f}<br>{choices}"
+            f"FLOPs {int(row.flops):,}<br>MACs {int(row.macs):,}<br>"
             f"params {int(row.params):,}<br>weights {int(row.weight_bytes):,} B")
     return lines
 
@@ -389,9 +371,10 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
         parts.append(f'<section id="{name}">' + pio.to_html(fig, full_html=False, include_plotlyjs=first,
                                                              div_id=f"plot-{name}") + "</section>")
         first = False
-    pareto = frame[frame.pareto][["number", "baseline", "accuracy", "tar_at_far", "flops", "macs", "params",
-                                  "weight_bytes"] + (["rung"] if frame.rung.notna().any() else [])
-                                 + [c for c in ("families", "S", "split", "G", "head", "embedding") if c in frame]]
+    front = frame[frame.pareto]
+    pareto = front[["number", "baseline", "accuracy", "tar_at_far", "flops", "macs", "params", "weight_bytes",
+                    *(["rung"] if frame.rung.notna().any() else []),
+                    *(knob for knob in knob_columns(front) if front[knob].notna().any())]]
     counts = frame.groupby(["kind", "state"], dropna=False).size().rename("trials").reset_index()
     reasons = frame[frame.fail_reason != ""].groupby("fail_reason").size().rename("trials").reset_index()
     settings = study_settings(study)

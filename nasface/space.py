@@ -1,28 +1,34 @@
 """A declarative block-level search space (``search_spaces/lfr.yaml``) and its sampling.
 
-The YAML lists the choices; nothing about a space is written in Python.  ``SearchSpace.sample``
-turns an Optuna trial (or any object with ``suggest_categorical``) into an ``ArchSpec``,
-define-by-run, so a knob is only sampled where it exists (a VarG stage's S, a Seesaw stage's
-split).  ``params_of`` is its inverse: the parameters that make a given spec, which is how the
-seed presets are enqueued as baseline trials and tested to be points of the space.
+The YAML lists the choices; nothing about a space is written in Python.  One walk over the space
+(``SearchSpace.walk``) meets its knobs in order, define-by-run, so a knob is only met where it
+exists (a VarG stage's S, a Seesaw stage's split), and builds the ``ArchSpec`` they make.  Whoever
+answers the knobs decides what the walk is: an Optuna trial (``sample``), a spec (``params_of``, its
+inverse: the parameters that make a given spec, which is how the seed presets are enqueued as
+baseline trials), or each knob's declared cost order (``cheapest_spec``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import random
+import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nasface.blocks import EMBEDDING_KINDS, FAMILIES, HEAD_KINDS, EmbeddingSpec, HeadSpec
+from nasface.blocks.base import COST_ORDER, default_cost_key
 from nasface.errors import NasfaceError
 from nasface.spec import (SEARCH_SPACES, ArchSpec, StageSpec, StemSpec, coerce_field, key_name, read_yaml, shown,
                           validate)
 
 DEFAULT_SPACE = SEARCH_SPACES / "lfr.yaml"
+SECTIONS = ("stem", "head", "stages", "embedding")
 STAGE_FIELDS = ("repeats", "width", "stride")
 
 
@@ -35,6 +41,73 @@ def _decode(value, hint):
     if isinstance(value, str) and typing.get_origin(hint) is tuple:
         return tuple(int(part) for part in value.split(":"))
     return value
+
+
+@functools.lru_cache(maxsize=None)
+def _declared(owner: type) -> dict[str, tuple]:
+    """field -> (type hint, cost order) of a spec dataclass, as its fields declare them."""
+    hints = typing.get_type_hints(owner)
+    return {f.name: (hints[f.name], f.metadata.get(COST_ORDER, default_cost_key)) for f in dataclasses.fields(owner)}
+
+
+def _parameter(section: str, slot: int | None, rest: str) -> str:
+    """A knob's trial parameter, as studies store them: a stage's under its slot (``s2.``), the embedding's
+    under ``emb.``; ``knob_of`` reads it back."""
+    short = f"s{slot}" if section == "stages" else {"embedding": "emb"}.get(section, section)
+    return f"{short}.{rest}"
+
+
+_STAGE_PARAMETER = re.compile(r"s(\d+)\.(.+)")
+
+
+def knob_of(parameter: str) -> tuple[str, int | None]:
+    """The knob a trial parameter sets, as ``nasface space`` lists it, and the stage slot it sets it in
+    (None outside the stages): ``s2.flgc.groups`` -> ``("stages.flgc.groups", 2)``."""
+    stage = _STAGE_PARAMETER.fullmatch(parameter)
+    if stage:
+        return f"stages.{stage[2]}", int(stage[1])
+    short, rest = parameter.split(".", 1)
+    return f"{'embedding' if short == 'emb' else short}.{rest}", None
+
+
+def knob_summary(params: dict) -> dict:
+    """A trial's choices (its parameters) by the knob they set, named as ``nasface space`` lists it: one
+    value, or a stage knob's choices slot by slot joined with '/' (``stages.width``: ``'64/128'``).
+
+    Only knobs with more than one choice are parameters; ``--fill-budget`` widens the stages after
+    these choices (the trial's spec has the final widths)."""
+    by_knob: dict[str, list] = {}
+    for parameter, choice in params.items():
+        knob, slot = knob_of(parameter)
+        by_knob.setdefault(knob, []).append((slot, choice))
+    return {knob: choices[0][1] if choices[0][0] is None
+            else "/".join(str(choice) for _, choice in sorted(choices, key=lambda pair: pair[0]))
+            for knob, choices in by_knob.items()}
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One choice of the space, where the walk meets it.
+
+    ``name`` is the trial parameter (``s2.flgc.groups``), ``path`` where its value lives in a spec
+    (``("stages", 1, "block", "groups")``), ``owner`` the spec dataclass whose field it sets.
+    """
+
+    name: str
+    path: tuple
+    choices: tuple   # as trials store them: a split [1, 3] as '1:3'
+    owner: type
+    selects: bool = False  # its choice decides which knobs follow: a head kind, a block family, an embedding kind
+
+    def decode(self, choice):
+        # a stage's family is no field of its own (StageSpec.family is the block's): nothing to decode
+        hint, _ = _declared(self.owner).get(self.path[-1], (None, None))
+        return _decode(choice, hint)
+
+    def cheapest(self):
+        """The choice that costs least by the order its field declares (``nasface.blocks.base.cost_ordered``)."""
+        _, order = _declared(self.owner)[self.path[-1]]
+        return min(self.choices, key=lambda choice: order(self.decode(choice)))
 
 
 def _choices(data, where: str, cls, field: str) -> tuple:
@@ -64,6 +137,31 @@ def _kinds(data: dict, where: str, allowed: tuple[str, ...] | dict, what: str) -
     return tuple(kinds)
 
 
+def _value_at(spec: ArchSpec, path: tuple):
+    """What ``spec`` holds at ``path``; a stage it does not have has 0 repeats (the walk stops there)."""
+    value = spec
+    for step in path:
+        if isinstance(step, int):
+            if step >= len(value):
+                return 0
+            value = value[step]
+        else:
+            value = getattr(value, step)
+    return value
+
+
+def _difference(made, wanted, where: str = "spec") -> tuple[str, object, object]:
+    """The first field (as a path, ``spec.head.act``) where ``wanted`` differs from ``made``, and both values."""
+    if dataclasses.is_dataclass(made) and type(made) is type(wanted):
+        pairs = [(f".{f.name}", getattr(made, f.name), getattr(wanted, f.name)) for f in dataclasses.fields(made)]
+    elif isinstance(made, tuple) and isinstance(wanted, tuple) and len(made) == len(wanted):
+        pairs = [(f"[{index}]", *pair) for index, pair in enumerate(zip(made, wanted))]
+    else:
+        return where, made, wanted
+    step, inner_made, inner_wanted = next(pair for pair in pairs if pair[1] != pair[2])
+    return _difference(inner_made, inner_wanted, where + step)
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     name: str
@@ -80,76 +178,77 @@ class SearchSpace:
     embedding_knobs: dict  # kind -> {field: choices}
     path: str = ""
 
-    # -- sampling -------------------------------------------------------------------------
-    def sample(self, trial, name: str = "candidate") -> ArchSpec:
-        """The spec for ``trial``'s choices (Optuna ``Trial``, ``FixedTrial``, or ``RandomChooser``)."""
-        def pick(name: str, choices: tuple):
-            return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, list(choices))
+    # -- the one walk ---------------------------------------------------------------------
+    def walk(self, choose: Callable[[Knob], object], name: str) -> ArchSpec:
+        """The spec whose knobs ``choose`` answers (with one of ``knob.choices``), met in sampling order."""
+        def pick(section: str, slot: int | None, rest: str, path: tuple, choices: tuple, owner: type,
+                 selects: bool = False):
+            knob = Knob(_parameter(section, slot, rest), path, choices, owner, selects)
+            return knob.decode(choose(knob))
 
-        stem = StemSpec(**{key: pick(f"stem.{key}", choices) for key, choices in self.stem.items()})
-        kind = pick("head.kind", self.head_kinds)
-        head = HeadSpec(kind=kind, act=stem.act, **self._fields(pick, f"head.{kind}", self.head[kind], HeadSpec))
+        def fields(section: str, slot: int | None, kind: str, path: tuple, knobs: dict, owner: type) -> dict:
+            """The fields of one part: the stem, or a head, block or embedding of ``kind``."""
+            prefix = f"{kind}." if kind else ""
+            return {key: pick(section, slot, prefix + key, (*path, key), choices, owner)
+                    for key, choices in knobs.items()}
+
+        stem = StemSpec(**fields("stem", None, "", ("stem",), self.stem, StemSpec))
+        kind = pick("head", None, "kind", ("head", "kind"), self.head_kinds, HeadSpec, selects=True)
+        head = HeadSpec(kind=kind, act=stem.act, **fields("head", None, kind, ("head",), self.head[kind], HeadSpec))
         stages = []
         for slot in range(1, self.slots + 1):
+            at = ("stages", slot - 1)
             repeats = self.stage["repeats"] if slot > 1 else tuple(r for r in self.stage["repeats"] if r > 0)
-            count = pick(f"s{slot}.repeats", repeats)
+            count = pick("stages", slot, "repeats", (*at, "repeats"), repeats, StageSpec)
             if count == 0:
                 break
-            family = pick(f"s{slot}.family", self.families)
+            family = pick("stages", slot, "family", (*at, "family"), self.families, StageSpec, selects=True)
             block_cls = FAMILIES[family]
-            block = block_cls(**self._fields(pick, f"s{slot}.{family}", self.family_knobs[family], block_cls))
-            stages.append(StageSpec(block=block, repeats=count, width=pick(f"s{slot}.width", self.stage["width"]),
-                                    stride=pick(f"s{slot}.stride", self.stage["stride"])))
-        kind = pick("emb.kind", self.embedding_kinds)
-        embedding = EmbeddingSpec(kind=kind, size=pick("emb.size", self.embedding["size"]),
-                                  act=pick("emb.act", self.embedding["act"]),
-                                  **self._fields(pick, f"emb.{kind}", self.embedding_knobs[kind], EmbeddingSpec))
+            block = block_cls(**fields("stages", slot, family, (*at, "block"), self.family_knobs[family], block_cls))
+            stages.append(StageSpec(block=block, repeats=count,
+                                    width=pick("stages", slot, "width", (*at, "width"), self.stage["width"], StageSpec),
+                                    stride=pick("stages", slot, "stride", (*at, "stride"), self.stage["stride"],
+                                                StageSpec)))
+        kind = pick("embedding", None, "kind", ("embedding", "kind"), self.embedding_kinds, EmbeddingSpec,
+                    selects=True)
+        embedding = EmbeddingSpec(kind=kind,
+                                  **fields("embedding", None, "", ("embedding",), self.embedding, EmbeddingSpec),
+                                  **fields("embedding", None, kind, ("embedding",), self.embedding_knobs[kind],
+                                           EmbeddingSpec))
         return with_global_kernel(ArchSpec(name=name, input_size=self.input_size, stem=stem, head=head,
-                                           stages=tuple(stages), embedding=embedding.unpinned()))
+                                           stages=tuple(stages), embedding=embedding))
 
-    @staticmethod
-    def _fields(pick, prefix: str, knobs: dict, cls) -> dict:
-        hints = typing.get_type_hints(cls)
-        return {key: _decode(pick(f"{prefix}.{key}", choices), hints[key]) for key, choices in knobs.items()}
+    def sample(self, trial, name: str = "candidate") -> ArchSpec:
+        """The spec for ``trial``'s choices (Optuna ``Trial``, ``FixedTrial``, or ``RandomChooser``)."""
+        def suggest(knob: Knob):
+            if len(knob.choices) == 1:
+                return knob.choices[0]
+            return trial.suggest_categorical(knob.name, list(knob.choices))
 
-    # -- the inverse ----------------------------------------------------------------------
+        return self.walk(suggest, name)
+
     def params_of(self, spec: ArchSpec) -> dict:
         """The parameters whose sample is ``spec``; NasfaceError naming the first that is not a choice."""
         params: dict = {}
 
-        def put(name: str, value, choices: tuple) -> None:
-            value = _encode(value)
-            if value not in choices:
-                raise NasfaceError(f"{spec.name} is not a point of the space {self.name}: {name} = {value!r} "
-                                   f"is not among {list(choices)}")
-            if len(choices) > 1:
-                params[name] = value
+        def read(knob: Knob):
+            value = _encode(_value_at(spec, knob.path))
+            if value not in knob.choices:
+                raise NasfaceError(f"{spec.name} is not a point of the space {self.name}: {knob.name} = {value!r} "
+                                   f"is not among {list(knob.choices)}")
+            if len(knob.choices) > 1:
+                params[knob.name] = value
+            return value
 
-        for key, choices in self.stem.items():
-            put(f"stem.{key}", getattr(spec.stem, key), choices)
-        put("head.kind", spec.head.kind, self.head_kinds)
-        if spec.head.act != spec.stem.act:
-            raise NasfaceError(f"{spec.name} is not a point of the space {self.name}: its head activation "
-                               f"differs from its stem's")
-        for key, choices in self.head[spec.head.kind].items():
-            put(f"head.{spec.head.kind}.{key}", getattr(spec.head, key), choices)
         if len(spec.stages) > self.slots:
             raise NasfaceError(f"{spec.name} is not a point of the space {self.name}: {len(spec.stages)} stages "
                                f"for {self.slots} slots")
-        for slot, stage in enumerate(spec.stages, start=1):
-            put(f"s{slot}.repeats", stage.repeats, self.stage["repeats"])
-            put(f"s{slot}.family", stage.family, self.families)
-            for key, choices in self.family_knobs[stage.family].items():
-                put(f"s{slot}.{stage.family}.{key}", getattr(stage.block, key), choices)
-            put(f"s{slot}.width", stage.width, self.stage["width"])
-            put(f"s{slot}.stride", stage.stride, self.stage["stride"])
-        if len(spec.stages) < self.slots:
-            put(f"s{len(spec.stages) + 1}.repeats", 0, self.stage["repeats"])
-        put("emb.kind", spec.embedding.kind, self.embedding_kinds)
-        put("emb.size", spec.embedding.size, self.embedding["size"])
-        put("emb.act", spec.embedding.act, self.embedding["act"])
-        for key, choices in self.embedding_knobs[spec.embedding.kind].items():
-            put(f"emb.{spec.embedding.kind}.{key}", getattr(spec.embedding, key), choices)
+        made = self.walk(read, spec.name)
+        wanted = with_global_kernel(dataclasses.replace(spec, embedding=spec.embedding.unpinned()))
+        if made != wanted:  # a field the space fixes or derives, such as the head's activation (the stem's)
+            where, made_value, spec_value = _difference(made, wanted)
+            raise NasfaceError(f"{spec.name} is not a point of the space {self.name}: {where} is {shown(spec_value)}, "
+                               f"where the space makes {shown(made_value)}")
         return params
 
     # -- size -----------------------------------------------------------------------------
@@ -246,6 +345,74 @@ class RandomChooser:
         return self.params[name]
 
 
+class _CostChooser:
+    """Answers each knob with ``point``'s choice where it holds one; otherwise a knob that selects what
+    follows (a kind, a family) with its first choice, keeping the points for its others in ``untried``,
+    and any other knob with its cheapest choice by its field's cost order."""
+
+    def __init__(self, point: dict):
+        self.point = point
+        self.answers: dict = {}
+        self.met: list[Knob] = []
+        self.untried: list[dict] = []
+
+    def __call__(self, knob: Knob):
+        if knob.name in self.point:
+            choice = self.point[knob.name]
+        elif knob.selects:
+            choice, *others = knob.choices
+            self.untried += [{**self.point, **self.answers, knob.name: other} for other in others]
+        else:
+            choice = knob.cheapest()
+        self.met.append(knob)
+        self.answers[knob.name] = choice
+        return choice
+
+
+def cheapest_spec(space: SearchSpace) -> ArchSpec:
+    """The cheapest architecture (by FLOPs) the space makes, to report budgets nothing can meet.
+
+    Every head kind x block family x embedding kind, each other knob at the choice its field's cost
+    order puts first (one stage, the narrowest, the longest strides, no SE ...); from the cheapest of
+    these, one knob at a time changes while that saves FLOPs, for where the orders alone miss it (a
+    ``varg`` embedding skips its 1x1 conv when the last stage already has its width; a further stride-2
+    stage shrinks an ``fc`` embedding's FC layer).
+    """
+    from nasface.model import count
+
+    def costed(point: dict) -> tuple[_CostChooser, tuple[int, ArchSpec] | None]:
+        chooser = _CostChooser(point)
+        try:
+            spec = space.walk(chooser, "cheapest")
+        except NasfaceError:
+            return chooser, None
+        return chooser, (count(spec)["flops"], spec)
+
+    best, points = None, [{}]
+    while points:
+        chooser, found = costed(points.pop())
+        points += chooser.untried
+        if found is not None and (best is None or found[0] < best[1][0]):
+            best = chooser, found
+    while best is not None:
+        chooser, (flops, spec) = best
+        moves = ({**chooser.answers, knob.name: choice} for knob in chooser.met for choice in knob.choices
+                 if choice != chooser.answers[knob.name])
+        cheaper = next((move for move in map(costed, moves) if move[1] is not None and move[1][0] < flops), None)
+        if cheaper is None:
+            return spec
+        best = cheaper
+    candidates = []
+    for seed in range(200):  # no mix of kinds with the other knobs at their cheapest is valid
+        try:
+            candidates.append(space.sample(RandomChooser(seed), name="cheapest"))
+        except NasfaceError:
+            continue
+    if not candidates:
+        raise NasfaceError(f"the space {space.name} makes no valid architecture")
+    return min(candidates, key=lambda spec: count(spec)["flops"])
+
+
 def feasible_sample(space: SearchSpace, budgets, draws: int, seed: int, keep: int = 0) -> dict:
     """Draw random points: the fractions that are valid and within budget; ``keep`` feasible specs.
 
@@ -285,10 +452,10 @@ def load_space(path: str | os.PathLike | None = None) -> SearchSpace:
 def _space_from_dict(data, path: str) -> SearchSpace:
     if not isinstance(data, dict):
         raise NasfaceError("space: expected a mapping with name, stem, head, stages, embedding")
-    for key in ("stem", "head", "stages", "embedding"):
+    for key in SECTIONS:
         if not isinstance(data.get(key), dict):
             raise NasfaceError(f"space.{key}: missing, or not a mapping")
-    unknown = [key for key in data if key not in ("name", "input_size", "stem", "head", "stages", "embedding")]
+    unknown = [key for key in data if key not in ("name", "input_size", *SECTIONS)]
     if unknown:
         raise NasfaceError(f"space.{key_name(unknown[0])}: unknown field")
     head, stages, embedding = data["head"], data["stages"], data["embedding"]

@@ -23,7 +23,7 @@ import yaml
 
 from nasface.atomic import write_atomic
 from nasface.blocks import FAMILIES, BlockSpec, EmbeddingSpec, HeadSpec
-from nasface.blocks.base import check_activation
+from nasface.blocks.base import check_activation, cost_ordered, larger_is_cheaper
 from nasface.cost import conv_output_size
 from nasface.errors import NasfaceError
 
@@ -40,7 +40,7 @@ INPUT_SIZE = 112
 @dataclass(frozen=True)
 class StemSpec:
     width: int = 64
-    stride: int = 2
+    stride: int = cost_ordered(2, larger_is_cheaper)
     act: str = "prelu"
 
 
@@ -49,7 +49,7 @@ class StageSpec:
     block: BlockSpec
     repeats: int
     width: int
-    stride: int = 1
+    stride: int = cost_ordered(1, larger_is_cheaper)
 
     @property
     def family(self) -> str:

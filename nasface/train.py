@@ -29,7 +29,7 @@ from nasface.data import FaceSet, PairSet
 from nasface.errors import NasfaceError
 from nasface.evaluate import embed_pairs, pair_metrics, to_input_tensor
 from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
-from nasface.model import build_model, count, flgc_groups
+from nasface.model import build_model, count, learnt_structure
 from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
 from nasface.spec import ArchSpec, load_spec
 
@@ -463,10 +463,9 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
             if held_out is not None and len(held_out) == len(faces):
                 measured["teacher_cka"] = linear_cka(faces, held_out)
             result["signals"] = measured
-        groups = flgc_groups(state.model)
-        if groups:  # learnt groups can be uneven, and uneven groups cost more: count the deployed net
-            result["flgc_groups"] = [[list(size) for size in layer] for layer in groups]
-            result["deployed"] = count(spec, learnt_groups=groups)
+        # what training decided that the deployed cost depends on (uneven FLGC groups cost more):
+        # the search judges the budgets again on nasface.model.deployed_cost
+        result["learnt_structure"] = learnt_structure(state.model)
         result["wall_seconds"] = time.perf_counter() - start
         results.append(result)
         if on_result is not None:

@@ -198,7 +198,7 @@ def test_flgc_bottleneck_deploys_equal_in_a_network():
 
 def test_trained_flgc_network_counts_as_deployed():
     import nasface
-    from nasface.model import flgc_groups
+    from nasface.model import learnt_structure
     from nasface.spec import spec_from_dict
 
     spec = spec_from_dict({
@@ -211,14 +211,41 @@ def test_trained_flgc_network_counts_as_deployed():
     for layer in model.modules():
         if isinstance(layer, FLGCConv1x1):
             scramble(layer, generator)
-    groups = flgc_groups(model)
-    assert any(len(set(layer)) > 1 for layer in groups)  # uneven after "training"
-    deployed_figures = nasface.count(spec, learnt_groups=groups)
+    learnt = learnt_structure(model)
+    assert list(learnt) == ["stage1.block1", "stage1.block2", "stage2.block1"]
+    # uneven after "training"
+    assert any(len(set(map(tuple, layer))) > 1 for block in learnt.values() for layer in block)
+    deployed_figures = nasface.count(spec, learnt=learnt)
     deployed_model = deploy(model)
     assert deployed_figures["macs"] == fvcore_macs(deployed_model)
     assert deployed_figures["params"] == param_count(deployed_model)
     # uneven groups cost more than the balanced start the spec counts
     assert deployed_figures["macs"] != nasface.count(spec)["macs"]
+
+
+def test_deployed_cost_of_known_learnt_groups_by_hand():
+    import nasface
+    from nasface.model import deployed_cost
+    from nasface.spec import spec_from_dict
+
+    # stem 112 -> 56, head 56 -> 28; the block expands 16 -> 32 channels at 28x28, projects 32 -> 32 at 14x14
+    spec = spec_from_dict({
+        "name": "one-flgc", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw", "stride": 2},
+        "stages": [{"family": "flgc", "repeats": 1, "width": 32, "stride": 2, "groups": 2, "balanced": False}],
+        "embedding": {"kind": "gdc", "width": 64, "size": 128}})
+    metrics = {"learnt_structure": {"stage1.block1": [[[4, 20], [12, 12]], [[16, 16], [16, 16]]]}}
+    spec_cost, hw = nasface.count(spec, "macs"), 28 * 28
+    # the expansion: two 8 -> 16 groups as the spec counts them, learnt as 4 -> 20 and 12 -> 12;
+    # the projection stays even
+    macs = spec_cost["macs"] - 8 * 16 * 2 * hw + (4 * 20 + 12 * 12) * hw
+    lfr = (spec_cost["lfr_flops"] - (2 * 16 - 1) * hw * 32 // 2
+           + (2 * 4 - 1) * hw * 20 + (2 * 12 - 1) * hw * 12)
+    params = spec_cost["params"] - 8 * 32 + (4 * 20 + 12 * 12)
+    deployed = deployed_cost(spec, metrics, "macs")
+    assert (deployed["flops"], deployed["macs"], deployed["lfr_flops"], deployed["params"]) == (macs, macs, lfr, params)
+    assert deployed["weight_bytes"] == 4 * params and "stages" not in deployed
+    assert deployed_cost(spec, metrics, "lfr")["flops"] == lfr
+    assert deployed_cost(spec, {}, "lfr") == {k: v for k, v in nasface.count(spec).items() if k != "stages"}
 
 
 def test_balanced_flgc_keeps_equal_groups_and_the_spec_cost():

@@ -39,6 +39,8 @@ def test_study_frame_and_csv(study_dir, tmp_path):
     frame = study_frame(study)
     assert {"number", "state", "accuracy", "flops", "macs", "params", "weight_bytes", "baseline",
             "fail_reason"} <= set(frame.columns)
+    mobilefacenet = frame[frame.baseline == "mobilefacenet"].iloc[0]  # its choices, by knob of the space
+    assert (mobilefacenet["stages.family"], mobilefacenet["embedding.kind"]) == ("/".join(["bottleneck"] * 5), "gdc")
     assert "mobilefacenet" in set(frame.baseline)
     out = tmp_path / "trials.csv"
     result = cli("report", "r", "--studies-dir", str(study_dir), "--csv", str(out), "--json")

@@ -14,6 +14,7 @@ import torch
 import nasface
 from nasface.checkpoint import load_checkpoint, save_weights
 from nasface.errors import NasfaceError
+from nasface.model import deployed_cost
 from nasface.search import DataSettings, load_proxy_data
 from nasface.spec import spec_from_dict
 from nasface.teacher import read_teacher, teacher_targets
@@ -40,7 +41,8 @@ def test_score_reports_the_metrics(small_data):
         assert key in result
     assert 0 <= result["accuracy"] <= 1 and result["pairs"] == 120
     # balanced FLGC: the deployed network costs what the spec said
-    assert result["deployed"]["macs"] == nasface.count(SMALL_NET)["macs"]
+    assert list(result["learnt_structure"]) == ["stage2.block1"]
+    assert deployed_cost(SMALL_NET, result, "lfr")["macs"] == nasface.count(SMALL_NET)["macs"]
 
 
 def test_score_is_deterministic_on_cpu(small_data):

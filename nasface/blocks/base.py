@@ -3,11 +3,18 @@
 A block family is a frozen dataclass of its knobs (a ``BlockSpec``) that knows three things
 about one block ``cin -> cout`` with a given stride: what makes it invalid (``check``), what
 it costs (``add_cost``, calling ``CostCounter`` in the order the module creates layers) and
-the module itself (``build``).
+the module itself (``build``).  A family whose trained block runs in another form on a device
+(FLGC's learnt groups as real group convolutions) also gives that form (``deployed``), what
+training decided that its cost depends on (``learnt``) and what it costs given that
+(``deployed_cost``).  A knob whose cheapest choice is not the smallest
+number (a stride, a group count) declares its cost order (``cost_ordered``), from which a search
+space finds its cheapest architecture.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -47,6 +54,36 @@ def check_positive(where: str, value: int) -> None:
 def check_divisible(where: str, channels: int, by: int, why: str) -> None:
     if by <= 0 or channels % by:
         raise NasfaceError(f"{where}: {channels} channels are not divisible by {by} ({why})")
+
+
+# -- which choice of a knob costs least ---------------------------------------------------------
+COST_ORDER = "cost_order"  # field metadata: a sort key that puts the field's cheaper choices first
+
+
+def cost_ordered(default, cheaper_first: Callable) -> dataclasses.Field:
+    """A spec field whose choices ``cheaper_first`` (a sort key) orders from the cheapest; fields without
+    one go by ``default_cost_key``.  ``nasface.space.cheapest_spec`` reads these orders."""
+    return dataclasses.field(default=default, metadata={COST_ORDER: cheaper_first})
+
+
+def default_cost_key(choice) -> tuple:
+    """Off before on, none before some, smaller numbers before larger; other choices (activations,
+    variants) count as costing alike and keep the space's order."""
+    if choice is None or isinstance(choice, bool):
+        return (0, bool(choice))
+    if isinstance(choice, (int, float)):
+        return (1, choice)
+    return (2,)
+
+
+def larger_is_cheaper(choice: int) -> int:
+    """The cost order of a stride or a group count: the larger, the less work."""
+    return -choice
+
+
+def se_ratio_cost(ratio: int) -> tuple[bool, int]:
+    """No SE first, then the larger reductions, whose layers are smaller."""
+    return ratio != 0, -ratio
 
 
 # -- convolution + BatchNorm (+ activation) ---------------------------------------------------
@@ -116,4 +153,17 @@ class BlockSpec:
         raise NotImplementedError
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        raise NotImplementedError
+
+    def deployed(self, module: nn.Module) -> nn.Module:
+        """The built block ``module`` as a device runs it (a copy where that differs); itself by default."""
+        return module
+
+    def learnt(self, module: nn.Module):
+        """What training decided about the built block ``module`` that its deployed cost depends on, as
+        plain data (it travels with a candidate's metrics); None where the deployed block is the spec's."""
+        return None
+
+    def deployed_cost(self, counter: CostCounter, name: str, cout: int, stride: int, learnt) -> None:
+        """``add_cost`` of the block as deployed, given what ``learnt`` returned for its trained module."""
         raise NotImplementedError

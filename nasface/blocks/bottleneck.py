@@ -7,13 +7,15 @@ its shape (stride 1 and cin == cout), as both papers' "RBlock".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params,
-                                 check_activation, check_se_ratio, conv_bn, conv_bn_cost, se_cost)
+                                 check_activation, check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost,
+                                 se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -37,7 +39,7 @@ class InvertedResidual(nn.Module):
 class BottleneckSpec(BlockSpec):
     family = "bottleneck"
     expansion: float = 2.0
-    se_ratio: int = 0
+    se_ratio: int = cost_ordered(0, se_ratio_cost)
     act: str = "prelu"
 
     def hidden(self, cin: int) -> int:
@@ -65,17 +67,22 @@ class BottleneckSpec(BlockSpec):
         self.check_pointwise(where, hidden, cout)
 
     def add_cost(self, counter: CostCounter, name: str, cout: int, stride: int) -> None:
+        self.bottleneck_cost(counter, name, cout, stride, self.pointwise_cost)
+
+    def bottleneck_cost(self, counter: CostCounter, name: str, cout: int, stride: int,
+                        pointwise_cost: Callable[[CostCounter, str, int], None]) -> None:
+        """The block's cost, ``pointwise_cost`` counting its expansion and then its projection."""
         cin = counter.channels
         hidden = self.hidden(cin)
         residual = stride == 1 and cin == cout
         with counter.holding(counter.elems if residual else 0):
-            self.pointwise_cost(counter, name + ".expand", hidden)
+            pointwise_cost(counter, name + ".expand", hidden)
             counter.batchnorm(name + ".expand.bn")
             counter.params(name + ".expand.act", activation_params(self.act, hidden))
             conv_bn_cost(counter, name + ".depthwise", hidden, 3, stride, groups=hidden, act=self.act)
             if self.se_ratio:
                 se_cost(counter, name + ".se", hidden, self.se_ratio)
-            self.pointwise_cost(counter, name + ".project", cout)
+            pointwise_cost(counter, name + ".project", cout)
             counter.batchnorm(name + ".project.bn")
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:

@@ -13,7 +13,8 @@ numerically the trained one.
 
 The meta matrices start as Gaussian noise around a balanced, contiguous assignment, so an
 untrained layer deploys as a standard G-group convolution, which is what the spec's analytic
-cost counts; ``deployed_groups`` gives the learnt sizes that the deployed cost is counted from.
+cost counts; ``FLGCSpec.learnt`` reads the learnt group sizes of a trained block and
+``FLGCSpec.deployed_cost`` counts the deployed block from them.
 
 Keeping a trained candidate within budget: by default (``balanced: true``) the hard assignment
 is a *balanced* argmax, so the learnt groups stay equal in size and the deployed cost is exactly
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasface.blocks.base import check_divisible
+from nasface.blocks.base import check_divisible, cost_ordered, larger_is_cheaper
 from nasface.blocks.bottleneck import BottleneckSpec
 from nasface.cost import CostCounter
 
@@ -169,8 +170,10 @@ def deploy(model: nn.Module) -> nn.Module:
     return deployed
 
 
-def grouped_pointwise_cost(counter: CostCounter, name: str, sizes: list[tuple[int, int]]) -> None:
-    """Cost of a deployed FLGC layer: a grouped conv when even, else one conv per group."""
+def grouped_pointwise_cost(counter: CostCounter, name: str, sizes: list) -> None:
+    """Cost of a deployed FLGC layer with these (input channels, filters) per group: a grouped conv
+    when even, else one conv per group."""
+    sizes = [tuple(size) for size in sizes]  # lists, when they come from a candidate's JSON metrics
     cin = sum(size[0] for size in sizes)
     cout = sum(size[1] for size in sizes)
     if len(set(sizes)) == 1:
@@ -189,18 +192,30 @@ class FLGCSpec(BottleneckSpec):
     """An inverted-residual bottleneck whose pointwise convolutions are FLGC layers."""
 
     family = "flgc"
-    groups: int = 4
+    groups: int = cost_ordered(4, larger_is_cheaper)
     balanced: bool = True
 
     def pointwise(self, cin: int, cout: int) -> nn.Module:
         return FLGCConv1x1(cin, cout, self.groups, self.balanced)
 
     def pointwise_cost(self, counter: CostCounter, name: str, cout: int) -> None:
-        learnt = counter.next_learnt_groups()
-        if learnt is None:  # untrained: the balanced start, a standard G-group convolution
-            counter.conv(name, cout, groups=self.groups)
-        else:
-            grouped_pointwise_cost(counter, name, learnt)
+        # the balanced start (and any balanced training): a standard G-group convolution
+        counter.conv(name, cout, groups=self.groups)
+
+    def deployed(self, module: nn.Module) -> nn.Module:
+        return deploy(module)
+
+    def learnt(self, module: nn.Module) -> list[list[list[int]]]:
+        """The (input channels, filters) of each learnt group of the block's two FLGC layers, expansion first."""
+        return [[list(size) for size in layer.deployed_groups()]
+                for layer in module.modules() if isinstance(layer, FLGCConv1x1)]
+
+    def deployed_cost(self, counter: CostCounter, name: str, cout: int, stride: int, learnt) -> None:
+        if len(learnt) != 2:
+            raise ValueError(f"{name}: an FLGC block has 2 learnt layers, got {len(learnt)}")
+        layers = iter(learnt)
+        self.bottleneck_cost(counter, name, cout, stride,
+                             lambda counter, layer, _cout: grouped_pointwise_cost(counter, layer, next(layers)))
 
     def check_pointwise(self, where: str, cin: int, cout: int) -> None:
         why = f"FLGC starts from {self.groups} even groups"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from nasface.blocks.base import check_activation, conv_bn, conv_bn_cost
+from nasface.blocks.base import (check_activation, conv_bn, conv_bn_cost, cost_ordered, larger_is_cheaper,
+                                 se_ratio_cost)
 from nasface.blocks.varg import VarGSpec
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
@@ -23,11 +24,11 @@ HEAD_KINDS = ("dw", "varg", "none")
 @dataclass(frozen=True)
 class HeadSpec:
     kind: str = "dw"
-    stride: int = 1
+    stride: int = cost_ordered(1, larger_is_cheaper)
     act: str = "prelu"
     group_size: int = 8
     factor: int = 1
-    se_ratio: int = 4
+    se_ratio: int = cost_ordered(4, se_ratio_cost)
 
     def _varg(self) -> VarGSpec:
         return VarGSpec(group_size=self.group_size, factor=self.factor, se_ratio=self.se_ratio, act=self.act)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, check_activation, check_se_ratio, conv_bn, conv_bn_cost, se_cost)
+from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, check_activation, check_se_ratio, conv_bn,
+                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
 from nasface.cost import CostCounter
 
 
@@ -37,7 +38,7 @@ class IRBlock(nn.Module):
 @dataclass(frozen=True)
 class IRSpec(BlockSpec):
     family = "ir"
-    se_ratio: int = 0
+    se_ratio: int = cost_ordered(0, se_ratio_cost)
     act: str = "prelu"
 
     def check(self, where: str, cin: int, cout: int, stride: int) -> None:

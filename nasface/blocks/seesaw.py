@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nasface.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible,
-                                 check_se_ratio, conv_bn, conv_bn_cost, se_cost)
+                                 check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -75,9 +75,10 @@ class SeesawBlock(nn.Module):
 class SeesawSpec(BlockSpec):
     family = "seesaw"
     expansion: float = 2.0
-    split: tuple[int, int] = (1, 3)
+    # the evener the split, the fewer pointwise weights: two equal groups hold the fewest
+    split: tuple[int, int] = cost_ordered((1, 3), lambda split: max(split) / sum(split))
     variant: str = "shuffle"
-    se_ratio: int = 4
+    se_ratio: int = cost_ordered(4, se_ratio_cost)
     act: str = "swish"
     mapping: bool = False
 

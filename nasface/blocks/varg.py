@@ -21,7 +21,7 @@ from torch import nn
 
 from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params,
                                  check_activation, check_divisible, check_se_ratio, conv_bn,
-                                 conv_bn_cost, se_cost)
+                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -82,7 +82,7 @@ class VarGSpec(BlockSpec):
     family = "varg"
     group_size: int = 8
     factor: int = 2
-    se_ratio: int = 4
+    se_ratio: int = cost_ordered(4, se_ratio_cost)
     act: str = "prelu"
 
     def check(self, where: str, cin: int, cout: int, stride: int) -> None:

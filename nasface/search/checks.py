@@ -7,7 +7,7 @@ from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
 from nasface.signals import SIGNALS
-from nasface.space import RandomChooser, SearchSpace, load_space
+from nasface.space import SearchSpace, cheapest_spec, load_space
 from nasface.storage import check_storage_url
 from nasface.teacher import check_teacher
 
@@ -37,8 +37,8 @@ def check_config(config: SearchConfig) -> SearchSpace:
     if config.data.val_bin is not None:
         check_pairs_file(config.data.val_bin)
     check_teacher(config.teacher, config.teacher_spec)
-    cheapest = cheapest_spec(space)
-    if config.budgets.limits() and not config.budgets.fits(count(cheapest, config.budgets.convention)):
+    cheapest = cheapest_spec(space) if config.budgets.limits() else None  # a walk of the space: only when needed
+    if cheapest is not None and not config.budgets.fits(count(cheapest, config.budgets.convention)):
         figures = count(cheapest, config.budgets.convention)
         raise NasfaceError(
             f"no architecture of the space {space.name} fits these budgets: the cheapest it can make has "
@@ -46,45 +46,3 @@ def check_config(config: SearchConfig) -> SearchSpace:
             f"{figures['params']:,} parameters, {figures['activation_bytes']:,} peak activation bytes "
             f"({', '.join(config.budgets.violations(figures))})")
     return space
-
-
-class _CheapestChooser:
-    """Picks, knob by knob, the choice that costs least: one block, narrowest, most down-sampled."""
-
-    def __init__(self, family: str, embedding: str):
-        self.family, self.embedding = family, embedding
-
-    def suggest_categorical(self, name: str, choices: list):
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "family":
-            return self.family
-        if name == "emb.kind":
-            return self.embedding
-        if leaf == "repeats":
-            return min(choices) if name == "s1.repeats" else 0
-        if leaf == "mapping":
-            return False if False in choices else choices[0]
-        numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
-        if not numbers:
-            return choices[0]
-        # more FLGC groups and longer strides cost less; for every other number, less is cheaper
-        return max(numbers) if leaf in ("groups", "stride") else min(numbers)
-
-
-def cheapest_spec(space: SearchSpace):
-    """The cheapest architecture (by FLOPs) the space makes, to report budgets nothing can meet."""
-    candidates = []
-    for family in space.families:
-        for embedding in space.embedding_kinds:
-            try:
-                candidates.append(space.sample(_CheapestChooser(family, embedding), name="cheapest"))
-            except NasfaceError:
-                continue
-    for seed in range(200 if not candidates else 0):
-        try:
-            candidates.append(space.sample(RandomChooser(seed), name="cheapest"))
-        except NasfaceError:
-            continue
-    if not candidates:
-        raise NasfaceError(f"the space {space.name} makes no valid architecture")
-    return min(candidates, key=lambda spec: count(spec)["flops"])

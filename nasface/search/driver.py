@@ -18,7 +18,7 @@ from nasface.atomic import WRITE_ERRNOS
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
-from nasface.model import count
+from nasface.model import count, deployed_cost
 from nasface.report import pareto_front
 from nasface.rungs import RungResult, promotions
 from nasface.search import job, record
@@ -29,7 +29,7 @@ from nasface.search.samplers import make_sampler
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.signals import oriented
 from nasface.space import SearchSpace, fill_budget
-from nasface.spec import load_spec, preset_names, spec_to_dict
+from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, open_storage, write_failure
 from nasface.teacher import teacher_info, teacher_targets
 from nasface.train import proxy_spec
@@ -372,13 +372,9 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
         progress.failed += 1
         _discard(record.read(trial).checkpoint)  # a failed run is never promoted
         return
-    cost = dict(facts.cost)
-    if "deployed" in metrics:  # FLGC: the learnt groups decide what the deployed network costs
-        deployed = dict(metrics["deployed"])
-        deployed.pop("stages", None)
-        deployed["flops"] = deployed["lfr_flops"] if config.budgets.convention == "lfr" else deployed["macs"]
-        cost.update(deployed)
-        record.write(trial, cost=cost)
+    # what training decided (FLGC's learnt groups) can change what the deployed network costs
+    cost = deployed_cost(spec_from_dict(facts.spec), metrics, config.budgets.convention)
+    record.write(trial, cost=cost)
     _set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
     study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))

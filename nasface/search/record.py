@@ -65,6 +65,7 @@ class TrialRecord:
     checkpoint: str | None = None  # its run's state at its cool-down, kept while it may be promoted
     constraints: dict = field(default_factory=dict)
     values: tuple | None = None
+    params: dict = field(default_factory=dict)  # the knobs' values as the sampler chose them
 
     @property
     def trained(self) -> bool:
@@ -109,7 +110,8 @@ def read(trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> TrialRecord:
         ok = (fields["metrics"] or {}).get("status") == "ok" and trial.state == STATES.COMPLETE
         fields["kind"] = ("baseline" if fields["baseline"] else "candidate") if ok else "failed"
     return TrialRecord(number=trial.number, state=trial.state.name, constraints=dict(trial.constraints or {}),
-                       values=tuple(trial.values) if trial.values is not None else None, **fields)
+                       values=tuple(trial.values) if trial.values is not None else None, params=dict(trial.params),
+                       **fields)
 
 
 def records(study: optuna.Study, states=None) -> list[TrialRecord]:
