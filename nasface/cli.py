@@ -421,7 +421,8 @@ def train_command(
     progress: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per event)."),
 ) -> None:
     """Train an exported spec fully (the recipe's schedule and distillation), resumable after a kill."""
-    from nasface.fulltrain import TrainingReporter, prepare_training, run_training
+    from nasface.fulltrain import prepare_training, run_training
+    from nasface.fulltrain_progress import TrainingReporter
 
     run = prepare_training(recipe, output=output, resume=resume, data=data, cache_dir=cache_dir, teacher=teacher,
                            teacher_spec=teacher_spec, val_bins=val_bin or None, steps=steps, batch_size=batch,
