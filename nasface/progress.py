@@ -177,12 +177,15 @@ def trial_row(number: int, attrs: dict) -> dict:
 
 
 class Reporter:
-    """``mode``: ``rich`` (a line per trial and a status line), ``quiet`` or ``jsonl``."""
+    """``mode``: ``rich`` (a line per trial and a status line), ``quiet`` or ``jsonl``.
+
+    ``stages`` shows the search's long stages (data, teacher) in the same mode."""
 
     def __init__(self, mode: str = "rich"):
         self.mode = mode
         self.console = Console(highlight=False, soft_wrap=True)
         self.started = time.time()
+        self.stages = StageDisplay(mode, self.console, self._emit)
 
     def _emit(self, event: str, **fields) -> None:
         if self.mode == "jsonl":
@@ -207,11 +210,12 @@ class Reporter:
 
     def trial(self, number: int, attrs: dict, outcome, progress, pareto=None) -> None:
         row = trial_row(number, attrs)
+        eta = progress.eta_seconds()
         status = (f"{progress.trained}/{progress.planned or '-'} trained, {progress.baselines} baselines, "
                   f"{progress.running} running, "
                   f"{progress.rejected} rejected, {progress.failed} failed, "
                   f"Pareto {len(pareto) if pareto is not None else '-'}, "
-                  f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(progress.eta_seconds())}")
+                  f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(eta)}")
         if self.mode == "rich":
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
             if row["kind"] == "duplicate":
@@ -226,9 +230,11 @@ class Reporter:
                                    f"{row['flops']:,} FLOPs, {row['weight_bytes'] / 1e6:.2f} MB, "
                                    f"{row['seconds']:.0f}s")
             self.console.print(f"[dim]  {status}[/dim]")
-        self._emit("trial", **row, status=status)
+        self._emit("trial", **row, status=status, search_eta_seconds=_rounded(eta))
 
-    def finish(self, study, pareto, config) -> None:
+    def finish(self, study, pareto, config, seconds: dict | None = None) -> None:
+        """The Pareto table, where to find the study, and ``seconds``: where the time went (a section's
+        name -> seconds, and ``total``)."""
         rows = [trial_row(t.number, t.user_attrs) for t in sorted(pareto, key=lambda t: t.number)]
         if self.mode == "rich":
             table = Table(title="Pareto-optimal trials (within budget)")
@@ -244,8 +250,17 @@ class Reporter:
                 self.console.print("no trial within budget has finished yet")
             self.console.print(f"study: {config.storage_url} (study name {config.study})")
             self.console.print(f"report: nasface report {config.study} -> {config.study_dir / 'report.html'}")
-        self._emit("finish", pareto=rows, storage=config.storage_url, study=config.study)
+            if seconds:
+                self.console.print(time_line(seconds))
+        self._emit("finish", pareto=rows, storage=config.storage_url, study=config.study,
+                   seconds={name: round(value, 1) for name, value in (seconds or {}).items()})
         sys.stdout.flush()
+
+
+def time_line(seconds: dict) -> str:
+    """"where the time went: data 0m12s, teacher 3m05s, ...; total 13m05s" from name -> seconds."""
+    parts = [f"{name} {format_duration(value)}" for name, value in seconds.items() if name != "total"]
+    return f"where the time went: {', '.join(parts)}; total {format_duration(seconds['total'])}"
 
 
 def reference_lines(budgets) -> list[str]:

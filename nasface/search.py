@@ -23,10 +23,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from nasface.data import check_pairs_file, check_training_source, proxy_data
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
 from nasface.model import count
+from nasface.progress import SILENT, StageProgress, Stages
 from nasface.signals import SIGNALS, oriented
 from nasface.report import pareto_front
 # config_from_options and parse_duration are re-exported: ``nasface.search`` is where the README sends callers.
@@ -46,7 +49,7 @@ from nasface.search_config import (DEFAULT_SCORE, OBJECTIVES, SAMPLERS, DataSett
 from nasface.space import RandomChooser, SearchSpace, fill_budget, load_space
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, check_storage_url, open_storage, write_failure
-from nasface.teacher import check_teacher, read_teacher, teacher_info, teacher_targets
+from nasface.teacher import TEACHER_TRAINING, check_teacher, read_teacher, teacher_info, teacher_targets
 from nasface.train import ProxyBudget, proxy_spec, score
 
 WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
@@ -147,15 +150,17 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 # -- the job a worker runs ---------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
 def _proxy(data_json: str, seed: int, cache_dir: str):
-    data = DataSettings(**json.loads(data_json))
+    """A worker's proxy data, memory-mapped once per process from the cache the driver built."""
+    return load_proxy_data(DataSettings(**json.loads(data_json)), seed, cache_dir)
+
+
+def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike, progress: Stages = SILENT):
+    """The proxy training set and verification pairs, decoded once into ``cache_dir`` (a stage of
+    ``progress`` while they are)."""
     return proxy_data(data.source, train_identities=data.train_identities,
                       images_per_identity=data.images_per_identity, val_identities=data.val_identities,
-                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin)
-
-
-def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike):
-    """The proxy training set and verification pairs, decoded once into ``cache_dir``."""
-    return _proxy(json.dumps(dataclasses.asdict(data), sort_keys=True), seed, str(cache_dir))
+                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin,
+                      progress=progress)
 
 
 def run_candidate(payload: dict) -> dict:
@@ -249,30 +254,78 @@ def committed_count(study: optuna.Study) -> int:
 
 @dataclass
 class Progress:
+    """The driver's counts, its time left, and where its time went.
+
+    The time left is an estimate: the candidates still to train (``planned`` less those trained,
+    plus the baselines waiting or running), ``parallel`` at a time, each taking the mean wall time of
+    the candidates trained so far.  Before one has finished, a candidate is taken to cost the proxy's
+    steps at the time a step of the teacher took (the same batches at the same resolution, of a
+    MobileFaceNet on a CPU); with no teacher trained in this run it is unknown until then.
+    """
+
     planned: int | None
+    proxy_steps: int = 0
+    parallel: int = 1
     trained: int = 0
     running: int = 0
     rejected: int = 0
     duplicates: int = 0
     failed: int = 0
     baselines: int = 0
+    baselines_left: int = 0
     started: float = field(default_factory=time.time)
     trial_seconds: list[float] = field(default_factory=list)
+    step_seconds: float | None = None        # one training step of the teacher, measured in this run
+    sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
+
+    def candidate_seconds(self) -> float | None:
+        if self.trial_seconds:
+            return sum(self.trial_seconds) / len(self.trial_seconds)
+        return None if self.step_seconds is None else self.step_seconds * self.proxy_steps
 
     def eta_seconds(self) -> float | None:
-        if not self.planned or not self.trial_seconds:
+        per_candidate = self.candidate_seconds()
+        if self.planned is None or per_candidate is None:
             return None
-        left = max(0, self.planned - self.trained)
-        return left * (sum(self.trial_seconds) / len(self.trial_seconds))
+        left = max(0, self.planned - self.trained) + self.baselines_left
+        return math.ceil(left / self.parallel) * per_candidate
+
+    def eta_during(self, stage: StageProgress) -> float | None:
+        """The search's time left while ``stage`` runs: the stage's own ETA, then the candidates'.
+
+        While the teacher trains, its time per step so far is kept for the candidates' estimate.
+        Unknown while the faces are rendered on a first run (no step has been timed yet); the
+        teacher's embedding pass after its training (seconds) is left out."""
+        if stage.name == TEACHER_TRAINING and stage.done:
+            self.step_seconds = stage.seconds_per_unit()
+        own, after = stage.eta_seconds(), self.eta_seconds()
+        return None if own is None or after is None else own + after
+
+    @contextmanager
+    def section(self, name: str):
+        """Add the time spent in the block to ``sections[name]``."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.sections[name] = self.sections.get(name, 0.0) + time.time() - start
+
+    def where_the_time_went(self) -> dict[str, float]:
+        """Each section's seconds, the rest (checking the inputs, opening the study, the summary) as
+        ``other``, and ``total``."""
+        total = time.time() - self.started
+        return {**self.sections, "other": max(0.0, total - sum(self.sections.values())), "total": total}
 
 
 def run_search(config: SearchConfig, reporter) -> optuna.Study:
     """Check the inputs, then search; a disk or database that refuses writes is one clear error."""
     from sqlalchemy.exc import OperationalError
 
+    progress = Progress(planned=config.trials, proxy_steps=config.proxy.steps,
+                        parallel=1 if config.executor == "inline" else config.workers)
     space = check_config(config)
     try:
-        return _search(config, space, reporter)
+        return _search(config, space, reporter, progress)
     except (optuna.exceptions.StorageInternalError, OperationalError) as err:
         raise write_failure(f"the study storage {config.storage_url}", err) from None
     except OSError as err:
@@ -281,7 +334,7 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
         raise write_failure(err.filename or str(config.study_dir), err) from None
 
 
-def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
+def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progress) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lock = StudyLock(config.storage_url)
     try:
@@ -299,7 +352,7 @@ def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        return _drive(study, lock, space, config, reporter)
+        return _drive(study, lock, space, config, reporter, progress)
     finally:
         lock.close()
 
@@ -354,20 +407,25 @@ class Heartbeat:
 
 
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
-           reporter) -> optuna.Study:
-    """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
-    data = load_proxy_data(config.data, config.seed, config.study_dir / "cache")
-    teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
-                              teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                              log=reporter.log)
+           reporter, progress: Progress) -> optuna.Study:
+    """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
+    trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
+    progress.trained = trained_count(study)
+    progress.baselines_left = _baselines_left(study)
+    reporter.stages.search_eta = progress.eta_during
+    with progress.section("data"):
+        data = load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
+    with progress.section("teacher"):
+        teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
+                                  log=reporter.log, progress=reporter.stages)
     if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
         study.set_user_attr("nasface_teacher", teacher_info(teacher))
     payload_base = {"data": json.dumps(dataclasses.asdict(config.data), sort_keys=True), "seed": config.seed,
                     "cache_dir": str(config.study_dir / "cache"), "proxy": dataclasses.asdict(config.proxy),
                     "teacher_dir": teacher.folder if teacher is not None else None}
 
-    progress = Progress(planned=config.trials)
-    progress.trained = trained_count(study)
+    candidates_started = time.time()
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
@@ -434,6 +492,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
                 progress.trained = trained_count(study)
+                progress.baselines_left = _baselines_left(study)
                 reporter.trial(number, trial.user_attrs, result, progress, pareto_front(study))
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
@@ -450,7 +509,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     finally:
         heartbeat.stop()
         executor.shutdown()
-    reporter.finish(study, pareto_front(study), config)
+        progress.sections["candidates"] = time.time() - candidates_started
+    reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
     return study
 
 
@@ -463,6 +523,13 @@ def _trained_elsewhere(study: optuna.Study) -> bool:
 def _still_ours(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
     """False when another driver has failed this trial meanwhile (it took us for dead)."""
     return study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING
+
+
+def _baselines_left(study: optuna.Study) -> int:
+    """Baselines waiting to be trained or in training, by any driver."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,
+                                                                   optuna.trial.TrialState.RUNNING))
+               if t.user_attrs.get("baseline"))
 
 
 def _waiting_baselines(study: optuna.Study) -> list:
