@@ -53,6 +53,9 @@ def main() -> None:
 
     from nasface import dlib_models
     from nasface.data import describe, open_source
+    from rich.console import Console
+
+    from nasface.progress import StageDisplay
     from nasface.search import DataSettings, load_proxy_data
     from nasface.teacher import teacher_info, teacher_targets
     from nasface.train import ProxyBudget, score
@@ -79,7 +82,8 @@ def main() -> None:
     targets = {}
     for teacher in TEACHERS:
         start = time.perf_counter()
-        targets[teacher] = teacher_targets(teacher, data, args.cache, budget, log=lambda m: print(m, flush=True))
+        targets[teacher] = teacher_targets(teacher, data, args.cache, budget, log=lambda m: print(m, flush=True),
+                                           progress=StageDisplay("rich", Console(highlight=False)))
         if log.get(f"teacher:{teacher}") is None:
             info = teacher_info(targets[teacher])
             log.add(f"teacher:{teacher}", {"verification": info["verification"],

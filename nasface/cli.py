@@ -9,8 +9,10 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+import time
 from enum import Enum
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +28,17 @@ console = Console(soft_wrap=True)
 class Convention(str, Enum):
     lfr = "lfr"
     macs = "macs"
+
+
+def _interrupted(what_next: str) -> NoReturn:
+    """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT, as a shell reports it), no traceback."""
+    print(f"interrupted: {what_next}", file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
+# What Ctrl-C leaves before a search's candidates (or a score's training): every cache is whole or absent.
+NOTHING_HALF_WRITTEN = ("no cache is left half-written; the same command starts the unfinished stage again and "
+                        "reuses the finished ones")
 
 
 def _human(value: float, unit: str = "") -> str:
@@ -184,6 +197,7 @@ def score_command(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
     """Train one architecture briefly (the search's proxy) and score it on unseen identities."""
+    from nasface.progress import StageDisplay
     from nasface.search import DataSettings, load_proxy_data
     from nasface.spec import load_spec
     from nasface.teacher import check_teacher, teacher_targets
@@ -192,10 +206,15 @@ def score_command(
     arch = load_spec(spec)
     budget = _proxy_budget(proxy_steps, proxy_batch, resolution, seed, device, distill, margin)
     check_teacher(teacher, teacher_spec)
-    proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir)
-    targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec,
-                              log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    _print_facts(score(arch, proxy.train, proxy.pairs, budget, targets), as_json)
+    stages = StageDisplay("rich", console)
+    try:
+        proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir, stages)
+        targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec,
+                                  log=lambda m: console.print(f"[dim]{m}[/dim]"), progress=stages)
+        facts = score(arch, proxy.train, proxy.pairs, budget, targets)
+    except KeyboardInterrupt:
+        _interrupted(NOTHING_HALF_WRITTEN)
+    _print_facts(facts, as_json)
 
 
 @app.command("space")
@@ -251,8 +270,8 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
     search_config = config_from_options(options, config)
     try:
         run_search(search_config, Reporter(output.value))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt:  # before the candidates (once they run, Ctrl-C ends the search in order)
+        _interrupted(NOTHING_HALF_WRITTEN)
 
 
 # The search options that say what a fidelity study measures: its data, space, budgets, proxy and teacher.
@@ -280,6 +299,7 @@ def fidelity_command(
     import torch
 
     from nasface.fidelity import FidelitySettings, run_fidelity
+    from nasface.progress import StageDisplay
     from nasface.search import config_from_options
     from nasface.signals import SIGNALS
 
@@ -298,10 +318,10 @@ def fidelity_command(
         torch.set_num_threads(threads)
     folder = out or Path("studies") / f"fidelity-{Path(search_config.data.source).name}"
     try:
-        report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse)
+        report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
+                              progress=StageDisplay("rich", console))
     except KeyboardInterrupt:
-        console.print("interrupted: every finished architecture is in the log; the same command continues")
-        sys.exit(130)
+        _interrupted("every finished architecture is in the log; the same command continues")
     print_fidelity(report)
     console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
 
@@ -363,9 +383,11 @@ def report_command(
     csv: Path = typer.Option(None, "--csv", help="Also write every trial as one CSV row here."),
 ) -> None:
     """Write the study's Pareto report (self-contained HTML), or print its Pareto trials as JSON."""
+    from nasface.progress import format_duration
     from nasface.report import open_study, pareto_front, study_frame, write_report
     from nasface.search.record import read
 
+    started = time.perf_counter()
     loaded = open_study(study, studies_dir, storage)
     if csv is not None:
         from nasface.atomic import write_atomic
@@ -376,7 +398,7 @@ def report_command(
                            "metrics": facts.metrics} for facts in map(read, pareto_front(loaded))]))
         return
     path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=[studies_dir])
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path} in {format_duration(time.perf_counter() - started)}")
 
 
 @app.command("export")

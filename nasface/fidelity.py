@@ -43,6 +43,7 @@ from nasface.atomic import RowLog, write_atomic
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
+from nasface.progress import SILENT, Stages
 from nasface.ranking import loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
 from nasface.signals import SIGNALS, oriented
 from nasface.space import feasible_sample, load_space
@@ -56,6 +57,7 @@ DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
 TRIVIAL = ("log_flops", "log_params")
+FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,13 @@ def interleave(first: list, second: list) -> list:
     return merged + pending
 
 
-def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False) -> dict:
-    """Train what the log lacks (unless ``analyse_only``), then analyse and write the report."""
+def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False,
+                 progress: Stages = SILENT) -> dict:
+    """Train what the log lacks (unless ``analyse_only``), then analyse and write the report.
+
+    The data, the teacher and the runs are stages of ``progress``; the runs' ETA counts the runs
+    other processes sharing the log take off this one's hands as done at once, so with two
+    processes it is about the time the two of them need."""
     from nasface.search import check_config, load_proxy_data
     from nasface.teacher import teacher_targets
 
@@ -229,7 +236,7 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     config = settings.search
     specs = draw_architectures(settings)
     repeated = second_seed_subset(specs, settings.second_seeds)
-    data = load_proxy_data(config.data, config.seed, out / "cache")
+    data = load_proxy_data(config.data, config.seed, out / "cache", progress)
     proxy = settings.proxy
     teacher_info = teacher_identity(config)
     rows = RowLog(out / LOG)
@@ -242,26 +249,14 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     if todo:
         # the search's own proxy budget, so the teacher is the one the search trains (and caches)
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy,
-                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log)
-        started, done_seconds = time.time(), []
-        for number, (spec, seed) in enumerate(todo, 1):
-            if not rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
-                continue  # another process sharing this log has done it, or is doing it
-            begun = time.time()
-            budget = dataclasses.replace(proxy, seed=seed)
-            results = score_budgets(spec, data.train, data.pairs, budget, settings.steps(), teacher)
-            rows.add(row_key(settings, data.key, spec, seed, teacher_info),
-                     {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
-                      "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
-                      "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
-                      "load_average": os.getloadavg()[0], "machine": platform.node()})
-            done_seconds.append(time.time() - begun)
-            left = (len(todo) - number) * float(np.median(done_seconds))  # an upper bound when shared
-            final = results[-1]
-            shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
-                     else f"failed: {final['reason']}")
-            log(f"[{len(rows.rows)}/{len(plan)}] {spec.name} seed {seed}: {shown} ({done_seconds[-1]:.0f} s; "
-                f"about {left / 60:.0f} min left, {(time.time() - started) / 60:.0f} min so far)")
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
+                                  progress=progress)
+        with progress.stage(FIDELITY_RUNS, len(todo), "runs") as stage:
+            for number, (spec, seed) in enumerate(todo, 1):
+                # unclaimed: another process sharing this log has done it, or is doing it
+                if rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
+                    _measure(settings, spec, seed, data, teacher, rows, len(plan), teacher_info, log)
+                stage.update(number)
     rows.refresh()
     report = analyse(settings, specs, repeated, [rows.get(row_key(settings, data.key, s, seed, teacher_info))
                                                  for s, seed in plan])
@@ -270,6 +265,24 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
     write_page(report, out / PAGE)
     return report
+
+
+def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, rows: RowLog, planned: int,
+             teacher_info: dict | None, log) -> None:
+    """Train one architecture with one seed at every budget and append its line to the log."""
+    config = settings.search
+    begun = time.time()
+    results = score_budgets(spec, data.train, data.pairs, dataclasses.replace(settings.proxy, seed=seed),
+                            settings.steps(), teacher)
+    rows.add(row_key(settings, data.key, spec, seed, teacher_info),
+             {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
+              "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
+              "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
+              "load_average": os.getloadavg()[0], "machine": platform.node()})
+    final = results[-1]
+    shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
+             else f"failed: {final['reason']}")
+    log(f"[{len(rows.rows)}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
 
 
 def describe(settings: FidelitySettings) -> dict:

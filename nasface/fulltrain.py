@@ -44,8 +44,9 @@ from nasface.evaluate import embed, evaluate_pairs
 from nasface.export import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_recipe
 from nasface.model import build_model
 from nasface.fulltrain_progress import FINAL_LOSS_STEPS, TrainingReporter
+from nasface.progress import Stages
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
-from nasface.teacher import add_to_centres, default_teacher_spec, head_centres, normalised_centres
+from nasface.teacher import TEACHER_EMBEDDING, add_to_centres, default_teacher_spec, head_centres, normalised_centres
 from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
                            check_device, loop_checkpoint, make_loop_state, resolve_device, restore_loop,
                            train_loop)
@@ -301,17 +302,13 @@ def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingRepor
     """Decode into a staging folder renamed into place (``atomic_dir``): a kill never leaves half a cache."""
     plan = source.plan(None, None, 0)
     total = sum(len(images) for _, images in plan)
-    reporter.message(f"decoding {total:,} training faces of {len(plan):,} identities once into {folder}")
+    reporter.message(f"{source.making} {total:,} training faces of {len(plan):,} identities once into {folder}")
     with atomic_dir(folder, "manifest.json", "the decoded-faces cache") as staging:
         images = np.lib.format.open_memmap(staging / "images.npy", mode="w+", dtype=np.uint8,
                                            shape=(total, *FACE_SHAPE))
         labels = np.empty(total, np.int64)
-        row = 0
-        for label, (identity, image_indices) in enumerate(plan):
-            images[row:row + len(image_indices)] = source.read_images(identity, image_indices)
-            labels[row:row + len(image_indices)] = label
-            row += len(image_indices)
-            reporter.decoding(row, total)
+        with reporter.stages.stage(f"{source.making} training faces", total, "faces") as stage:
+            source.write_plan(plan, images, labels, on_rows=stage.update)
         images.flush()
         del images
         np.save(staging / "labels.npy", labels)
@@ -320,18 +317,19 @@ def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingRepor
 
 
 # -- one stage --------------------------------------------------------------------------------------------
-def _class_centres(model: torch.nn.Module, faces: FaceSet, dim: int, device: torch.device,
+def _class_centres(model: torch.nn.Module, faces: FaceSet, dim: int, device: torch.device, stages: Stages,
                    chunk: int = 4096) -> np.ndarray:
     """The normalised mean teacher embedding of each identity (a loaded teacher has no head for ours)."""
     sums = np.zeros((faces.num_identities, dim), np.float64)
-    for start in range(0, len(faces.labels), chunk):
-        embeddings = embed(model, np.asarray(faces.images[start:start + chunk]), batch_size=256, device=device,
-                           flip=False)
-        add_to_centres(sums, embeddings, faces.labels[start:start + chunk])
+    with stages.stage(TEACHER_EMBEDDING, len(faces.labels), "faces") as stage:
+        for start in range(0, len(faces.labels), chunk):
+            embeddings = embed(model, np.asarray(faces.images[start:start + chunk]), batch_size=256, device=device,
+                               flip=False, on_batch=lambda done, first=start: stage.update(first + done))
+            add_to_centres(sums, embeddings, faces.labels[start:start + chunk])
     return normalised_centres(sums)
 
 
-def _load_teacher(run: TrainingRun, stage: Stage, faces: FaceSet) -> TeacherNetwork | None:
+def _load_teacher(run: TrainingRun, stage: Stage, faces: FaceSet, stages: Stages) -> TeacherNetwork | None:
     if stage.teacher is None or run.plan.distill == "none":
         return None
     from_stage = stage.teacher in {earlier.name for earlier in run.stages}
@@ -341,7 +339,7 @@ def _load_teacher(run: TrainingRun, stage: Stage, faces: FaceSet) -> TeacherNetw
     if run.plan.distill == "margin":
         centres_path = run.centres_path(stage.teacher)
         if not centres_path.is_file():  # a loaded teacher: centres from its embeddings, computed once
-            _save_array(centres_path, _class_centres(teacher.model, faces, spec.embedding.size, run.device))
+            _save_array(centres_path, _class_centres(teacher.model, faces, spec.embedding.size, run.device, stages))
         teacher.centres = np.load(centres_path)
     return teacher
 
@@ -372,7 +370,7 @@ def _next_stop(step: int, steps: int, *intervals: int) -> int:
 def _train_stage(run: TrainingRun, stage: Stage, faces: FaceSet, saved: dict | None,
                  reporter: "TrainingReporter") -> dict:
     plan = run.stage_plan(stage)
-    teacher = _load_teacher(run, stage, faces)
+    teacher = _load_teacher(run, stage, faces, reporter.stages)
     torch.manual_seed(stage.seed)
     model = build_model(stage.spec)
     state = make_loop_state(model, faces.num_identities, stage.spec.embedding.size, plan, teacher, run.device)
@@ -467,6 +465,3 @@ def train_recipe(recipe: Recipe | str | os.PathLike, *, output: str | os.PathLik
     """``prepare_training`` then ``run_training``: what ``nasface train`` does."""
     run = prepare_training(recipe, output=output, resume=resume, data=data, cache_dir=cache_dir, **overrides)
     return run_training(run, reporter)
-
-
-# -- what the user sees ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from nasface.errors import NasfaceError
-from nasface.progress import format_duration
+from nasface.progress import StageDisplay, format_duration
 
 if TYPE_CHECKING:
     from nasface.fulltrain import TrainingPlan, TrainingResult, TrainingRun
@@ -48,6 +48,7 @@ class TrainingReporter:
         self.done_steps = 0
         self.timed_steps = 0          # steps this process trained after its first (which pays for warm-up)
         self.clock: float | None = None
+        self.stages = StageDisplay(mode, self.console, self._event, interval)  # decoding, a teacher's centres
 
     def log_to(self, path: Path) -> None:
         self.log_path = path
@@ -74,10 +75,6 @@ class TrainingReporter:
             return False
         self.last_shown = now
         return True
-
-    def decoding(self, done: int, total: int) -> None:
-        if done == total or self._due():
-            self._print(f"[dim]  decoded {done:,}/{total:,} faces[/dim]")
 
     def run_started(self, run: TrainingRun, where: str) -> None:
         self.total_steps = run.plan.steps * len(run.stages)

@@ -1,15 +1,28 @@
-"""What the user sees while a search runs: a live rich display, quiet, or JSON lines for scripts."""
+"""What the user sees while nasface works: long stages, a search's trials, and where the time went.
+
+A long stage (rendering or decoding faces, training or running a teacher, fidelity runs) reports
+through ``Stages``::
+
+    with stages.stage("teacher training", steps, "steps") as stage:
+        ...
+        stage.update(done, loss=loss)
+
+The base class shows nothing: it is what the Python API gets unless it passes a display.
+``StageDisplay`` shows stages in the command line's output modes, the same as the trials'.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from nasface.search.record import as_row, read
 
 
 def format_duration(seconds: float | None) -> str:
@@ -20,13 +33,149 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+class StageProgress:
+    """How far one long stage has come.  Its ETA is the time per unit so far times the units left."""
+
+    def __init__(self, name: str, total: int, unit: str, stages: "Stages"):
+        self.name, self.total, self.unit = name, total, unit
+        self.done = 0
+        self.info: dict = {}
+        self.started = time.perf_counter()
+        self._stages = stages
+
+    def update(self, done: int, **info) -> None:
+        """``done`` units of ``total`` are finished; ``info`` (e.g. ``loss=``) is shown beside them."""
+        self.done, self.info = done, info
+        self._stages.updated(self)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def seconds_per_unit(self) -> float | None:
+        return self.elapsed() / self.done if self.done > 0 else None
+
+    def eta_seconds(self) -> float | None:
+        per_unit = self.seconds_per_unit()
+        return None if per_unit is None else per_unit * max(0, self.total - self.done)
+
+
+class Stages:
+    """Where long stages report their progress.  This base class shows nothing (the library's default);
+    a display overrides ``started``, ``updated`` and ``ended``."""
+
+    @contextmanager
+    def stage(self, name: str, total: int, unit: str) -> Iterator[StageProgress]:
+        progress = StageProgress(name, total, unit, self)
+        self.started(progress)
+        try:
+            yield progress
+        except KeyboardInterrupt:
+            self.ended(progress, "interrupted")
+            raise
+        except BaseException:
+            self.ended(progress, "failed")
+            raise
+        self.ended(progress, "done")
+
+    def started(self, progress: StageProgress) -> None:
+        """A stage begins (nothing done yet)."""
+
+    def updated(self, progress: StageProgress) -> None:
+        """``progress.update`` was called."""
+
+    def ended(self, progress: StageProgress, status: str) -> None:
+        """The stage ends: ``done``, ``interrupted`` (Ctrl-C) or ``failed`` (an exception)."""
+
+
+SILENT = Stages()
+
+
+class StageDisplay(Stages):
+    """Stages shown as the command line shows trials.
+
+    ``rich``: a live bar on a terminal, else (a log file) a line every ``interval`` seconds; either
+    way one line when the stage ends.  ``quiet``: nothing.  ``jsonl``: ``emit("progress", ...)`` at
+    the start and at every update (``done``, ``total``, ``unit``, ``elapsed_seconds``,
+    ``eta_seconds``, ``search_eta_seconds`` and the stage's own fields such as ``loss``), then
+    ``emit("progress_end", ...)`` with the ``status`` and ``seconds``.
+
+    ``search_eta``, where a search sets it, gives the whole search's time left while a stage runs.
+    """
+
+    def __init__(self, mode: str, console: Console, emit: Callable[..., None] | None = None,
+                 interval: float = 10.0):
+        self.mode, self.console, self.emit, self.interval = mode, console, emit, interval
+        self.search_eta: Callable[[StageProgress], float | None] | None = None
+        self._bar: Progress | None = None
+        self._task = None
+        self._last_line = 0.0
+
+    def _event(self, kind: str, **fields) -> None:
+        if self.mode == "jsonl" and self.emit is not None:
+            self.emit(kind, **fields)
+
+    def _progress_event(self, progress: StageProgress, search_eta: float | None) -> None:
+        self._event("progress", stage=progress.name, done=progress.done, total=progress.total, unit=progress.unit,
+                    elapsed_seconds=round(progress.elapsed(), 3), eta_seconds=_rounded(progress.eta_seconds()),
+                    search_eta_seconds=_rounded(search_eta), **progress.info)
+
+    def _status(self, progress: StageProgress, search_eta: float | None) -> str:
+        shown = [f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                 for key, value in progress.info.items()]
+        shown.append(f"{format_duration(progress.elapsed())} elapsed, ~{format_duration(progress.eta_seconds())} left")
+        if search_eta is not None:
+            shown.append(f"search ~{format_duration(search_eta)} left")
+        return ", ".join(shown)
+
+    def started(self, progress: StageProgress) -> None:
+        self._last_line = time.perf_counter()  # in a log, the first line comes after one interval
+        self._progress_event(progress, None)
+        if self.mode == "rich" and self.console.is_terminal:
+            self._bar = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[status]}"), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(progress.name, total=progress.total, status="")
+
+    def updated(self, progress: StageProgress) -> None:
+        search_eta = self.search_eta(progress) if self.search_eta is not None else None
+        self._progress_event(progress, search_eta)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=progress.done, status=self._status(progress, search_eta))
+        elif self.mode == "rich" and time.perf_counter() - self._last_line >= self.interval:
+            self._last_line = time.perf_counter()
+            share = progress.done / progress.total if progress.total else 1.0
+            self.console.print(f"[dim]  {progress.name}: {progress.done:,}/{progress.total:,} {progress.unit} "
+                               f"({share:.0%}), {self._status(progress, search_eta)}[/dim]")
+
+    def ended(self, progress: StageProgress, status: str) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        self._event("progress_end", stage=progress.name, status=status, done=progress.done, total=progress.total,
+                    unit=progress.unit, seconds=round(progress.elapsed(), 3))
+        if self.mode != "rich":
+            return
+        if status == "done":
+            self.console.print(f"[dim]  {progress.name}: {progress.total:,} {progress.unit} in "
+                               f"{format_duration(progress.elapsed())}[/dim]")
+        else:
+            self.console.print(f"  {progress.name}: {status} at {progress.done:,}/{progress.total:,} {progress.unit}")
+
+
 class Reporter:
-    """``mode``: ``rich`` (a line per trial and a status line), ``quiet`` or ``jsonl``."""
+    """``mode``: ``rich`` (a line per trial and a status line), ``quiet`` or ``jsonl``.
+
+    ``stages`` shows the search's long stages (data, teacher) in the same mode."""
 
     def __init__(self, mode: str = "rich"):
         self.mode = mode
         self.console = Console(highlight=False, soft_wrap=True)
         self.started = time.time()
+        self.stages = StageDisplay(mode, self.console, self._emit)
 
     def _emit(self, event: str, **fields) -> None:
         if self.mode == "jsonl":
@@ -51,13 +200,16 @@ class Reporter:
 
     def trial(self, facts, progress, pareto=None) -> None:
         """One trial's outcome (its ``record.TrialRecord``) and the search's tallies."""
+        from nasface.search.record import as_row  # not at the top: the data and teacher stages use this module
+
         row = as_row(facts)
         number = facts.number
+        eta = progress.eta_seconds()
         status = (f"{progress.trained}/{progress.planned or '-'} trained, {progress.baselines} baselines, "
                   f"{progress.running} running, "
                   f"{progress.rejected} rejected, {progress.failed} failed, "
                   f"Pareto {len(pareto) if pareto is not None else '-'}, "
-                  f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(progress.eta_seconds())}")
+                  f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(eta)}")
         if self.mode == "rich":
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
             if row["rung"] is not None:
@@ -74,9 +226,13 @@ class Reporter:
                                    f"{row['flops']:,} FLOPs, {row['weight_bytes'] / 1e6:.2f} MB, "
                                    f"{row['seconds']:.0f}s")
             self.console.print(f"[dim]  {status}[/dim]")
-        self._emit("trial", **row, status=status)
+        self._emit("trial", **row, status=status, search_eta_seconds=_rounded(eta))
 
-    def finish(self, study, pareto, config) -> None:
+    def finish(self, study, pareto, config, seconds: dict | None = None) -> None:
+        """The Pareto table, where to find the study, and ``seconds``: where the time went (a section's
+        name -> seconds, and ``total``)."""
+        from nasface.search.record import as_row, read
+
         rows = [as_row(read(t)) for t in sorted(pareto, key=lambda t: t.number)]
         if self.mode == "rich":
             table = Table(title="Pareto-optimal trials (within budget)")
@@ -92,8 +248,17 @@ class Reporter:
                 self.console.print("no trial within budget has finished yet")
             self.console.print(f"study: {config.storage_url} (study name {config.study})")
             self.console.print(f"report: nasface report {config.study} -> {config.study_dir / 'report.html'}")
-        self._emit("finish", pareto=rows, storage=config.storage_url, study=config.study)
+            if seconds:
+                self.console.print(time_line(seconds))
+        self._emit("finish", pareto=rows, storage=config.storage_url, study=config.study,
+                   seconds={name: round(value, 1) for name, value in (seconds or {}).items()})
         sys.stdout.flush()
+
+
+def time_line(seconds: dict) -> str:
+    """"where the time went: data 0m12s, teacher 3m05s, ...; total 13m05s" from name -> seconds."""
+    parts = [f"{name} {format_duration(value)}" for name, value in seconds.items() if name != "total"]
+    return f"where the time went: {', '.join(parts)}; total {format_duration(seconds['total'])}"
 
 
 def reference_lines(budgets) -> list[str]:

@@ -36,7 +36,8 @@ from nasface.checkpoint import load_checkpoint, save_weights
 from nasface.data import PairSet, ProxyData
 from nasface.data.base import file_fingerprint
 from nasface.errors import NasfaceError
-from nasface.evaluate import distinct_faces, embed, embed_pairs, pair_metrics
+from nasface.evaluate import distinct_faces, embed, pair_metrics
+from nasface.progress import SILENT, Stages
 from nasface.spec import load_spec, spec_to_dict
 from nasface.train import ProxyBudget, TeacherTargets, build_student, make_loop_state, train_loop
 
@@ -47,6 +48,8 @@ DLIB_TEACHER = "dlib-resnet"
 TEACHER_CHOICES = f"auto, none, {DLIB_TEACHER}, or the path of a .safetensors / .pt checkpoint"
 # Bump when the dlib teacher's crops -> chips -> embeddings change, so old caches are not reused.
 DLIB_TEACHER_VERSION = 1
+# The stages a teacher reports (``nasface.progress``); the search times its candidates by the first.
+TEACHER_TRAINING, TEACHER_EMBEDDING, DLIB_CHIPS = "teacher training", "teacher embedding", "dlib face chips"
 
 
 def _key(*parts) -> str:
@@ -81,22 +84,25 @@ def _write_targets(folder: Path, targets: TeacherTargets, info: dict, write_extr
     return read_teacher(folder)
 
 
-def _targets_of(model: torch.nn.Module, data: ProxyData, device: torch.device,
+def _targets_of(model: torch.nn.Module, data: ProxyData, device: torch.device, progress: Stages,
                 centres: np.ndarray | None = None) -> tuple[TeacherTargets, dict]:
     """Embeddings of every training image and of its mirror (centres default to the class means),
-    of the distinct held-out faces, and the teacher's own verification of the pairs."""
+    of the distinct held-out faces (flip-summed, as candidates are scored), and the teacher's own
+    verification of the pairs: one stage, counted in forward passes of a face."""
     train = data.train
     images = np.asarray(train.images)
-    embeddings = embed(model, images, batch_size=128, device=device, flip=False)
+    pair_images = np.asarray(data.pairs.images)
+    distinct, slot = distinct_faces(pair_images)
+    count = len(images)
+    with progress.stage(TEACHER_EMBEDDING, 2 * count + 2 * len(distinct), "faces") as stage:
+        embeddings = embed(model, images, batch_size=128, device=device, flip=False, on_batch=stage.update)
+        flipped = embed(model, images[:, :, ::-1].copy(), batch_size=128, device=device, flip=False,
+                        on_batch=lambda done: stage.update(count + done))
+        faces = embed(model, pair_images[distinct], batch_size=128, device=device,
+                      on_batch=lambda done: stage.update(2 * count + 2 * done))
     if centres is None:
         centres = mean_centres(embeddings, np.asarray(train.labels), train.num_identities)
-    faces, slot = embed_pairs(model, data.pairs, batch_size=128, device=device)
-    targets = TeacherTargets(
-        embeddings=embeddings,
-        flipped=embed(model, images[:, :, ::-1].copy(), batch_size=128, device=device, flip=False),
-        centres=centres,
-        held_out=faces,
-    )
+    targets = TeacherTargets(embeddings=embeddings, flipped=flipped, centres=centres, held_out=faces)
     return targets, _summary(pair_metrics(faces, slot, data.pairs.issame), data.pairs)
 
 
@@ -168,14 +174,15 @@ def verification_line(info: dict) -> str:
 
 def teacher_targets(teacher: str, data: ProxyData, cache_dir: str | os.PathLike, budget: ProxyBudget,
                     teacher_spec: str | None = None, teacher_steps: int | None = None,
-                    log=print) -> TeacherTargets | None:
+                    log=print, progress: Stages = SILENT) -> TeacherTargets | None:
     """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use.
 
     Building them also scores the teacher itself on ``data``'s verification pairs, kept in
-    ``teacher.json`` and logged each time."""
+    ``teacher.json`` and logged each time.  Training and embedding are stages of ``progress``
+    (``TEACHER_TRAINING``, ``TEACHER_EMBEDDING``; dlib's teacher cuts ``DLIB_CHIPS`` first)."""
     if teacher == "none":
         return None
-    targets = _cached_targets(teacher, data, Path(cache_dir), budget, teacher_spec, teacher_steps, log)
+    targets = _cached_targets(teacher, data, Path(cache_dir), budget, teacher_spec, teacher_steps, log, progress)
     info = teacher_info(targets)
     if "verification" in info:  # caches written before teachers were scored lack it
         log(verification_line(info))
@@ -183,11 +190,11 @@ def teacher_targets(teacher: str, data: ProxyData, cache_dir: str | os.PathLike,
 
 
 def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: ProxyBudget,
-                    teacher_spec: str | None, teacher_steps: int | None, log) -> TeacherTargets:
+                    teacher_spec: str | None, teacher_steps: int | None, log, progress: Stages) -> TeacherTargets:
     train, data_key = data.train, data.key
     device = budget.torch_device()
     if teacher == DLIB_TEACHER:
-        return _dlib_targets(data, cache_dir, log)
+        return _dlib_targets(data, cache_dir, log, progress)
     if teacher == "auto":
         name, steps = auto_teacher(budget, teacher_spec, teacher_steps)
         spec = load_spec(name)
@@ -199,8 +206,10 @@ def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: Prox
         torch.manual_seed(budget.seed)
         model = build_student(spec, budget.resolution)
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
-        train_loop(state, train, teacher_budget, None, device)
-        targets, verification = _targets_of(state.model, data, device, head_centres(state.head))
+        with progress.stage(TEACHER_TRAINING, steps, "steps") as stage:
+            train_loop(state, train, teacher_budget, None, device,
+                       on_step=lambda now: stage.update(now.step, loss=float(np.mean(now.losses[-10:]))))
+        targets, verification = _targets_of(state.model, data, device, progress, head_centres(state.head))
         info = {"teacher": "auto", "spec": spec.name, "steps": steps, "data": data_key,
                 "final_loss": float(np.mean(state.losses[-10:])), "verification": verification}
         return _write_targets(folder, targets, info,
@@ -215,16 +224,18 @@ def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: Prox
     spec, model = load_checkpoint(path, teacher_spec)
     model.to(device)
     log(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
-    targets, verification = _targets_of(model, data, device)
+    targets, verification = _targets_of(model, data, device, progress)
     return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key,
                                             "verification": verification})
 
 
-def _dlib_targets(data: ProxyData, cache_dir: Path, log) -> TeacherTargets:
+def _dlib_targets(data: ProxyData, cache_dir: Path, log, progress: Stages) -> TeacherTargets:
     """dlib's embeddings of every training crop and its mirror, once; see ``nasface.dlib_models``.
 
     The mirror's embedding is that of the mirrored chip: the landmarks of a mirrored face are the
     mirrored landmarks, so its chip is the mirrored chip, and dlib's detector runs once per crop.
+    Cutting the chips (training crops, then the distinct held-out ones) and embedding them are two
+    stages of ``progress``.
     """
     from nasface import dlib_models
 
@@ -235,21 +246,26 @@ def _dlib_targets(data: ProxyData, cache_dir: Path, log) -> TeacherTargets:
     count = len(data.train.labels)
     log(f"embedding the {count} proxy training faces and their mirrors with dlib's ResNet once; cached in "
         f"{folder}")
-    start = time.perf_counter()
-    chips = dlib_models.face_chips(np.asarray(data.train.images), models)
-    both = dlib_models.embed_chips(np.concatenate([chips.chips, chips.chips[:, :, ::-1]]), models, log,
-                                   "training faces and mirrors")
-    seconds_per_face = (time.perf_counter() - start) / (2 * count)
+    images = np.asarray(data.pairs.images)
+    distinct, slot = distinct_faces(images)
+    with progress.stage(DLIB_CHIPS, count + len(distinct), "crops") as stage:
+        clock = time.perf_counter()
+        chips = dlib_models.face_chips(np.asarray(data.train.images), models, on_crop=stage.update)
+        training_seconds = time.perf_counter() - clock  # with the training embeddings': seconds_per_face
+        pair_chips = dlib_models.face_chips(images[distinct], models, on_crop=lambda done: stage.update(count + done))
+    with progress.stage(TEACHER_EMBEDDING, 2 * (count + len(distinct)), "chips") as stage:
+        clock = time.perf_counter()
+        both = dlib_models.embed_chips(np.concatenate([chips.chips, chips.chips[:, :, ::-1]]), models,
+                                       on_batch=stage.update)
+        training_seconds += time.perf_counter() - clock
+        mirrored = dlib_models.embed_chips(np.concatenate([pair_chips.chips, pair_chips.chips[:, :, ::-1]]),
+                                           models, on_batch=lambda done: stage.update(2 * count + done))
+    seconds_per_face = training_seconds / (2 * count)
     detected = int(chips.detected.sum())
     log(f"dlib's detector found a face in {detected} of {count} training crops"
         + (f"; the landmarks of the other {count - detected} were sought in the box {chips.fallback_box} "
            "(left, top, right, bottom)" if detected < count else ""))
-    images = np.asarray(data.pairs.images)
-    distinct, slot = distinct_faces(images)
-    pair_chips = dlib_models.face_chips(images[distinct], models)
     pair_faces = {"faces": len(distinct), "detected": int(pair_chips.detected.sum())}
-    mirrored = dlib_models.embed_chips(np.concatenate([pair_chips.chips, pair_chips.chips[:, :, ::-1]]),
-                                       models, log, "held-out faces and mirrors")
     held_out = mirrored[:len(distinct)] + mirrored[len(distinct):]  # flip-summed, as candidates are scored
     metrics = pair_metrics(held_out, slot, data.pairs.issame)
     log(f"dlib's detector found a face in {pair_faces['detected']} of the {pair_faces['faces']} held-out crops")

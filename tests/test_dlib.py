@@ -20,7 +20,8 @@ from nasface import dlib_models
 from nasface.data import describe, open_source, proxy_data
 from nasface.errors import NasfaceError
 from nasface.spec import spec_from_dict
-from nasface.teacher import DLIB_TEACHER, teacher_info, teacher_targets
+from nasface.progress import Stages
+from nasface.teacher import DLIB_CHIPS, DLIB_TEACHER, TEACHER_EMBEDDING, teacher_info, teacher_targets
 from nasface.train import ProxyBudget, score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,16 @@ STUDENT = spec_from_dict({  # 64-d embeddings: not the teacher's 128
     "name": "student", "stem": {"width": 16, "stride": 2},
     "stages": [{"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2, "expansion": 2}],
     "embedding": {"kind": "gdc", "size": 64, "width": 64}})
+
+
+class RecordedStages(Stages):
+    """Every progress update, as (stage, done, total)."""
+
+    def __init__(self):
+        self.updates = []
+
+    def updated(self, progress) -> None:
+        self.updates.append((progress.name, progress.done, progress.total))
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +120,19 @@ def test_the_dlib_teacher_embeds_once_verifies_and_distils_into_another_size(dli
     data = proxy_data("orl-aligned", train_identities=3, images_per_identity=3, val_identities=2, pairs=8,
                       seed=0, cache_dir=cache / "proxy")
     budget = ProxyBudget(steps=2, batch_size=4, resolution=32, device="cpu")
-    messages = []
-    targets = teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget, log=messages.append)
+    messages, stages = [], RecordedStages()
+    targets = teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget, log=messages.append, progress=stages)
     assert targets.embeddings.shape == targets.flipped.shape == (9, 128) and targets.centres.shape == (3, 128)
     info = teacher_info(targets)
     assert info["teacher"] == DLIB_TEACHER and info["training_faces"] == 9 and info["detected"] == 9
     assert info["verification"]["pairs"] == 8 and info["verification"]["accuracy"] >= 0.75
     assert messages[-1].startswith(f"teacher {DLIB_TEACHER} verifies orl-aligned-held-out at")
-    assert any("18/18 training faces and mirrors embedded" in m for m in messages)  # progress
+    # Progress: the 9 training crops and the distinct held-out ones searched, then each one's chip and
+    # its mirror embedded.
+    chips = [done for name, done, _ in stages.updates if name == DLIB_CHIPS]
+    embedded = [(done, total) for name, done, total in stages.updates if name == TEACHER_EMBEDDING]
+    assert chips == list(range(1, len(chips) + 1)) and len(chips) > 9
+    assert embedded[-1] == (2 * len(chips), 2 * len(chips)) and embedded[0][0] == 16  # dlib's batch
     # The mirror's embedding (that of the mirrored chip) is what dlib gives the mirrored crop.
     models = dlib_models.load_models()
     mirrored = dlib_models.face_chips(np.asarray(data.train.images)[:3, :, ::-1], models)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -125,6 +125,7 @@ class FaceSourceBase(ABC):
     """Shared ``load`` for sources that can count and decode an identity's images."""
 
     name: str
+    making = "decoding"  # what producing its images is called in progress lines ("rendering" if generated)
 
     @abstractmethod
     def identities(self) -> list:
@@ -170,14 +171,17 @@ class FaceSourceBase(ABC):
                 for index in indices]
 
     def write_plan(self, plan: list[tuple[int, np.ndarray]], images: np.ndarray,
-                   labels: np.ndarray) -> None:
-        """Decode a plan into preallocated arrays; identity k of the plan gets label k."""
+                   labels: np.ndarray, on_rows: Callable[[int], None] | None = None) -> None:
+        """Decode a plan into preallocated arrays; identity k of the plan gets label k.  ``on_rows``
+        is told how many images are written after each identity."""
         row = 0
         for label, (index, image_indices) in enumerate(plan):
             end = row + len(image_indices)
             images[row:end] = self.read_images(index, image_indices)
             labels[row:end] = label
             row = end
+            if on_rows is not None:
+                on_rows(row)
 
     def load(self, identities: Sequence[int] | None = None, per_identity: int | None = None,
              seed: int = 0) -> FaceSet:

@@ -18,6 +18,9 @@ import numpy as np
 from nasface.data.base import FACE_SHAPE, PairSet, sample_report
 from nasface.data.images import decode_face, image_size
 from nasface.errors import NasfaceError
+from nasface.progress import SILENT, Stages
+
+_UPDATE_EVERY = 256  # images decoded between progress updates (a .bin holds thousands)
 
 
 def _numpy_multiarray():
@@ -104,13 +107,17 @@ def _read_structure(path: Path) -> tuple[list[bytes], np.ndarray]:
     return encoded, issame
 
 
-def read_bin(path) -> PairSet:
-    """All pairs of a verification .bin, decoded to 112 x 112 RGB (other sizes are an error)."""
+def read_bin(path, progress: Stages = SILENT) -> PairSet:
+    """All pairs of a verification .bin, decoded to 112 x 112 RGB (other sizes are an error); the
+    decoding is a stage of ``progress``, updated every ``_UPDATE_EVERY`` images."""
     path = Path(path)
     encoded, issame = _read_structure(path)
     images = np.empty((len(encoded), *FACE_SHAPE), np.uint8)
-    for index, data in enumerate(encoded):
-        images[index] = decode_face(data, f"{path} image {index}")
+    with progress.stage(f"decoding {path.name}", len(encoded), "images") as stage:
+        for index, data in enumerate(encoded):
+            images[index] = decode_face(data, f"{path} image {index}")
+            if (index + 1) % _UPDATE_EVERY == 0 or index + 1 == len(encoded):
+                stage.update(index + 1)
     return PairSet(images, issame, path.stem)
 
 

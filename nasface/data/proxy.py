@@ -25,6 +25,7 @@ from nasface.data.base import FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, chec
 from nasface.data.binfile import read_bin
 from nasface.data.sources import open_source
 from nasface.errors import NasfaceError
+from nasface.progress import SILENT, Stages
 
 # Bump when the layout or the way the subset is drawn changes, so old caches are not reused.
 CACHE_VERSION = 1
@@ -95,25 +96,34 @@ def draw_pairs(labels: np.ndarray, pairs: int, seed: int) -> tuple[np.ndarray, n
     return first, second, issame.astype(np.bool_)
 
 
+def _images_in(plan: list) -> int:
+    return sum(len(images) for _, images in plan)
+
+
 def _build(source: FaceSourceBase, train_indices, held_indices, images_per_identity: int, pairs: int,
-           seed: int, bin_path: Path | None, allocate) -> tuple[FaceSet, PairSet]:
-    """Decode the proxy into arrays from ``allocate(name, shape, dtype)`` (memory or .npy files)."""
+           seed: int, bin_path: Path | None, allocate, progress: Stages) -> tuple[FaceSet, PairSet]:
+    """Decode the proxy into arrays from ``allocate(name, shape, dtype)`` (memory or .npy files): the
+    training and held-out faces as one stage of ``progress``, a .bin's pairs as another."""
     plan = source.plan(train_indices, images_per_identity, seed)
-    total = sum(len(images) for _, images in plan)
+    held_plan = source.plan(held_indices, images_per_identity, seed) if bin_path is None else []
+    total = _images_in(plan)
     train_images = allocate(_TRAIN_IMAGES, (total, *FACE_SHAPE), np.uint8)
     train_labels = allocate(_TRAIN_LABELS, (total,), np.int64)
-    source.write_plan(plan, train_images, train_labels)
+    held_images = np.empty((_images_in(held_plan), *FACE_SHAPE), np.uint8)
+    held_labels = np.empty(len(held_images), np.int64)
+    with progress.stage(f"{source.making} faces", total + len(held_images), "faces") as stage:
+        source.write_plan(plan, train_images, train_labels, on_rows=stage.update)
+        source.write_plan(held_plan, held_images, held_labels, on_rows=lambda rows: stage.update(total + rows))
     if bin_path is not None:
-        verification = read_bin(bin_path)
+        verification = read_bin(bin_path, progress)
         pair_images = allocate(_PAIR_IMAGES, verification.images.shape, np.uint8)
         pair_images[:] = verification.images
         issame, name = verification.issame, verification.name
     else:
-        held_out = source.load(held_indices, images_per_identity, seed)
-        first, second, issame = draw_pairs(held_out.labels, pairs, seed)
+        first, second, issame = draw_pairs(held_labels, pairs, seed)
         pair_images = allocate(_PAIR_IMAGES, (2 * pairs, *FACE_SHAPE), np.uint8)
-        pair_images[0::2] = held_out.images[first]
-        pair_images[1::2] = held_out.images[second]
+        pair_images[0::2] = held_images[first]
+        pair_images[1::2] = held_images[second]
         name = f"{source.name}-held-out"
     pair_issame = allocate(_PAIR_ISSAME, issame.shape, np.bool_)
     pair_issame[:] = issame
@@ -156,13 +166,15 @@ def _write_cache(cache_dir: Path, key: str, build) -> ProxyData:
 
 
 def proxy_data(source_spec, *, train_identities: int, images_per_identity: int, val_identities: int,
-               pairs: int, seed: int, cache_dir: Path | None, bin_path: str | None = None) -> ProxyData:
+               pairs: int, seed: int, cache_dir: Path | None, bin_path: str | None = None,
+               progress: Stages = SILENT) -> ProxyData:
     """The proxy task: K x M training faces and verification pairs, deterministic from ``seed``.
 
     ``source_spec`` is a spec (or path) for ``open_source``, or a source it returned.  Pairs come
     from ``val_identities`` held-out identities (disjoint from training, half positive)
     or, with ``bin_path``, are all pairs of that .bin (``val_identities`` and ``pairs``
-    are then unused).  With ``cache_dir`` the data is decoded once and memory-mapped.
+    are then unused).  With ``cache_dir`` the data is decoded once and memory-mapped.  Decoding
+    (or rendering) reports to ``progress``; a cached proxy is read without a stage.
     """
     source = open_source(os.fspath(source_spec)) if isinstance(source_spec, (str, os.PathLike)) \
         else source_spec
@@ -185,7 +197,7 @@ def proxy_data(source_spec, *, train_identities: int, images_per_identity: int, 
 
     def build(allocate):
         return _build(source, train_indices, held_indices, images_per_identity, pairs, seed, bin_file,
-                      allocate)
+                      allocate, progress)
 
     if cache_dir is None:
         train, pair_set = build(lambda name, shape, dtype: np.empty(shape, dtype))

@@ -331,6 +331,7 @@ class SyntheticSource(FaceSourceBase):
     """``num_identities`` generated identities with ``per_identity`` images each."""
 
     name = "synthetic"
+    making = "rendering"
 
     def __init__(self, seed: int = 0, num_identities: int = DEFAULT_IDENTITIES,
                  per_identity: int = DEFAULT_PER_IDENTITY):

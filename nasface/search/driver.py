@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from nasface.signals import oriented
 from nasface.space import SearchSpace, fill_budget
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, open_storage, write_failure
-from nasface.teacher import teacher_info, teacher_targets
+from nasface.progress import StageProgress
+from nasface.teacher import TEACHER_TRAINING, teacher_info, teacher_targets
 from nasface.train import proxy_spec
 
 WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
@@ -42,9 +45,11 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
     """Check the inputs, then search; a disk or database that refuses writes is one clear error."""
     from sqlalchemy.exc import OperationalError
 
+    progress = Progress(planned=config.trials, proxy_steps=config.proxy.steps,
+                        parallel=1 if config.executor == "inline" else config.workers)
     space = check_config(config)
     try:
-        return _search(config, space, reporter)
+        return _search(config, space, reporter, progress)
     except (optuna.exceptions.StorageInternalError, OperationalError) as err:
         raise write_failure(f"the study storage {config.storage_url}", err) from None
     except OSError as err:
@@ -53,7 +58,7 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
         raise write_failure(err.filename or str(config.study_dir), err) from None
 
 
-def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
+def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progress) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lock = StudyLock(config.storage_url)
     try:
@@ -71,7 +76,7 @@ def _search(config: SearchConfig, space: SearchSpace, reporter) -> optuna.Study:
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        return _drive(study, lock, space, config, reporter)
+        return _drive(study, lock, space, config, reporter, progress)
     finally:
         lock.close()
 
@@ -127,38 +132,88 @@ def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | No
 
 @dataclass
 class Progress:
-    """This driver's tallies for the progress line; ``trained`` counts every driver's candidates."""
+    """The driver's counts, its time left, and where its time went; ``trained`` counts every driver's
+    candidates.
+
+    The time left is an estimate: the candidates still to train (``planned`` less those trained,
+    plus the baselines waiting or running), ``parallel`` at a time, each taking the mean wall time of
+    the candidates trained so far.  Before one has finished, a candidate is taken to cost the proxy's
+    steps at the time a step of the teacher took (the same batches at the same resolution, of a
+    MobileFaceNet on a CPU); with no teacher trained in this run it is unknown until then.
+    """
 
     planned: int | None
+    proxy_steps: int = 0
+    parallel: int = 1
     trained: int = 0
     running: int = 0
     rejected: int = 0
     duplicates: int = 0
     failed: int = 0
     baselines: int = 0
+    baselines_left: int = 0
     started: float = field(default_factory=time.time)
     trial_seconds: list[float] = field(default_factory=list)
+    step_seconds: float | None = None        # one training step of the teacher, measured in this run
+    sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
+
+    def candidate_seconds(self) -> float | None:
+        if self.trial_seconds:
+            return sum(self.trial_seconds) / len(self.trial_seconds)
+        return None if self.step_seconds is None else self.step_seconds * self.proxy_steps
 
     def eta_seconds(self) -> float | None:
-        if not self.planned or not self.trial_seconds:
+        per_candidate = self.candidate_seconds()
+        if self.planned is None or per_candidate is None:
             return None
-        left = max(0, self.planned - self.trained)
-        return left * (sum(self.trial_seconds) / len(self.trial_seconds))
+        left = max(0, self.planned - self.trained) + self.baselines_left
+        return math.ceil(left / self.parallel) * per_candidate
+
+    def eta_during(self, stage: StageProgress) -> float | None:
+        """The search's time left while ``stage`` runs: the stage's own ETA, then the candidates'.
+
+        While the teacher trains, its time per step so far is kept for the candidates' estimate.
+        Unknown while the faces are rendered on a first run (no step has been timed yet); the
+        teacher's embedding pass after its training (seconds) is left out."""
+        if stage.name == TEACHER_TRAINING and stage.done:
+            self.step_seconds = stage.seconds_per_unit()
+        own, after = stage.eta_seconds(), self.eta_seconds()
+        return None if own is None or after is None else own + after
+
+    @contextmanager
+    def section(self, name: str):
+        """Add the time spent in the block to ``sections[name]``."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.sections[name] = self.sections.get(name, 0.0) + time.time() - start
+
+    def where_the_time_went(self) -> dict[str, float]:
+        """Each section's seconds, the rest (checking the inputs, opening the study, the summary) as
+        ``other``, and ``total``."""
+        total = time.time() - self.started
+        return {**self.sections, "other": max(0.0, total - sum(self.sections.values())), "total": total}
 
 
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
-           reporter) -> optuna.Study:
-    """The ask / train / tell loop, until the study has its trials, time is up, or Ctrl-C."""
-    data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache")
-    teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
-                              teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                              log=reporter.log)
+           reporter, progress: Progress) -> optuna.Study:
+    """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
+    trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
+    progress.trained = record.trained_candidates(study)
+    progress.baselines_left = _baselines_left(study)
+    reporter.stages.search_eta = progress.eta_during
+    with progress.section("data"):
+        data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
+    with progress.section("teacher"):
+        teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
+                                  log=reporter.log, progress=reporter.stages)
     if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
         study.set_user_attr("nasface_teacher", teacher_info(teacher))
     payload_base = job.payload_base(config, teacher)
 
-    progress = Progress(planned=config.trials)
-    progress.trained = record.trained_candidates(study)
+    candidates_started = time.time()
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
@@ -226,6 +281,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     if config.rungs:
                         promote(study, config, reporter.log)
                 progress.trained = record.trained_candidates(study)
+                progress.baselines_left = _baselines_left(study)
                 reporter.trial(record.read(trial), progress, pareto_front(study))
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
@@ -242,8 +298,16 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     finally:
         heartbeat.stop()
         executor.shutdown()
-    reporter.finish(study, pareto_front(study), config)
+        progress.sections["candidates"] = time.time() - candidates_started
+    reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
     return study
+
+
+def _baselines_left(study: optuna.Study) -> int:
+    """Baselines waiting to be trained or in training, by any driver."""
+    return sum(1 for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,
+                                                            optuna.trial.TrialState.RUNNING))
+               if facts.baseline)
 
 
 def _waiting(study: optuna.Study) -> list:

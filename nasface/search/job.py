@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from nasface.data import proxy_data
+from nasface.progress import SILENT, Stages
 from nasface.search.config import DataSettings
 from nasface.spec import spec_from_dict
 from nasface.teacher import read_teacher
@@ -17,15 +18,17 @@ from nasface.train import ProxyBudget, score, score_budgets
 
 @functools.lru_cache(maxsize=4)
 def _proxy(data_json: str, seed: int, cache_dir: str):
-    data = DataSettings(**json.loads(data_json))
+    """A worker's proxy data, memory-mapped once per process from the cache the driver built."""
+    return load_proxy_data(DataSettings(**json.loads(data_json)), seed, cache_dir)
+
+
+def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike, progress: Stages = SILENT):
+    """The proxy training set and verification pairs, decoded once into ``cache_dir`` (a stage of
+    ``progress`` while they are)."""
     return proxy_data(data.source, train_identities=data.train_identities,
                       images_per_identity=data.images_per_identity, val_identities=data.val_identities,
-                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin)
-
-
-def load_proxy_data(data: DataSettings, seed: int, cache_dir: str | os.PathLike):
-    """The proxy training set and verification pairs, decoded once into ``cache_dir``."""
-    return _proxy(json.dumps(dataclasses.asdict(data), sort_keys=True), seed, str(cache_dir))
+                      pairs=data.pairs, seed=seed, cache_dir=Path(cache_dir), bin_path=data.val_bin,
+                      progress=progress)
 
 
 def payload_base(config, teacher) -> dict:

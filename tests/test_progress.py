@@ -1,0 +1,163 @@
+"""Progress of the long stages (rendering faces, training and running the teacher), the search's time
+left, where its time went, and Ctrl-C during a stage.
+
+Real `nasface search` processes on tiny settings; their ``--output jsonl`` events are what is checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nasface.cli import NOTHING_HALF_WRITTEN
+from nasface.progress import StageDisplay, Stages
+from nasface.search.driver import Progress
+from nasface.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
+from tests.test_faults import finish, launch, run
+from tests.test_search import TINY_DATA
+
+RENDERING = "rendering faces"
+
+
+def search_args(tmp_path: Path, *extra: str, output: str = "jsonl") -> list[str]:
+    """A search that builds its data and teacher and trains no candidate (--trials 0)."""
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in TINY_DATA.items()]
+    return ["search", *flags, "--budget-flops", "1G", "--budget-mem", "20MB", "--studies-dir",
+            str(tmp_path / "studies"), "--study", "p", "--executor", "inline", "--proxy-steps", "3", "--proxy-batch",
+            "8", "--resolution", "32", "--device", "cpu", "--no-baselines", "--trials", "0", "--output", output,
+            *extra]
+
+
+def events(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def updates(all_events: list[dict], stage: str) -> list[dict]:
+    return [e for e in all_events if e["event"] == "progress" and e["stage"] == stage]
+
+
+def ends(all_events: list[dict]) -> list[dict]:
+    return [e for e in all_events if e["event"] == "progress_end"]
+
+
+def assert_counts_up_to_its_total(stage_updates: list[dict], unit: str) -> None:
+    done = [e["done"] for e in stage_updates]
+    assert done[0] == 0 and done[-1] == stage_updates[0]["total"] > 0, done
+    assert all(later > earlier for earlier, later in zip(done, done[1:])), done
+    assert {e["unit"] for e in stage_updates} == {unit}
+    assert stage_updates[0]["eta_seconds"] is None  # nothing done yet: no rate to extrapolate
+    assert all(e["eta_seconds"] >= 0 for e in stage_updates[1:]) and stage_updates[-1]["eta_seconds"] == 0
+
+
+def cache_entries(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "studies" / "p" / "cache"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def assert_only_whole_caches(tmp_path: Path) -> None:
+    """No staging or temporary folder anywhere, and every cache folder holds its completion file."""
+    assert not [p for p in (tmp_path / "studies").rglob(".*")], list((tmp_path / "studies").rglob(".*"))
+    for entry in cache_entries(tmp_path):
+        assert (entry / "manifest.json").is_file() or (entry / "teacher.json").is_file(), entry
+
+
+def test_a_first_search_shows_each_stage_with_its_eta_and_a_second_finds_them_cached(tmp_path):
+    teacher = ("--teacher", "auto", "--teacher-steps", "6")
+    rc, out, err = run(*search_args(tmp_path, *teacher))
+    assert rc == 0, err
+    first = events(out)
+    rendering, training, embedding = (updates(first, name) for name in (RENDERING, TEACHER_TRAINING,
+                                                                          TEACHER_EMBEDDING))
+    assert_counts_up_to_its_total(rendering, "faces")
+    assert rendering[-1]["total"] == 12 * 4 + 8 * 4  # training and held-out identities, 4 faces each
+    assert_counts_up_to_its_total(training, "steps")
+    assert training[-1]["total"] == 6 and all(isinstance(e["loss"], float) for e in training[1:])
+    assert_counts_up_to_its_total(embedding, "faces")
+    assert [(e["stage"], e["status"]) for e in ends(first)] == [(RENDERING, "done"), (TEACHER_TRAINING, "done"),
+                                                                (TEACHER_EMBEDDING, "done")]
+    assert first.index(rendering[-1]) < first.index(training[0]) < first.index(embedding[0])
+    # The search's time left: unknown while faces are rendered (nothing has been timed that predicts
+    # training), known from the teacher's first step on, and never less than the stage's own.
+    assert all(e["search_eta_seconds"] is None for e in rendering)
+    assert all(e["search_eta_seconds"] >= e["eta_seconds"] for e in training[1:] + embedding[1:])
+    seconds = first[-1]["seconds"]
+    assert first[-1]["event"] == "finish" and list(seconds) == ["data", "teacher", "candidates", "other", "total"]
+    assert seconds["teacher"] >= sum(e["seconds"] for e in ends(first)[1:]) - 0.1
+    assert abs(sum(seconds.values()) - 2 * seconds["total"]) < 0.5  # the sections add up to the total
+
+    rc, out, err = run(*search_args(tmp_path, *teacher, output="rich"))  # again, as a person reads it
+    assert rc == 0, err
+    assert RENDERING not in out and TEACHER_TRAINING not in out  # cached: no stage runs
+    assert out.strip().splitlines()[-1].startswith("where the time went: data 0m0")
+
+
+def test_the_search_eta_adds_the_candidates_at_the_teachers_time_per_step():
+    progress = Progress(planned=5, proxy_steps=10, parallel=2, trained=1, baselines_left=2)
+    assert progress.eta_seconds() is None  # nothing timed yet
+    with Stages().stage(TEACHER_TRAINING, 100, "steps") as stage:
+        stage.started -= 20.0  # as if 20 s had passed
+        stage.update(40)
+        own = stage.eta_seconds()
+        search = progress.eta_during(stage)
+    assert own == pytest.approx(30.0, abs=0.2)  # 0.5 s a step, 60 steps left
+    # 4 candidates + 2 baselines, 2 at a time, each 10 steps at 0.5 s
+    assert search == pytest.approx(own + 3 * 10 * 0.5, abs=0.2)
+    progress.trial_seconds = [40.0, 20.0]  # once candidates have finished, their mean wall time counts
+    assert progress.eta_seconds() == 3 * 30.0
+
+
+def test_a_stage_in_a_log_is_a_line_every_interval_then_a_closing_line():
+    output = io.StringIO()
+    display = StageDisplay("rich", Console(file=output, width=200), interval=0.0)
+    with display.stage(TEACHER_TRAINING, 4, "steps") as stage:
+        for step in range(1, 5):
+            stage.update(step, loss=2.5)
+    lines = output.getvalue().splitlines()
+    assert lines[0].startswith("  teacher training: 1/4 steps (25%), loss 2.5, 0m00s elapsed, ~0m00s left")
+    assert len(lines) == 5 and lines[-1] == "  teacher training: 4 steps in 0m00s"
+    with pytest.raises(KeyboardInterrupt), display.stage(RENDERING, 10, "faces") as stage:
+        stage.update(3)
+        raise KeyboardInterrupt
+    assert output.getvalue().splitlines()[-1] == "  rendering faces: interrupted at 3/10 faces"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, extra", [
+    (RENDERING, ["--train-identities", "150", "--images-per-identity", "10", "--teacher", "none"]),
+    (TEACHER_TRAINING, ["--teacher", "auto", "--teacher-steps", "40"]),
+])
+def test_ctrl_c_in_a_stage_stops_cleanly_and_the_next_run_does_the_stage_again(tmp_path, stage, extra):
+    args = search_args(tmp_path, *extra)
+    process = launch(*args)
+    try:
+        deadline = time.time() + 300
+        for line in process.stdout:  # Ctrl-C once the stage has begun to make progress
+            event = json.loads(line)
+            if event["event"] == "progress" and event["stage"] == stage and event["done"] > 0:
+                process.send_signal(signal.SIGINT)
+                break
+            assert time.time() < deadline
+    finally:
+        rc, out, err = finish(process)
+    assert rc == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"interrupted: {NOTHING_HALF_WRITTEN}"
+    assert ends(events(out))[-1]["stage"] == stage and ends(events(out))[-1]["status"] == "interrupted"
+    assert_only_whole_caches(tmp_path)
+    cached = [entry.name for entry in cache_entries(tmp_path)]
+    if stage == RENDERING:
+        assert cached == []
+    else:  # the data was finished before the teacher began: it is kept, and no teacher is
+        assert len(cached) == 1 and not cached[0].startswith("teacher-")
+
+    rc, out, err = run(*args)
+    assert rc == 0, err
+    again = updates(events(out), stage)
+    assert again[0]["done"] == 0 and again[-1]["done"] == again[-1]["total"]  # from the start, to the end
+    assert_only_whole_caches(tmp_path)
+    assert len(cache_entries(tmp_path)) == (1 if stage == RENDERING else 2)
