@@ -16,7 +16,7 @@ import pandas as pd
 
 from nasface.errors import NasfaceError
 from nasface.rungs import nondominated_fronts
-from nasface.search.record import TRAINED, read, records
+from nasface.search.record import TRAINED, read, records, superseded
 from nasface.signals import SIGNALS
 from nasface.space import SECTIONS, knob_summary
 
@@ -47,7 +47,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     pareto = {t.number for t in pareto_front(study)}
     rows = []
     everything = records(study)
-    superseded = {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+    history = superseded(everything)
     for facts in everything:
         cost = facts.cost or {}
         rows.append({
@@ -72,7 +72,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             # rung of the same candidate has finished (then this row is history, not a result)
             "rung": facts.rung,
             "promoted_from": facts.promoted_from,
-            "superseded": facts.number in superseded,
+            "superseded": facts.number in history,
             # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
             **{f"signal_{name}": facts.signals.get(name) for name in SIGNALS if name not in ("accuracy", "tar_at_far")},
             **knob_summary(facts.params),
@@ -101,9 +101,9 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         except ValueError:
             return []
     everything = records(study)
-    superseded = {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+    history = superseded(everything)
     standing = [facts for facts in everything if facts.trained and facts.feasible and facts.values is not None
-                and facts.number not in superseded]
+                and facts.number not in history]
     if not standing:
         return []
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]

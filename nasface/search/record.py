@@ -144,6 +144,11 @@ def enqueued_fields(facts: TrialRecord) -> dict:
     return {name: getattr(facts, name) for name in ENQUEUED if getattr(facts, name) is not None}
 
 
+def superseded(everything: list[TrialRecord]) -> set[int]:
+    """Trials whose promotion has finished training: history, the candidate now stands at a higher rung."""
+    return {facts.promoted_from for facts in everything if facts.promoted and facts.trained}
+
+
 def candidates_counted(study: optuna.Study) -> int:
     """Candidates whose training any driver has started: what ``--trials`` counts."""
     return sum(1 for record in records(study) if record.counts_towards_trials)
