@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -74,6 +75,9 @@ def run_one(mode: str, seed: int, args, log: RowLog) -> dict:
     row = log.get(key)
     if row is None:
         config = config_from_options(flags, STUDY_FILE)
+        # a search cut off by a kill starts again from nothing: resumed, it would get more than its time
+        shutil.rmtree(config.study_dir, ignore_errors=True)
+        share_caches(config.study_dir, args.studies / "cache")
         search_inputs(config)  # data and teacher cached first: the time limit is the search's alone
         load_before = os.getloadavg()[0]
         started = time.time()
@@ -95,6 +99,16 @@ def run_one(mode: str, seed: int, args, log: RowLog) -> dict:
         row = log.add(key, {**{k: v for k, v in row.items() if k != "key"},
                             "best": {**row["best"], **reference}})
     return row
+
+
+def share_caches(study_dir: Path, shared: Path) -> None:
+    """One cache folder for every search: its entries are named by what they hold (the data and its
+    seed, the teacher), so the two searches of a seed render the faces and train the teacher once."""
+    shared.mkdir(parents=True, exist_ok=True)
+    cache = study_dir / "cache"
+    if not cache.exists():
+        study_dir.mkdir(parents=True, exist_ok=True)
+        cache.symlink_to(shared.resolve(), target_is_directory=True)
 
 
 def search_inputs(config):
@@ -138,7 +152,9 @@ def main() -> None:
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--reference-factor", type=int, default=8, help="reference budget, times the top rung")
     parser.add_argument("--quick", action="store_true", help="tiny data and proxy (a test of the benchmark)")
-    parser.add_argument("--studies", type=Path, default=None, help="where the searches' studies live")
+    parser.add_argument("--studies", type=Path, default=None,
+                        help="where the searches' studies and their shared caches live (default: a scratch folder; "
+                             "name one to keep the caches for a rerun)")
     parser.add_argument("--out", default=None, help="result JSON (default benchmarks/results/)")
     args = parser.parse_args()
     torch.set_num_threads(1)

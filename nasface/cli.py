@@ -290,6 +290,8 @@ def fidelity_command(
     second_seeds: int = typer.Option(12, help="Architectures trained again with a second seed (noise ceiling)."),
     signals: str = typer.Option(None, help="Comma-separated signals to analyse (default: all)."),
     bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the intervals."),
+    yardstick: str = typer.Option(None, help="A second teacher the students do not learn from (dlib-resnet, auto or "
+                                             "a checkpoint): their agreement with it is the yardstick_cka signal."),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/fidelity-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
@@ -312,7 +314,7 @@ def fidelity_command(
     except ValueError:
         raise NasfaceError(f"--factors {factors!r}: write multiples of the proxy's steps, e.g. 0.25,0.5,1,2,4,8") from None
     settings = FidelitySettings(search=search_config, architectures=archs, presets=presets, factors=factor_values,
-                                second_seeds=second_seeds, bootstrap=bootstrap,
+                                second_seeds=second_seeds, bootstrap=bootstrap, yardstick=yardstick,
                                 signals=tuple(s.strip() for s in signals.split(",")) if signals else tuple(SIGNALS))
     if threads:
         torch.set_num_threads(threads)
@@ -335,7 +337,8 @@ def print_fidelity(report: dict) -> None:
         return
     table = Table("signal", "Kendall tau [95 % CI]", "rho", "tau within FLOPs strata", "top-5 in top-10",
                   "tau - FLOPs [95 % CI]")
-    rows = [(n, r) for n, r in report["signals"].items() if r.get("available")]
+    rows = [(f"{n} ({r['measured']} architectures)" if r.get("partial") else n, r)
+            for n, r in report["signals"].items() if r.get("available")]
     rows += [(f"accuracy at {steps} steps", r) for steps, r in report["budgets"].items()]
     if report.get("combined"):
         rows.append(("combined (leave-one-out)", report["combined"]))

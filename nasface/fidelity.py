@@ -18,6 +18,11 @@ Given proxy data, a space, budgets and a proxy (a study file's, by default the R
    alone, and a combination of the signals fitted with leave-one-architecture-out
    cross-validation.
 
+A *yardstick* (``--yardstick dlib-resnet``, or any teacher) adds one signal: the student's
+agreement with a second teacher it does not learn from.  It changes no training, so it is not part
+of a run's key: architectures logged before it was given keep their lines, and a signal some
+architectures lack is analysed on those that have it (with their count), outside the combination.
+
 Every trained architecture is one line of ``log.jsonl`` in the output folder, appended when it
 finishes; a killed run continues where it stopped (an architecture cut off mid-run is trained
 again).  ``fidelity.json`` and ``fidelity.html`` (offline plotly) hold the analysis.
@@ -71,6 +76,7 @@ class FidelitySettings:
     second_seeds: int = 12
     signals: tuple[str, ...] = tuple(SIGNALS)
     bootstrap: int = 2000
+    yardstick: str | None = None  # a second teacher, only measured against (the yardstick_cka signal)
 
     @property
     def proxy(self) -> ProxyBudget:
@@ -110,6 +116,13 @@ def check_settings(settings: FidelitySettings) -> None:
         raise NasfaceError(f"unknown signal {unknown[0]!r} (signals: {', '.join(SIGNALS)})")
     if settings.proxy.steps < 1:
         raise NasfaceError("the proxy must train at least one step to be measured")
+    if settings.yardstick is not None:
+        from nasface.teacher import check_teacher
+
+        if settings.yardstick in ("none", settings.search.teacher):
+            raise NasfaceError(f"--yardstick {settings.yardstick}: name a teacher other than the study's own "
+                               f"(--teacher {settings.search.teacher}), e.g. dlib-resnet")
+        check_teacher(settings.yardstick, flag="--yardstick")
     proxy = settings.proxy
     shortest = dataclasses.replace(proxy, steps=min(settings.steps()))
     if proxy.schedule.warmup_steps > shortest.schedule.decay_start:
@@ -251,11 +264,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
                                   progress=progress)
+        yardstick = None if settings.yardstick is None else \
+            teacher_targets(settings.yardstick, data, out / "cache", config.proxy, log=log, progress=progress).held_out
         with progress.stage(FIDELITY_RUNS, len(todo), "runs") as stage:
             for number, (spec, seed) in enumerate(todo, 1):
                 # unclaimed: another process sharing this log has done it, or is doing it
                 if rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
-                    _measure(settings, spec, seed, data, teacher, rows, len(plan), teacher_info, log)
+                    _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log)
                 stage.update(number)
     rows.refresh()
     report = analyse(settings, specs, repeated, [rows.get(row_key(settings, data.key, s, seed, teacher_info))
@@ -267,13 +282,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     return report
 
 
-def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, rows: RowLog, planned: int,
+def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardstick, rows: RowLog, planned: int,
              teacher_info: dict | None, log) -> None:
     """Train one architecture with one seed at every budget and append its line to the log."""
     config = settings.search
     begun = time.time()
     results = score_budgets(spec, data.train, data.pairs, dataclasses.replace(settings.proxy, seed=seed),
-                            settings.steps(), teacher)
+                            settings.steps(), teacher, yardstick=yardstick)
     rows.add(row_key(settings, data.key, spec, seed, teacher_info),
              {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
               "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
@@ -293,7 +308,7 @@ def describe(settings: FidelitySettings) -> dict:
             "teacher": config.teacher, "teacher_spec": config.teacher_spec, "teacher_steps": config.teacher_steps,
             "architectures": settings.architectures, "presets": settings.presets,
             "factors": list(settings.factors), "steps": settings.steps(), "second_seeds": settings.second_seeds,
-            "seed": config.seed}
+            "seed": config.seed, "yardstick": settings.yardstick}
 
 
 # -- analysis --------------------------------------------------------------------------------------
@@ -328,24 +343,35 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     costs = {n: by_arch[(n, seed)]["cost"] for n in complete}
     flops = np.log10([costs[n]["flops"] for n in complete])
     resamples, groups = settings.bootstrap, strata_of(flops)
-    features = {}
+    features, partial = {}, {}
     for name in settings.signals:
-        values = [(first[n][proxy_steps].get("signals") or {}).get(name) for n in complete]
-        if any(v is None for v in values):
-            report["signals"][name] = {"available": False}
+        raw = [(first[n][proxy_steps].get("signals") or {}).get(name) for n in complete]
+        have = np.array([v is not None for v in raw])
+        if have.sum() < 4:
+            report["signals"][name] = {"available": False, "measured": int(have.sum())}
             continue
-        values = np.array([oriented(name, v) for v in values])
-        if name in TRIVIAL and float(rank_agreement(values, reference, 0)["tau"]) < 0:
+        values = np.array([np.nan if v is None else oriented(name, v) for v in raw])
+        if name in TRIVIAL and float(rank_agreement(values[have], reference[have], 0)["tau"]) < 0:
             # a trivial baseline is given the better of its two directions (bigger or smaller is
             # better), so that beating it is not the result of guessing its sign wrongly
             values = -values
-        features[name] = values
+        if have.all():
+            features[name] = values
+        else:  # e.g. a yardstick given after some architectures were logged: its own subset
+            partial[name] = have
+            features[name] = values
     baseline = features.get("log_flops")
     report["points"] = {}
     for name, values in features.items():
-        report["signals"][name] = _agreement(values, reference, groups, resamples,
-                                             None if name == "log_flops" else baseline)
-        report["points"][name] = [values.tolist(), reference.tolist(), complete]
+        have = partial.get(name, np.ones(len(complete), bool))
+        against = None if name == "log_flops" or baseline is None else baseline[have]
+        subset = groups if name not in partial else strata_of(flops[have])
+        report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against),
+                                   "measured": int(have.sum()), "partial": name in partial}
+        report["points"][name] = [values[have].tolist(), reference[have].tolist(),
+                                  [n for n, kept in zip(complete, have) if kept]]
+    for name in partial:  # the combination and the best signal compare on the same architectures
+        del features[name]
     for steps in settings.steps():
         values = np.array([first[n][steps]["accuracy"] if first[n][steps] else np.nan for n in complete])
         if steps != reference_steps and not np.isnan(values).any():
@@ -386,8 +412,10 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
 
 
 def best_signal(report: dict) -> dict | None:
-    """The signal (or the combination) with the highest Kendall tau against the reference."""
-    candidates = {name: row["tau"] for name, row in report["signals"].items() if row.get("available")}
+    """The signal (or the combination) with the highest Kendall tau against the reference, among
+    those measured on every architecture (a partial signal's tau is over another set)."""
+    candidates = {name: row["tau"] for name, row in report["signals"].items()
+                  if row.get("available") and not row.get("partial")}
     if report.get("combined"):
         candidates["combined"] = report["combined"]["tau"]
     if not candidates:
@@ -436,7 +464,9 @@ def write_page(report: dict, path: Path) -> None:
         return
     columns = 4
     rows = math.ceil(len(names) / columns)
-    titles = [f"{n}: tau {report['signals'][n]['tau']:+.2f}" for n in names]
+    titles = [f"{n}: tau {report['signals'][n]['tau']:+.2f}"
+              + (f" ({report['signals'][n]['measured']} archs)" if report['signals'][n].get("partial") else "")
+              for n in names]
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles)
     points = report.get("points", {})
     for index, name in enumerate(names):

@@ -8,7 +8,10 @@ records all of them (``score`` in ``nasface.train``), so a study can be re-ranke
 - **from the training run it already does** (no second training): the loss trajectory's sum
   (Ru et al. 2021, "training speed estimation"), an exponential moving average of the loss, the
   loss at fixed fractions of the run; and, where a teacher is cached, the student's agreement with
-  the teacher's embeddings of held-out faces (linear CKA, which compares embeddings of any width);
+  the teacher's embeddings of held-out faces (linear CKA, which compares embeddings of any width),
+  and in a fidelity study optionally with a second, stronger teacher the student never learns
+  from (a *yardstick*, e.g. dlib's pretrained ResNet), which tells agreement with a good network
+  apart from agreement with the teacher the student was pulled towards;
 - **zero-cost, at initialisation** (a few forward / backward passes on one or two batches):
   synflow (Tanaka et al. 2020), NASWOT (Mellor et al. 2021), ZiCo (Li et al. 2023), grad_norm and
   SNIP (as scored by Abdelfattah et al. 2021);
@@ -52,6 +55,8 @@ SIGNALS = {s.name: s for s in (
     *(Signal(f"loss_at_{round(f * 100)}", "training", False,
              f"mean loss over the tenth of the run ending at {round(f * 100)} % of it") for f in LOSS_FRACTIONS),
     Signal("teacher_cka", "training", True, "linear CKA of the student's and the teacher's held-out embeddings"),
+    Signal("yardstick_cka", "training", True, "linear CKA of the student's held-out embeddings and those of a "
+                                              "second teacher it does not learn from (nasface fidelity --yardstick)"),
     Signal("synflow", "zero-cost", True, "log10 of synaptic flow at initialisation"),
     Signal("naswot", "zero-cost", True, "log-determinant of the activation-pattern kernel of one batch"),
     Signal("zico", "zero-cost", True, "sum over layers of log(sum of mean |gradient| / std of gradient), 2 batches"),

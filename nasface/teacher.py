@@ -139,8 +139,9 @@ def auto_teacher(budget: ProxyBudget, teacher_spec: str | None = None,
     return teacher_spec or default_teacher_spec(budget.torch_device()), teacher_steps or TEACHER_STEPS_FACTOR * budget.steps
 
 
-def check_teacher(teacher: str, teacher_spec: str | None = None) -> None:
-    """Raise NasfaceError unless ``--teacher`` (and ``--teacher-spec``) can be used; writes nothing."""
+def check_teacher(teacher: str, teacher_spec: str | None = None, flag: str = "--teacher") -> None:
+    """Raise NasfaceError unless ``--teacher`` (and ``--teacher-spec``) can be used; writes nothing.
+    ``flag`` is the option named in the message (a fidelity study's ``--yardstick`` is a teacher too)."""
     if teacher == "auto":
         if teacher_spec is not None:
             load_spec(teacher_spec)
@@ -150,7 +151,7 @@ def check_teacher(teacher: str, teacher_spec: str | None = None) -> None:
         model_versions()  # without the extra: one line saying what to install
     elif teacher != "none":
         if not Path(teacher).exists():
-            raise NasfaceError(f"--teacher {teacher}: no such checkpoint (use {TEACHER_CHOICES})")
+            raise NasfaceError(f"{flag} {teacher}: no such checkpoint (use {TEACHER_CHOICES})")
         load_checkpoint(teacher, teacher_spec)  # another architecture's weights fail here
 
 

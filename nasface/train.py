@@ -388,7 +388,7 @@ def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: Prox
 def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
                   steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
                   on_result: Callable[[dict], None] | None = None, resume_from: str | Path | None = None,
-                  save_to: str | Path | None = None) -> list[dict]:
+                  save_to: str | Path | None = None, yardstick: np.ndarray | None = None) -> list[dict]:
     """``score`` at several step budgets of ``budget``'s recipe, from one training run.
 
     The run trains to the largest budget; each shorter one is a branch off its stable phase at
@@ -403,6 +403,10 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     keeps the run's state at the longest budget's cool-down (its stable phase, which any longer
     budget shares), and ``resume_from`` starts from such a state, so the seconds counted are the
     new steps only.  A resumed run is the same run, bit for bit on a CPU, as one from the start.
+
+    ``yardstick`` is a second teacher's flip-summed embeddings of the distinct held-out faces (a
+    ``TeacherTargets.held_out``) that the run does not learn from; the student's agreement with it
+    is the ``yardstick_cka`` signal.
     """
     spec = load_spec(spec)
     budget.check()
@@ -462,6 +466,8 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
             held_out = None if teacher is None else teacher.held_out
             if held_out is not None and len(held_out) == len(faces):
                 measured["teacher_cka"] = linear_cka(faces, held_out)
+            if yardstick is not None and len(yardstick) == len(faces):
+                measured["yardstick_cka"] = linear_cka(faces, yardstick)
             result["signals"] = measured
         # what training decided that the deployed cost depends on (uneven FLGC groups cost more):
         # the search judges the budgets again on nasface.model.deployed_cost

@@ -73,6 +73,31 @@ def test_a_run_continued_from_its_stable_phase_is_the_run_trained_from_the_start
         score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4], resume_from=kept_again)
 
 
+def test_agreement_with_a_yardstick_is_linear_cka_whatever_its_basis(small_data):  # noqa: F811
+    """teacher_cka and yardstick_cka on a hand-made teacher: the same embeddings give the same
+    value, an orthogonal change of basis and a scale leave it (CKA's invariances), another does not."""
+    from nasface.evaluate import distinct_faces
+    from nasface.teacher import mean_centres
+    from nasface.train import TeacherTargets
+
+    rng = np.random.default_rng(0)
+    train, pairs = small_data.train, small_data.pairs
+    embeddings = rng.normal(size=(len(train.labels), 16)).astype(np.float32)
+    held_out = rng.normal(size=(len(distinct_faces(np.asarray(pairs.images))[0]), 16)).astype(np.float32)
+    teacher = TeacherTargets(embeddings=embeddings, flipped=embeddings[:, ::-1].copy(), held_out=held_out,
+                             centres=mean_centres(embeddings, np.asarray(train.labels), train.num_identities))
+    rotation = np.linalg.qr(rng.normal(size=(16, 16)))[0]
+    budget = dataclasses.replace(TINY_BUDGET, steps=4, warmup_steps=1)
+    for yardstick, same in ((held_out, True), (3.0 * held_out @ rotation, True),
+                            (rng.normal(size=held_out.shape), False)):
+        signals = score_budgets(SMALL_NET, train, pairs, budget, [4], teacher, yardstick=yardstick)[0]["signals"]
+        assert 0 < signals["teacher_cka"] <= 1 and 0 <= signals["yardstick_cka"] <= 1
+        assert (signals["yardstick_cka"] == pytest.approx(signals["teacher_cka"], rel=1e-5)) is same
+    # a yardstick of other faces (not one row per held-out face) is not measured against
+    assert "yardstick_cka" not in score_budgets(SMALL_NET, train, pairs, budget, [4], teacher,
+                                                yardstick=held_out[:-1])[0]["signals"]
+
+
 def test_rank_tools_on_known_cases():
     reference = np.arange(20.0)
     assert top_recall(reference, reference) == 1.0
@@ -128,6 +153,32 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
                                                 "executor": "inline"}), Reporter("quiet"))
         page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
         assert expected in page
+
+
+def test_a_yardstick_added_to_a_study_in_progress_keeps_its_runs(tmp_path):
+    """A yardstick trains nothing differently: runs logged without it stay, the rest gain its signal,
+    and a signal only some architectures have is analysed on those, apart from the others."""
+    settings = FidelitySettings(search=config_from_options(TINY), architectures=8, presets=False,
+                                factors=(0.5, 1.0, 2.0), second_seeds=0, bootstrap=100)
+    out, log = tmp_path / "f", tmp_path / "f" / "log.jsonl"
+    run_fidelity(settings, out, log=lambda m: None)
+    kept = log.read_text().splitlines()[:4]
+    log.write_text("".join(line + "\n" for line in kept))
+    report = run_fidelity(dataclasses.replace(settings, yardstick="auto"), out, log=lambda m: None)
+    lines = log.read_text().splitlines()
+    assert lines[:4] == kept and len(lines) == 8               # nothing logged was trained again
+    for row in map(json.loads, lines[4:]):
+        assert all(0 <= result["signals"]["yardstick_cka"] <= 1 for result in row["results"])
+    row = report["signals"]["yardstick_cka"]
+    assert row["available"] and row["partial"] and row["measured"] == 4 and len(report["points"]["yardstick_cka"][2]) == 4
+    assert report["signals"]["accuracy"]["measured"] == 8 and not report["signals"]["accuracy"]["partial"]
+    assert report["best"]["signal"] != "yardstick_cka" and "yardstick_cka" not in report["combined"]["weights"]
+    assert report["command_settings"]["yardstick"] == "auto"
+    for bad, message in (("none", "other than the study's own"), (str(tmp_path / "missing.safetensors"),
+                                                                   "--yardstick .*: no such checkpoint")):
+        with pytest.raises(NasfaceError, match=message):
+            run_fidelity(dataclasses.replace(settings, yardstick=bad), out, log=lambda m: None)
+    assert log.read_text().splitlines() == lines
 
 
 @pytest.mark.slow
