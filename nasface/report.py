@@ -17,7 +17,7 @@ import pandas as pd
 from nasface.errors import NasfaceError
 from nasface.rungs import nondominated_fronts
 from nasface.search.record import TRAINED, read, records, superseded
-from nasface.signals import SIGNALS
+from nasface.signals import SEARCH_SIGNALS
 from nasface.space import SECTIONS, knob_summary
 
 STATES = optuna.trial.TrialState
@@ -74,12 +74,12 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             "promoted_from": facts.promoted_from,
             "superseded": facts.number in history,
             # every ranking signal the candidate's run recorded (nasface.signals), for re-ranking
-            **{f"signal_{name}": facts.signals.get(name) for name in SIGNALS if name not in ("accuracy", "tar_at_far")},
+            **{f"signal_{name}": facts.signals.get(name) for name in SEARCH_SIGNALS if name not in ("accuracy", "tar_at_far")},
             **knob_summary(facts.params),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
-               "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SIGNALS if name not in ("accuracy", "tar_at_far"))]
+               "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SEARCH_SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
     return frame if not frame.empty else pd.DataFrame(columns=columns)
 

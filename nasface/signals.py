@@ -67,6 +67,10 @@ SIGNALS = {s.name: s for s in (
 )}
 
 
+# what a search's trials record: the yardstick exists only in a fidelity study
+SEARCH_SIGNALS = tuple(name for name in SIGNALS if name != "yardstick_cka")
+
+
 def oriented(name: str, value: float | None) -> float | None:
     """``value`` of signal ``name`` turned so that higher predicts a better network."""
     if value is None:

@@ -168,6 +168,12 @@ CASES = [
     ("fidelity-data-missing", ["fidelity", "--data", "no/such/folder"], "data source 'no/such/folder' not found",
      False),
     ("search-unknown-score", [*SEARCH, "--score", "vibes"], "--score 'vibes': choose a signal", False),
+    ("search-score-yardstick", [*SEARCH, "--score", "yardstick_cka"], "measured only by nasface fidelity --yardstick",
+     False),
+    ("search-score-no-teacher", [*SEARCH, "--score", "teacher_cka"], "--score teacher_cka measures agreement with the "
+     "teacher: give one", False),
+    ("fidelity-yardstick-own-teacher", ["fidelity", "--teacher", "auto", "--yardstick", "auto"],
+     "--yardstick auto: name a teacher other than the study's own", False),
     ("rungs-falling", [*SEARCH, "--rungs", "120,40"], "--rungs 120,40: give two or more step counts", False),
     ("rungs-word", [*SEARCH, "--rungs", "40,many"], "--rungs[1]: expected an integer", False),
     ("eta-one", [*SEARCH, "--rungs", "40,120", "--eta", "1"], "--eta 1: the reduction factor must be at least 2",

@@ -6,7 +6,7 @@ from nasface.data import check_pairs_file, check_training_source
 from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
-from nasface.signals import SIGNALS
+from nasface.signals import SEARCH_SIGNALS, SIGNALS
 from nasface.space import SearchSpace, cheapest_spec, load_space
 from nasface.storage import check_storage_url
 from nasface.teacher import check_teacher
@@ -19,8 +19,13 @@ def check_config(config: SearchConfig) -> SearchSpace:
     for objective in config.objectives:
         if objective not in OBJECTIVES:
             raise NasfaceError(f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})")
-    if config.score not in SIGNALS:
-        raise NasfaceError(f"--score {config.score!r}: choose a signal from {', '.join(SIGNALS)}")
+    if config.score not in SEARCH_SIGNALS:
+        raise NasfaceError(f"--score {config.score!r}: choose a signal from {', '.join(SEARCH_SIGNALS)}"
+                           + (" (the yardstick is measured only by nasface fidelity --yardstick)"
+                              if config.score in SIGNALS else ""))
+    if config.score == "teacher_cka" and config.teacher == "none":
+        raise NasfaceError("--score teacher_cka measures agreement with the teacher: give one (--teacher auto, "
+                           "dlib-resnet or a checkpoint)")
     if config.sampler not in SAMPLERS:
         raise NasfaceError(f"--sampler {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if config.trials is not None and config.trials < 0:
