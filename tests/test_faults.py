@@ -302,6 +302,32 @@ def test_two_drivers_share_a_sqlite_study(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_drivers_with_rungs_promote_each_candidate_once(tmp_path):
+    """Successive halving's promotions are decided under the study lock: two drivers started at the
+    same moment never promote one candidate twice, and each promotion continues its own run."""
+    args = search_args(tmp_path, "sh2", "--trials", "6", "--no-baselines", "--seed", "2", "--rungs", "4,12",
+                       "--eta", "2", "--sampler", "random")
+    drivers = [launch(*args), launch(*args)]
+    for rc, _, err in [finish(driver) for driver in drivers]:
+        assert rc == 0, err
+        assert "Traceback" not in err and "database is locked" not in err, err
+    study = optuna.load_study(study_name="sh2", storage=sqlite_url(tmp_path, "sh2"))
+    everything = record.records(study)
+    promotions = [facts for facts in everything if facts.promoted]
+    sources = [facts.promoted_from for facts in promotions]
+    assert promotions and len(sources) == len(set(sources))      # each candidate promoted once
+    # (asynchronous halving may promote more than 1/eta of a rung in all: a candidate is promoted if
+    # it is in the top 1/eta of those finished when it is judged; the rule is tested in test_rungs.py)
+    for facts in promotions:
+        source = everything[facts.promoted_from]
+        assert (source.kind, source.rung, facts.rung) == ("candidate", 0, 1)
+        assert facts.kind == "candidate" and facts.metrics["resumed_at"] > 0  # continued, not retrained
+    assert record.candidates_counted(study) == 6
+    assert len({facts.driver for facts in everything if facts.trained}) == 2  # both really ran
+    assert not [facts for facts in everything if facts.state in ("RUNNING", "WAITING")]
+
+
+@pytest.mark.slow
 def test_a_driver_killed_beside_another_is_taken_over(tmp_path):
     args = search_args(tmp_path, "pair", "--trials", "4", "--no-baselines", "--seed", "0", steps=30)
     storage = sqlite_url(tmp_path, "pair")
