@@ -171,9 +171,13 @@ def data_command(
 ) -> None:
     """Describe a face data source: format, images, identities or pairs, that a sample decodes, and for an
     aligned source how many photos were aligned and which were not."""
-    from nasface.data import describe
+    from rich.console import Console
 
-    _print_facts(describe(source), as_json)
+    from nasface.data import describe
+    from nasface.progress import StageDisplay
+
+    # aligning a folder of photos the first time takes a while: shown on stderr, stdout stays the facts
+    _print_facts(describe(source, StageDisplay("rich", Console(stderr=True))), as_json)
 
 
 @app.command("score")
@@ -449,12 +453,13 @@ def train_command(
     from nasface.fulltrain import prepare_training, run_training
     from nasface.fulltrain_progress import TrainingReporter
 
+    reporter = TrainingReporter(progress.value)
     run = prepare_training(recipe, output=output, resume=resume, data=data, cache_dir=cache_dir, teacher=teacher,
                            teacher_spec=teacher_spec, val_bins=val_bin or None, steps=steps, batch_size=batch,
                            generations=generations, checkpoint_every=checkpoint_every, eval_every=eval_every,
-                           seed=seed, device=device.value if device else None)
+                           seed=seed, device=device.value if device else None, progress=reporter.stages)
     try:
-        run_training(run, TrainingReporter(progress.value))
+        run_training(run, reporter)
     except KeyboardInterrupt:
         print(f"interrupted; continue from the last checkpoint with: nasface train {recipe} -o {run.output} "
               f"--resume", file=sys.stderr)

@@ -44,7 +44,7 @@ from nasface.evaluate import embed, evaluate_pairs
 from nasface.export import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_recipe
 from nasface.model import build_model
 from nasface.fulltrain_progress import FINAL_LOSS_STEPS, TrainingReporter
-from nasface.progress import Stages
+from nasface.progress import SILENT, Stages
 from nasface.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.teacher import TEACHER_EMBEDDING, add_to_centres, default_teacher_spec, head_centres, normalised_centres
 from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
@@ -239,7 +239,8 @@ def _check_output(output: Path, fingerprint: dict, resume: bool) -> None:
 
 def prepare_training(recipe: Recipe | str | os.PathLike, *, output: str | os.PathLike | None = None,
                      resume: bool = False, data: str | FaceSourceBase | None = None,
-                     cache_dir: str | os.PathLike | None = None, **overrides) -> TrainingRun:
+                     cache_dir: str | os.PathLike | None = None, progress: Stages = SILENT,
+                     **overrides) -> TrainingRun:
     """Check a full-training run without writing anything.
 
     ``recipe`` is a ``recipe.yaml`` path or a ``Recipe``; ``overrides`` replace recipe fields
@@ -247,7 +248,8 @@ def prepare_training(recipe: Recipe | str | os.PathLike, *, output: str | os.Pat
     None means "as the recipe says").  ``data`` is a source name or path (``"orl"``), or a face
     source object (``nasface.data.open_source("synthetic", num_identities=50)``).  ``output``
     defaults to ``run/`` beside the recipe file; decoded faces are cached in ``cache_dir``
-    (default ``.cache/`` beside the output folder).
+    (default ``.cache/`` beside the output folder).  An aligned source's photos are aligned (once,
+    cached) as a stage of ``progress``.
     """
     if isinstance(recipe, Recipe):
         if output is None:
@@ -267,6 +269,7 @@ def prepare_training(recipe: Recipe | str | os.PathLike, *, output: str | os.Pat
     spec = load_spec(recipe.spec)
     _check_full_size(spec, "spec")
     source = _open_training_source(recipe, data)
+    source.prepare(progress)
     counts = [len(images) for _, images in source.plan(None, None, 0)]
     if len(counts) < 2:
         raise NasfaceError(f"data source '{source.name}' has {len(counts)} identity; a margin softmax needs "

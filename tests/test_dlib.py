@@ -111,6 +111,22 @@ def test_photos_are_aligned_once_and_faces_not_found_are_named(dlib_installed, c
         np.testing.assert_array_equal(open_source(spec).load().images, faces.images)
 
 
+def test_aligning_is_a_progress_stage_and_checking_a_source_aligns_nothing(dlib_installed, cache, tmp_path):
+    from nasface.data import check_training_source
+    from nasface.data.aligned import ALIGNMENT
+
+    spec = f"aligned:{orl_photos(tmp_path / 'photos', people=3, per_person=2)}"
+    before = set(Path(os.environ["NASFACE_CACHE_DIR"]).glob("aligned/*"))
+    check_training_source(spec)  # what a search checks before it creates anything: the photos decode
+    assert set(Path(os.environ["NASFACE_CACHE_DIR"]).glob("aligned/*")) == before
+    stages = RecordedStages()
+    data = proxy_data(spec, train_identities=1, images_per_identity=2, val_identities=2, pairs=2, seed=0,
+                      cache_dir=None, progress=stages)
+    assert [update for update in stages.updates if update[0] == ALIGNMENT] == [(ALIGNMENT, n, 6) for n in range(1, 7)]
+    assert len(data.train.labels) == 2
+    assert len(set(Path(os.environ["NASFACE_CACHE_DIR"]).glob("aligned/*"))) == len(before) + 1
+
+
 def test_aligned_needs_a_folder_of_photos(dlib_installed, tmp_path):
     with pytest.raises(NasfaceError, match="not a folder of identity sub-folders"):
         open_source(f"aligned:{tmp_path / 'nowhere'}")

@@ -9,7 +9,9 @@ else ``$XDG_CACHE_HOME/nasface``, else ``~/.cache/nasface``) and memory-mapped a
 
 A photo in which dlib finds no face is left out of the aligned source, counted, and named in
 ``describe()`` (what ``nasface data`` shows) and on stderr when the cache is built; an identity left
-with no face at all is dropped the same way.  Needs the ``nasface[dlib]`` extra.
+with no face at all is dropped the same way.  Building the cache is the ``ALIGNMENT`` stage of the
+progress given to ``prepare`` (a search's, ``nasface train``'s, ``nasface data``'s display).  Needs
+the ``nasface[dlib]`` extra.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ import numpy as np
 
 from nasface.data.base import FACE_SHAPE, FaceSourceBase, sample_report
 from nasface.errors import NasfaceError
-from nasface.progress import format_duration
+from nasface.progress import SILENT, Stages
 
 # Bump when the alignment changes (template, landmark mapping, warp), so old caches are not reused.
 ALIGN_VERSION = 1
 ALIGNER = "dlib HOG detector + 5 landmarks, similarity onto insightface's 112x112 template"
 _FACES, _INDEX, _REPORT = "faces.npy", "index.npy", "alignment.json"
-_PROGRESS_SECONDS = 10.0
+ALIGNMENT = "face alignment"  # the progress stage that builds the cache
 
 
 def alignment_cache_dir() -> Path:
@@ -47,6 +49,8 @@ def alignment_cache_dir() -> Path:
 class AlignedSource(FaceSourceBase):
     """The faces of ``photos`` (a source with ``read_photo`` and ``photo_name``), aligned by dlib."""
 
+    _progress: Stages = SILENT  # where building the cache reports (``prepare``)
+
     def __init__(self, photos: FaceSourceBase, name: str):
         from nasface.dlib_models import load_models, model_versions
 
@@ -58,6 +62,13 @@ class AlignedSource(FaceSourceBase):
     def fingerprint(self) -> dict:
         return {"format": "aligned", "version": ALIGN_VERSION, "photos": self.photos.fingerprint(),
                 "models": self._versions}
+
+    def prepare(self, progress: Stages = SILENT) -> None:
+        self._progress = progress
+        self._folder  # noqa: B018  (built here, as a stage of progress, unless cached)
+
+    def check(self) -> None:
+        self.photos.read_photo(0, 0)  # a photo decodes; aligning them all is the cache's work, not a check's
 
     @cached_property
     def _folder(self) -> Path:
@@ -99,21 +110,18 @@ class AlignedSource(FaceSourceBase):
         try:
             faces = np.lib.format.open_memmap(staging / _FACES, mode="w+", dtype=np.uint8, shape=(total, *FACE_SHAPE))
             index, undetected, done = [], [], 0
-            start = last = time.perf_counter()
-            for identity in range(len(self.photos.identities())):
-                for image in range(self.photos.image_count(identity)):
-                    aligned = align(self.photos.read_photo(identity, image), self._models)
-                    if aligned is None:
-                        undetected.append(self.photos.photo_name(identity, image))
-                    else:
-                        faces[len(index)] = aligned
-                        index.append((identity, image))
-                    done += 1
-                    if time.perf_counter() - last >= _PROGRESS_SECONDS:
-                        last = time.perf_counter()
-                        left = (last - start) / done * (total - done)
-                        print(f"aligning {self.name}: {done}/{total} photos, ~{format_duration(left)} left",
-                              file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            with self._progress.stage(ALIGNMENT, total, "photos") as stage:
+                for identity in range(len(self.photos.identities())):
+                    for image in range(self.photos.image_count(identity)):
+                        aligned = align(self.photos.read_photo(identity, image), self._models)
+                        if aligned is None:
+                            undetected.append(self.photos.photo_name(identity, image))
+                        else:
+                            faces[len(index)] = aligned
+                            index.append((identity, image))
+                        done += 1
+                        stage.update(done)
             faces.flush()
             del faces
             np.save(staging / _INDEX, np.array(index, np.int64).reshape(-1, 2))

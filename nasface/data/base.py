@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from nasface.errors import NasfaceError
+from nasface.progress import SILENT, Stages
 
 FACE_SIZE = 112
 FACE_SHAPE = (FACE_SIZE, FACE_SIZE, 3)
@@ -146,6 +147,15 @@ class FaceSourceBase(ABC):
     @abstractmethod
     def fingerprint(self) -> dict:
         """JSON-able facts that change whenever the source's images do (the proxy cache key)."""
+
+    def prepare(self, progress: Stages = SILENT) -> None:
+        """Build what the source must cache before it can be read (an aligned source's faces), as a
+        stage of ``progress``.  Reading a source unprepared builds the same, silently."""
+
+    def check(self) -> None:
+        """Raise NasfaceError unless an image decodes to a face as training will decode them; a
+        cheap check, made before anything is written (an aligned source checks its photos)."""
+        self.load(identities=[0], per_identity=1)
 
     def plan(self, identities: Sequence[int] | None, per_identity: int | None,
              seed: int) -> list[tuple[int, np.ndarray]]:

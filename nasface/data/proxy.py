@@ -174,10 +174,11 @@ def proxy_data(source_spec, *, train_identities: int, images_per_identity: int, 
     from ``val_identities`` held-out identities (disjoint from training, half positive)
     or, with ``bin_path``, are all pairs of that .bin (``val_identities`` and ``pairs``
     are then unused).  With ``cache_dir`` the data is decoded once and memory-mapped.  Decoding
-    (or rendering) reports to ``progress``; a cached proxy is read without a stage.
+    (or rendering, or aligning photos) reports to ``progress``; a cached proxy is read without a stage.
     """
     source = open_source(os.fspath(source_spec)) if isinstance(source_spec, (str, os.PathLike)) \
         else source_spec
+    source.prepare(progress)  # an aligned source aligns its photos (once) before it can be read
     train_identities = check_count(train_identities, "train_identities")
     images_per_identity = check_count(images_per_identity, "images_per_identity")
     seed = check_seed(seed)

@@ -13,6 +13,7 @@ from nasface.data.orl import OrlSource
 from nasface.data.recordio import RecordIOSource
 from nasface.data.synthetic import SyntheticSource
 from nasface.errors import NasfaceError
+from nasface.progress import SILENT, Stages
 
 SPEC_HELP = ("'synthetic', 'orl', 'orl-aligned', a folder of identity sub-folders (aligned:FOLDER to align "
              "its photos), or a RecordIO folder/prefix (train.rec + train.idx)")
@@ -76,7 +77,7 @@ def open_source(spec: str, **options) -> FaceSourceBase:
     raise NasfaceError(f"{path}: not a data source; expected {SPEC_HELP}")
 
 
-def describe(spec: str) -> dict:
+def describe(spec: str, progress: Stages = SILENT) -> dict:
     """What ``nasface data SPEC --json`` prints.
 
     Keys: format ("synthetic" | "orl" | "folder" | "recordio" | "bin" | "aligned"), images,
@@ -85,13 +86,16 @@ def describe(spec: str) -> dict:
     sample_decodes (a sample was actually decoded), sample_error (why not, else
     null) and path (null for the built-in sources).  An aligned source adds photos, aligned_fraction,
     undetected (the photos left out), identities_without_faces and alignment (a sentence).
+    Aligning the photos, the first time, is a stage of ``progress``.
     """
     if Path(spec).suffix == ".bin":
         return describe_bin(Path(spec).expanduser())
-    return open_source(spec).describe()
+    source = open_source(spec)
+    source.prepare(progress)
+    return source.describe()
 
 
 def check_training_source(spec: str) -> None:
     """Raise NasfaceError unless ``spec`` opens as a source to train on and one image of it decodes
     to a face, the way training will decode them (what a search checks before creating anything)."""
-    open_source(spec).load(identities=[0], per_identity=1)
+    open_source(spec).check()
