@@ -388,6 +388,10 @@ def report_command(
     output: Path = typer.Option(None, "-o", help="Where to write the HTML (default studies/<name>/report.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print the Pareto-optimal trials as JSON instead."),
     csv: Path = typer.Option(None, "--csv", help="Also write every trial as one CSV row here."),
+    fidelity_dir: list[Path] = typer.Option(None, "--fidelity-dir",
+                                            help="Folders whose */fidelity.json may measure this study's proxy "
+                                                 "(default: the studies folder and benchmarks/results, where "
+                                                 "the repository keeps its measurement of the README study's)."),
 ) -> None:
     """Write the study's Pareto report (self-contained HTML), or print its Pareto trials as JSON."""
     from nasface.progress import format_duration
@@ -404,7 +408,8 @@ def report_command(
         print(json.dumps([{"number": facts.number, "baseline": facts.baseline, "spec": facts.spec, "cost": facts.cost,
                            "metrics": facts.metrics} for facts in map(read, pareto_front(loaded))]))
         return
-    path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=[studies_dir])
+    fidelity_dirs = fidelity_dir or [studies_dir, Path("benchmarks") / "results"]
+    path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=fidelity_dirs)
     console.print(f"wrote {path} in {format_duration(time.perf_counter() - started)}")
 
 

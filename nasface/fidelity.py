@@ -528,4 +528,6 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
     ceiling_text = f"; two seeds of the reference agree at tau {ceiling['tau']:.2f}" if ceiling else ""
     return (f"Measured fidelity of this proxy's score ({score}): Kendall tau {row['tau']:.2f} [95 % CI {low:.2f}, "
             f"{high:.2f}] against {report['reference_steps']}-step training over {report['measured']} architectures"
-            f"{ceiling_text} ({report['path']}).")
+            + (f" (a study in progress: {report['measured']} of the {report['architectures']} planned)"
+               if report["measured"] < report["architectures"] else "")
+            + f"{ceiling_text} ({report['path']}).")

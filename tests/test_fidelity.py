@@ -153,6 +153,14 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
                                                 "executor": "inline"}), Reporter("quiet"))
         page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
         assert expected in page
+    # `nasface report` looks in the studies folder and in benchmarks/results (where the repository
+    # keeps its measurement of the README study's proxy), relative to where it runs
+    (tmp_path / "benchmarks" / "results" / "f").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "f" / "fidelity.json").write_bytes((tmp_path / "f" / "fidelity.json").read_bytes())
+    shown = subprocess.run([sys.executable, "-m", "nasface", "report", "p4", "--studies-dir", "s"], cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Kendall tau {report['signals']['accuracy']['tau']:.2f}" in (tmp_path / "s" / "p4" / "report.html").read_text()
 
 
 def test_a_yardstick_added_to_a_study_in_progress_keeps_its_runs(tmp_path):
