@@ -199,7 +199,9 @@ def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: Prox
     if teacher == "auto":
         name, steps = auto_teacher(budget, teacher_spec, teacher_steps)
         spec = load_spec(name)
-        teacher_budget = dataclasses.replace(budget, steps=steps, distill="none")
+        # the teacher's own schedule (warm-up a tenth of its steps), whatever warm-up the candidates
+        # share: successive halving pins theirs to its lowest rung, and --rungs must not change the teacher
+        teacher_budget = dataclasses.replace(budget, steps=steps, distill="none", warmup_steps=None)
         folder = cache_dir / f"teacher-{_key(data_key, spec_to_dict(spec), dataclasses.asdict(teacher_budget))}"
         if (folder / "teacher.json").is_file():
             return read_teacher(folder)

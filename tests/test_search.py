@@ -199,6 +199,21 @@ def test_successive_halving_promotes_by_continuing_each_run(tmp_path):
     assert front and not front & superseded
 
 
+def test_adding_rungs_to_a_study_keeps_its_teacher(tmp_path):
+    """Successive halving pins the candidates' warm-up to its lowest rung; the automatic teacher
+    trains on its own schedule, so a study with --rungs distils from the plain study's teacher."""
+    from nasface.teacher import teacher_targets
+
+    plain = tiny_config(tmp_path, teacher="auto", teacher_steps=4, proxy_steps=8)
+    halving = tiny_config(tmp_path, teacher="auto", teacher_steps=4, rungs="2,8")
+    assert halving.proxy.steps == plain.proxy.steps and halving.proxy.warmup_steps != plain.proxy.warmup_steps
+    cache = tmp_path / "cache"
+    data = load_proxy_data(plain.data, plain.seed, cache)
+    folders = {teacher_targets("auto", data, cache, config.proxy, teacher_steps=4, log=lambda m: None).folder
+               for config in (plain, halving)}
+    assert len(folders) == 1
+
+
 def test_rungs_are_checked_before_anything_is_created(tmp_path):
     for rungs, eta, message in (("8,4", 3, "rising"), ("4", 3, "two or more"), ("4,8", 1, "at least 2")):
         with pytest.raises(NasfaceError, match=message):
