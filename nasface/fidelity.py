@@ -355,11 +355,9 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
             # a trivial baseline is given the better of its two directions (bigger or smaller is
             # better), so that beating it is not the result of guessing its sign wrongly
             values = -values
-        if have.all():
-            features[name] = values
-        else:  # e.g. a yardstick given after some architectures were logged: its own subset
+        features[name] = values
+        if not have.all():  # e.g. a yardstick given after some architectures were logged: its own subset
             partial[name] = have
-            features[name] = values
     baseline = features.get("log_flops")
     report["points"] = {}
     for name, values in features.items():
