@@ -355,6 +355,13 @@ def print_fidelity(report: dict) -> None:
                       f"{row['top5_in_top10']:.1f}",
                       "" if diff is None else f"{diff:+.2f} [{diff_ci[0]:+.2f}, {diff_ci[1]:+.2f}]")
     console.print(table)
+    for name, row in report["signals"].items():
+        paired = row.get("paired")
+        if paired:
+            ci = paired["tau_minus_other_ci"] or [float("nan")] * 2
+            console.print(f"{name} against {paired['with']} on the same {row['measured']} architectures: tau "
+                          f"{row['tau']:+.2f} vs {paired['tau_other']:+.2f}, difference {paired['tau_minus_other']:+.2f} "
+                          f"[{ci[0]:+.2f}, {ci[1]:+.2f}]")
     ceiling = report.get("noise_ceiling") or {}
     if "reference" in ceiling:
         console.print(f"noise ceiling (reference, seed vs seed, {ceiling['pairs']} architectures): "

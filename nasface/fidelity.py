@@ -62,6 +62,9 @@ DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
 TRIVIAL = ("log_flops", "log_params")
+# a partial signal's natural rival, compared with it on the same architectures (paired bootstrap):
+# agreement with a yardstick teacher against agreement with the teacher the students learn from
+COUNTERPART = {"yardstick_cka": "teacher_cka"}
 FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
 
 
@@ -366,6 +369,8 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         subset = groups if name not in partial else strata_of(flops[have])
         report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against),
                                    "measured": int(have.sum()), "partial": name in partial}
+        if name in partial:
+            report["signals"][name].update(_like_for_like(name, values, have, reference, features, partial, resamples))
         report["points"][name] = [values[have].tolist(), reference[have].tolist(),
                                   [n for n, kept in zip(complete, have) if kept]]
     for name in partial:  # the combination and the best signal compare on the same architectures
@@ -383,6 +388,22 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
                               **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baseline)}
     report["best"] = best_signal(report)
     return report
+
+
+def _like_for_like(name: str, values, have, reference, features: dict, partial: dict, resamples: int) -> dict:
+    """A partial signal's tau is over fewer architectures than the others': each complete signal's
+    tau over the same ones, and the paired difference to its counterpart (``COUNTERPART``)."""
+    complete = [other for other in features if other not in partial]
+    found = {"same_architectures": {other: rank_agreement(features[other][have], reference[have], 0)["tau"]
+                                    for other in complete if np.ptp(features[other][have]) > 0}}
+    rival = COUNTERPART.get(name)
+    if rival in found["same_architectures"]:
+        paired = rank_agreement(values[have], reference[have], resamples, 0, against=features[rival][have])
+        found["paired"] = {"with": rival, "tau_other": found["same_architectures"][rival],
+                           "tau_minus_other": paired["tau_minus_other"],
+                           "tau_minus_other_ci": paired["tau_minus_other_ci"],
+                           "tau_above_other_fraction": paired["tau_above_other_fraction"]}
+    return found
 
 
 def _agreement(values, reference, groups, resamples: int, baseline) -> dict:

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from nasface.errors import NasfaceError
-from nasface.fidelity import FidelitySettings, _spread_order, interleave, run_fidelity
-from nasface.ranking import loo_combination, stratified_tau, strata_of, top_recall
+from nasface.fidelity import FidelitySettings, _like_for_like, _spread_order, interleave, run_fidelity
+from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
 from nasface.search import config_from_options, run_search
@@ -181,12 +181,35 @@ def test_a_yardstick_added_to_a_study_in_progress_keeps_its_runs(tmp_path):
     assert row["available"] and row["partial"] and row["measured"] == 4 and len(report["points"]["yardstick_cka"][2]) == 4
     assert report["signals"]["accuracy"]["measured"] == 8 and not report["signals"]["accuracy"]["partial"]
     assert report["best"]["signal"] != "yardstick_cka" and "yardstick_cka" not in report["combined"]["weights"]
+    # the complete signals are also ranked on the yardstick's 4 architectures, like for like
+    names = report["points"]["yardstick_cka"][2]
+    values, reference, archs = report["points"]["accuracy"]
+    kept = [arch in names for arch in archs]
+    expected = rank_agreement(np.array(values)[kept], np.array(reference)[kept], 0)["tau"]
+    assert row["same_architectures"]["accuracy"] == pytest.approx(expected)
+    assert "paired" not in row  # this study has no teacher of its own to pair the yardstick with
     assert report["command_settings"]["yardstick"] == "auto"
     for bad, message in (("none", "other than the study's own"), (str(tmp_path / "missing.safetensors"),
                                                                    "--yardstick .*: no such checkpoint")):
         with pytest.raises(NasfaceError, match=message):
             run_fidelity(dataclasses.replace(settings, yardstick=bad), out, log=lambda m: None)
     assert log.read_text().splitlines() == lines
+
+
+def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architectures():
+    """yardstick_cka measured on 5 of 8 architectures is compared with teacher_cka on those 5:
+    a yardstick ranking them exactly as the reference beats a teacher agreement ranking them
+    backwards by tau 1 - (-1) = 2."""
+    reference = np.arange(8.0)
+    have = np.array([False, True, True, False, True, True, False, True])
+    yardstick = np.where(have, reference, np.nan)
+    teacher = np.where(have, -reference, reference)  # backwards on the yardstick's five only
+    features = {"yardstick_cka": yardstick, "teacher_cka": teacher, "log_flops": np.ones(8)}
+    found = _like_for_like("yardstick_cka", yardstick, have, reference, features, {"yardstick_cka": have}, 200)
+    assert found["same_architectures"] == {"teacher_cka": pytest.approx(-1.0)}  # constant FLOPs: no tau
+    paired = found["paired"]
+    assert paired["with"] == "teacher_cka" and paired["tau_other"] == pytest.approx(-1.0)
+    assert paired["tau_minus_other"] == pytest.approx(2.0) and paired["tau_above_other_fraction"] == 1.0
 
 
 @pytest.mark.slow
