@@ -115,6 +115,22 @@ def test_tabular_simulation_charges_and_promotes_as_described(tmp_path):
     assert kept.spent >= whole / 2
 
 
+def test_time_to_reach_reads_the_median_curve_even_when_half_the_seeds_never_get_there():
+    from benchmarks.multifidelity_tabular import Trace, time_to_reach
+
+    traces = []
+    for steps in ([(10, 0.5), (10, 0.9)], [(10, 0.9)], [(10, 0.4)], [(30, 0.4)]):  # (seconds, hypervolume)
+        trace = Trace({})
+        for seconds, value in steps:
+            trace.spent += seconds
+            trace.times.append(trace.spent)
+            trace.values.append(value)
+        traces.append(trace)
+    # medians of the four: 0 until 10 s, then (0.4 + 0.5) / 2 = 0.45, then (0.4 + 0.9) / 2 = 0.65 from 20 s
+    assert time_to_reach(traces, 0.65, 60) == 20 and time_to_reach(traces, 0.45, 60) == 10
+    assert time_to_reach(traces, 0.65, 15) is None and time_to_reach(traces, 0.7, 60) is None
+
+
 @pytest.mark.slow
 def test_the_end_to_end_multifidelity_benchmark_runs_and_resumes(tmp_path):
     """Real searches with and without rungs (tiny), each pick trained again at the reference budget."""
