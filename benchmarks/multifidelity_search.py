@@ -17,7 +17,8 @@ candidate (the highest proxy accuracy among the candidates as they stand, at the
 reached) **trained again at the reference budget** (``--reference-factor`` times the top rung, 8 by
 default) and verified, so the two searches are judged by what the longer training says, not by
 their own proxies.  Each finished search and each reference score is a line of a resumable log
-(``multifidelity_search.jsonl``): a killed run continues where it stopped.
+(``multifidelity_search.jsonl``): a killed run continues where it stopped.  Several processes may
+share the log (one per core), each search and each reference score taken by one of them.
 """
 
 from __future__ import annotations
@@ -69,13 +70,21 @@ def best_standing(study) -> record.TrialRecord | None:
     return max(front, key=lambda facts: facts.accuracy, default=None)
 
 
-def run_one(mode: str, seed: int, args, log: RowLog) -> dict:
-    flags = search_settings(mode, seed, args)
+def run_key(flags: dict) -> str:
     # the searches' folder is scratch space: a run continued elsewhere is the same run
-    key = hashlib.sha256(json.dumps({k: v for k, v in flags.items() if k != "studies_dir"},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({k: v for k, v in flags.items() if k != "studies_dir"},
+                                     sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_one(mode: str, seed: int, args, log: RowLog) -> None:
+    """The search and its pick's reference score, each unless logged or taken by another process
+    sharing the log (one per core: each search is timed alone on its core)."""
+    flags = search_settings(mode, seed, args)
+    key = run_key(flags)
     row = log.get(key)
     if row is None:
+        if not log.claim(key):
+            return
         config = config_from_options(flags, STUDY_FILE)
         # a search cut off by a kill starts again from nothing: resumed, it would get more than its time
         shutil.rmtree(config.study_dir, ignore_errors=True)
@@ -96,11 +105,16 @@ def run_one(mode: str, seed: int, args, log: RowLog) -> dict:
             "promotions": sum(1 for facts in everything if facts.promoted),
             "best": None if best is None else {"trial": best.number, "rung": best.rung, "accuracy": best.accuracy,
                                                "spec": best.spec, "flops": best.cost["flops"]}})
-    if row["best"] is not None and "reference_accuracy" not in row["best"]:
-        reference = reference_score(flags, row["best"]["spec"], args)
-        row = log.add(key, {**{k: v for k, v in row.items() if k != "key"},
-                            "best": {**row["best"], **reference}})
-    return row
+    scoring = f"{key}/reference"
+    if row["best"] is None or "reference_accuracy" in row["best"] or not log.claim(scoring):
+        return
+    try:
+        row = log.get(key)  # claim() re-read the log: another process may have scored it meanwhile
+        if "reference_accuracy" not in row["best"]:
+            reference = reference_score(flags, row["best"]["spec"], args)
+            log.add(key, {**{k: v for k, v in row.items() if k != "key"}, "best": {**row["best"], **reference}})
+    finally:
+        log.release(scoring)
 
 
 def share_caches(study_dir: Path, shared: Path) -> None:
@@ -163,7 +177,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         args.studies = args.studies or Path(scratch)
         log = RowLog(result_path(NAME, args.out).with_suffix(".jsonl"))
-        rows = [run_one(mode, seed, args, log) for seed in range(args.seeds) for mode in ("plain", "rungs")]
+        runs = [(mode, seed) for seed in range(args.seeds) for mode in ("plain", "rungs")]
+        for mode, seed in runs:
+            run_one(mode, seed, args, log)
+    log.refresh()
+    rows = [row for row in (log.get(run_key(search_settings(m, s, args))) for m, s in runs) if row is not None]
+    if len(rows) < len(runs) or any(row["best"] and "reference_accuracy" not in row["best"] for row in rows):
+        print("other processes sharing the log are still running searches or reference scores: the last "
+              "one to finish writes the result")
+        return
     path = write_result(NAME, {"settings": {k: str(v) for k, v in vars(args).items()}, "runs": rows,
                                "summary": summarise(rows)}, args.out)
     print(json.dumps(summarise(rows), indent=2))
