@@ -48,13 +48,16 @@ from nasface.teacher import teacher_targets  # noqa: E402
 from nasface.train import score  # noqa: E402
 
 NAME = "multifidelity_search"
+UNCAPPED = 1_000_000  # candidates: far more than any search here can train in its time
 STUDY_FILE = Path(__file__).resolve().parents[1] / "studies" / "lfr-light.yaml"
 QUICK = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80, "proxy_batch": 8,
          "resolution": 32, "teacher": "none"}
 
 
 def search_settings(mode: str, seed: int, args) -> dict:
-    flags = {"study": f"{mode}-seed{seed}", "studies_dir": str(args.studies), "trials": None,
+    # trials: no cap of candidates, only the time limit (a flag given as None would leave the study
+    # file's trials: 6 in force)
+    flags = {"study": f"{mode}-seed{seed}", "studies_dir": str(args.studies), "trials": UNCAPPED,
              "timeout": f"{args.minutes * 60:.0f}s", "executor": "inline", "baselines": False, "seed": seed,
              "device": "cpu", **(QUICK if args.quick else {})}
     if mode == "rungs":
