@@ -114,10 +114,27 @@ def run_one(mode: str, seed: int, args, log: RowLog) -> None:
     try:
         row = log.get(key)  # claim() re-read the log: another process may have scored it meanwhile
         if "reference_accuracy" not in row["best"]:
-            reference = reference_score(flags, row["best"]["spec"], args)
+            reference = scored_before(log, row) or reference_score(flags, row["best"]["spec"], args)
             log.add(key, {**{k: v for k, v in row.items() if k != "key"}, "best": {**row["best"], **reference}})
     finally:
         log.release(scoring)
+
+
+# what decides a pick's reference score besides its spec: the recipe, not the search's name or limits
+NOT_RECIPE = ("study", "studies_dir", "trials", "timeout")
+
+
+def scored_before(log: RowLog, row: dict) -> dict | None:
+    """The reference score of the same spec under the same recipe, if a logged search's pick had it:
+    training is deterministic on a CPU, so it is that score (the row says where it came from)."""
+    recipe = {k: v for k, v in row["flags"].items() if k not in NOT_RECIPE}
+    for other in log.rows.values():
+        best = other.get("best") or {}
+        if ("reference_accuracy" in best and best["spec"] == row["best"]["spec"]
+                and {k: v for k, v in other["flags"].items() if k not in NOT_RECIPE} == recipe):
+            return {**{k: v for k, v in best.items() if k.startswith("reference_")},
+                    "reference_reused_from": other["key"]}
+    return None
 
 
 def share_caches(study_dir: Path, shared: Path) -> None:

@@ -131,6 +131,22 @@ def test_time_to_reach_reads_the_median_curve_even_when_half_the_seeds_never_get
     assert time_to_reach(traces, 0.65, 15) is None and time_to_reach(traces, 0.7, 60) is None
 
 
+def test_a_pick_scored_before_under_the_same_recipe_is_not_trained_again(tmp_path):
+    from benchmarks.multifidelity_search import scored_before
+    from nasface.atomic import RowLog
+
+    log = RowLog(tmp_path / "log.jsonl")
+    recipe = {"seed": 1, "rungs": "40,120", "eta": 3}
+    scored = {"spec": {"name": "a"}, "reference_accuracy": 0.9, "reference_steps": 960}
+    log.add("capped", {"flags": {**recipe, "study": "x", "trials": None, "timeout": "600s"}, "best": scored})
+    log.add("other-seed", {"flags": {**recipe, "seed": 2}, "best": {**scored, "reference_accuracy": 0.5}})
+    pick = {"flags": {**recipe, "study": "y", "trials": 10, "timeout": "60s"}, "best": {"spec": {"name": "a"}}}
+    assert scored_before(log, pick) == {"reference_accuracy": 0.9, "reference_steps": 960,
+                                        "reference_reused_from": "capped"}
+    assert scored_before(log, {**pick, "best": {"spec": {"name": "b"}}}) is None        # another spec
+    assert scored_before(log, {**pick, "flags": {**recipe, "eta": 2}}) is None           # another recipe
+
+
 @pytest.mark.slow
 def test_the_end_to_end_multifidelity_benchmark_runs_and_resumes(tmp_path):
     """Real searches with and without rungs (tiny), each pick trained again at the reference budget."""
