@@ -367,7 +367,9 @@ def print_fidelity(report: dict) -> None:
         console.print(f"noise ceiling (reference, seed vs seed, {ceiling['pairs']} architectures): "
                       f"tau {ceiling['reference']['tau']:+.2f}")
     if report.get("best"):
-        console.print(f"best: {report['best']['signal']} (tau {report['best']['tau']:+.2f})")
+        best = report["best"]
+        beside = "" if best["baseline"] is None else f"; {best['baseline']} alone: {best['baseline_tau']:+.2f}"
+        console.print(f"best: {best['signal']} (tau {best['tau']:+.2f}{beside})")
 
 
 def _search_options_as_parameters() -> None:

@@ -432,15 +432,21 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
 
 def best_signal(report: dict) -> dict | None:
     """The signal (or the combination) with the highest Kendall tau against the reference, among
-    those measured on every architecture (a partial signal's tau is over another set)."""
-    candidates = {name: row["tau"] for name, row in report["signals"].items()
-                  if row.get("available") and not row.get("partial")}
+    those measured on every architecture (a partial signal's tau is over another set), and beside
+    it the better of the trivial baselines: FLOPs and parameters are what a score must beat, not a
+    score (they restate the search's cost objectives), so they are never the best."""
+    measured = {name: row["tau"] for name, row in report["signals"].items()
+                if row.get("available") and not row.get("partial")}
+    candidates = {name: tau for name, tau in measured.items() if name not in TRIVIAL}
     if report.get("combined"):
         candidates["combined"] = report["combined"]["tau"]
     if not candidates:
         return None
     name = max(candidates, key=candidates.get)
-    return {"signal": name, "tau": candidates[name]}
+    baselines = {n: measured[n] for n in TRIVIAL if n in measured}
+    baseline = max(baselines, key=baselines.get) if baselines else None
+    return {"signal": name, "tau": candidates[name], "baseline": baseline,
+            "baseline_tau": None if baseline is None else baselines[baseline]}
 
 
 def _cpu_seconds(by_arch: dict, seed: int, steps: list[int]) -> dict:

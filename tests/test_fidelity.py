@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from nasface.errors import NasfaceError
-from nasface.fidelity import FidelitySettings, _like_for_like, _spread_order, interleave, run_fidelity
+from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, best_signal, interleave,
+                              run_fidelity)
 from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
@@ -194,6 +195,17 @@ def test_a_yardstick_added_to_a_study_in_progress_keeps_its_runs(tmp_path):
         with pytest.raises(NasfaceError, match=message):
             run_fidelity(dataclasses.replace(settings, yardstick=bad), out, log=lambda m: None)
     assert log.read_text().splitlines() == lines
+
+
+def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
+    report = {"signals": {"accuracy": {"available": True, "tau": 0.78}, "log_params": {"available": True, "tau": 0.87},
+                          "log_flops": {"available": True, "tau": 0.56}, "zico": {"available": False},
+                          "yardstick_cka": {"available": True, "partial": True, "tau": 0.95}},
+              "combined": {"tau": 0.70}}
+    assert best_signal(report) == {"signal": "accuracy", "tau": 0.78, "baseline": "log_params", "baseline_tau": 0.87}
+    report["combined"]["tau"] = 0.80
+    assert best_signal(report)["signal"] == "combined"
+    assert best_signal({"signals": {"log_flops": {"available": True, "tau": 0.5}}, "combined": None}) is None
 
 
 def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architectures():
