@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
+from nasface.fidelity import FILL  # noqa: E402
 from nasface.report import hypervolume  # noqa: E402
 from nasface.rungs import RungResult, nondominated_fronts, promotions  # noqa: E402
 
@@ -55,7 +56,7 @@ def load_table(path: Path, seed: int = 0) -> dict:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = {}
     for row in rows:
-        if row["seed"] != seed or any(r["status"] != "ok" for r in row["results"]):
+        if row["key"].startswith(FILL) or row["seed"] != seed or any(r["status"] != "ok" for r in row["results"]):
             continue
         table[row["arch"]] = {
             "accuracy": {r["steps"]: r["accuracy"] for r in row["results"]},

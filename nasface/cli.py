@@ -295,7 +295,8 @@ def fidelity_command(
     signals: str = typer.Option(None, help="Comma-separated signals to analyse (default: all)."),
     bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the intervals."),
     yardstick: str = typer.Option(None, help="A second teacher the students do not learn from (dlib-resnet, auto or "
-                                             "a checkpoint): their agreement with it is the yardstick_cka signal."),
+                                             "a checkpoint): their agreement with it is the yardstick_cka signal; "
+                                             "runs logged without it are replayed to the proxy's budget to fill it in."),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/fidelity-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),

@@ -20,8 +20,12 @@ Given proxy data, a space, budgets and a proxy (a study file's, by default the R
 
 A *yardstick* (``--yardstick dlib-resnet``, or any teacher) adds one signal: the student's
 agreement with a second teacher it does not learn from.  It changes no training, so it is not part
-of a run's key: architectures logged before it was given keep their lines, and a signal some
-architectures lack is analysed on those that have it (with their count), outside the combination.
+of a run's key: architectures logged before it was given keep their lines, and the signal is filled
+in for them by replaying each run up to the proxy's budget (an eighth of its cost by default) and
+appending a *fill* line.  A replay is used only where it reproduces the logged accuracy and loss
+exactly, as a CPU run does; one that does not (another machine, a GPU) is logged as differing and
+its architecture keeps lacking the signal.  A signal some architectures lack is analysed on those
+that have it (with their count), outside the combination.
 
 Every trained architecture is one line of ``log.jsonl`` in the output folder, appended when it
 finishes; a killed run continues where it stopped (an architecture cut off mid-run is trained
@@ -62,10 +66,13 @@ DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
 TRIVIAL = ("log_flops", "log_params")
-# a partial signal's natural rival, compared with it on the same architectures (paired bootstrap):
-# agreement with a yardstick teacher against agreement with the teacher the students learn from
+# a signal no search can score with (its teacher is not the study's), only measured: it is compared
+# with its natural rival on the same architectures (paired bootstrap), never combined or chosen.
+# Agreement with a yardstick teacher against agreement with the teacher the students learn from.
 COUNTERPART = {"yardstick_cka": "teacher_cka"}
 FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
+YARDSTICK_FILLS = "yardstick replays"  # the stage that fills a yardstick in for runs logged without it
+FILL = "yardstick-fill"  # the prefix of a fill line's key in the log
 
 
 @dataclass(frozen=True)
@@ -260,15 +267,23 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     log(f"fidelity: {len(specs)} architectures ({settings.architectures} drawn + {len(specs) - settings.architectures} "
         f"presets), {len(repeated)} with a second seed; budgets {settings.steps()} steps (proxy {proxy.steps}, "
         f"reference {settings.reference_steps}); log {out / LOG}")
-    todo = [] if analyse_only else [(spec, seed) for spec, seed in plan
-                                    if rows.get(row_key(settings, data.key, spec, seed, teacher_info)) is None]
-    if todo:
+    keys = [row_key(settings, data.key, spec, seed, teacher_info) for spec, seed in plan]
+    todo = [] if analyse_only else [(spec, seed) for (spec, seed), key in zip(plan, keys) if rows.get(key) is None]
+    fills = [] if analyse_only else [(spec, seed, key) for (spec, seed), key in zip(plan, keys)
+                                     if _lacks_yardstick(settings, rows, key)]
+    if todo or fills:
         # the search's own proxy budget, so the teacher is the one the search trains (and caches)
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
                                   progress=progress)
         yardstick = None if settings.yardstick is None else \
             teacher_targets(settings.yardstick, data, out / "cache", config.proxy, log=log, progress=progress).held_out
+        if fills:  # first: a fill costs an eighth of a run and completes the signal for the analysis
+            with progress.stage(YARDSTICK_FILLS, len(fills), "replays") as stage:
+                for number, (spec, seed, key) in enumerate(fills, 1):
+                    if rows.claim(fill_key(key, settings.yardstick)):
+                        _fill_yardstick(settings, spec, seed, key, data, teacher, yardstick, rows, log)
+                    stage.update(number)
         with progress.stage(FIDELITY_RUNS, len(todo), "runs") as stage:
             for number, (spec, seed) in enumerate(todo, 1):
                 # unclaimed: another process sharing this log has done it, or is doing it
@@ -276,8 +291,7 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                     _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log)
                 stage.update(number)
     rows.refresh()
-    report = analyse(settings, specs, repeated, [rows.get(row_key(settings, data.key, s, seed, teacher_info))
-                                                 for s, seed in plan])
+    report = analyse(settings, specs, repeated, [_with_fill(rows, key, settings.yardstick) for key in keys])
     report["command_settings"] = describe(settings)
     report["teacher"] = teacher_info
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
@@ -300,7 +314,67 @@ def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardsti
     final = results[-1]
     shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
              else f"failed: {final['reason']}")
-    log(f"[{len(rows.rows)}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+    runs = sum(not key.startswith(FILL) for key in rows.rows)
+    log(f"[{runs}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+
+
+# -- a yardstick given to a study in progress --------------------------------------------------------
+def fill_key(key: str, yardstick: str) -> str:
+    return f"{FILL}:{yardstick}:{key}"
+
+
+def _lacks_yardstick(settings: FidelitySettings, rows: RowLog, key: str) -> bool:
+    """A run logged before the yardstick was given, whose proxy budget was measured, and not filled in yet."""
+    if settings.yardstick is None:
+        return False
+    proxy = _at(rows.get(key), settings.proxy_steps)
+    if proxy is None or "yardstick_cka" in (proxy.get("signals") or {}):
+        return False
+    return rows.get(fill_key(key, settings.yardstick)) is None
+
+
+def _fill_yardstick(settings: FidelitySettings, spec, seed: int, key: str, data, teacher, yardstick: np.ndarray,
+                    rows: RowLog, log) -> None:
+    """Replay a logged run up to the proxy's budget with the yardstick and log its agreement with it,
+    budget by budget, if the replay is the logged run (the same accuracy and loss to the last bit)."""
+    logged = {r["steps"]: r for r in rows.get(key)["results"]}
+    shorter = [s for s in settings.steps() if s <= settings.proxy_steps]
+    begun, cpu = time.time(), time.process_time()
+    replay = score_budgets(spec, data.train, data.pairs, dataclasses.replace(settings.proxy, seed=seed), shorter,
+                           teacher, yardstick=yardstick)
+    values, differs = {}, None
+    for result in replay:
+        before = logged.get(result["steps"], {})
+        same = all(result.get(field) == before.get(field) for field in ("status", "accuracy", "final_loss"))
+        if not same or "yardstick_cka" not in result.get("signals", {}):
+            differs = {"steps": result["steps"], "logged": [before.get("accuracy"), before.get("final_loss")],
+                       "replayed": [result.get("accuracy"), result.get("final_loss")]}
+            values = {}
+            break
+        values[str(result["steps"])] = result["signals"]["yardstick_cka"]
+    rows.add(fill_key(key, settings.yardstick),
+             {"fills": key, "arch": spec.name, "seed": seed, "yardstick": settings.yardstick, "yardstick_cka": values,
+              "replay_differs": differs, "cpu_seconds": time.process_time() - cpu, "finished": time.time(),
+              "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0], "machine": platform.node()})
+    shown = "filled in" if differs is None else \
+        f"not filled in: the replay differs from the log at {differs['steps']} steps (accuracy, loss " \
+        f"{differs['logged']} logged, {differs['replayed']} replayed)"
+    log(f"yardstick for {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+
+
+def _with_fill(rows: RowLog, key: str, yardstick: str | None) -> dict | None:
+    """The run logged under ``key``, with the yardstick's agreement filled in where a replay measured it."""
+    row = rows.get(key)
+    fill = None if row is None or yardstick is None else rows.get(fill_key(key, yardstick))
+    if fill is None or not fill["yardstick_cka"]:
+        return row
+    results = []
+    for result in row["results"]:
+        value = fill["yardstick_cka"].get(str(result["steps"]))
+        if value is not None and "signals" in result and "yardstick_cka" not in result["signals"]:
+            result = {**result, "signals": {**result["signals"], "yardstick_cka": value}}
+        results.append(result)
+    return {**row, "results": results}
 
 
 def describe(settings: FidelitySettings) -> dict:
@@ -368,13 +442,14 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         against = None if name == "log_flops" or baseline is None else baseline[have]
         subset = groups if name not in partial else strata_of(flops[have])
         report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against),
-                                   "measured": int(have.sum()), "partial": name in partial}
-        if name in partial:
+                                   "measured": int(have.sum()), "partial": name in partial,
+                                   "measure_only": name in COUNTERPART}
+        if name in partial or name in COUNTERPART:
             report["signals"][name].update(_like_for_like(name, values, have, reference, features, partial, resamples))
         report["points"][name] = [values[have].tolist(), reference[have].tolist(),
                                   [n for n, kept in zip(complete, have) if kept]]
-    for name in partial:  # the combination and the best signal compare on the same architectures
-        del features[name]
+    for name in {*partial, *COUNTERPART} & set(features):  # the combination and the best signal compare
+        del features[name]                                 # scores a search can use, on the same architectures
     for steps in settings.steps():
         values = np.array([first[n][steps]["accuracy"] if first[n][steps] else np.nan for n in complete])
         if steps != reference_steps and not np.isnan(values).any():
@@ -393,7 +468,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
 def _like_for_like(name: str, values, have, reference, features: dict, partial: dict, resamples: int) -> dict:
     """A partial signal's tau is over fewer architectures than the others': each complete signal's
     tau over the same ones, and the paired difference to its counterpart (``COUNTERPART``)."""
-    complete = [other for other in features if other not in partial]
+    complete = [other for other in features if other not in partial and other != name]
     found = {"same_architectures": {other: rank_agreement(features[other][have], reference[have], 0)["tau"]
                                     for other in complete if np.ptp(features[other][have]) > 0}}
     rival = COUNTERPART.get(name)
@@ -436,7 +511,7 @@ def best_signal(report: dict) -> dict | None:
     it the better of the trivial baselines: FLOPs and parameters are what a score must beat, not a
     score (they restate the search's cost objectives), so they are never the best."""
     measured = {name: row["tau"] for name, row in report["signals"].items()
-                if row.get("available") and not row.get("partial")}
+                if row.get("available") and not row.get("partial") and not row.get("measure_only")}
     candidates = {name: tau for name, tau in measured.items() if name not in TRIVIAL}
     if report.get("combined"):
         candidates["combined"] = report["combined"]["tau"]

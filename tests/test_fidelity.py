@@ -164,32 +164,61 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert f"Kendall tau {report['signals']['accuracy']['tau']:.2f}" in (tmp_path / "s" / "p4" / "report.html").read_text()
 
 
-def test_a_yardstick_added_to_a_study_in_progress_keeps_its_runs(tmp_path):
+def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(tmp_path):
     """A yardstick trains nothing differently: runs logged without it stay, the rest gain its signal,
-    and a signal only some architectures have is analysed on those, apart from the others."""
+    and each logged run is replayed up to the proxy's budget to fill it in, but only where the replay
+    reproduces the log exactly.  A signal only some architectures have is analysed on those."""
     settings = FidelitySettings(search=config_from_options(TINY), architectures=8, presets=False,
                                 factors=(0.5, 1.0, 2.0), second_seeds=0, bootstrap=100)
+    with_yardstick = dataclasses.replace(settings, yardstick="auto")
+    # the same study with the yardstick from its start: what a fill must reproduce
+    whole = run_fidelity(with_yardstick, tmp_path / "whole", log=lambda m: None)
+    expected = {row["arch"]: {str(r["steps"]): r["signals"]["yardstick_cka"] for r in row["results"]}
+                for row in map(json.loads, (tmp_path / "whole" / "log.jsonl").read_text().splitlines())}
     out, log = tmp_path / "f", tmp_path / "f" / "log.jsonl"
     run_fidelity(settings, out, log=lambda m: None)
-    kept = log.read_text().splitlines()[:4]
-    log.write_text("".join(line + "\n" for line in kept))
-    report = run_fidelity(dataclasses.replace(settings, yardstick="auto"), out, log=lambda m: None)
+    kept = [json.loads(line) for line in log.read_text().splitlines()[:4]]
+    assert all("yardstick_cka" not in r["signals"] for row in kept for r in row["results"])
+    kept[0]["results"][1]["accuracy"] += 1e-3  # a log this machine's replay cannot reproduce
+    log.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    before = log.read_text().splitlines()
+    messages = []
+    report = run_fidelity(with_yardstick, out, log=messages.append)
     lines = log.read_text().splitlines()
-    assert lines[:4] == kept and len(lines) == 8               # nothing logged was trained again
-    for row in map(json.loads, lines[4:]):
+    assert lines[:4] == before and len(lines) == 4 + 4 + 4      # nothing logged was trained again
+    runs = [json.loads(line) for line in lines if not json.loads(line)["key"].startswith("yardstick-fill")]
+    fills = {row["arch"]: row for row in map(json.loads, lines) if row["key"].startswith("yardstick-fill")}
+    assert len(runs) == 8 and set(fills) == {row["arch"] for row in kept}
+    for row in runs[4:]:
         assert all(0 <= result["signals"]["yardstick_cka"] <= 1 for result in row["results"])
+    for row in kept[1:]:  # a replay is the logged run, bit for bit: its agreement is the whole study's
+        assert fills[row["arch"]]["replay_differs"] is None
+        assert fills[row["arch"]]["yardstick_cka"] == {k: v for k, v in expected[row["arch"]].items() if k != "8"}
+    differs = fills[kept[0]["arch"]]
+    assert differs["yardstick_cka"] == {} and differs["replay_differs"]["steps"] == 4
+    assert any(f"yardstick for {kept[0]['arch']} seed 0: not filled in" in m for m in messages)
     row = report["signals"]["yardstick_cka"]
-    assert row["available"] and row["partial"] and row["measured"] == 4 and len(report["points"]["yardstick_cka"][2]) == 4
+    assert row["available"] and row["partial"] and row["measured"] == 7 and len(report["points"]["yardstick_cka"][2]) == 7
+    assert kept[0]["arch"] not in report["points"]["yardstick_cka"][2]
     assert report["signals"]["accuracy"]["measured"] == 8 and not report["signals"]["accuracy"]["partial"]
     assert report["best"]["signal"] != "yardstick_cka" and "yardstick_cka" not in report["combined"]["weights"]
-    # the complete signals are also ranked on the yardstick's 4 architectures, like for like
+    # the complete signals are also ranked on the yardstick's 7 architectures, like for like
     names = report["points"]["yardstick_cka"][2]
     values, reference, archs = report["points"]["accuracy"]
-    kept = [arch in names for arch in archs]
-    expected = rank_agreement(np.array(values)[kept], np.array(reference)[kept], 0)["tau"]
-    assert row["same_architectures"]["accuracy"] == pytest.approx(expected)
+    chosen = [arch in names for arch in archs]
+    assert row["same_architectures"]["accuracy"] == pytest.approx(
+        rank_agreement(np.array(values)[chosen], np.array(reference)[chosen], 0)["tau"])
     assert "paired" not in row  # this study has no teacher of its own to pair the yardstick with
     assert report["command_settings"]["yardstick"] == "auto"
+    # the filled values are the ones analysed; once filled (or found differing) nothing is replayed again
+    filled = dict(zip(report["points"]["yardstick_cka"][2], report["points"]["yardstick_cka"][0]))
+    assert filled[kept[1]["arch"]] == pytest.approx(expected[kept[1]["arch"]]["4"])
+    # measured on every architecture, it is still only measured: no search can score with it
+    assert whole["signals"]["yardstick_cka"]["measured"] == 8 and not whole["signals"]["yardstick_cka"]["partial"]
+    assert whole["signals"]["yardstick_cka"]["measure_only"] and whole["best"]["signal"] != "yardstick_cka"
+    assert "yardstick_cka" not in whole["combined"]["weights"]
+    run_fidelity(with_yardstick, out, log=lambda m: None)
+    assert log.read_text().splitlines() == lines
     for bad, message in (("none", "other than the study's own"), (str(tmp_path / "missing.safetensors"),
                                                                    "--yardstick .*: no such checkpoint")):
         with pytest.raises(NasfaceError, match=message):
@@ -222,6 +251,12 @@ def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architecture
     paired = found["paired"]
     assert paired["with"] == "teacher_cka" and paired["tau_other"] == pytest.approx(-1.0)
     assert paired["tau_minus_other"] == pytest.approx(2.0) and paired["tau_above_other_fraction"] == 1.0
+    # measured on all 8 (filled in), it is still paired with its rival, on all 8, and not with itself
+    everywhere = np.ones(8, bool)
+    features["yardstick_cka"] = reference.copy()
+    found = _like_for_like("yardstick_cka", reference, everywhere, reference, features, {}, 200)
+    assert set(found["same_architectures"]) == {"teacher_cka"}
+    assert found["paired"]["tau_other"] == pytest.approx(rank_agreement(teacher, reference, 0)["tau"])
 
 
 @pytest.mark.slow
