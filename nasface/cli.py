@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from nasface.errors import NasfaceError
 
@@ -335,13 +335,15 @@ def fidelity_command(
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
+    from nasface.fidelity import TRIVIAL, versus_text
+
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
     if report.get("note"):
         console.print(report["note"])
         return
-    table = Table("signal", "Kendall tau [95 % CI]", "rho", "tau within FLOPs strata", "top-5 in top-10",
-                  "tau - FLOPs [95 % CI]")
+    table = Table(Column("signal", no_wrap=True), "Kendall tau [95 % CI]", "rho", "tau in FLOPs strata",
+                  "top-5 in top-10", "tau - FLOPs [95 % CI]", "tau - params [95 % CI]")
     rows = [(f"{n} ({r['measured']} architectures)" if r.get("partial") else n, r)
             for n, r in report["signals"].items() if r.get("available")]
     rows += [(f"accuracy at {steps} steps", r) for steps, r in report["budgets"].items()]
@@ -349,13 +351,13 @@ def print_fidelity(report: dict) -> None:
         rows.append(("combined (leave-one-out)", report["combined"]))
     for name, row in rows:
         ci = row.get("tau_ci") or [float("nan")] * 2
-        diff = row.get("tau_minus_other")
-        diff_ci = row.get("tau_minus_other_ci") or [float("nan")] * 2
         table.add_row(name, f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]", f"{row['rho']:+.2f}",
                       "n/a" if row["strata"]["mean_tau"] is None else f"{row['strata']['mean_tau']:+.2f}",
-                      f"{row['top5_in_top10']:.1f}",
-                      "" if diff is None else f"{diff:+.2f} [{diff_ci[0]:+.2f}, {diff_ci[1]:+.2f}]")
-    console.print(table)
+                      f"{row['top5_in_top10']:.1f}", *(versus_text(row, base) for base in TRIVIAL))
+    # a log or a pipe gets the table unwrapped; a terminal gets it at its width
+    (console if console.is_terminal else Console(width=max(console.width, 160))).print(table)
+    console.print("tau - FLOPs / params: the paired bootstrap difference to FLOPs alone / parameters alone; "
+                  "a score must beat both")
     for name, row in report["signals"].items():
         paired = row.get("paired")
         if paired:

@@ -435,11 +435,11 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         features[name] = values
         if not have.all():  # e.g. a yardstick given after some architectures were logged: its own subset
             partial[name] = have
-    baseline = features.get("log_flops")
+    baselines = {name: features[name] for name in TRIVIAL if name in features}
     report["points"] = {}
     for name, values in features.items():
         have = partial.get(name, np.ones(len(complete), bool))
-        against = None if name == "log_flops" or baseline is None else baseline[have]
+        against = {other: base[have] for other, base in baselines.items() if other != name}
         subset = groups if name not in partial else strata_of(flops[have])
         report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against),
                                    "measured": int(have.sum()), "partial": name in partial,
@@ -453,14 +453,14 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     for steps in settings.steps():
         values = np.array([first[n][steps]["accuracy"] if first[n][steps] else np.nan for n in complete])
         if steps != reference_steps and not np.isnan(values).any():
-            report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baseline)
+            report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baselines)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
     report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
     if len(usable) >= 2 and len(complete) >= 6:
         combined = loo_combination(usable, reference)
         report["combined"] = {"weights": combined["weights"],
-                              **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baseline)}
+                              **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baselines)}
     report["best"] = best_signal(report)
     return report
 
@@ -481,8 +481,15 @@ def _like_for_like(name: str, values, have, reference, features: dict, partial: 
     return found
 
 
-def _agreement(values, reference, groups, resamples: int, baseline) -> dict:
-    result = rank_agreement(values, reference, resamples, 0, against=baseline)
+def _agreement(values, reference, groups, resamples: int, baselines: dict) -> dict:
+    """Rank agreement with the reference, and the paired difference to each trivial baseline in
+    ``baselines`` (FLOPs alone, parameters alone): what a score must beat, on the same resamples."""
+    result = rank_agreement(values, reference, resamples, 0)
+    result["versus"] = {}
+    for name, baseline in baselines.items():
+        paired = rank_agreement(values, reference, resamples, 0, against=baseline)
+        result["versus"][name] = {"tau_minus": paired["tau_minus_other"], "ci": paired["tau_minus_other_ci"],
+                                  "above_fraction": paired["tau_above_other_fraction"]}
     result["strata"] = stratified_tau(values, reference, groups, resamples)
     result["top5_in_top10"] = top_recall(values, reference)
     result["available"] = True
@@ -577,13 +584,24 @@ def write_page(report: dict, path: Path) -> None:
     figure.update_layout(height=260 * rows, width=1200, margin={"t": 40})
     rows_html = "".join(
         f"<tr><td>{n}</td><td>{r['tau']:+.2f} [{r['tau_ci'][0]:+.2f}, {r['tau_ci'][1]:+.2f}]</td>"
-        f"<td>{r['rho']:+.2f}</td><td>{_fmt(r['strata']['mean_tau'])}</td><td>{r['top5_in_top10']:.1f}</td></tr>"
+        f"<td>{r['rho']:+.2f}</td><td>{_fmt(r['strata']['mean_tau'])}</td><td>{r['top5_in_top10']:.1f}</td>"
+        + "".join(f"<td>{versus_text(r, base)}</td>" for base in TRIVIAL) + "</tr>"
         for n, r in report["signals"].items() if r.get("available") and r.get("tau_ci"))
     body = (f"<html><head><meta charset='utf-8'></head><body>{header}<table border=1 cellpadding=4>"
             f"<tr><th>signal (at the proxy's budget)</th><th>Kendall tau [95 % CI]</th><th>Spearman rho</th>"
-            f"<th>mean tau within FLOPs strata</th><th>top-5 in top-10</th></tr>{rows_html}</table>"
+            f"<th>mean tau within FLOPs strata</th><th>top-5 in top-10</th><th>tau - FLOPs alone [95 % CI]</th>"
+            f"<th>tau - parameters alone [95 % CI]</th></tr>{rows_html}</table>"
             + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")
     write_atomic(path, body)
+
+
+def versus_text(row: dict, baseline: str) -> str:
+    """A signal's paired tau difference to a trivial baseline, with its interval ('' for the baseline itself)."""
+    versus = (row.get("versus") or {}).get(baseline)
+    if versus is None:
+        return ""
+    low, high = versus["ci"] or [float("nan")] * 2
+    return f"{versus['tau_minus']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def _fmt(value) -> str:

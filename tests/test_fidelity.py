@@ -137,11 +137,18 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
         row = report["signals"][name]
         assert row["available"] and -1 <= row["tau"] <= 1 and row["tau_ci"][0] <= row["tau_ci"][1]
     assert set(report["budgets"]) == {"2", "4"}
+    # each score is paired with FLOPs alone and with parameters alone, on the same resamples
+    accuracy = report["signals"]["accuracy"]
+    for baseline in ("log_flops", "log_params"):
+        paired = accuracy["versus"][baseline]
+        assert paired["tau_minus"] == pytest.approx(accuracy["tau"] - report["signals"][baseline]["tau"])
+        assert paired["ci"][0] <= paired["ci"][1] and 0 <= paired["above_fraction"] <= 1
+    assert set(report["signals"]["log_params"]["versus"]) == {"log_flops"}
     assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
     assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
     assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
     page = (tmp_path / "f" / "fidelity.html").read_text()
-    assert "plotly" in page and "Kendall tau" in page
+    assert "plotly" in page and "Kendall tau" in page and "tau - parameters alone" in page
     # the log is the record: analysing it again trains nothing and gives the same numbers
     log_before = (tmp_path / "f" / "log.jsonl").read_bytes()
     again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
@@ -281,4 +288,4 @@ def test_a_killed_fidelity_run_continues_where_it_stopped(tmp_path):
     assert after[:len(before)] == before                       # nothing finished was trained again
     keys = [json.loads(line)["key"] for line in after]
     assert len(keys) == len(set(keys)) == 12                     # and nothing twice
-    assert "Kendall tau" in finished.stdout
+    assert "Kendall tau [95 % CI]" in finished.stdout and "tau - params [95 % CI]" in finished.stdout
