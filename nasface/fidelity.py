@@ -484,12 +484,7 @@ def _like_for_like(name: str, values, have, reference, features: dict, partial: 
 def _agreement(values, reference, groups, resamples: int, baselines: dict) -> dict:
     """Rank agreement with the reference, and the paired difference to each trivial baseline in
     ``baselines`` (FLOPs alone, parameters alone): what a score must beat, on the same resamples."""
-    result = rank_agreement(values, reference, resamples, 0)
-    result["versus"] = {}
-    for name, baseline in baselines.items():
-        paired = rank_agreement(values, reference, resamples, 0, against=baseline)
-        result["versus"][name] = {"tau_minus": paired["tau_minus_other"], "ci": paired["tau_minus_other_ci"],
-                                  "above_fraction": paired["tau_above_other_fraction"]}
+    result = rank_agreement(values, reference, resamples, 0, baselines=baselines)
     result["strata"] = stratified_tau(values, reference, groups, resamples)
     result["top5_in_top10"] = top_recall(values, reference)
     result["available"] = True

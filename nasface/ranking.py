@@ -12,36 +12,46 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 
-def rank_agreement(x, y, resamples: int = 2000, seed: int = 0, against=None) -> dict:
+def rank_agreement(x, y, resamples: int = 2000, seed: int = 0, against=None, baselines: dict | None = None) -> dict:
     """Kendall tau-b and Spearman rho of ``x`` vs ``y``, with 95 % bootstrap intervals.
 
     The bootstrap resamples items (architectures) with replacement; resamples in which either
     ranking is constant are skipped (no correlation is defined).  With ``against`` (a second
     predictor of ``y``), it also reports the paired difference tau(x, y) - tau(against, y) over the
-    same resamples, and how often it is above zero.
+    same resamples, and how often it is above zero; with ``baselines`` ({name: predictor}), the same
+    for each, under ``versus[name]``, all from one set of resamples.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    other = None if against is None else np.asarray(against, float)
+    others = {name: np.asarray(values, float) for name, values in (baselines or {}).items()}
+    if against is not None:
+        others[None] = np.asarray(against, float)
     tau, rho = float(kendalltau(x, y).statistic), float(spearmanr(x, y).statistic)
     rng = np.random.default_rng(seed)
-    taus, rhos, diffs = [], [], []
+    taus, rhos, diffs = [], [], {name: [] for name in others}
     for _ in range(resamples):
         pick = rng.integers(0, len(x), len(x))
-        if np.ptp(x[pick]) == 0 or np.ptp(y[pick]) == 0 or (other is not None and np.ptp(other[pick]) == 0):
+        if np.ptp(x[pick]) == 0 or np.ptp(y[pick]) == 0 or any(np.ptp(o[pick]) == 0 for o in others.values()):
             continue
         taus.append(kendalltau(x[pick], y[pick]).statistic)
         rhos.append(spearmanr(x[pick], y[pick]).statistic)
-        if other is not None:
-            diffs.append(taus[-1] - kendalltau(other[pick], y[pick]).statistic)
+        for name, other in others.items():
+            diffs[name].append(taus[-1] - kendalltau(other[pick], y[pick]).statistic)
 
     def interval(values: list[float]) -> list[float] | None:
         return [float(v) for v in np.percentile(values, [2.5, 97.5])] if values else None
 
+    def paired(name) -> tuple[float, list[float] | None, float | None]:
+        found = diffs[name]
+        return (tau - float(kendalltau(others[name], y).statistic), interval(found),
+                float(np.mean(np.asarray(found) > 0)) if found else None)
+
     result = {"n": len(x), "tau": tau, "tau_ci": interval(taus), "rho": rho, "rho_ci": interval(rhos),
               "resamples": len(taus)}
-    if other is not None:
-        result.update(tau_minus_other=tau - float(kendalltau(other, y).statistic), tau_minus_other_ci=interval(diffs),
-                      tau_above_other_fraction=float(np.mean(np.asarray(diffs) > 0)) if diffs else None)
+    if against is not None:
+        result.update(zip(("tau_minus_other", "tau_minus_other_ci", "tau_above_other_fraction"), paired(None)))
+    if baselines is not None:
+        result["versus"] = {name: dict(zip(("tau_minus", "ci", "above_fraction"), paired(name)))
+                            for name in baselines}
     return result
 
 

@@ -172,3 +172,18 @@ def test_the_end_to_end_multifidelity_benchmark_runs_and_resumes(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)  # all logged: no search
     assert again.returncode == 0, again.stderr
     assert out.with_suffix(".jsonl").read_text() == log
+
+
+def test_rank_agreement_pairs_several_baselines_on_one_set_of_resamples():
+    """Each baseline's paired difference is the one ``against`` alone gives on resamples where no
+    ranking is constant: a predictor ranking backwards differs by 2, an exact one by 0."""
+    truth = np.arange(12.0)
+    noisy = truth + np.random.default_rng(3).normal(0, 3, 12)
+    result = rank_agreement(noisy, truth, resamples=300, baselines={"backwards": -truth, "exact": truth})
+    alone = rank_agreement(noisy, truth, resamples=300, against=-truth)
+    assert result["tau"] == alone["tau"] and result["tau_ci"] == alone["tau_ci"]
+    backwards, exact = result["versus"]["backwards"], result["versus"]["exact"]
+    assert backwards["tau_minus"] == pytest.approx(alone["tau_minus_other"]) == pytest.approx(result["tau"] + 1)
+    assert backwards["ci"] == pytest.approx(alone["tau_minus_other_ci"])
+    assert exact["tau_minus"] == pytest.approx(result["tau"] - 1) and exact["ci"][1] <= 0
+    assert exact["above_fraction"] == 0.0 and backwards["above_fraction"] == 1.0
