@@ -18,11 +18,13 @@ import contextlib
 import hashlib
 import threading
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from nasface.atomic import WRITE_ERRNOS
 from nasface.errors import NasfaceError
+
+if TYPE_CHECKING:  # imported where used: checking a study's settings (and `nasface fidelity`) needs no Optuna
+    import optuna
 
 # Seconds a write waits for another driver's write to the SQLite file before failing.  SQLite's
 # default (5 s) is short on a loaded machine, and a "database is locked" crash would stop a search.
@@ -43,6 +45,7 @@ def check_storage_url(url: str) -> str:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """The Optuna storage at ``url`` (created if new); NasfaceError when it cannot be opened."""
+    import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     # SQLite waits for a concurrent writer instead of failing at once.  No WAL journal: a study in

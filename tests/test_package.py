@@ -38,6 +38,25 @@ def test_presets_and_the_default_space_load_from_the_package():
     assert (REPO / "nasface" / "py.typed").is_file()
 
 
+def test_training_and_the_fidelity_study_need_no_search_stack():
+    """A GPU machine's image may hold torch but not Optuna, Ray, SQLAlchemy or plotly: checking a
+    study's settings, loading its data and training candidates (all `nasface fidelity` does before
+    its analysis) import none of them."""
+    code = (
+        "import sys\n"
+        "for name in ('optuna', 'ray', 'sqlalchemy', 'plotly', 'pandas'):\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError\n"
+        "from nasface.search import check_config, load_proxy_data\n"
+        "from nasface.search.config import config_from_options\n"
+        "from nasface.fidelity import FidelitySettings, draw_architectures\n"
+        "import nasface.cli, nasface.teacher, nasface.train\n"
+        "config = config_from_options({'data': 'orl'}, 'studies/lfr-light.yaml')\n"
+        "check_config(config)\n"
+        "print(len(draw_architectures(FidelitySettings(search=config, architectures=8))))\n")
+    result = _run([sys.executable, "-c", code], REPO, dict(os.environ))
+    assert int(result.stdout.split()[-1]) >= 8
+
+
 def _run(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
