@@ -473,11 +473,11 @@ def _like_for_like(name: str, values, have, reference, features: dict, partial: 
                                     for other in complete if np.ptp(features[other][have]) > 0}}
     rival = COUNTERPART.get(name)
     if rival in found["same_architectures"]:
-        paired = rank_agreement(values[have], reference[have], resamples, 0, against=features[rival][have])
+        paired = rank_agreement(values[have], reference[have], resamples, 0,
+                                baselines={rival: features[rival][have]})["versus"][rival]
         found["paired"] = {"with": rival, "tau_other": found["same_architectures"][rival],
-                           "tau_minus_other": paired["tau_minus_other"],
-                           "tau_minus_other_ci": paired["tau_minus_other_ci"],
-                           "tau_above_other_fraction": paired["tau_above_other_fraction"]}
+                           "tau_minus_other": paired["tau_minus"], "tau_minus_other_ci": paired["ci"],
+                           "tau_above_other_fraction": paired["above_fraction"]}
     return found
 
 

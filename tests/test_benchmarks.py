@@ -4,14 +4,19 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import RowLog, rank_agreement  # noqa: E402
+from nasface.ranking import kendall_rows, spearman_rows  # noqa: E402
 
 
 def test_rank_agreement_known_tau_and_rho():
@@ -33,10 +38,26 @@ def test_rank_agreement_perfect_orderings_have_degenerate_intervals():
 
 def test_rank_agreement_paired_difference_against_another_predictor():
     truth = list(range(12))
-    result = rank_agreement(truth, truth, resamples=200, against=truth[::-1])
-    assert result["tau_minus_other"] == pytest.approx(2.0)
-    assert result["tau_minus_other_ci"] == pytest.approx([2, 2])
-    assert result["tau_above_other_fraction"] == 1.0
+    paired = rank_agreement(truth, truth, resamples=200, baselines={"backwards": truth[::-1]})["versus"]["backwards"]
+    assert paired["tau_minus"] == pytest.approx(2.0)
+    assert paired["ci"] == pytest.approx([2, 2])
+    assert paired["above_fraction"] == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 14).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(st.integers(0, 4), min_size=n, max_size=n), min_size=1, max_size=6),
+    st.lists(st.lists(st.integers(0, 4), min_size=n, max_size=n), min_size=6, max_size=6))))
+def test_rank_statistics_of_many_resamples_at_once_are_scipys_row_by_row(rows):
+    """Small integer values: ties in one ranking, in both, and constant rows (NaN in both)."""
+    x = np.array(rows[0], float)
+    y = np.array(rows[1][:len(x)], float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on a constant row
+        expected_tau = [kendalltau(a, b).statistic for a, b in zip(x, y)]
+        expected_rho = [spearmanr(a, b).statistic for a, b in zip(x, y)]
+    np.testing.assert_allclose(kendall_rows(x, y), expected_tau, atol=1e-12)
+    np.testing.assert_allclose(spearman_rows(x, y), expected_rho, atol=1e-12)
 
 
 def test_row_log_resumes_and_ignores_a_torn_last_line(tmp_path):
@@ -175,15 +196,16 @@ def test_the_end_to_end_multifidelity_benchmark_runs_and_resumes(tmp_path):
 
 
 def test_rank_agreement_pairs_several_baselines_on_one_set_of_resamples():
-    """Each baseline's paired difference is the one ``against`` alone gives on resamples where no
-    ranking is constant: a predictor ranking backwards differs by 2, an exact one by 0."""
+    """Each baseline's paired difference is the one it alone gives on resamples where no ranking is
+    constant: a predictor ranking backwards differs by 2, an exact one by 0."""
     truth = np.arange(12.0)
     noisy = truth + np.random.default_rng(3).normal(0, 3, 12)
     result = rank_agreement(noisy, truth, resamples=300, baselines={"backwards": -truth, "exact": truth})
-    alone = rank_agreement(noisy, truth, resamples=300, against=-truth)
+    alone = rank_agreement(noisy, truth, resamples=300, baselines={"backwards": -truth})
     assert result["tau"] == alone["tau"] and result["tau_ci"] == alone["tau_ci"]
     backwards, exact = result["versus"]["backwards"], result["versus"]["exact"]
-    assert backwards["tau_minus"] == pytest.approx(alone["tau_minus_other"]) == pytest.approx(result["tau"] + 1)
-    assert backwards["ci"] == pytest.approx(alone["tau_minus_other_ci"])
+    assert backwards["tau_minus"] == pytest.approx(alone["versus"]["backwards"]["tau_minus"]) \
+        == pytest.approx(result["tau"] + 1)
+    assert backwards["ci"] == pytest.approx(alone["versus"]["backwards"]["ci"])
     assert exact["tau_minus"] == pytest.approx(result["tau"] - 1) and exact["ci"][1] <= 0
     assert exact["above_fraction"] == 0.0 and backwards["above_fraction"] == 1.0
