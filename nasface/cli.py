@@ -373,6 +373,11 @@ def print_fidelity(report: dict) -> None:
         best = report["best"]
         beside = "" if best["baseline"] is None else f"; {best['baseline']} alone: {best['baseline_tau']:+.2f}"
         console.print(f"best: {best['signal']} (tau {best['tau']:+.2f}{beside})")
+        versus = best.get("versus_score")
+        if versus and versus["ci"]:
+            console.print(f"best against the study's score {versus['score']} (tau {versus['tau_score']:+.2f}): "
+                          f"difference {versus['tau_minus']:+.2f} [{versus['ci'][0]:+.2f}, {versus['ci'][1]:+.2f}], "
+                          f"above it in {versus['above_fraction']:.0%} of resamples")
 
 
 def _search_options_as_parameters() -> None:

@@ -462,7 +462,20 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         report["combined"] = {"weights": combined["weights"],
                               **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baselines)}
     report["best"] = best_signal(report)
+    if report["best"] is not None:
+        predictions = {"combined": np.array(combined["predictions"])} if report["combined"] else {}
+        report["best"]["versus_score"] = _versus_score(report["best"]["signal"], settings.search.score,
+                                                       {**features, **predictions}, reference, resamples)
     return report
+
+
+def _versus_score(best: str, score: str, values: dict, reference, resamples: int) -> dict | None:
+    """The best signal against the score the study's search maximises (``--score``), paired over
+    the same resamples: whether making the best one the default would be a measured gain or noise."""
+    if best == score or score not in values:
+        return None
+    paired = rank_agreement(values[best], reference, resamples, 0, baselines={score: values[score]})["versus"][score]
+    return {"score": score, "tau_score": rank_agreement(values[score], reference, 0)["tau"], **paired}
 
 
 def _like_for_like(name: str, values, have, reference, features: dict, partial: dict, resamples: int) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from nasface.errors import NasfaceError
-from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, best_signal, interleave,
+from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
                               run_fidelity)
 from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
@@ -146,6 +146,9 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert set(report["signals"]["log_params"]["versus"]) == {"log_flops"}
     assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
     assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
+    versus = report["best"]["versus_score"]  # the best signal paired with the search's own score
+    assert (versus is None) == (report["best"]["signal"] == "accuracy")
+    assert versus is None or (versus["score"] == "accuracy" and len(versus["ci"]) == 2)
     assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
     page = (tmp_path / "f" / "fidelity.html").read_text()
     assert "plotly" in page and "Kendall tau" in page and "tau - parameters alone" in page
@@ -242,6 +245,20 @@ def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it
     report["combined"]["tau"] = 0.80
     assert best_signal(report)["signal"] == "combined"
     assert best_signal({"signals": {"log_flops": {"available": True, "tau": 0.5}}, "combined": None}) is None
+
+
+def test_the_best_signal_is_paired_with_the_score_the_search_maximises():
+    """A signal ranking 10 architectures exactly as the reference does, against a score ranking them
+    backwards: the difference is 1 - (-1) = 2 in every resample.  The score itself, or a score not
+    measured, gets no pairing."""
+    reference = np.arange(10.0)
+    values = {"loss_ema": reference.copy(), "accuracy": -reference}
+    versus = _versus_score("loss_ema", "accuracy", values, reference, 200)
+    assert versus["score"] == "accuracy" and versus["tau_score"] == pytest.approx(-1.0)
+    assert versus["tau_minus"] == pytest.approx(2.0) and versus["ci"] == pytest.approx([2.0, 2.0])
+    assert versus["above_fraction"] == 1.0
+    assert _versus_score("accuracy", "accuracy", values, reference, 200) is None
+    assert _versus_score("loss_ema", "tar_at_far", values, reference, 200) is None
 
 
 def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architectures():
