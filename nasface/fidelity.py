@@ -622,10 +622,12 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
 
     Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``
     but the warm-up, which a fidelity study pins to the proxy's own) and the teacher.  None when
-    no such study has been run there.
+    no such study has been run there.  Of several that match (the same study on a CPU and on a GPU,
+    say), the one that has measured the most architectures.
     """
     wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items()
                     if k in RECIPE_FIELDS and k != "warmup_steps"}
+    found = []
     for folder in folders:
         for path in sorted(Path(folder).glob(f"*/{REPORT}")):
             try:
@@ -636,8 +638,8 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
             proxy = {k: v for k, v in settings.get("proxy", {}).items() if k in wanted_proxy}
             if (settings.get("data") == study_settings.get("data") and proxy == wanted_proxy
                     and settings.get("teacher") == study_settings.get("teacher")):
-                return {"path": str(path), **report}
-    return None
+                found.append({"path": str(path), **report})
+    return max(found, key=lambda report: report.get("measured", 0), default=None)
 
 
 def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:

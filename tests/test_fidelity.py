@@ -17,7 +17,7 @@ import pytest
 
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
-                              run_fidelity)
+                              measured_fidelity, run_fidelity)
 from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
@@ -234,6 +234,20 @@ def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(
         with pytest.raises(NasfaceError, match=message):
             run_fidelity(dataclasses.replace(settings, yardstick=bad), out, log=lambda m: None)
     assert log.read_text().splitlines() == lines
+
+
+def test_a_report_quotes_the_matching_fidelity_study_that_measured_the_most_architectures(tmp_path):
+    """The same study on a GPU (``-cuda``, sorted first) with 4 architectures and on a CPU with 19:
+    the 19 are quoted; a study of another proxy is never quoted, however complete."""
+    proxy = {"steps": 120, "batch_size": 32, "resolution": 64, "warmup_steps": 12}
+    study = {"data": {"source": "orl"}, "proxy": proxy, "teacher": "auto"}
+    for folder, measured, steps in (("fid-cuda", 4, 120), ("fid", 19, 120), ("other", 40, 150)):
+        (tmp_path / folder).mkdir()
+        settings = {"data": {"source": "orl"}, "proxy": {**proxy, "steps": steps}, "teacher": "auto"}
+        (tmp_path / folder / "fidelity.json").write_text(json.dumps({"measured": measured,
+                                                                     "command_settings": settings}))
+    assert measured_fidelity(study, [tmp_path])["measured"] == 19
+    assert measured_fidelity({**study, "teacher": "none"}, [tmp_path]) is None
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
