@@ -9,10 +9,11 @@ leave-one-architecture-out cross-validation, so that it is never scored on what 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import kendalltau, rankdata, spearmanr
 
 
-# Pairwise sign arrays of a block of resamples hold block x n x n values: about 32 MB at most.
+# Resamples are taken in blocks whose pairwise sign arrays (block x n x n) hold at most this many
+# values, 32 MB each, so that a study of hundreds of architectures stays in memory.
 _PAIRWISE_BLOCK = 4_000_000
 
 
@@ -38,8 +39,6 @@ def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman rho of each row of ``x`` against the same row of ``y`` (average ranks for ties)."""
-    from scipy.stats import rankdata
-
     rx, ry = (rankdata(np.atleast_2d(np.asarray(v, float)), axis=1) for v in (x, y))
     rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -123,8 +122,6 @@ def stratified_tau(x, y, groups: list[np.ndarray], resamples: int = 2000, seed: 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks scaled to [0, 1] (ties share their mean rank)."""
-    from scipy.stats import rankdata
-
     return (rankdata(values) - 1) / max(1, len(values) - 1)
 
 
