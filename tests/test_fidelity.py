@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
-                              measured_fidelity, run_fidelity)
+                              measured_fidelity, run_fidelity, run_plan)
 from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
@@ -117,10 +121,31 @@ def test_rank_tools_on_known_cases():
     assert np.corrcoef(combined["predictions"], truth)[0, 1] > 0.9
 
 
+@hypothesis_settings(max_examples=80, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+def test_each_second_seed_is_run_after_its_first(case):
+    """Every run exactly once; a second seed after its first seed; the architectures without a
+    second seed keep their order."""
+    n, chosen = case
+    specs = [SimpleNamespace(name=f"a{i}") for i in range(n)]
+    repeated = [specs[i] for i in sorted(chosen)]
+    plan = [(spec.name, seed) for spec, seed in run_plan(specs, repeated, 7)]
+    assert sorted(plan) == sorted([(s.name, 7) for s in specs] + [(s.name, 8) for s in repeated])
+    for spec in repeated:
+        assert plan.index((spec.name, 7)) < plan.index((spec.name, 8))
+    alone = [name for name, seed in plan if seed == 7 and name not in {s.name for s in repeated}]
+    assert alone == [s.name for s in specs if s not in repeated]
+
+
 def test_spread_order_and_interleave():
     assert _spread_order(8) == [0, 4, 2, 6, 1, 5, 3, 7]
     assert sorted(_spread_order(11)) == list(range(11))
     assert interleave([1, 2, 3, 4], ["a", "b"]) == [1, 2, "a", 3, 4, "b"]
+    # c's second seed is due after b, before c's first: c's first comes forward
+    specs = [SimpleNamespace(name=name) for name in "abcd"]
+    assert interleave(specs, ["c'", "d'"]) == [specs[0], specs[1], "c'", specs[2], specs[3], "d'"]
+    plan = [(spec.name, seed) for spec, seed in run_plan(specs, [specs[2], specs[3]], 0)]
+    assert plan == [("a", 0), ("b", 0), ("c", 0), ("c", 1), ("d", 0), ("d", 1)]
 
 
 @pytest.mark.slow
