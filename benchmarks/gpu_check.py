@@ -13,6 +13,7 @@ accuracy reached.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import tempfile
@@ -23,14 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+import nasface  # noqa: E402
 from benchmarks._common import machine, write_result  # noqa: E402
 from nasface.search.config import DataSettings  # noqa: E402
 from nasface.search.job import load_proxy_data  # noqa: E402
 from nasface.spec import load_spec  # noqa: E402
 from nasface.train import ProxyBudget, score  # noqa: E402
-
-PRESETS = ("mobilefacenet", "vargfacenet", "seesaw-share-facenet", "seesaw-shuffle-facenet", "dw-seesawfacenet",
-           "mobiface", "iresnet18", "iresnet50")
 
 
 def main() -> int:
@@ -46,10 +45,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache:
         data = load_proxy_data(settings, 0, cache)
         rows, broken = [], []
-        for preset in PRESETS:
+        for preset in nasface.preset_names():
             budget = ProxyBudget(steps=args.steps, batch_size=args.batch, resolution=args.resolution,
                                  distill="none", device=args.device)
-            score(load_spec(preset), data.train, data.pairs, ProxyBudget(**{**budget.__dict__, "steps": 4}),
+            score(load_spec(preset), data.train, data.pairs, dataclasses.replace(budget, steps=4),
                   signals=False)  # warm-up: CUDA context, cuDNN's algorithm choice
             begun = time.perf_counter()
             result = score(load_spec(preset), data.train, data.pairs, budget, signals=False)

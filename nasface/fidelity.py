@@ -474,15 +474,16 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
     report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
+    scores = dict(features)  # what the best is chosen from: the signals a search can use, and the combination
     if len(usable) >= 2 and len(complete) >= 6:
         combined = loo_combination(usable, reference)
+        scores["combined"] = np.array(combined["predictions"])
         report["combined"] = {"weights": combined["weights"],
-                              **_agreement(np.array(combined["predictions"]), reference, groups, resamples, baselines)}
+                              **_agreement(scores["combined"], reference, groups, resamples, baselines)}
     report["best"] = best_signal(report)
     if report["best"] is not None:
-        predictions = {"combined": np.array(combined["predictions"])} if report["combined"] else {}
-        report["best"]["versus_score"] = _versus_score(report["best"]["signal"], settings.search.score,
-                                                       {**features, **predictions}, reference, resamples)
+        report["best"]["versus_score"] = _versus_score(report["best"]["signal"], settings.search.score, scores,
+                                                       reference, resamples)
     return report
 
 
