@@ -335,7 +335,7 @@ def fidelity_command(
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
-    from nasface.fidelity import TRIVIAL, versus_text
+    from nasface.fidelity import TRIVIAL, regret_note, regret_text, versus_text
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -343,7 +343,8 @@ def print_fidelity(report: dict) -> None:
         console.print(report["note"])
         return
     table = Table(Column("signal", no_wrap=True), "Kendall tau [95 % CI]", "rho", "tau in FLOPs strata",
-                  "top-5 in top-10", "tau - FLOPs [95 % CI]", "tau - params [95 % CI]")
+                  "top-5 in top-10", "tau - FLOPs [95 % CI]", "tau - params [95 % CI]",
+                  "regret under FLOPs budgets", "top pick's regret")
     rows = [(f"{n} ({r['measured']} architectures)" if r.get("partial") else n, r)
             for n, r in report["signals"].items() if r.get("available")]
     rows += [(f"accuracy at {steps} steps", r) for steps, r in report["budgets"].items()]
@@ -353,11 +354,13 @@ def print_fidelity(report: dict) -> None:
         ci = row.get("tau_ci") or [float("nan")] * 2
         table.add_row(name, f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]", f"{row['rho']:+.2f}",
                       "n/a" if row["strata"]["mean_tau"] is None else f"{row['strata']['mean_tau']:+.2f}",
-                      f"{row['top5_in_top10']:.1f}", *(versus_text(row, base) for base in TRIVIAL))
+                      f"{row['top5_in_top10']:.1f}", *(versus_text(row, base) for base in TRIVIAL), *regret_text(row))
     # a log or a pipe gets the table unwrapped; a terminal gets it at its width
-    (console if console.is_terminal else Console(width=max(console.width, 160))).print(table)
+    (console if console.is_terminal else Console(width=max(console.width, 200))).print(table)
     console.print("tau - FLOPs / params: the paired bootstrap difference to FLOPs alone / parameters alone; "
                   "a score must beat both")
+    if regret_note(report):
+        console.print(regret_note(report))
     for name, row in report["signals"].items():
         paired = row.get("paired")
         if paired:

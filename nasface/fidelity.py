@@ -53,7 +53,7 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.progress import SILENT, Stages
-from nasface.ranking import loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
+from nasface.ranking import budget_regret, loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
 from nasface.signals import SIGNALS, oriented
 from nasface.space import feasible_sample, load_space
 from nasface.spec import load_spec, preset_names, spec_to_dict
@@ -458,7 +458,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         have = partial.get(name, np.ones(len(complete), bool))
         against = {other: base[have] for other, base in baselines.items() if other != name}
         subset = groups if name not in partial else strata_of(flops[have])
-        report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against),
+        report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against, flops[have]),
                                    "measured": int(have.sum()), "partial": name in partial,
                                    "measure_only": name in COUNTERPART}
         if name in partial or name in COUNTERPART:
@@ -470,7 +470,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     for steps in settings.steps():
         values = np.array([first[n][steps]["accuracy"] if first[n][steps] else np.nan for n in complete])
         if steps != reference_steps and not np.isnan(values).any():
-            report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baselines)
+            report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baselines, flops)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
     report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
@@ -479,7 +479,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         combined = loo_combination(usable, reference)
         scores["combined"] = np.array(combined["predictions"])
         report["combined"] = {"weights": combined["weights"],
-                              **_agreement(scores["combined"], reference, groups, resamples, baselines)}
+                              **_agreement(scores["combined"], reference, groups, resamples, baselines, flops)}
     report["best"] = best_signal(report)
     if report["best"] is not None:
         report["best"]["versus_score"] = _versus_score(report["best"]["signal"], settings.search.score, scores,
@@ -512,12 +512,14 @@ def _like_for_like(name: str, values, have, reference, features: dict, partial: 
     return found
 
 
-def _agreement(values, reference, groups, resamples: int, baselines: dict) -> dict:
-    """Rank agreement with the reference, and the paired difference to each trivial baseline in
-    ``baselines`` (FLOPs alone, parameters alone): what a score must beat, on the same resamples."""
+def _agreement(values, reference, groups, resamples: int, baselines: dict, flops) -> dict:
+    """Rank agreement with the reference, the paired difference to each trivial baseline in
+    ``baselines`` (FLOPs alone, parameters alone): what a score must beat, on the same resamples;
+    and the reference accuracy lost by picking with it under a FLOPs budget."""
     result = rank_agreement(values, reference, resamples, 0, baselines=baselines)
     result["strata"] = stratified_tau(values, reference, groups, resamples)
     result["top5_in_top10"] = top_recall(values, reference)
+    result["regret"] = budget_regret(values, reference, flops)
     result["available"] = True
     return result
 
@@ -611,14 +613,26 @@ def write_page(report: dict, path: Path) -> None:
     rows_html = "".join(
         f"<tr><td>{n}</td><td>{r['tau']:+.2f} [{r['tau_ci'][0]:+.2f}, {r['tau_ci'][1]:+.2f}]</td>"
         f"<td>{r['rho']:+.2f}</td><td>{_fmt(r['strata']['mean_tau'])}</td><td>{r['top5_in_top10']:.1f}</td>"
-        + "".join(f"<td>{versus_text(r, base)}</td>" for base in TRIVIAL) + "</tr>"
+        + "".join(f"<td>{versus_text(r, base)}</td>" for base in TRIVIAL)
+        + "".join(f"<td>{text}</td>" for text in regret_text(r)) + "</tr>"
         for n, r in report["signals"].items() if r.get("available") and r.get("tau_ci"))
     body = (f"<html><head><meta charset='utf-8'></head><body>{header}<table border=1 cellpadding=4>"
             f"<tr><th>signal (at the proxy's budget)</th><th>Kendall tau [95 % CI]</th><th>Spearman rho</th>"
             f"<th>mean tau within FLOPs strata</th><th>top-5 in top-10</th><th>tau - FLOPs alone [95 % CI]</th>"
-            f"<th>tau - parameters alone [95 % CI]</th></tr>{rows_html}</table>"
+            f"<th>tau - parameters alone [95 % CI]</th><th>regret under FLOPs budgets (points)</th>"
+            f"<th>top pick's regret (points)</th></tr>{rows_html}</table><p>{regret_note(report)}</p>"
             + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")
     write_atomic(path, body)
+
+
+def regret_note(report: dict) -> str:
+    """What the regret columns mean, with a random pick's regret ('' before any is measured)."""
+    regret = (report["signals"].get("accuracy") or {}).get("regret")
+    if not regret:
+        return ""
+    return (f"regret: the points of {report['reference_steps']}-step accuracy lost by taking the signal's best "
+            f"architecture under a FLOPs budget (each architecture's FLOPs in turn), mean over the budgets; a random "
+            f"pick loses {100 * regret['random']:.1f}. The top pick's: under a budget that every architecture fits")
 
 
 def versus_text(row: dict, baseline: str) -> str:
@@ -628,6 +642,14 @@ def versus_text(row: dict, baseline: str) -> str:
         return ""
     low, high = versus["ci"] or [float("nan")] * 2
     return f"{versus['tau_minus']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def regret_text(row: dict) -> tuple[str, str]:
+    """A signal's mean regret under FLOPs budgets, and its top pick's, in accuracy points."""
+    regret = row.get("regret")
+    if regret is None:
+        return "", ""
+    return f"{100 * regret['mean']:.1f}", f"{100 * regret['top']:.1f}"
 
 
 def _fmt(value) -> str:
@@ -672,8 +694,12 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
     low, high = row["tau_ci"] or [float("nan")] * 2
     ceiling = (report.get("noise_ceiling") or {}).get("reference")
     ceiling_text = f"; two seeds of the reference agree at tau {ceiling['tau']:.2f}" if ceiling else ""
+    regret = row.get("regret")
+    picking = "" if regret is None else (
+        f" Picking its best under a FLOPs budget loses {100 * regret['mean']:.1f} points of {report['reference_steps']}"
+        f"-step accuracy on average over budgets (a random pick: {100 * regret['random']:.1f}).")
     return (f"Measured fidelity of this proxy's score ({score}): Kendall tau {row['tau']:.2f} [95 % CI {low:.2f}, "
             f"{high:.2f}] against {report['reference_steps']}-step training over {report['measured']} architectures"
             + (f" (a study in progress: {report['measured']} of the {report['architectures']} planned)"
                if report["measured"] < report["architectures"] else "")
-            + f"{ceiling_text} ({report['path']}).")
+            + f"{ceiling_text} ({report['path']}).{picking}")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
                               measured_fidelity, run_fidelity, run_plan)
-from nasface.ranking import loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
+from nasface.ranking import budget_regret, loo_combination, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
 from nasface.search import config_from_options, run_search
@@ -121,6 +121,39 @@ def test_rank_tools_on_known_cases():
     assert np.corrcoef(combined["predictions"], truth)[0, 1] > 0.9
 
 
+def test_budget_regret_by_hand():
+    """Three architectures of cost 1, 2, 3 whose reference accuracy is 0.5, 0.9, 0.7.  A signal that
+    puts the 0.9 first loses nothing; one that puts the 0.5 first loses 0.4 at budgets 2 and 3 (mean
+    0.8 / 3); a tie between the 0.5 and the 0.9 is a fair draw, 0.2 at budgets 2 and 3.  A random pick
+    loses 0.9 - 0.7 at budget 2 and 0.9 - 0.7 at budget 3."""
+    costs, reference = [1, 2, 3], [0.5, 0.9, 0.7]
+    right = budget_regret([0.1, 0.3, 0.2], reference, costs)
+    assert right == pytest.approx({"mean": 0.0, "top": 0.0, "random": 0.4 / 3})
+    wrong = budget_regret([0.3, 0.1, 0.2], reference, costs)
+    assert wrong == pytest.approx({"mean": 0.8 / 3, "top": 0.4, "random": 0.4 / 3})
+    tied = budget_regret([0.3, 0.3, 0.1], reference, costs)
+    assert tied == pytest.approx({"mean": 0.4 / 3, "top": 0.2, "random": 0.4 / 3})
+    # the order of the architectures is irrelevant; only the largest budget admits the costliest
+    assert budget_regret([0.2, 0.3, 0.1], [0.7, 0.5, 0.9], [3, 1, 2]) == pytest.approx(wrong)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(*(st.lists(st.integers(0, 5), min_size=n, max_size=n)
+                                                          for _ in range(3)))))
+def test_budget_regret_properties(case):
+    """Never negative, never above the reference's spread; the reference itself loses nothing;
+    a monotone transform of the signal or of the costs changes nothing."""
+    values, reference, costs = (np.array(a, float) for a in case)
+    found = budget_regret(values, reference, costs)
+    spread = np.ptp(reference)
+    for key in ("mean", "top", "random"):
+        assert -1e-12 <= found[key] <= spread + 1e-12
+    assert budget_regret(reference, reference, costs)["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert budget_regret(np.exp(values), reference, costs ** 3 + 1) == pytest.approx(found)
+    if np.ptp(values) == 0:  # a constant signal is a fair draw among all that fit: a random pick
+        assert found["mean"] == pytest.approx(found["random"])
+
+
 @hypothesis_settings(max_examples=80, deadline=None)
 @given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
 def test_each_second_seed_is_run_after_its_first(case):
@@ -171,6 +204,10 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert set(report["signals"]["log_params"]["versus"]) == {"log_flops"}
     assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
     assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
+    # what picking by each signal under a FLOPs budget loses at the reference, beside a random pick's
+    accuracy_regret = accuracy["regret"]
+    assert 0 <= accuracy_regret["mean"] <= 1 and 0 <= accuracy_regret["top"] <= 1
+    assert all(row["regret"]["random"] == accuracy_regret["random"] for row in report["budgets"].values())
     versus = report["best"]["versus_score"]  # the best signal paired with the search's own score
     assert (versus is None) == (report["best"]["signal"] == "accuracy")
     assert versus is None or (versus["score"] == "accuracy" and len(versus["ci"]) == 2)
@@ -183,12 +220,14 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert (tmp_path / "f" / "log.jsonl").read_bytes() == log_before
     assert again["signals"]["accuracy"]["tau"] == report["signals"]["accuracy"]["tau"]
     # a study of the same proxy states the measured fidelity in its report; another proxy's does not
-    for steps, expected in ((4, f"Kendall tau {report['signals']['accuracy']['tau']:.2f}"), (5, "not measured")):
+    quoted = (f"Kendall tau {report['signals']['accuracy']['tau']:.2f}",
+              f"loses {100 * accuracy_regret['mean']:.1f} points of 8-step accuracy")
+    for steps, expected in ((4, quoted), (5, ("not measured",))):
         study = run_search(config_from_options({**TINY, "proxy_steps": steps, "studies_dir": str(tmp_path / "s"),
                                                 "study": f"p{steps}", "trials": 1, "baselines": False,
                                                 "executor": "inline"}), Reporter("quiet"))
         page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
-        assert expected in page
+        assert all(text in page for text in expected)
     # `nasface report` looks in the studies folder and in benchmarks/results (where the repository
     # keeps its measurement of the README study's proxy), relative to where it runs
     (tmp_path / "benchmarks" / "results" / "f").mkdir(parents=True)
