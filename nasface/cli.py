@@ -372,6 +372,12 @@ def print_fidelity(report: dict) -> None:
     if "reference" in ceiling:
         console.print(f"noise ceiling (reference, seed vs seed, {ceiling['pairs']} architectures): "
                       f"tau {ceiling['reference']['tau']:+.2f}")
+    if "modelled" in ceiling:
+        modelled = ceiling["modelled"]
+        low, high = modelled["ci"] or [float("nan")] * 2
+        console.print(f"noise ceiling modelled over all {modelled['architectures']} architectures (Gaussian seed noise "
+                      f"of sigma {100 * modelled['sigma']:.2f} points, from the {modelled['pairs']} pairs): tau "
+                      f"{modelled['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
     if report.get("best"):
         best = report["best"]
         beside = "" if best["baseline"] is None else f"; {best['baseline']} alone: {best['baseline_tau']:+.2f}"

@@ -53,7 +53,8 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.progress import SILENT, Stages
-from nasface.ranking import budget_regret, loo_combination, rank_agreement, strata_of, stratified_tau, top_recall
+from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
+                             top_recall)
 from nasface.signals import SIGNALS, oriented
 from nasface.space import feasible_sample, load_space
 from nasface.spec import load_spec, preset_names, spec_to_dict
@@ -472,7 +473,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         if steps != reference_steps and not np.isnan(values).any():
             report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baselines, flops)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
-    report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples)
+    report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples, reference)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
     scores = dict(features)  # what the best is chosen from: the signals a search can use, and the combination
     if len(usable) >= 2 and len(complete) >= 6:
@@ -524,8 +525,11 @@ def _agreement(values, reference, groups, resamples: int, baselines: dict, flops
     return result
 
 
-def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelitySettings, resamples: int) -> dict | None:
-    """Seed-to-seed agreement at the reference (the ceiling any proxy can reach) and at the proxy."""
+def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelitySettings, resamples: int,
+                   reference: np.ndarray) -> dict | None:
+    """Seed-to-seed agreement at the reference (the ceiling any proxy can reach) and at the proxy,
+    over the repeated architectures; and at the reference over every measured one (``reference``),
+    modelled from the repeated ones' seed-to-seed differences."""
     both = [s.name for s in repeated
             if _at(by_arch.get((s.name, seed)), settings.reference_steps)
             and _at(by_arch.get((s.name, seed + 1)), settings.reference_steps)]
@@ -537,6 +541,9 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
         second = [_at(by_arch[(n, seed + 1)], steps) for n in both]
         if all(first) and all(second):
             result[label] = rank_agreement([r["accuracy"] for r in second], [r["accuracy"] for r in first], resamples)
+    differences = [_at(by_arch[(n, seed)], settings.reference_steps)["accuracy"]
+                   - _at(by_arch[(n, seed + 1)], settings.reference_steps)["accuracy"] for n in both]
+    result["modelled"] = modelled_ceiling(reference, differences, resamples)
     return result
 
 
@@ -692,8 +699,14 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
         return (f"The proxy's fidelity study ({report['measured']} of {report['architectures']} architectures so "
                 f"far, {report['path']}) cannot rank the score {score} yet.")
     low, high = row["tau_ci"] or [float("nan")] * 2
-    ceiling = (report.get("noise_ceiling") or {}).get("reference")
-    ceiling_text = f"; two seeds of the reference agree at tau {ceiling['tau']:.2f}" if ceiling else ""
+    ceiling = report.get("noise_ceiling") or {}
+    if "modelled" in ceiling:  # over the same architectures as the score's tau
+        ceiling_text = (f"; seed noise alone would hold a perfect proxy to about tau {ceiling['modelled']['tau']:.2f} "
+                        f"over them (modelled from {ceiling['modelled']['pairs']} architectures trained twice)")
+    elif "reference" in ceiling:
+        ceiling_text = f"; two seeds of the reference agree at tau {ceiling['reference']['tau']:.2f}"
+    else:
+        ceiling_text = ""
     regret = row.get("regret")
     picking = "" if regret is None else (
         f" Picking its best under a FLOPs budget loses {100 * regret['mean']:.1f} points of {report['reference_steps']}"
