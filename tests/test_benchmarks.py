@@ -209,3 +209,43 @@ def test_rank_agreement_pairs_several_baselines_on_one_set_of_resamples():
     assert backwards["ci"] == pytest.approx(alone["versus"]["backwards"]["ci"])
     assert exact["tau_minus"] == pytest.approx(result["tau"] - 1) and exact["ci"][1] <= 0
     assert exact["above_fraction"] == 0.0 and backwards["above_fraction"] == 1.0
+
+
+def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_path, capsys):
+    """A made-up analysis: tau 0.81 meets 0.8, a lower bound of 0.598 misses 0.6 (and reads so),
+    0.81 is more than 0.1 under a modelled ceiling of 0.95, and an interval against parameters
+    alone reaching below zero does not show it beaten."""
+    from benchmarks.fidelity_tables import main
+
+    def row(tau, low, strata, versus, regret=None):
+        return {"available": True, "tau": tau, "tau_ci": [low, tau + 0.1], "strata": {"mean_tau": strata},
+                "versus": {name: {"tau_minus": d, "ci": [lo, d + 0.2]} for name, (d, lo) in versus.items()},
+                "regret": regret}
+
+    accuracy = row(0.81, 0.598, 0.55, {"log_flops": (0.4, 0.1), "log_params": (0.3, -0.05)},
+                   {"mean": 0.004, "top": 0.0, "random": 0.03})
+    report = {"proxy_steps": 120, "reference_steps": 960, "measured": 30,
+              "signals": {"accuracy": accuracy, "zico": {"available": False},
+                          "log_flops": row(0.4, 0.1, -0.1, {"log_params": (0.0, -0.2)}),
+                          "log_params": row(0.4, 0.1, 0.0, {"log_flops": (0.0, -0.2)})},
+              "combined": None, "budgets": {"120": accuracy, "480": row(0.9, 0.8, 0.8, {})},
+              "noise_ceiling": {"pairs": 12, "reference": {"tau": 0.9, "tau_ci": [0.7, 1.0]},
+                                "modelled": {"tau": 0.95, "ci": [0.9, 0.99], "sigma": 0.004, "pairs": 12,
+                                             "architectures": 30}}}
+    (tmp_path / "fidelity.json").write_text(json.dumps(report))
+    main([str(tmp_path), "--tau-goal", "0.8"])
+    printed = capsys.readouterr().out
+    assert "| accuracy | +0.81 [+0.60, +0.91] | +0.55 | +0.40 [+0.10, +0.60] | +0.30 [-0.05, +0.50] | 0.4 | 0.0 |" \
+        in printed
+    assert "zico" not in printed and "accuracy at 480 steps" in printed and "accuracy at 120 steps" not in printed
+    assert "| tau >= 0.8 | +0.810 | met |" in printed
+    assert "| lower 95 % bound >= 0.6 | +0.598 | **missed** |" in printed
+    assert "| tau within the FLOPs strata >= 0.5 | +0.550 | met |" in printed
+    assert "| within 0.1 of the noise ceiling (modelled) | +0.810 against +0.950 | **missed** |" in printed
+    assert "| above FLOPs alone, interval above zero | +0.40 [+0.10, +0.60] | met |" in printed
+    assert "| above parameters alone, interval above zero | +0.30 [-0.05, +0.50] | **missed** |" in printed
+    assert "seed noise sigma 0.40 points" in printed
+    with pytest.raises(SystemExit, match="cannot read a fidelity analysis"):
+        main([str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="no measured signal 'zico'"):
+        main([str(tmp_path), "--score", "zico"])

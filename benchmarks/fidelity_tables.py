@@ -1,0 +1,131 @@
+"""BENCHMARKS.md's tables for a fidelity study, written from its ``fidelity.json`` (no transcription).
+
+    python benchmarks/fidelity_tables.py benchmarks/results/fidelity-synthetic --tau-goal 0.8
+    python benchmarks/fidelity_tables.py benchmarks/results/fidelity-orl --tau-goal 0.7
+
+Prints markdown: every signal's agreement with the reference (tau with its interval, tau within
+the FLOPs terciles, the paired differences to FLOPs and to parameters alone, the regret under a
+FLOPs budget), the noise ceiling, and the issue's goals for the search's score, each marked met
+or missed with the number that decides it.  Nothing is trained; it reads what ``nasface fidelity
+--analyse`` wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+LOWER_BOUND_GOAL, STRATA_GOAL, CEILING_MARGIN = 0.6, 0.5, 0.1
+
+
+def _interval(pair) -> str:
+    return "n/a" if not pair else f"[{pair[0]:+.2f}, {pair[1]:+.2f}]"
+
+
+def _versus(row: dict, baseline: str) -> str:
+    versus = (row.get("versus") or {}).get(baseline)
+    return "" if versus is None else f"{versus['tau_minus']:+.2f} {_interval(versus['ci'])}"
+
+
+def _strata(row: dict) -> str:
+    mean = row["strata"]["mean_tau"]
+    return "n/a" if mean is None else f"{mean:+.2f}"
+
+
+def signal_table(report: dict) -> list[str]:
+    header = (f"| signal at the proxy ({report['proxy_steps']} steps) | Kendall tau against "
+              f"{report['reference_steps']} steps [95 % CI] | tau within FLOPs terciles | tau - FLOPs alone | "
+              f"tau - parameters alone | regret (points) | top pick's regret |")
+    lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [(name, row) for name, row in report["signals"].items() if row.get("available")]
+    if report.get("combined"):
+        rows.append(("combined (leave-one-out)", report["combined"]))
+    rows += [(f"accuracy at {steps} steps", row) for steps, row in report["budgets"].items()
+             if int(steps) != report["proxy_steps"]]
+    for name, row in rows:
+        label = f"{name} ({row['measured']} architectures)" if row.get("partial") else name
+        regret = row.get("regret")
+        lines.append(f"| {label} | {row['tau']:+.2f} {_interval(row.get('tau_ci'))} | {_strata(row)} | "
+                     f"{_versus(row, 'log_flops')} | {_versus(row, 'log_params')} | "
+                     + ("| |" if regret is None else f"{100 * regret['mean']:.1f} | {100 * regret['top']:.1f} |"))
+    return lines
+
+
+def ceiling_lines(report: dict) -> list[str]:
+    ceiling = report.get("noise_ceiling") or {}
+    lines = []
+    if "reference" in ceiling:
+        direct = ceiling["reference"]
+        lines.append(f"Noise ceiling, seed 0 against seed 1 of the reference on the {ceiling['pairs']} architectures "
+                     f"trained twice: tau {direct['tau']:+.2f} {_interval(direct['tau_ci'])}.")
+    if "modelled" in ceiling:
+        modelled = ceiling["modelled"]
+        lines.append(f"Modelled over all {modelled['architectures']} measured architectures (seed noise sigma "
+                     f"{100 * modelled['sigma']:.2f} points from those pairs): tau {modelled['tau']:+.2f} "
+                     f"{_interval(modelled['ci'])}.")
+    if not lines:
+        lines.append(f"Noise ceiling: {ceiling.get('note', 'not measured')}.")
+    return lines
+
+
+def goal_table(report: dict, score: str, tau_goal: float) -> list[str]:
+    row = report["signals"][score]
+    low = (row.get("tau_ci") or [float("nan")])[0]
+    strata = row["strata"]["mean_tau"]
+    modelled = (report.get("noise_ceiling") or {}).get("modelled")
+
+    def mark(met: bool | None) -> str:
+        return "not known" if met is None else ("met" if met else "**missed**")
+
+    def above(baseline: str) -> tuple[str, bool | None]:
+        versus = (row.get("versus") or {}).get(baseline)
+        if versus is None or not versus["ci"]:
+            return "n/a", None
+        return f"{versus['tau_minus']:+.2f} {_interval(versus['ci'])}", versus["ci"][0] > 0
+
+    # three decimals where a goal is decided, so that a miss by 0.002 does not read as a hit
+    goals = [(f"tau >= {tau_goal}", f"{row['tau']:+.3f}", row["tau"] >= tau_goal),
+             (f"lower 95 % bound >= {LOWER_BOUND_GOAL}", f"{low:+.3f}", low >= LOWER_BOUND_GOAL),
+             (f"tau within the FLOPs strata >= {STRATA_GOAL}", "n/a" if strata is None else f"{strata:+.3f}",
+              None if strata is None else strata >= STRATA_GOAL)]
+    if modelled:
+        goals.append((f"within {CEILING_MARGIN} of the noise ceiling (modelled)",
+                      f"{row['tau']:+.3f} against {modelled['tau']:+.3f}",
+                      row["tau"] >= modelled["tau"] - CEILING_MARGIN))
+    else:
+        goals.append((f"within {CEILING_MARGIN} of the noise ceiling", "fewer than 4 pairs", None))
+    for baseline, label in (("log_flops", "FLOPs"), ("log_params", "parameters")):
+        text, met = above(baseline)
+        goals.append((f"above {label} alone, interval above zero", text, met))
+    lines = [f"| goal ({score}, {report['measured']} architectures) | measured | |", "| --- | --- | --- |"]
+    lines += [f"| {goal} | {measured} | {mark(met)} |" for goal, measured, met in goals]
+    return lines
+
+
+def tables(report: dict, score: str, tau_goal: float) -> str:
+    if report.get("note"):
+        return report["note"]
+    if score not in report["signals"] or not report["signals"][score].get("available"):
+        raise SystemExit(f"the study has no measured signal {score!r}: give one of "
+                         f"{', '.join(n for n, r in report['signals'].items() if r.get('available'))}")
+    return "\n".join([*signal_table(report), "", *ceiling_lines(report), "", *goal_table(report, score, tau_goal)])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="A fidelity study's output folder (holding fidelity.json).")
+    parser.add_argument("--score", default="accuracy", help="The search's score, whose goals are checked.")
+    parser.add_argument("--tau-goal", type=float, default=0.8, help="The Kendall tau the score should reach.")
+    args = parser.parse_args(argv)
+    path = args.folder / "fidelity.json"
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path}: cannot read a fidelity analysis ({error}); run nasface fidelity --analyse first")
+    print(tables(report, args.score, args.tau_goal))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
