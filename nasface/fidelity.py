@@ -197,12 +197,14 @@ def _spread_order(n: int) -> list[int]:
 
 
 def second_seed_subset(specs: list, count_wanted: int) -> list:
-    """Every k-th architecture in FLOPs order, so the repeated ones span the range."""
+    """Every k-th architecture in FLOPs order, so the repeated ones span the range, listed (and so
+    run) in bisection order: every prefix spans it too, so the seed noise that a study cut short
+    has measured is that of small and large networks alike, not of the smallest only."""
     if count_wanted <= 0:
         return []
     by_cost = sorted(specs, key=lambda s: count(s)["flops"])
     picks = np.unique(np.linspace(0, len(by_cost) - 1, min(count_wanted, len(by_cost))).round().astype(int))
-    return [by_cost[i] for i in picks]
+    return [by_cost[picks[i]] for i in _spread_order(len(picks))]
 
 
 # -- running ---------------------------------------------------------------------------------------

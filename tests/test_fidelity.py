@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
-                              measured_fidelity, run_fidelity, run_plan)
+                              measured_fidelity, run_fidelity, run_plan, second_seed_subset)
 from nasface.ranking import budget_regret, loo_combination, modelled_ceiling, rank_agreement, stratified_tau, strata_of, top_recall
 from nasface.progress import Reporter
 from nasface.report import write_report
@@ -197,6 +197,20 @@ def test_each_second_seed_is_run_after_its_first(case):
         assert plan.index((spec.name, 7)) < plan.index((spec.name, 8))
     alone = [name for name, seed in plan if seed == 7 and name not in {s.name for s in repeated}]
     assert alone == [s.name for s in specs if s not in repeated]
+
+
+def test_the_second_seeds_span_the_flops_range_in_every_prefix(monkeypatch):
+    """12 of 43 architectures, every k-th by FLOPs, taken in bisection order: the 1st, 9th, 5th and
+    3rd of the twelve come first, so four pairs already reach from the cheapest to the upper quarter."""
+    import nasface.fidelity as fidelity
+
+    specs = [SimpleNamespace(name=f"a{i:02d}", flops=float(i)) for i in range(43)][::-1]
+    monkeypatch.setattr(fidelity, "count", lambda spec: {"flops": spec.flops})
+    chosen = second_seed_subset(specs, 12)
+    flops = [spec.flops for spec in chosen]
+    assert sorted(flops) == [0, 4, 8, 11, 15, 19, 23, 27, 31, 34, 38, 42]
+    assert flops[:4] == [0, 31, 15, 8] and len(set(flops)) == 12
+    assert second_seed_subset(specs, 0) == [] and len(second_seed_subset(specs, 50)) == 43
 
 
 def test_spread_order_and_interleave():
