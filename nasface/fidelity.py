@@ -461,9 +461,9 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         have = partial.get(name, np.ones(len(complete), bool))
         against = {other: base[have] for other, base in baselines.items() if other != name}
         subset = groups if name not in partial else strata_of(flops[have])
-        report["signals"][name] = {**_agreement(values[have], reference[have], subset, resamples, against, flops[have]),
-                                   "measured": int(have.sum()), "partial": name in partial,
-                                   "measure_only": name in COUNTERPART}
+        report["signals"][name] = {
+            **_agreement(values[have], reference[have], subset, resamples, against, flops[have]),
+            "measured": int(have.sum()), "partial": name in partial, "measure_only": name in COUNTERPART}
         if name in partial or name in COUNTERPART:
             report["signals"][name].update(_like_for_like(name, values, have, reference, features, partial, resamples))
         report["points"][name] = [values[have].tolist(), reference[have].tolist(),
