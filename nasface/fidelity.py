@@ -53,8 +53,8 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.progress import SILENT, Stages
-from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
-                             top_recall)
+from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
+                             stratified_tau, top_recall)
 from nasface.signals import SIGNALS, oriented
 from nasface.space import feasible_sample, load_space
 from nasface.spec import load_spec, preset_names, spec_to_dict
