@@ -65,6 +65,10 @@ def ceiling_lines(report: dict) -> list[str]:
         lines.append(f"Modelled over all {modelled['architectures']} measured architectures (seed noise sigma "
                      f"{100 * modelled['sigma']:.2f} points from those pairs): tau {modelled['tau']:+.2f} "
                      f"{_interval(modelled['ci'])}.")
+    if ceiling.get("differences"):
+        pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])
+        lines.append("Seed 0 minus seed 1 at the reference, by FLOPs: " + ", ".join(
+            f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs) + " points.")
     if not lines:
         lines.append(f"Noise ceiling: {ceiling.get('note', 'not measured')}.")
     return lines

@@ -546,6 +546,9 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
     differences = [_at(by_arch[(n, seed)], settings.reference_steps)["accuracy"]
                    - _at(by_arch[(n, seed + 1)], settings.reference_steps)["accuracy"] for n in both]
     result["modelled"] = modelled_ceiling(reference, differences, resamples)
+    # each pair's seed-to-seed difference beside its FLOPs: whether one sigma fits small and large alike
+    result["differences"] = [{"arch": n, "flops": by_arch[(n, seed)]["cost"]["flops"], "reference": d}
+                             for n, d in zip(both, differences)]
     return result
 
 

@@ -231,7 +231,9 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
               "combined": None, "budgets": {"120": accuracy, "480": row(0.9, 0.8, 0.8, {})},
               "noise_ceiling": {"pairs": 12, "reference": {"tau": 0.9, "tau_ci": [0.7, 1.0]},
                                 "modelled": {"tau": 0.95, "ci": [0.9, 0.99], "sigma": 0.004, "pairs": 12,
-                                             "architectures": 30}}}
+                                             "architectures": 30},
+                                "differences": [{"arch": "big", "flops": 6e8, "reference": -0.012},
+                                                {"arch": "small", "flops": 2e7, "reference": 0.003}]}}
     (tmp_path / "fidelity.json").write_text(json.dumps(report))
     main([str(tmp_path), "--tau-goal", "0.8"])
     printed = capsys.readouterr().out
@@ -245,6 +247,7 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
     assert "| above FLOPs alone, interval above zero | +0.40 [+0.10, +0.60] | met |" in printed
     assert "| above parameters alone, interval above zero | +0.30 [-0.05, +0.50] | **missed** |" in printed
     assert "seed noise sigma 0.40 points" in printed
+    assert "by FLOPs: small (20M) +0.30, big (600M) -1.20 points." in printed
     with pytest.raises(SystemExit, match="cannot read a fidelity analysis"):
         main([str(tmp_path / "missing")])
     with pytest.raises(SystemExit, match="no measured signal 'zico'"):

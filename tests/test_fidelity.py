@@ -248,6 +248,9 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
     modelled = report["noise_ceiling"]["modelled"]  # over all 8 architectures, from the 4 pairs
     assert modelled["architectures"] == 8 and modelled["pairs"] == 4 and -1 <= modelled["tau"] <= 1
+    differences = report["noise_ceiling"]["differences"]
+    assert len(differences) == 4 and modelled["sigma"] == pytest.approx(
+        np.sqrt(np.mean([pair["reference"] ** 2 for pair in differences]) / 2))
     assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
     # what picking by each signal under a FLOPs budget loses at the reference, beside a random pick's
     accuracy_regret = accuracy["regret"]
