@@ -5,9 +5,9 @@
 
 Prints markdown: every signal's agreement with the reference (tau with its interval, tau within
 the FLOPs terciles, the paired differences to FLOPs and to parameters alone, the regret under a
-FLOPs budget), the noise ceiling, and the issue's goals for the search's score, each marked met
-or missed with the number that decides it.  Nothing is trained; it reads what ``nasface fidelity
---analyse`` wrote.
+FLOPs budget), each budget's CPU cost beside its tau, the noise ceiling, and the issue's goals
+for the search's score, each marked met or missed with the number that decides it.  Nothing is
+trained; it reads what ``nasface fidelity --analyse`` wrote.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LOWER_BOUND_GOAL, STRATA_GOAL, CEILING_MARGIN = 0.6, 0.5, 0.1
 
@@ -53,6 +55,19 @@ def signal_table(report: dict) -> list[str]:
     return lines
 
 
+def tradeoff_table(report: dict) -> list[str]:
+    from nasface.fidelity import budget_tradeoff
+
+    lines = [f"| budget | steps | CPU s per architecture (train + verify) | Kendall tau against "
+             f"{report['reference_steps']} steps [95 % CI] | regret (points) |", "| --- | ---: | ---: | ---: | ---: |"]
+    for row in budget_tradeoff(report):
+        cost = "n/a" if row["train"] is None else f"{row['train']:.0f} + {row['evaluate']:.0f}"
+        regret = "" if row["regret"] is None else f"{100 * row['regret']:.1f}"
+        lines.append(f"| {row['factor']:g}x | {row['steps']} | {cost} | "
+                     f"{row['tau']:+.2f} {_interval(row['tau_ci'])} | {regret} |")
+    return lines
+
+
 def ceiling_lines(report: dict) -> list[str]:
     ceiling = report.get("noise_ceiling") or {}
     lines = []
@@ -67,8 +82,8 @@ def ceiling_lines(report: dict) -> list[str]:
                      f"{_interval(modelled['ci'])}.")
     if ceiling.get("differences"):
         pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])
-        lines.append("Seed 0 minus seed 1 at the reference, by FLOPs: " + ", ".join(
-            f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs) + " points.")
+        each = (f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs)
+        lines.append(f"Seed 0 minus seed 1 at the reference, by FLOPs: {', '.join(each)} points.")
     if not lines:
         lines.append(f"Noise ceiling: {ceiling.get('note', 'not measured')}.")
     return lines
@@ -114,7 +129,8 @@ def tables(report: dict, score: str, tau_goal: float) -> str:
     if score not in report["signals"] or not report["signals"][score].get("available"):
         raise SystemExit(f"the study has no measured signal {score!r}: give one of "
                          f"{', '.join(n for n, r in report['signals'].items() if r.get('available'))}")
-    return "\n".join([*signal_table(report), "", *ceiling_lines(report), "", *goal_table(report, score, tau_goal)])
+    return "\n".join([*signal_table(report), "", *tradeoff_table(report), "", *ceiling_lines(report), "",
+                      *goal_table(report, score, tau_goal)])
 
 
 def main(argv=None) -> None:

@@ -335,7 +335,7 @@ def fidelity_command(
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
-    from nasface.fidelity import TRIVIAL, regret_note, regret_text, versus_text
+    from nasface.fidelity import TRIVIAL, budget_tradeoff, regret_note, regret_text, versus_text
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -355,12 +355,22 @@ def print_fidelity(report: dict) -> None:
         table.add_row(name, f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]", f"{row['rho']:+.2f}",
                       "n/a" if row["strata"]["mean_tau"] is None else f"{row['strata']['mean_tau']:+.2f}",
                       f"{row['top5_in_top10']:.1f}", *(versus_text(row, base) for base in TRIVIAL), *regret_text(row))
-    # a log or a pipe gets the table unwrapped; a terminal gets it at its width
-    (console if console.is_terminal else Console(width=max(console.width, 200))).print(table)
+    # a log or a pipe gets the tables unwrapped; a terminal gets them at its width
+    wide = console if console.is_terminal else Console(width=max(console.width, 200))
+    wide.print(table)
     console.print("tau - FLOPs / params: the paired bootstrap difference to FLOPs alone / parameters alone; "
                   "a score must beat both")
     if regret_note(report):
         console.print(regret_note(report))
+    tradeoff = Table("budget", "steps", "CPU s per architecture (train + verify)", "Kendall tau [95 % CI]",
+                     "regret (points)", title="the proxy's length: what each budget costs and how it ranks")
+    for row in budget_tradeoff(report):
+        ci = row["tau_ci"] or [float("nan")] * 2
+        cost = "n/a" if row["train"] is None else f"{row['train']:.0f} + {row['evaluate']:.0f}"
+        tradeoff.add_row(f"{row['factor']:g}x", str(row["steps"]), cost,
+                         f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
+                         "" if row["regret"] is None else f"{100 * row['regret']:.1f}")
+    wide.print(tradeoff)
     for name, row in report["signals"].items():
         paired = row.get("paired")
         if paired:

@@ -664,6 +664,19 @@ def regret_text(row: dict) -> tuple[str, str]:
     return f"{100 * regret['mean']:.1f}", f"{100 * regret['top']:.1f}"
 
 
+def budget_tradeoff(report: dict) -> list[dict]:
+    """What each budget below the reference costs per architecture (mean CPU seconds to train it
+    alone and to verify it) beside how its accuracy ranks as the reference does: the choice of a
+    proxy's length, cheapest first."""
+    rows = []
+    for steps, row in sorted(report["budgets"].items(), key=lambda item: int(item[0])):
+        cost = report["cpu_seconds"].get(steps) or {}
+        rows.append({"steps": int(steps), "factor": int(steps) / report["proxy_steps"], "train": cost.get("train"),
+                     "evaluate": cost.get("evaluate"), "tau": row["tau"], "tau_ci": row["tau_ci"],
+                     "regret": (row.get("regret") or {}).get("mean")})
+    return rows
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:+.2f}"
 

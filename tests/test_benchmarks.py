@@ -228,7 +228,8 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
               "signals": {"accuracy": accuracy, "zico": {"available": False},
                           "log_flops": row(0.4, 0.1, -0.1, {"log_params": (0.0, -0.2)}),
                           "log_params": row(0.4, 0.1, 0.0, {"log_flops": (0.0, -0.2)})},
-              "combined": None, "budgets": {"120": accuracy, "480": row(0.9, 0.8, 0.8, {})},
+              "combined": None, "budgets": {"120": accuracy, "480": row(0.9, 0.8, 0.8, {}, {"mean": 0.004, "top": 0.0, "random": 0.03})},
+              "cpu_seconds": {"120": {"train": 100.2, "evaluate": 5.1}, "480": {"train": 400.4, "evaluate": 5.0}},
               "noise_ceiling": {"pairs": 12, "reference": {"tau": 0.9, "tau_ci": [0.7, 1.0]},
                                 "modelled": {"tau": 0.95, "ci": [0.9, 0.99], "sigma": 0.004, "pairs": 12,
                                              "architectures": 30},
@@ -248,6 +249,7 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
     assert "| above parameters alone, interval above zero | +0.30 [-0.05, +0.50] | **missed** |" in printed
     assert "seed noise sigma 0.40 points" in printed
     assert "by FLOPs: small (20M) +0.30, big (600M) -1.20 points." in printed
+    assert "| 4x | 480 | 400 + 5 | +0.90 [+0.80, +1.00] | 0.4 |" in printed  # the proxy's length, with its cost
     with pytest.raises(SystemExit, match="cannot read a fidelity analysis"):
         main([str(tmp_path / "missing")])
     with pytest.raises(SystemExit, match="no measured signal 'zico'"):

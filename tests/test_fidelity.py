@@ -432,3 +432,5 @@ def test_a_killed_fidelity_run_continues_where_it_stopped(tmp_path):
     keys = [json.loads(line)["key"] for line in after]
     assert len(keys) == len(set(keys)) == 12                     # and nothing twice
     assert "Kendall tau [95 % CI]" in finished.stdout and "tau - params [95 % CI]" in finished.stdout
+    assert "top pick's regret" in finished.stdout and "noise ceiling modelled over all 8 architectures" in finished.stdout
+    assert "the proxy's length" in finished.stdout and "0.5x" in finished.stdout  # each budget's cost and tau
