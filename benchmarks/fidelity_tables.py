@@ -56,16 +56,10 @@ def signal_table(report: dict) -> list[str]:
 
 
 def tradeoff_table(report: dict) -> list[str]:
-    from nasface.fidelity import budget_tradeoff
+    from nasface.fidelity import TRADEOFF_COLUMNS, tradeoff_cells
 
-    lines = [f"| budget | steps | CPU s per architecture (train + verify) | Kendall tau against "
-             f"{report['reference_steps']} steps [95 % CI] | regret (points) |", "| --- | ---: | ---: | ---: | ---: |"]
-    for row in budget_tradeoff(report):
-        cost = "n/a" if row["train"] is None else f"{row['train']:.0f} + {row['evaluate']:.0f}"
-        regret = "" if row["regret"] is None else f"{100 * row['regret']:.1f}"
-        lines.append(f"| {row['factor']:g}x | {row['steps']} | {cost} | "
-                     f"{row['tau']:+.2f} {_interval(row['tau_ci'])} | {regret} |")
-    return lines
+    lines = ["| " + " | ".join(TRADEOFF_COLUMNS) + " |", "| --- |" + " ---: |" * (len(TRADEOFF_COLUMNS) - 1)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in tradeoff_cells(report)]
 
 
 def ceiling_lines(report: dict) -> list[str]:

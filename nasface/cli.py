@@ -335,7 +335,7 @@ def fidelity_command(
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
-    from nasface.fidelity import TRIVIAL, budget_tradeoff, regret_note, regret_text, versus_text
+    from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, regret_note, regret_text, tradeoff_cells, versus_text
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -362,14 +362,9 @@ def print_fidelity(report: dict) -> None:
                   "a score must beat both")
     if regret_note(report):
         console.print(regret_note(report))
-    tradeoff = Table("budget", "steps", "CPU s per architecture (train + verify)", "Kendall tau [95 % CI]",
-                     "regret (points)", title="the proxy's length: what each budget costs and how it ranks")
-    for row in budget_tradeoff(report):
-        ci = row["tau_ci"] or [float("nan")] * 2
-        cost = "n/a" if row["train"] is None else f"{row['train']:.0f} + {row['evaluate']:.0f}"
-        tradeoff.add_row(f"{row['factor']:g}x", str(row["steps"]), cost,
-                         f"{row['tau']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
-                         "" if row["regret"] is None else f"{100 * row['regret']:.1f}")
+    tradeoff = Table(*TRADEOFF_COLUMNS, title="the proxy's length: what each budget costs and how it ranks")
+    for cells in tradeoff_cells(report):
+        tradeoff.add_row(*cells)
     wide.print(tradeoff)
     for name, row in report["signals"].items():
         paired = row.get("paired")

@@ -633,8 +633,18 @@ def write_page(report: dict, path: Path) -> None:
             f"<th>mean tau within FLOPs strata</th><th>top-5 in top-10</th><th>tau - FLOPs alone [95 % CI]</th>"
             f"<th>tau - parameters alone [95 % CI]</th><th>regret under FLOPs budgets (points)</th>"
             f"<th>top pick's regret (points)</th></tr>{rows_html}</table><p>{regret_note(report)}</p>"
-            + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")
+            + _tradeoff_html(report) + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")
     write_atomic(path, body)
+
+
+def _tradeoff_html(report: dict) -> str:
+    """The proxy's length: each budget's CPU cost per architecture beside its tau and regret."""
+    rows = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+                   for cells in tradeoff_cells(report))
+    if not rows:
+        return ""
+    return ("<h2>The proxy's length</h2><table border=1 cellpadding=4>"
+            + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"{rows}</table>")
 
 
 def regret_note(report: dict) -> str:
@@ -662,6 +672,22 @@ def regret_text(row: dict) -> tuple[str, str]:
     if regret is None:
         return "", ""
     return f"{100 * regret['mean']:.1f}", f"{100 * regret['top']:.1f}"
+
+
+TRADEOFF_COLUMNS = ("budget", "steps", "CPU s per architecture (train + verify)", "Kendall tau [95 % CI]",
+                    "regret (points)")
+
+
+def tradeoff_cells(report: dict) -> list[tuple[str, ...]]:
+    """``budget_tradeoff`` as text, one tuple per budget in the order of ``TRADEOFF_COLUMNS``."""
+    cells = []
+    for row in budget_tradeoff(report):
+        low, high = row["tau_ci"] or [float("nan")] * 2
+        cells.append((f"{row['factor']:g}x", str(row["steps"]),
+                      "n/a" if row["train"] is None else f"{row['train']:.0f} + {row['evaluate']:.0f}",
+                      f"{row['tau']:+.2f} [{low:+.2f}, {high:+.2f}]",
+                      "" if row["regret"] is None else f"{100 * row['regret']:.1f}"))
+    return cells
 
 
 def budget_tradeoff(report: dict) -> list[dict]:

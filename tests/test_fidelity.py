@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
                               measured_fidelity, run_fidelity, run_plan, second_seed_subset)
-from nasface.ranking import budget_regret, loo_combination, modelled_ceiling, rank_agreement, stratified_tau, strata_of, top_recall
+from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
+                             top_recall)
 from nasface.progress import Reporter
 from nasface.report import write_report
 from nasface.search import config_from_options, run_search
@@ -262,6 +263,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
     page = (tmp_path / "f" / "fidelity.html").read_text()
     assert "plotly" in page and "Kendall tau" in page and "tau - parameters alone" in page
+    assert "top pick's regret" in page and "The proxy's length" in page and "<td>0.5x</td><td>2</td>" in page
     # the log is the record: analysing it again trains nothing and gives the same numbers
     log_before = (tmp_path / "f" / "log.jsonl").read_bytes()
     again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
