@@ -19,16 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, regret_text, tradeoff_cells, versus_text  # noqa: E402
+
 LOWER_BOUND_GOAL, STRATA_GOAL, CEILING_MARGIN = 0.6, 0.5, 0.1
 
 
 def _interval(pair) -> str:
     return "n/a" if not pair else f"[{pair[0]:+.2f}, {pair[1]:+.2f}]"
-
-
-def _versus(row: dict, baseline: str) -> str:
-    versus = (row.get("versus") or {}).get(baseline)
-    return "" if versus is None else f"{versus['tau_minus']:+.2f} {_interval(versus['ci'])}"
 
 
 def _strata(row: dict) -> str:
@@ -48,16 +45,13 @@ def signal_table(report: dict) -> list[str]:
              if int(steps) != report["proxy_steps"]]
     for name, row in rows:
         label = f"{name} ({row['measured']} architectures)" if row.get("partial") else name
-        regret = row.get("regret")
-        lines.append(f"| {label} | {row['tau']:+.2f} {_interval(row.get('tau_ci'))} | {_strata(row)} | "
-                     f"{_versus(row, 'log_flops')} | {_versus(row, 'log_params')} | "
-                     + ("| |" if regret is None else f"{100 * regret['mean']:.1f} | {100 * regret['top']:.1f} |"))
+        cells = (label, f"{row['tau']:+.2f} {_interval(row.get('tau_ci'))}", _strata(row),
+                 *(versus_text(row, baseline) for baseline in TRIVIAL), *regret_text(row))
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def tradeoff_table(report: dict) -> list[str]:
-    from nasface.fidelity import TRADEOFF_COLUMNS, tradeoff_cells
-
     lines = ["| " + " | ".join(TRADEOFF_COLUMNS) + " |", "| --- |" + " ---: |" * (len(TRADEOFF_COLUMNS) - 1)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in tradeoff_cells(report)]
 
