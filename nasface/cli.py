@@ -360,8 +360,9 @@ def print_fidelity(report: dict) -> None:
     wide.print(table)
     console.print("tau - FLOPs / params: the paired bootstrap difference to FLOPs alone / parameters alone; "
                   "a score must beat both")
-    if regret_note(report):
-        console.print(regret_note(report))
+    note = regret_note(report)
+    if note:
+        console.print(note)
     tradeoff = Table(*TRADEOFF_COLUMNS, title="the proxy's length: what each budget costs and how it ranks")
     for cells in tradeoff_cells(report):
         tradeoff.add_row(*cells)

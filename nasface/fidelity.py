@@ -538,17 +538,18 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
     if len(both) < 4:
         return {"pairs": len(both), "note": "fewer than 4 architectures have both seeds yet"}
     result = {"pairs": len(both)}
+    accuracies = {}  # (first seed's, second seed's) accuracies of the pairs at each budget
     for label, steps in (("reference", settings.reference_steps), ("proxy", settings.proxy_steps)):
         first = [_at(by_arch[(n, seed)], steps) for n in both]
         second = [_at(by_arch[(n, seed + 1)], steps) for n in both]
         if all(first) and all(second):
-            result[label] = rank_agreement([r["accuracy"] for r in second], [r["accuracy"] for r in first], resamples)
-    differences = [_at(by_arch[(n, seed)], settings.reference_steps)["accuracy"]
-                   - _at(by_arch[(n, seed + 1)], settings.reference_steps)["accuracy"] for n in both]
+            accuracies[label] = (np.array([r["accuracy"] for r in first]), np.array([r["accuracy"] for r in second]))
+            result[label] = rank_agreement(accuracies[label][1], accuracies[label][0], resamples)
+    differences = accuracies["reference"][0] - accuracies["reference"][1]  # every pair has its reference
     result["modelled"] = modelled_ceiling(reference, differences, resamples)
     # each pair's seed-to-seed difference beside its FLOPs: whether one sigma fits small and large alike
     result["differences"] = [{"arch": n, "flops": by_arch[(n, seed)]["cost"]["flops"], "reference": d}
-                             for n, d in zip(both, differences)]
+                             for n, d in zip(both, differences.tolist())]
     return result
 
 
@@ -643,8 +644,8 @@ def _tradeoff_html(report: dict) -> str:
                    for cells in tradeoff_cells(report))
     if not rows:
         return ""
-    return ("<h2>The proxy's length</h2><table border=1 cellpadding=4>"
-            + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"{rows}</table>")
+    return ("<h2>The proxy's length</h2><table border=1 cellpadding=4><tr>"
+            + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"</tr>{rows}</table>")
 
 
 def regret_note(report: dict) -> str:
