@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
+PROGRESS = "progress"  # under the cache: each run in progress keeps its state here (nasface.train.score_budgets)
 TRIVIAL = ("log_flops", "log_params")
 # a signal no search can score with (its teacher is not the study's), only measured: it is compared
 # with its natural rival on the same architectures (paired bootstrap), never combined or chosen.
@@ -308,7 +309,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
             for number, (spec, seed) in enumerate(todo, 1):
                 # unclaimed: another process sharing this log has done it, or is doing it
                 if rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
-                    _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log)
+                    _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log,
+                             out / "cache" / PROGRESS)
                 stage.update(number)
     rows.refresh()
     report = analyse(settings, specs, repeated, [_with_fill(rows, key, settings.yardstick) for key in keys])
@@ -320,21 +322,30 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
 
 
 def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardstick, rows: RowLog, planned: int,
-             teacher_info: dict | None, log) -> None:
-    """Train one architecture with one seed at every budget and append its line to the log."""
+             teacher_info: dict | None, log, progress_folder: Path) -> None:
+    """Train one architecture with one seed at every budget and append its line to the log.
+
+    A run of the largest networks takes hours on a CPU: it keeps its progress every ten minutes,
+    so a worker killed in the middle (a session's end) continues it where it stopped."""
     config = settings.search
     begun = time.time()
+    key = row_key(settings, data.key, spec, seed, teacher_info)
+    progress_folder.mkdir(parents=True, exist_ok=True)
+    progress_file = progress_folder / f"{key}.pt"
     results = score_budgets(spec, data.train, data.pairs, dataclasses.replace(settings.proxy, seed=seed),
-                            settings.steps(), teacher, yardstick=yardstick)
-    rows.add(row_key(settings, data.key, spec, seed, teacher_info),
+                            settings.steps(), teacher, yardstick=yardstick, progress_file=progress_file)
+    rows.add(key,
              {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
               "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
               "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
               "load_average": os.getloadavg()[0], "machine": platform.node()})
+    progress_file.unlink(missing_ok=True)  # logged: the kept progress has served
     final = results[-1]
     shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
              else f"failed: {final['reason']}")
-    runs = sum(not key.startswith(FILL) for key in rows.rows)
+    if "continued_at" in final:
+        shown += f", continued from step {final['continued_at']}"
+    runs = sum(not logged.startswith(FILL) for logged in rows.rows)
     log(f"[{runs}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from nasface.evaluate import embed_pairs, pair_metrics, to_input_tensor
 from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
 from nasface.model import build_model, count, learnt_structure
 from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
-from nasface.spec import ArchSpec, load_spec
+from nasface.spec import ArchSpec, dump_spec, load_spec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -388,7 +389,8 @@ def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: Prox
 def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
                   steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
                   on_result: Callable[[dict], None] | None = None, resume_from: str | Path | None = None,
-                  save_to: str | Path | None = None, yardstick: np.ndarray | None = None) -> list[dict]:
+                  save_to: str | Path | None = None, yardstick: np.ndarray | None = None,
+                  progress_file: str | Path | None = None, progress_seconds: float = 600.0) -> list[dict]:
     """``score`` at several step budgets of ``budget``'s recipe, from one training run.
 
     The run trains to the largest budget; each shorter one is a branch off its stable phase at
@@ -407,6 +409,13 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     ``yardstick`` is a second teacher's flip-summed embeddings of the distinct held-out faces (a
     ``TeacherTargets.held_out``) that the run does not learn from; the student's agreement with it
     is the ``yardstick_cka`` signal.
+
+    ``progress_file`` makes a long run survive a kill: the run keeps its whole state there (the
+    loop, the budgets measured so far, the seconds spent) after each budget it measures and every
+    ``progress_seconds`` of training, and a run that finds the file of this same run continues from
+    it, bit for bit on a CPU the uninterrupted run, losing at most ``progress_seconds`` of work.
+    A file of another run (another spec, recipe, seed or list of budgets) or an unreadable one is
+    ignored and overwritten.  The caller deletes the file once the results are safe.
     """
     spec = load_spec(spec)
     budget.check()
@@ -425,7 +434,9 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
                            f"{len(train_set.labels)} training images; rebuild it for this data")
     device = budget.torch_device()
     start = time.perf_counter()
-    resumed = None if resume_from is None else load_training_state(resume_from)
+    run_id = _run_identity(spec, budget, steps, teacher, yardstick, signals, resume_from)
+    progress = _read_progress(progress_file, run_id)
+    resumed = None if resume_from is None or progress is not None else load_training_state(resume_from)
     if resumed is not None and int(resumed["step"]) > min(b.schedule.decay_start for b in branch_budgets):
         raise NasfaceError(f"{resume_from}: its run is at step {int(resumed['step'])}, past the cool-down of the "
                            f"{steps[0]}-step budget; it cannot be continued to it")
@@ -435,7 +446,15 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
             "resolution": budget.resolution, "device": device.type,
             "distill": budget.distill if teacher is not None else "none"}
     found: dict = {}
-    if resumed is not None:  # signals at initialisation were measured when the run started
+    results: list[dict] = []
+    clock = _Clock()
+    if progress is not None:  # this run, killed: everything it had measured and spent comes back
+        found = dict(zip(progress["signal_names"], progress["signal_values"].tolist()))
+        base = {**json.loads(progress["base"]), "continued_at": int(progress["step"])}
+        results = json.loads(progress["results"])
+        clock.wall, clock.cpu = progress["clock"].tolist()
+        start -= float(progress["elapsed"])
+    elif resumed is not None:  # signals at initialisation were measured when the run started
         found = dict(zip(resumed["signal_names"], resumed["signal_values"].tolist()))
         base["resumed_at"] = int(resumed["step"])
     elif signals:
@@ -444,8 +463,6 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
                                   spec.embedding.size, budget.resolution, budget.margin, budget.scale, budget.seed)
         found.update(trivial_signals(count(spec)))
         base["zero_cost_seconds"] = time.perf_counter() - signal_start
-    results: list[dict] = []
-    clock = _Clock()
 
     def measure(state: LoopState, shorter: ProxyBudget, own: _Clock) -> None:
         result = {**base, "steps": shorter.steps, "train_seconds": clock.wall + own.wall,
@@ -477,30 +494,53 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
         if on_result is not None:
             on_result(result)
 
-    def keep(state: LoopState) -> None:
+    def with_signals(state: LoopState) -> dict:
         checkpoint = loop_checkpoint(state)
         checkpoint["signal_names"] = sorted(found)  # measured at initialisation: the run cannot remeasure them
         checkpoint["signal_values"] = torch.tensor([float(found[name]) for name in checkpoint["signal_names"]],
                                                    dtype=torch.float64)
-        save_training_state(save_to, checkpoint)
+        return checkpoint
 
+    kept_at = time.perf_counter()
+
+    def keep_progress(state: LoopState) -> None:
+        nonlocal kept_at
+        checkpoint = with_signals(state)
+        checkpoint.update(run=run_id, base=json.dumps(base), results=json.dumps(results),
+                          clock=torch.tensor(clock.reading(), dtype=torch.float64),
+                          elapsed=time.perf_counter() - start)
+        save_training_state(progress_file, checkpoint)
+        kept_at = time.perf_counter()
+
+    def now_and_then(state: LoopState) -> None:  # the trunk's on_step
+        if time.perf_counter() - kept_at >= progress_seconds:
+            keep_progress(state)
+
+    on_step = None if progress_file is None else now_and_then
     try:
         state = make_loop_state(model, train_set.num_identities, spec.embedding.size, longest, teacher, device)
-        if resumed is not None:
+        if progress is not None:
+            restore_loop(state, progress)
+        elif resumed is not None:
             restore_loop(state, resumed)
-        for shorter in branch_budgets[:-1]:
+        for shorter in branch_budgets[len(results):-1]:  # a continued run measured the first ones already
             with clock:
-                train_loop(state, train_set, longest, teacher, device, until=shorter.schedule.decay_start)
+                train_loop(state, train_set, longest, teacher, device, until=shorter.schedule.decay_start,
+                           on_step=on_step)
             branch, own = copy.deepcopy(state), _Clock()
             with own:
                 train_loop(branch, train_set, shorter, teacher, device)
             measure(branch, shorter, own)
             del branch
+            if progress_file is not None:
+                keep_progress(state)
         with clock:
-            if save_to is not None:
-                train_loop(state, train_set, longest, teacher, device, until=longest.schedule.decay_start)
-                keep(state)
-            train_loop(state, train_set, longest, teacher, device)
+            # past it, a continued run had kept this state before it was killed
+            if save_to is not None and state.step <= longest.schedule.decay_start:
+                train_loop(state, train_set, longest, teacher, device, until=longest.schedule.decay_start,
+                           on_step=on_step)
+                save_training_state(save_to, with_signals(state))
+            train_loop(state, train_set, longest, teacher, device, on_step=on_step)
         measure(state, longest, _Clock())
     except CandidateFailed as failure:
         return [*results, {**base, "steps": steps[len(results)], "status": "failed", "reason": str(failure),
@@ -512,16 +552,42 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     return results
 
 
+def _run_identity(spec: ArchSpec, budget: ProxyBudget, steps: list[int], teacher, yardstick, signals: bool,
+                  resume_from) -> str:
+    """What makes a kept progress file this run's: everything the results depend on."""
+    return json.dumps({"spec": dump_spec(spec, "json"), "budget": dataclasses.asdict(budget), "steps": steps,
+                       "teacher": teacher is not None, "yardstick": yardstick is not None, "signals": signals,
+                       "resume_from": None if resume_from is None else str(resume_from)}, sort_keys=True, default=str)
+
+
+def _read_progress(path: str | Path | None, run_id: str) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        progress = load_training_state(path)
+    except NasfaceError:
+        return None  # unreadable: the run starts again and overwrites it
+    return progress if progress.get("run") == run_id else None
+
+
 class _Clock:
     """Wall and CPU seconds spent inside ``with`` blocks, added up."""
 
     def __init__(self):
         self.wall = self.cpu = 0.0
+        self._open = False
 
     def __enter__(self):
         self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._open = True
         return self
 
     def __exit__(self, *exc):
-        self.wall += time.perf_counter() - self._wall
-        self.cpu += time.process_time() - self._cpu
+        self.wall, self.cpu = self.reading()
+        self._open = False
+
+    def reading(self) -> tuple[float, float]:
+        """The totals so far, the block in progress included."""
+        if not self._open:
+            return self.wall, self.cpu
+        return self.wall + time.perf_counter() - self._wall, self.cpu + time.process_time() - self._cpu

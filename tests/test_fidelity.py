@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from nasface.checkpoint import load_training_state, save_training_state
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
                               measured_fidelity, run_fidelity, run_plan, second_seed_subset)
@@ -77,6 +78,57 @@ def test_a_run_continued_from_its_stable_phase_is_the_run_trained_from_the_start
     assert second["resumed_at"] == 3 and third["resumed_at"] == 6  # the cool-downs of 4 and 8 steps
     with pytest.raises(NasfaceError, match="past the cool-down of the 4-step budget"):
         score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4], resume_from=kept_again)
+
+
+class Killed(Exception):
+    """Stands for the kill of a worker in the middle of a run."""
+
+
+def _without_times(results: list[dict]) -> list[dict]:
+    timed = ("train_seconds", "cpu_seconds", "wall_seconds", "eval_seconds", "images_per_second",
+             "zero_cost_seconds", "continued_at")
+    return [{k: v for k, v in json.loads(json.dumps(r)).items() if k not in timed} for r in results]
+
+
+def test_a_run_killed_in_the_middle_continues_from_its_progress_file_bit_for_bit(small_data, tmp_path):  # noqa: F811
+    """Kept at every step (progress_seconds 0): killed as the 8-step budget is measured, the run
+    continues from the last step it kept, inside the trunk, and ends as the uninterrupted run."""
+    budget = dataclasses.replace(TINY_BUDGET, warmup_steps=1)
+    whole = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4, 8, 12])
+    progress = tmp_path / "run.pt"
+
+    def kill_at_eight(result):
+        if result["steps"] == 8:
+            raise Killed
+
+    with pytest.raises(Killed):
+        score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4, 8, 12], on_result=kill_at_eight,
+                      progress_file=progress, progress_seconds=0)
+    assert progress.is_file()
+    spent_before = load_training_state(progress)["clock"].tolist()[1]  # CPU seconds of the trunk, 6 steps
+    continued = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4, 8, 12],
+                              progress_file=progress, progress_seconds=0)
+    assert _without_times(continued) == _without_times(whole)
+    # it had kept step 6 (the 8-step budget's cool-down starts there) and the 4-step budget's result
+    assert [r.get("continued_at") for r in continued] == [None, 6, 6]
+    assert continued[1]["cpu_seconds"] >= spent_before > 0  # the seconds spent before the kill still count
+    # and it went on from the kept weights, not from a new start (which would end the same, slower):
+    # the same file with its weights halved continues to other results
+    kept = load_training_state(progress)
+    assert int(kept["step"]) == 12  # kept at the last step, before its measure
+    kept["model"] = {name: value * 0.5 if value.is_floating_point() else value for name, value in kept["model"].items()}
+    save_training_state(progress, kept)
+    tampered = score_budgets(SMALL_NET, small_data.train, small_data.pairs, budget, [4, 8, 12],
+                             progress_file=progress, progress_seconds=0)
+    assert tampered[-1]["accuracy"] != whole[-1]["accuracy"] or tampered[-1]["signals"] != whole[-1]["signals"]
+    # another run's progress (another seed) is not taken for this one's
+    other = dataclasses.replace(budget, seed=budget.seed + 1)
+    alone = score_budgets(SMALL_NET, small_data.train, small_data.pairs, other, [4, 8, 12])
+    ignored = score_budgets(SMALL_NET, small_data.train, small_data.pairs, other, [4, 8, 12], progress_file=progress)
+    assert _without_times(ignored) == _without_times(alone) and "continued_at" not in ignored[-1]
+    progress.write_bytes(b"not a checkpoint")  # unreadable: the run starts again
+    again = score_budgets(SMALL_NET, small_data.train, small_data.pairs, other, [4, 8, 12], progress_file=progress)
+    assert _without_times(again) == _without_times(alone)
 
 
 def test_agreement_with_a_yardstick_is_linear_cka_whatever_its_basis(small_data):  # noqa: F811
@@ -433,6 +485,7 @@ def test_a_killed_fidelity_run_continues_where_it_stopped(tmp_path):
     assert after[:len(before)] == before                       # nothing finished was trained again
     keys = [json.loads(line)["key"] for line in after]
     assert len(keys) == len(set(keys)) == 12                     # and nothing twice
+    assert list((out / "cache" / "progress").iterdir()) == []    # each run's kept progress deleted once logged
     assert "Kendall tau [95 % CI]" in finished.stdout and "tau - params [95 % CI]" in finished.stdout
     assert "top pick's regret" in finished.stdout and "noise ceiling modelled over all 8 architectures" in finished.stdout
     assert "the proxy's length" in finished.stdout and "0.5x" in finished.stdout  # each budget's cost and tau
