@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, regret_text, tradeoff_cells, versus_text  # noqa: E402
+from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, by_size_text, regret_text, tradeoff_cells, versus_text  # noqa: E402
 
 LOWER_BOUND_GOAL, STRATA_GOAL, CEILING_MARGIN = 0.6, 0.5, 0.1
 
@@ -68,6 +68,9 @@ def ceiling_lines(report: dict) -> list[str]:
         lines.append(f"Modelled over all {modelled['architectures']} measured architectures (seed noise sigma "
                      f"{100 * modelled['sigma']:.2f} points from those pairs): tau {modelled['tau']:+.2f} "
                      f"{_interval(modelled['ci'])}.")
+    if "modelled_by_size" in ceiling:
+        text = by_size_text(ceiling["modelled_by_size"])
+        lines.append(f"{text[0].upper()}{text[1:]}.")
     if ceiling.get("differences"):
         pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])
         each = (f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs)

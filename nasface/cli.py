@@ -328,14 +328,16 @@ def fidelity_command(
         report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
                               progress=StageDisplay("rich", console))
     except KeyboardInterrupt:
-        _interrupted("every finished architecture is in the log; the same command continues")
+        _interrupted("every finished architecture is in the log, and a run in progress kept its state "
+                     "(at most ten minutes old); the same command continues")
     print_fidelity(report)
     console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
 
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
-    from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, regret_note, regret_text, tradeoff_cells, versus_text
+    from nasface.fidelity import (TRADEOFF_COLUMNS, TRIVIAL, by_size_text, regret_note, regret_text, tradeoff_cells,
+                                  versus_text)
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -384,6 +386,8 @@ def print_fidelity(report: dict) -> None:
         console.print(f"noise ceiling modelled over all {modelled['architectures']} architectures (Gaussian seed noise "
                       f"of sigma {100 * modelled['sigma']:.2f} points, from the {modelled['pairs']} pairs): tau "
                       f"{modelled['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+    if "modelled_by_size" in ceiling:
+        console.print(by_size_text(ceiling["modelled_by_size"]))
     if report.get("best"):
         best = report["best"]
         beside = "" if best["baseline"] is None else f"; {best['baseline']} alone: {best['baseline_tau']:+.2f}"

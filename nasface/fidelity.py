@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
+MIN_HALF_PAIRS = 3         # seed pairs each half needs for a sigma of its own
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
 PROGRESS = "progress"  # under the cache: each run in progress keeps its state here (nasface.train.score_budgets)
 TRIVIAL = ("log_flops", "log_params")
@@ -486,7 +487,8 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
         if steps != reference_steps and not np.isnan(values).any():
             report["budgets"][str(steps)] = _agreement(values, reference, groups, resamples, baselines, flops)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
-    report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples, reference)
+    report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples, reference,
+                                             10 ** flops)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
     scores = dict(features)  # what the best is chosen from: the signals a search can use, and the combination
     if len(usable) >= 2 and len(complete) >= 6:
@@ -539,10 +541,12 @@ def _agreement(values, reference, groups, resamples: int, baselines: dict, flops
 
 
 def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelitySettings, resamples: int,
-                   reference: np.ndarray) -> dict | None:
+                   reference: np.ndarray, flops: np.ndarray) -> dict | None:
     """Seed-to-seed agreement at the reference (the ceiling any proxy can reach) and at the proxy,
-    over the repeated architectures; and at the reference over every measured one (``reference``),
-    modelled from the repeated ones' seed-to-seed differences."""
+    over the repeated architectures; and at the reference over every measured one (``reference``,
+    ``flops``), modelled from the repeated ones' seed-to-seed differences: with one seed noise for
+    all, and with one for the smaller and one for the larger half of the pairs (split at their
+    median FLOPs), which tells whether one fits all."""
     both = [s.name for s in repeated
             if _at(by_arch.get((s.name, seed)), settings.reference_steps)
             and _at(by_arch.get((s.name, seed + 1)), settings.reference_steps)]
@@ -559,8 +563,18 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
     differences = accuracies["reference"][0] - accuracies["reference"][1]  # every pair has its reference
     result["modelled"] = modelled_ceiling(reference, differences, resamples)
     # each pair's seed-to-seed difference beside its FLOPs: whether one sigma fits small and large alike
-    result["differences"] = [{"arch": n, "flops": by_arch[(n, seed)]["cost"]["flops"], "reference": d}
-                             for n, d in zip(both, differences.tolist())]
+    pair_flops = np.array([by_arch[(n, seed)]["cost"]["flops"] for n in both])
+    result["differences"] = [{"arch": n, "flops": int(f), "reference": d}
+                             for n, f, d in zip(both, pair_flops, differences.tolist())]
+    split = float(np.median(pair_flops))
+    pair_groups, arch_groups = np.where(pair_flops <= split, 0, 1), np.where(flops <= split, 0, 1)
+    if min(np.sum(pair_groups == 0), np.sum(pair_groups == 1)) >= MIN_HALF_PAIRS:
+        by_size = modelled_ceiling(reference, differences, resamples, arch_groups=arch_groups, pair_groups=pair_groups)
+        result["modelled_by_size"] = {**by_size, "split_flops": split,
+                                      "sigmas": [by_size["sigmas"]["0"], by_size["sigmas"]["1"]],
+                                      "group_pairs": [by_size["group_pairs"]["0"], by_size["group_pairs"]["1"]],
+                                      "group_architectures": [int(np.sum(arch_groups == 0)),
+                                                              int(np.sum(arch_groups == 1))]}
     return result
 
 
@@ -657,6 +671,15 @@ def _tradeoff_html(report: dict) -> str:
         return ""
     return ("<h2>The proxy's length</h2><table border=1 cellpadding=4><tr>"
             + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"</tr>{rows}</table>")
+
+
+def by_size_text(by_size: dict) -> str:
+    """The ceiling modelled with a seed noise for the smaller and one for the larger networks."""
+    low, high = by_size["ci"] or [float("nan")] * 2
+    small, large = (100 * sigma for sigma in by_size["sigmas"])
+    return (f"modelled with a seed noise per FLOPs half (sigma {small:.2f} points up to {by_size['split_flops'] / 1e6:.0f}M "
+            f"FLOPs, {large:.2f} above, from {by_size['group_pairs'][0]} and {by_size['group_pairs'][1]} pairs): "
+            f"tau {by_size['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
 
 
 def regret_note(report: dict) -> str:

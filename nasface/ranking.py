@@ -92,7 +92,8 @@ def top_recall(predicted, reference, top: int = 5, within: int = 10) -> float:
     return len(best & chosen) / top if top else float("nan")
 
 
-def modelled_ceiling(reference, differences, resamples: int = 2000, seed: int = 0) -> dict:
+def modelled_ceiling(reference, differences, resamples: int = 2000, seed: int = 0, arch_groups=None,
+                     pair_groups=None) -> dict:
     """Seed-to-seed Kendall tau of the reference over every measured architecture, modelled from
     the few that were trained with two seeds.
 
@@ -105,18 +106,35 @@ def modelled_ceiling(reference, differences, resamples: int = 2000, seed: int = 
     the 95 % interval also resamples the differences, so a sigma known from few pairs widens it.
     It reads somewhat high: ``reference`` is itself one noisy draw, a little more spread out than
     the noiseless values, and a network whose noise exceeds the common sigma is not modelled.
+
+    ``arch_groups`` and ``pair_groups`` (a label per architecture and per pair, e.g. small and
+    large networks) give each group its own sigma, from its own pairs, resampled within the group:
+    whether one spread fits all networks.  Every architecture's group needs pairs of its own.
     """
     reference, differences = np.asarray(reference, float), np.asarray(differences, float)
+    if arch_groups is None:
+        arch_groups, pair_groups = np.zeros(len(reference), int), np.zeros(len(differences), int)
+    arch_groups, pair_groups = np.asarray(arch_groups), np.asarray(pair_groups)
+    labels = sorted(set(arch_groups.tolist()))
+    if not set(labels) <= set(pair_groups.tolist()):
+        raise ValueError("every architecture's group needs seed pairs of its own")
     rng = np.random.default_rng(seed)
-    sigma = float(np.sqrt(np.mean(differences ** 2) / 2))
+    sigmas = {g: float(np.sqrt(np.mean(differences[pair_groups == g] ** 2) / 2)) for g in labels}
     base = np.broadcast_to(reference, (resamples, len(reference)))
     noise = rng.normal(size=(resamples, len(reference))) * np.sqrt(2)
-    at_sigma = kendall_rows(base, reference + noise * sigma)
-    picks = rng.integers(0, len(differences), (resamples, len(differences)))
-    sigmas = np.sqrt(np.mean(differences[picks] ** 2, axis=1) / 2)
-    varied = kendall_rows(base, reference + noise * sigmas[:, None])
-    return {"tau": float(np.nanmean(at_sigma)), "ci": _interval(varied[~np.isnan(varied)]), "sigma": sigma,
-            "pairs": len(differences), "architectures": len(reference)}
+    at_sigma = kendall_rows(base, reference + noise * np.array([sigmas[g] for g in arch_groups.tolist()]))
+    resampled = np.empty((resamples, len(reference)))
+    for g in labels:
+        own = differences[pair_groups == g]
+        picks = rng.integers(0, len(own), (resamples, len(own)))
+        resampled[:, arch_groups == g] = np.sqrt(np.mean(own[picks] ** 2, axis=1) / 2)[:, None]
+    varied = kendall_rows(base, reference + noise * resampled)
+    found = {"tau": float(np.nanmean(at_sigma)), "ci": _interval(varied[~np.isnan(varied)]),
+             "pairs": len(differences), "architectures": len(reference)}
+    if len(labels) == 1:
+        return {**found, "sigma": sigmas[labels[0]]}
+    return {**found, "sigmas": {str(g): sigmas[g] for g in labels},
+            "group_pairs": {str(g): int(np.sum(pair_groups == g)) for g in labels}}
 
 
 def budget_regret(values, reference, costs) -> dict:

@@ -233,6 +233,8 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
               "noise_ceiling": {"pairs": 12, "reference": {"tau": 0.9, "tau_ci": [0.7, 1.0]},
                                 "modelled": {"tau": 0.95, "ci": [0.9, 0.99], "sigma": 0.004, "pairs": 12,
                                              "architectures": 30},
+                                "modelled_by_size": {"tau": 0.93, "ci": [0.88, 0.98], "sigmas": [0.006, 0.002],
+                                                     "split_flops": 1.2e8, "group_pairs": [6, 6]},
                                 "differences": [{"arch": "big", "flops": 6e8, "reference": -0.012},
                                                 {"arch": "small", "flops": 2e7, "reference": 0.003}]}}
     (tmp_path / "fidelity.json").write_text(json.dumps(report))
@@ -249,6 +251,8 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
     assert "| above parameters alone, interval above zero | +0.30 [-0.05, +0.50] | **missed** |" in printed
     assert "seed noise sigma 0.40 points" in printed
     assert "by FLOPs: small (20M) +0.30, big (600M) -1.20 points." in printed
+    assert ("Modelled with a seed noise per FLOPs half (sigma 0.60 points up to 120M FLOPs, 0.20 above, from 6 and 6 "
+            "pairs): tau +0.93 [+0.88, +0.98].") in printed
     assert "| 4x | 480 | 400 + 5 | +0.90 [+0.80, +1.00] | 0.4 |" in printed  # the proxy's length, with its cost
     with pytest.raises(SystemExit, match="cannot read a fidelity analysis"):
         main([str(tmp_path / "missing")])

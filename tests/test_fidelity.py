@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from nasface.checkpoint import load_training_state, save_training_state
 from nasface.errors import NasfaceError
-from nasface.fidelity import (FidelitySettings, _like_for_like, _spread_order, _versus_score, best_signal, interleave,
+from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
+                              by_size_text, interleave,
                               measured_fidelity, run_fidelity, run_plan, second_seed_subset)
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
@@ -185,6 +186,48 @@ def test_the_modelled_noise_ceiling_on_known_cases():
     assert abs(drowned["tau"]) < 0.05 and drowned["sigma"] == pytest.approx(50 / np.sqrt(2))
 
 
+def test_the_modelled_noise_ceiling_with_a_seed_noise_per_group():
+    """Five small networks without seed noise, five large ones drowned in it: only the ten pairs
+    among the small ones keep their order, tau about 10 / 45.  One group for all is the common model."""
+    reference = np.linspace(0.7, 0.9, 10)
+    arch_groups, pair_groups = [0] * 5 + [1] * 5, [0, 0, 0, 1, 1, 1]
+    differences = np.array([0.0, 0.0, 0.0, 50.0, -50.0, 50.0])
+    split = modelled_ceiling(reference, differences, resamples=2000, arch_groups=arch_groups, pair_groups=pair_groups)
+    assert split["tau"] == pytest.approx(10 / 45, abs=0.03)
+    assert split["sigmas"] == pytest.approx({"0": 0.0, "1": 50 / np.sqrt(2)}) and split["group_pairs"] == {"0": 3, "1": 3}
+    common = modelled_ceiling(reference, differences, resamples=300, seed=4)
+    assert modelled_ceiling(reference, differences, resamples=300, seed=4, arch_groups=[7] * 10,
+                            pair_groups=[7] * 6) == {**common, "sigma": common["sigma"]}
+    with pytest.raises(ValueError, match="needs seed pairs of its own"):
+        modelled_ceiling(reference, differences, arch_groups=[0] * 5 + [2] * 5, pair_groups=pair_groups)
+
+
+def test_the_noise_ceiling_gives_each_flops_half_its_sigma_once_each_has_three_pairs():
+    """Ten architectures logged by hand (1M ... 10M FLOPs), the six largest trained twice: the small
+    ones differ by 0.2 points between seeds, the large ones by 2.  Split at the pairs' median FLOPs."""
+    flops = [10 ** 6 * (i + 1) for i in range(10)]
+
+    def row(i, accuracy):
+        return {"cost": {"flops": flops[i]}, "results": [{"steps": s, "status": "ok", "accuracy": accuracy}
+                                                         for s in (4, 8)]}
+    by_arch = {(f"a{i}", 0): row(i, 0.8 + 0.01 * i) for i in range(10)}
+    repeated = [SimpleNamespace(name=f"a{i}") for i in range(4, 10)]
+    for i in range(4, 10):
+        by_arch[(f"a{i}", 1)] = row(i, 0.8 + 0.01 * i - (0.002 if i < 7 else 0.02))
+    settings = SimpleNamespace(reference_steps=8, proxy_steps=4)
+    reference = np.array([0.8 + 0.01 * i for i in range(10)])
+    ceiling = _noise_ceiling(by_arch, repeated, 0, settings, 200, reference, np.array(flops, float))
+    by_size = ceiling["modelled_by_size"]
+    assert by_size["split_flops"] == 7.5e6 and by_size["group_pairs"] == [3, 3]
+    assert by_size["group_architectures"] == [7, 3]  # 1M ... 7M, and 8M ... 10M
+    assert by_size["sigmas"] == pytest.approx([0.002 / np.sqrt(2), 0.02 / np.sqrt(2)])
+    assert ceiling["modelled"]["sigma"] == pytest.approx(np.sqrt((0.002 ** 2 + 0.02 ** 2) / 4))
+    assert "sigma 0.14 points up to 8M FLOPs, 1.41 above, from 3 and 3 pairs" in by_size_text(by_size)
+    del by_arch[("a9", 1)]  # two pairs left above: too few for a sigma of their own
+    assert "modelled_by_size" not in _noise_ceiling(by_arch, repeated, 0, settings, 200, reference,
+                                                    np.array(flops, float))
+
+
 def test_the_modelled_noise_ceiling_predicts_seed_to_seed_tau_over_all_architectures():
     """Simulated studies: 40 architectures trained with two seeds (Gaussian noise of 1 point on
     accuracies 0.70-0.90), of which only 12 are known twice.  The ceiling modelled from those 12
@@ -304,6 +347,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     differences = report["noise_ceiling"]["differences"]
     assert len(differences) == 4 and modelled["sigma"] == pytest.approx(
         np.sqrt(np.mean([pair["reference"] ** 2 for pair in differences]) / 2))
+    assert "modelled_by_size" not in report["noise_ceiling"]  # 2 pairs a half: too few for a sigma each
     assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
     # what picking by each signal under a FLOPs budget loses at the reference, beside a random pick's
     accuracy_regret = accuracy["regret"]
