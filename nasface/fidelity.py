@@ -306,7 +306,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                     if rows.claim(fill_key(key, settings.yardstick)):
                         _fill_yardstick(settings, spec, seed, key, data, teacher, yardstick, rows, log)
                     stage.update(number)
-        with progress.stage(FIDELITY_RUNS, len(todo), "runs") as stage:
+        with progress.stage(FIDELITY_RUNS, len(todo), "runs",
+                            weights=expected_run_seconds([count(spec)["flops"] for spec, _ in todo], rows)) as stage:
             for number, (spec, seed) in enumerate(todo, 1):
                 # unclaimed: another process sharing this log has done it, or is doing it
                 if rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
@@ -320,6 +321,19 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
     write_page(report, out / PAGE)
     return report
+
+
+def expected_run_seconds(flops: list[float], rows: RowLog) -> list[float]:
+    """Each run's expected CPU seconds, for an ETA that knows a 900M-FLOPs run is not a 20M one:
+    a power law of FLOPs fitted to the runs logged so far (their reference budget's CPU seconds),
+    or FLOPs themselves until three runs of different sizes are logged."""
+    logged = [(row["cost"]["flops"], row["results"][-1].get("cpu_seconds")) for key, row in rows.rows.items()
+              if not key.startswith(FILL) and row["results"][-1]["status"] == "ok"]
+    logged = [(f, c) for f, c in logged if c and c > 0]
+    if len({f for f, _ in logged}) < 3:
+        return [float(f) for f in flops]
+    slope, intercept = np.polyfit(np.log([f for f, _ in logged]), np.log([c for _, c in logged]), 1)
+    return [float(np.exp(intercept + slope * np.log(f))) for f in flops]
 
 
 def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardstick, rows: RowLog, planned: int,

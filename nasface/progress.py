@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -38,10 +38,15 @@ def _rounded(seconds: float | None) -> float | None:
 
 
 class StageProgress:
-    """How far one long stage has come.  Its ETA is the time per unit so far times the units left."""
+    """How far one long stage has come.  Its ETA is the time per unit so far times the units left;
+    with ``weights`` (each unit's expected share of the work, units done in order) it is the time
+    per weight so far times the weight left, for units as unequal as a fidelity study's runs."""
 
-    def __init__(self, name: str, total: int, unit: str, stages: "Stages"):
+    def __init__(self, name: str, total: int, unit: str, stages: "Stages", weights: Sequence[float] | None = None):
+        if weights is not None and len(weights) != total:
+            raise ValueError(f"{len(weights)} weights for {total} units")
         self.name, self.total, self.unit = name, total, unit
+        self.weights = None if weights is None else [float(w) for w in weights]
         self.done = 0
         self.info: dict = {}
         self.started = time.perf_counter()
@@ -59,6 +64,9 @@ class StageProgress:
         return self.elapsed() / self.done if self.done > 0 else None
 
     def eta_seconds(self) -> float | None:
+        if self.weights is not None:
+            weight_done = sum(self.weights[:self.done])
+            return None if weight_done <= 0 else self.elapsed() / weight_done * sum(self.weights[self.done:])
         per_unit = self.seconds_per_unit()
         return None if per_unit is None else per_unit * max(0, self.total - self.done)
 
@@ -68,8 +76,8 @@ class Stages:
     a display overrides ``started``, ``updated`` and ``ended``."""
 
     @contextmanager
-    def stage(self, name: str, total: int, unit: str) -> Iterator[StageProgress]:
-        progress = StageProgress(name, total, unit, self)
+    def stage(self, name: str, total: int, unit: str, weights: Sequence[float] | None = None) -> Iterator[StageProgress]:
+        progress = StageProgress(name, total, unit, self, weights)
         self.started(progress)
         try:
             yield progress

@@ -228,6 +228,22 @@ def test_the_noise_ceiling_gives_each_flops_half_its_sigma_once_each_has_three_p
                                                     np.array(flops, float))
 
 
+def test_expected_run_seconds_follow_a_power_law_of_flops_fitted_to_the_log(tmp_path):
+    """Logged runs whose CPU seconds grow as the square root of FLOPs: a run of 4x the FLOPs is
+    expected to take 2x.  With fewer than three sizes logged, FLOPs themselves are the weights."""
+    from nasface.atomic import RowLog
+    from nasface.fidelity import FILL, expected_run_seconds
+
+    rows = RowLog(tmp_path / "log.jsonl")
+    assert expected_run_seconds([1e6, 4e6], rows) == [1e6, 4e6]
+    for index, flops in enumerate((1e6, 4e6, 16e6, 16e6)):
+        rows.add(f"run{index}", {"cost": {"flops": flops}, "results": [{"status": "ok", "cpu_seconds": 3 * flops ** 0.5}]})
+    rows.add(f"{FILL}:x:run0", {"cost": {"flops": 1e9}, "results": [{"status": "ok", "cpu_seconds": 1.0}]})
+    rows.add("failed", {"cost": {"flops": 1e9}, "results": [{"status": "failed", "cpu_seconds": 1.0}]})
+    expected = expected_run_seconds([1e8, 4e8], rows)
+    assert expected == pytest.approx([3e4, 6e4])  # a fill or a failed run is no run's cost
+
+
 def test_the_modelled_noise_ceiling_predicts_seed_to_seed_tau_over_all_architectures():
     """Simulated studies: 40 architectures trained with two seeds (Gaussian noise of 1 point on
     accuracies 0.70-0.90), of which only 12 are known twice.  The ceiling modelled from those 12

@@ -112,6 +112,20 @@ def test_the_search_eta_adds_the_candidates_at_the_teachers_time_per_step():
     assert progress.eta_seconds() == 3 * 30.0
 
 
+def test_a_weighted_stage_extrapolates_by_the_work_left_not_the_units_left():
+    """Runs of 1, 1 and 8 units of work: 20 s for the first two gives 80 s for the third, where
+    counting runs would say 10 s."""
+    with Stages().stage("fidelity runs", 3, "runs", weights=[1.0, 1.0, 8.0]) as stage:
+        stage.started -= 20.0
+        assert stage.eta_seconds() is None  # nothing done: no rate yet
+        stage.update(2)
+        assert stage.eta_seconds() == pytest.approx(80.0, abs=0.5)
+        stage.update(3)
+        assert stage.eta_seconds() == 0
+    with pytest.raises(ValueError, match="2 weights for 3 units"), Stages().stage("runs", 3, "runs", weights=[1, 2]):
+        pass
+
+
 def test_a_stage_in_a_log_is_a_line_every_interval_then_a_closing_line():
     output = io.StringIO()
     display = StageDisplay("rich", Console(file=output, width=200), interval=0.0)
