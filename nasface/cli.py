@@ -300,6 +300,8 @@ def fidelity_command(
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/fidelity-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
+    timeout: str = typer.Option(None, help="Start only the runs expected to end within this long (e.g. 2h30m), "
+                                           "then analyse; the same command continues with the rest."),
     **options,
 ) -> None:
     """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
@@ -308,12 +310,14 @@ def fidelity_command(
     from nasface.fidelity import FidelitySettings, run_fidelity
     from nasface.progress import StageDisplay
     from nasface.search import config_from_options
+    from nasface.search.config import parse_duration
     from nasface.signals import SIGNALS
 
     if config is None and options["budget_flops"] is None and options["budget_mem"] is None:
         options.update(budget_flops="1G", budget_mem="20MB")  # the LFR light track's
     search_config = config_from_options(options, config)
     search_config.proxy.check()
+    seconds = None if timeout is None else parse_duration(timeout)
     try:
         factor_values = tuple(float(f) for f in factors.split(","))
     except ValueError:
@@ -326,7 +330,7 @@ def fidelity_command(
     folder = out or Path("studies") / f"fidelity-{Path(search_config.data.source).name}"
     try:
         report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
-                              progress=StageDisplay("rich", console))
+                              progress=StageDisplay("rich", console), timeout=seconds)
     except KeyboardInterrupt:
         _interrupted("every finished architecture is in the log, and a run in progress kept its state "
                      "(at most ten minutes old); the same command continues")

@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,7 +53,7 @@ from nasface.atomic import RowLog, write_atomic
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
-from nasface.progress import SILENT, Stages
+from nasface.progress import SILENT, Stages, format_duration
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
                              stratified_tau, top_recall)
 from nasface.signals import SIGNALS, oriented
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 MIN_HALF_PAIRS = 3         # seed pairs each half needs for a sigma of its own
+TIMEOUT_MARGIN = 1.5       # a run's wall time varies with the machine's load: start it only with room to spare
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
 PROGRESS = "progress"  # under the cache: each run in progress keeps its state here (nasface.train.score_budgets)
 TRIVIAL = ("log_flops", "log_params")
@@ -266,12 +268,18 @@ def run_plan(specs: list, repeated: list, seed: int) -> list[tuple]:
 
 
 def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False,
-                 progress: Stages = SILENT) -> dict:
+                 progress: Stages = SILENT, timeout: float | None = None) -> dict:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write the report.
 
     The data, the teacher and the runs are stages of ``progress``; the runs' ETA counts the runs
     other processes sharing the log take off this one's hands as done at once, so with two
-    processes it is about the time the two of them need."""
+    processes it is about the time the two of them need.
+
+    ``timeout`` (seconds) starts only the runs expected to end within it: each run's wall time is
+    expected from a power law of FLOPs fitted to the log as it stands, with a margin of
+    ``TIMEOUT_MARGIN``, and until three sizes are logged a run starts while any time is left.  On
+    a machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
+    deadline = None if timeout is None else time.time() + timeout
     from nasface.search import check_config, load_proxy_data
     from nasface.teacher import teacher_targets
 
@@ -303,17 +311,26 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
         if fills:  # first: a fill costs an eighth of a run and completes the signal for the analysis
             with progress.stage(YARDSTICK_FILLS, len(fills), "replays") as stage:
                 for number, (spec, seed, key) in enumerate(fills, 1):
-                    if rows.claim(fill_key(key, settings.yardstick)):
+                    if (deadline is None or time.time() < deadline) and rows.claim(fill_key(key, settings.yardstick)):
                         _fill_yardstick(settings, spec, seed, key, data, teacher, yardstick, rows, log)
                     stage.update(number)
-        with progress.stage(FIDELITY_RUNS, len(todo), "runs",
-                            weights=expected_run_seconds([count(spec)["flops"] for spec, _ in todo], rows)) as stage:
-            for number, (spec, seed) in enumerate(todo, 1):
+        flops = [count(spec)["flops"] for spec, _ in todo]
+        wall_law = None if deadline is None else _power_law(rows, "wall_seconds")  # the log as it stands
+        left_out = []
+        with progress.stage(FIDELITY_RUNS, len(todo), "runs", weights=expected_run_seconds(flops, rows)) as stage:
+            for number, ((spec, seed), run_flops) in enumerate(zip(todo, flops), 1):
+                expected = None if wall_law is None else TIMEOUT_MARGIN * wall_law(run_flops)
+                if deadline is not None and time.time() + (expected or 0) >= deadline:
+                    left_out.append(expected or 0)  # it would end past the timeout: left for another time
                 # unclaimed: another process sharing this log has done it, or is doing it
-                if rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
+                elif rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
                     _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log,
                              out / "cache" / PROGRESS)
                 stage.update(number)
+        if left_out:
+            log(f"--timeout: {len(left_out)} runs not started, expected to end after it (the shortest in about "
+                f"{format_duration(min(left_out))}, {TIMEOUT_MARGIN}x the logged runs' wall time at its FLOPs); "
+                f"the same command continues")
     rows.refresh()
     report = analyse(settings, specs, repeated, [_with_fill(rows, key, settings.yardstick) for key in keys])
     report["command_settings"] = describe(settings)
@@ -323,17 +340,24 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     return report
 
 
+def _power_law(rows: RowLog, field: str) -> Callable[[float], float] | None:
+    """Seconds (``field`` of a run's last budget: ``cpu_seconds`` or ``wall_seconds``) as a power law
+    of FLOPs, fitted to the runs logged; None until three runs of different sizes are."""
+    logged = [(row["cost"]["flops"], row["results"][-1].get(field)) for key, row in rows.rows.items()
+              if not key.startswith(FILL) and row["results"][-1]["status"] == "ok"]
+    logged = [(f, c) for f, c in logged if c and c > 0]
+    if len({f for f, _ in logged}) < 3:
+        return None
+    slope, intercept = np.polyfit(np.log([f for f, _ in logged]), np.log([c for _, c in logged]), 1)
+    return lambda flops: float(np.exp(intercept + slope * np.log(flops)))
+
+
 def expected_run_seconds(flops: list[float], rows: RowLog) -> list[float]:
     """Each run's expected CPU seconds, for an ETA that knows a 900M-FLOPs run is not a 20M one:
     a power law of FLOPs fitted to the runs logged so far (their reference budget's CPU seconds),
     or FLOPs themselves until three runs of different sizes are logged."""
-    logged = [(row["cost"]["flops"], row["results"][-1].get("cpu_seconds")) for key, row in rows.rows.items()
-              if not key.startswith(FILL) and row["results"][-1]["status"] == "ok"]
-    logged = [(f, c) for f, c in logged if c and c > 0]
-    if len({f for f, _ in logged}) < 3:
-        return [float(f) for f in flops]
-    slope, intercept = np.polyfit(np.log([f for f, _ in logged]), np.log([c for _, c in logged]), 1)
-    return [float(np.exp(intercept + slope * np.log(f))) for f in flops]
+    law = _power_law(rows, "cpu_seconds")
+    return [float(f) if law is None else law(f) for f in flops]
 
 
 def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardstick, rows: RowLog, planned: int,

@@ -244,6 +244,38 @@ def test_expected_run_seconds_follow_a_power_law_of_flops_fitted_to_the_log(tmp_
     assert expected == pytest.approx([3e4, 6e4])  # a fill or a failed run is no run's cost
 
 
+@pytest.mark.slow
+def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
+    """Runs logged beforehand (under other keys) say a run takes 10 s x (FLOPs / 30M)^20 of wall time:
+    with ten minutes, the runs under 30M FLOPs start (at most 15 s with the margin) and those over
+    39M do not (at least 3000 s).  Then no time at all: nothing more is trained, and the analysis is
+    still written.  Without a timeout the same command trains the rest."""
+    from nasface.atomic import RowLog
+
+    settings = FidelitySettings(search=config_from_options(TINY), architectures=8, presets=False,
+                                factors=(0.5, 1.0, 2.0), second_seeds=4, bootstrap=100)
+    out = tmp_path / "f"
+    out.mkdir()
+    logged_before = RowLog(out / "log.jsonl")
+    for flops in (10e6, 20e6, 40e6, 80e6):
+        wall = 10 * (flops / 30e6) ** 20
+        logged_before.add(f"other-{flops:.0f}", {"cost": {"flops": flops},
+                                                 "results": [{"status": "ok", "wall_seconds": wall, "cpu_seconds": wall}]})
+    messages = []
+    run_fidelity(settings, out, log=messages.append, timeout=600)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    trained = {(row["arch"], row["cost"]["flops"]) for row in rows if not row["key"].startswith("other-")}
+    sizes = {spec_flops for _, spec_flops in trained}
+    assert max(sizes) < 39e6 and len(trained) >= 3  # arch-00, arch-01, arch-02 (16M, 23M, 29M)
+    assert any(m.startswith("--timeout: ") and "runs not started" in m for m in messages)
+    before = (out / "log.jsonl").read_bytes()
+    report = run_fidelity(settings, out, log=messages.append, timeout=1e-6)
+    assert (out / "log.jsonl").read_bytes() == before and report["measured"] == len({a for a, _ in trained})
+    assert (out / "fidelity.json").is_file()
+    final = run_fidelity(settings, out, log=lambda m: None)
+    assert final["measured"] == 8
+
+
 def test_the_modelled_noise_ceiling_predicts_seed_to_seed_tau_over_all_architectures():
     """Simulated studies: 40 architectures trained with two seeds (Gaussian noise of 1 point on
     accuracies 0.70-0.90), of which only 12 are known twice.  The ceiling modelled from those 12
