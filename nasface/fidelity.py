@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from nasface.atomic import RowLog, write_atomic
+from nasface.checkpoint import load_training_state
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.model import count
@@ -319,11 +320,15 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
         left_out = []
         with progress.stage(FIDELITY_RUNS, len(todo), "runs", weights=expected_run_seconds(flops, rows)) as stage:
             for number, ((spec, seed), run_flops) in enumerate(zip(todo, flops), 1):
-                expected = None if wall_law is None else TIMEOUT_MARGIN * wall_law(run_flops)
+                key = row_key(settings, data.key, spec, seed, teacher_info)
+                expected = None if wall_law is None else \
+                    TIMEOUT_MARGIN * wall_law(run_flops) * _part_left(out / "cache" / PROGRESS / f"{key}.pt",
+                                                                       settings.reference_steps)
                 if deadline is not None and time.time() + (expected or 0) >= deadline:
                     left_out.append(expected or 0)  # it would end past the timeout: left for another time
+                    stage.leave_out(number - 1)
                 # unclaimed: another process sharing this log has done it, or is doing it
-                elif rows.claim(row_key(settings, data.key, spec, seed, teacher_info)):
+                elif rows.claim(key):
                     _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log,
                              out / "cache" / PROGRESS)
                 stage.update(number)
@@ -350,6 +355,17 @@ def _power_law(rows: RowLog, field: str) -> Callable[[float], float] | None:
         return None
     slope, intercept = np.polyfit(np.log([f for f, _ in logged]), np.log([c for _, c in logged]), 1)
     return lambda flops: float(np.exp(intercept + slope * np.log(flops)))
+
+
+def _part_left(progress_file: Path, steps: int) -> float:
+    """The part of a run still to train: less than all of it where a killed run kept its progress."""
+    if not progress_file.is_file():
+        return 1.0
+    try:
+        done = int(load_training_state(progress_file)["step"])
+    except (NasfaceError, KeyError, TypeError, ValueError):
+        return 1.0  # unreadable: the run starts again
+    return min(1.0, max(0.0, 1 - done / steps))
 
 
 def expected_run_seconds(flops: list[float], rows: RowLog) -> list[float]:

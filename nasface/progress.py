@@ -57,6 +57,11 @@ class StageProgress:
         self.done, self.info = done, info
         self._stages.updated(self)
 
+    def leave_out(self, unit: int) -> None:
+        """Unit ``unit`` (from 0) will not be done by anyone: its work is no longer expected."""
+        if self.weights is not None:
+            self.weights[unit] = 0.0
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 

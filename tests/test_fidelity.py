@@ -276,6 +276,17 @@ def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
     assert final["measured"] == 8
 
 
+def test_a_run_that_kept_its_progress_is_expected_to_take_only_the_part_left(tmp_path):
+    from nasface.fidelity import _part_left
+
+    kept = tmp_path / "run.pt"
+    assert _part_left(kept, 960) == 1.0  # none kept
+    save_training_state(kept, {"step": 240})
+    assert _part_left(kept, 960) == 0.75
+    kept.write_bytes(b"torn")
+    assert _part_left(kept, 960) == 1.0  # unreadable: the run starts again
+
+
 def test_the_modelled_noise_ceiling_predicts_seed_to_seed_tau_over_all_architectures():
     """Simulated studies: 40 architectures trained with two seeds (Gaussian noise of 1 point on
     accuracies 0.70-0.90), of which only 12 are known twice.  The ceiling modelled from those 12

@@ -120,6 +120,8 @@ def test_a_weighted_stage_extrapolates_by_the_work_left_not_the_units_left():
         assert stage.eta_seconds() is None  # nothing done: no rate yet
         stage.update(2)
         assert stage.eta_seconds() == pytest.approx(80.0, abs=0.5)
+        stage.leave_out(2)  # e.g. it would not end before a timeout: nobody will do it
+        assert stage.eta_seconds() == 0
         stage.update(3)
         assert stage.eta_seconds() == 0
     with pytest.raises(ValueError, match="2 weights for 3 units"), Stages().stage("runs", 3, "runs", weights=[1, 2]):
