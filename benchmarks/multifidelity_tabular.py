@@ -5,7 +5,8 @@
 Every architecture of a ``nasface fidelity`` log was trained once to the reference budget and
 measured at 1/4, 1/2, 1, 2, 4 and 8 times the proxy's steps, with the CPU seconds each budget costs
 on its own.  That table lets search methods be simulated many times over at no training cost:
-each evaluation returns the recorded score and charges its recorded CPU time.  One worker, no
+each evaluation returns the recorded score and charges its CPU time (``--costs``: scaled to one
+machine by a power law of FLOPs, the default, or as recorded; ``load_table``).  One worker, no
 overheads; the methods:
 
 - ``random``: architectures in random order, each scored at the proxy's budget (1x);
@@ -51,22 +52,50 @@ FLOPS_LIMIT, BYTES_LIMIT, CHANCE = 1e9, 20e6, 0.5
 CHECKPOINTS = (0.1, 0.2, 0.33, 0.5, 0.75, 1.0)
 
 
-def load_table(path: Path, seed: int = 0) -> dict:
-    """Architectures with every budget measured: accuracy and CPU cost per budget, costs, reference."""
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """A line through (x, y) that a few runs of a slow session do not tilt: the median of the
+    pairwise slopes, and the median intercept under it."""
+    i, j = np.triu_indices(len(x), 1)
+    distinct = x[i] != x[j]
+    slope = float(np.median((y[j] - y[i])[distinct] / (x[j] - x[i])[distinct]))
+    return slope, float(np.median(y - slope * x))
+
+
+def load_table(path: Path, seed: int = 0, costs: str = "flops") -> dict:
+    """Architectures with every budget measured: accuracy and CPU cost per budget, costs, reference.
+
+    ``costs="recorded"`` charges each budget the CPU seconds its run recorded.  The log's runs were
+    trained over several sessions on machines of one kind whose speed differed up to about 4x
+    (arch-29 of the synthetic study: 2,469 CPU-s with seed 0, 642 with seed 1, a session apart),
+    so recorded seconds make the architectures of a fast session look cheap.  ``"flops"`` (the
+    default) keeps each run's split of its seconds between budgets, training and evaluation, and
+    scales the run as a whole to a power law of FLOPs fitted (Theil-Sen) to every run's reference
+    seconds: one machine's costs, at the price of the per-architecture differences that FLOPs do
+    not explain.
+    """
+    if costs not in ("flops", "recorded"):
+        raise ValueError(f"costs must be 'flops' or 'recorded', not {costs!r}")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if not row["key"].startswith(FILL) and row["seed"] == seed
+            and all(r["status"] == "ok" for r in row["results"])]
+    scale = {row["arch"]: 1.0 for row in rows}
+    if costs == "flops" and len({row["cost"]["flops"] for row in rows}) >= 3:
+        whole = np.array([sum(row["results"][-1][k] for k in ("cpu_seconds", "eval_seconds")) for row in rows])
+        flops = np.log([row["cost"]["flops"] for row in rows])
+        slope, intercept = theil_sen(flops, np.log(whole))
+        scale = {row["arch"]: float(np.exp(intercept + slope * f) / w) for row, f, w in zip(rows, flops, whole)}
     table = {}
     for row in rows:
-        if row["key"].startswith(FILL) or row["seed"] != seed or any(r["status"] != "ok" for r in row["results"]):
-            continue
+        k = scale[row["arch"]]
         table[row["arch"]] = {
             "accuracy": {r["steps"]: r["accuracy"] for r in row["results"]},
             # what scoring that budget alone costs: its training (shared steps + own cool-down) and evaluation
-            "cost": {r["steps"]: r["cpu_seconds"] + r["eval_seconds"] for r in row["results"]},
-            "train": {r["steps"]: r["cpu_seconds"] for r in row["results"]},
-            "eval": {r["steps"]: r["eval_seconds"] for r in row["results"]},
+            "cost": {r["steps"]: k * (r["cpu_seconds"] + r["eval_seconds"]) for r in row["results"]},
+            "train": {r["steps"]: k * r["cpu_seconds"] for r in row["results"]},
+            "eval": {r["steps"]: k * r["eval_seconds"] for r in row["results"]},
             "flops": row["cost"]["flops"], "weight_bytes": row["cost"]["weight_bytes"]}
     budgets = sorted(next(iter(table.values()))["accuracy"]) if table else []
-    return {"archs": table, "budgets": budgets}
+    return {"archs": table, "budgets": budgets, "costs": costs}
 
 
 def true_hypervolume(table: dict, chosen: list[str]) -> float:
@@ -200,9 +229,12 @@ def main() -> None:
     parser.add_argument("--time-fraction", type=float, default=0.5,
                         help="CPU time given to each method, as a fraction of what scoring the whole table at 1x "
                              "costs (below 1, so that random search cannot simply exhaust the table)")
+    parser.add_argument("--costs", choices=("flops", "recorded"), default="flops",
+                        help="charge each run's CPU seconds scaled to a power law of FLOPs (one machine's costs; "
+                             "the log's runs ran on machines of differing speed) or as recorded")
     parser.add_argument("--out", help=f"results file (default benchmarks/results/{NAME}.json)")
     args = parser.parse_args()
-    table = load_table(Path(args.log))
+    table = load_table(Path(args.log), costs=args.costs)
     if len(table["archs"]) < 8:
         raise SystemExit(f"{args.log}: {len(table['archs'])} architectures have every budget; the simulation needs 8")
     budgets = table["budgets"]
@@ -237,7 +269,7 @@ def main() -> None:
         shown = "never (within the time)" if seconds is None else f"{seconds / limit:.2f} of the time"
         print(f"  {name:10s} reaches random search's final median ({target:.4f}): {shown}")
     path = write_result(NAME, {"log": args.log, "architectures": len(table["archs"]), "budgets": budgets,
-                               "proxy_steps": proxy, "rungs": rungs, "eta": args.eta, "seeds": args.seeds,
+                               "proxy_steps": proxy, "rungs": rungs, "eta": args.eta, "seeds": args.seeds, "costs": args.costs,
                                "cpu_seconds_whole_table": whole, "cpu_seconds_per_method": limit, "checkpoints": list(CHECKPOINTS),
                                "best_possible_hypervolume": best, "hypervolume": summary,
                                "time_to_random_final": {k: (None if v is None else v / limit) for k, v in reach.items()}},

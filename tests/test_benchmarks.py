@@ -138,6 +138,35 @@ def test_tabular_simulation_charges_and_promotes_as_described(tmp_path):
     assert kept.spent >= whole / 2
 
 
+def test_tabular_costs_are_scaled_to_one_machine_by_a_power_law_of_flops(tmp_path):
+    """The made-up runs' seconds are an exact power law of FLOPs; one of them is logged as if run on
+    a machine 4x slower.  Recorded, it costs 4x; scaled to the law, as much as its FLOPs say, with
+    its split between budgets kept."""
+    from benchmarks.multifidelity_tabular import load_table
+
+    rows = _fake_table()
+    for row in rows:  # evaluation too in proportion to FLOPs: every run's seconds on one power law
+        for result in row["results"]:
+            result["eval_seconds"] = row["cost"]["flops"] / 1e8
+    slow = rows[3]
+    for result in slow["results"]:
+        result["cpu_seconds"] *= 4
+        result["eval_seconds"] *= 4
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recorded, scaled = load_table(log, costs="recorded"), load_table(log)
+    others = [name for name in recorded["archs"] if name != slow["arch"]]
+    law = {name: scaled["archs"][name]["cost"][960] / recorded["archs"][name]["cost"][960] for name in others}
+    assert max(law.values()) / min(law.values()) == pytest.approx(1.0)  # the others stay on their law
+    ratio = recorded["archs"][slow["arch"]]["cost"][960] / scaled["archs"][slow["arch"]]["cost"][960]
+    assert ratio == pytest.approx(4.0)
+    for budget in (30, 120):
+        assert scaled["archs"][slow["arch"]]["train"][budget] / scaled["archs"][slow["arch"]]["train"][960] == \
+            pytest.approx(budget * 1.0 / 960)  # within the run, the split between budgets is as recorded
+    with pytest.raises(ValueError, match="'flops' or 'recorded'"):
+        load_table(log, costs="wall")
+
+
 def test_time_to_reach_reads_the_median_curve_even_when_half_the_seeds_never_get_there():
     from benchmarks.multifidelity_tabular import Trace, time_to_reach
 
