@@ -415,7 +415,9 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     ``progress_seconds`` of training, and a run that finds the file of this same run continues from
     it, bit for bit on a CPU the uninterrupted run, losing at most ``progress_seconds`` of work.
     A file of another run (another spec, recipe, seed or list of budgets) or an unreadable one is
-    ignored and overwritten.  The caller deletes the file once the results are safe.
+    ignored and overwritten; the data and the teacher's targets are not checked, so the caller
+    names the file by them too (``nasface.fidelity`` uses the log's row key, which holds both) and
+    deletes it once the results are safe.
     """
     spec = load_spec(spec)
     budget.check()
