@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nasface.fidelity import TRADEOFF_COLUMNS, TRIVIAL, by_size_text, regret_text, tradeoff_cells, versus_text  # noqa: E402
+from nasface.fidelity import (TRADEOFF_COLUMNS, TRIVIAL, by_size_text, modelled_text, regret_text,  # noqa: E402
+                              tradeoff_cells, versus_text)
 
 LOWER_BOUND_GOAL, STRATA_GOAL, CEILING_MARGIN = 0.6, 0.5, 0.1
 
@@ -63,13 +64,8 @@ def ceiling_lines(report: dict) -> list[str]:
         direct = ceiling["reference"]
         lines.append(f"Noise ceiling, seed 0 against seed 1 of the reference on the {ceiling['pairs']} architectures "
                      f"trained twice: tau {direct['tau']:+.2f} {_interval(direct['tau_ci'])}.")
-    if "modelled" in ceiling:
-        modelled = ceiling["modelled"]
-        lines.append(f"Modelled over all {modelled['architectures']} measured architectures (seed noise sigma "
-                     f"{100 * modelled['sigma']:.2f} points from those pairs): tau {modelled['tau']:+.2f} "
-                     f"{_interval(modelled['ci'])}.")
-    if "modelled_by_size" in ceiling:
-        text = by_size_text(ceiling["modelled_by_size"])
+    for text in ([modelled_text(ceiling["modelled"])] if "modelled" in ceiling else []) + \
+            ([by_size_text(ceiling["modelled_by_size"])] if "modelled_by_size" in ceiling else []):
         lines.append(f"{text[0].upper()}{text[1:]}.")
     if ceiling.get("differences"):
         pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])

@@ -340,8 +340,8 @@ def fidelity_command(
 
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
-    from nasface.fidelity import (TRADEOFF_COLUMNS, TRIVIAL, by_size_text, regret_note, regret_text, tradeoff_cells,
-                                  versus_text)
+    from nasface.fidelity import (TRADEOFF_COLUMNS, TRIVIAL, by_size_text, modelled_text, regret_note, regret_text,
+                                  tradeoff_cells, versus_text)
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -385,11 +385,7 @@ def print_fidelity(report: dict) -> None:
         console.print(f"noise ceiling (reference, seed vs seed, {ceiling['pairs']} architectures): "
                       f"tau {ceiling['reference']['tau']:+.2f}")
     if "modelled" in ceiling:
-        modelled = ceiling["modelled"]
-        low, high = modelled["ci"] or [float("nan")] * 2
-        console.print(f"noise ceiling modelled over all {modelled['architectures']} architectures (Gaussian seed noise "
-                      f"of sigma {100 * modelled['sigma']:.2f} points, from the {modelled['pairs']} pairs): tau "
-                      f"{modelled['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+        console.print(modelled_text(ceiling["modelled"]))
     if "modelled_by_size" in ceiling:
         console.print(by_size_text(ceiling["modelled_by_size"]))
     if report.get("best"):

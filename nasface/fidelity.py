@@ -598,9 +598,10 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
                    reference: np.ndarray, flops: np.ndarray) -> dict | None:
     """Seed-to-seed agreement at the reference (the ceiling any proxy can reach) and at the proxy,
     over the repeated architectures; and at the reference over every measured one (``reference``,
-    ``flops``), modelled from the repeated ones' seed-to-seed differences: with one seed noise for
-    all, and with one for the smaller and one for the larger half of the pairs (split at their
-    median FLOPs), which tells whether one fits all."""
+    ``flops``), modelled from the repeated ones' seed-to-seed differences (``modelled_ceiling``:
+    drawn from them, and beside it Gaussian): with one seed noise for all, and with one for the
+    smaller and one for the larger half of the pairs (split at their median FLOPs), which tells
+    whether one fits all."""
     both = [s.name for s in repeated
             if _at(by_arch.get((s.name, seed)), settings.reference_steps)
             and _at(by_arch.get((s.name, seed + 1)), settings.reference_steps)]
@@ -616,6 +617,8 @@ def _noise_ceiling(by_arch: dict, repeated: list, seed: int, settings: FidelityS
             result[label] = rank_agreement(accuracies[label][1], accuracies[label][0], resamples)
     differences = accuracies["reference"][0] - accuracies["reference"][1]  # every pair has its reference
     result["modelled"] = modelled_ceiling(reference, differences, resamples)
+    gaussian = modelled_ceiling(reference, differences, resamples, noise="gaussian")  # for comparison
+    result["modelled"]["gaussian"] = {"tau": gaussian["tau"], "ci": gaussian["ci"]}
     # each pair's seed-to-seed difference beside its FLOPs: whether one sigma fits small and large alike
     pair_flops = np.array([by_arch[(n, seed)]["cost"]["flops"] for n in both])
     result["differences"] = [{"arch": n, "flops": int(f), "reference": d}
@@ -731,9 +734,22 @@ def by_size_text(by_size: dict) -> str:
     """The ceiling modelled with a seed noise for the smaller and one for the larger networks."""
     low, high = by_size["ci"] or [float("nan")] * 2
     small, large = (100 * sigma for sigma in by_size["sigmas"])
-    return (f"modelled with a seed noise per FLOPs half (sigma {small:.2f} points up to {by_size['split_flops'] / 1e6:.0f}M "
-            f"FLOPs, {large:.2f} above, from {by_size['group_pairs'][0]} and {by_size['group_pairs'][1]} pairs): "
-            f"tau {by_size['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+    return (f"modelled with each FLOPs half's own seed noise (up to {by_size['split_flops'] / 1e6:.0f}M FLOPs sigma "
+            f"{small:.2f} points from {by_size['group_pairs'][0]} pairs, above {large:.2f} from "
+            f"{by_size['group_pairs'][1]}): tau {by_size['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+
+
+def modelled_text(modelled: dict) -> str:
+    """The ceiling modelled over every architecture, from the seed pairs' differences."""
+    low, high = modelled["ci"] or [float("nan")] * 2
+    text = (f"noise ceiling modelled over all {modelled['architectures']} architectures (each a seed-to-seed "
+            f"difference drawn from the {modelled['pairs']} pairs): tau {modelled['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+    gaussian = modelled.get("gaussian")
+    if gaussian:
+        low, high = gaussian["ci"] or [float("nan")] * 2
+        text += (f"; as Gaussian noise of the same spread (sigma {100 * modelled['sigma']:.2f} points): "
+                 f"{gaussian['tau']:+.2f} [{low:+.2f}, {high:+.2f}]")
+    return text
 
 
 def regret_note(report: dict) -> str:

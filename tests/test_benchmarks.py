@@ -261,7 +261,7 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
               "cpu_seconds": {"120": {"train": 100.2, "evaluate": 5.1}, "480": {"train": 400.4, "evaluate": 5.0}},
               "noise_ceiling": {"pairs": 12, "reference": {"tau": 0.9, "tau_ci": [0.7, 1.0]},
                                 "modelled": {"tau": 0.95, "ci": [0.9, 0.99], "sigma": 0.004, "pairs": 12,
-                                             "architectures": 30},
+                                             "architectures": 30, "gaussian": {"tau": 0.9, "ci": [0.8, 0.97]}},
                                 "modelled_by_size": {"tau": 0.93, "ci": [0.88, 0.98], "sigmas": [0.006, 0.002],
                                                      "split_flops": 1.2e8, "group_pairs": [6, 6]},
                                 "differences": [{"arch": "big", "flops": 6e8, "reference": -0.012},
@@ -278,10 +278,12 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
     assert "| within 0.1 of the noise ceiling (modelled) | +0.810 against +0.950 | **missed** |" in printed
     assert "| above FLOPs alone, interval above zero | +0.40 [+0.10, +0.60] | met |" in printed
     assert "| above parameters alone, interval above zero | +0.30 [-0.05, +0.50] | **missed** |" in printed
-    assert "seed noise sigma 0.40 points" in printed
     assert "by FLOPs: small (20M) +0.30, big (600M) -1.20 points." in printed
-    assert ("Modelled with a seed noise per FLOPs half (sigma 0.60 points up to 120M FLOPs, 0.20 above, from 6 and 6 "
-            "pairs): tau +0.93 [+0.88, +0.98].") in printed
+    assert ("Modelled with each FLOPs half's own seed noise (up to 120M FLOPs sigma 0.60 points from 6 pairs, above "
+            "0.20 from 6): tau +0.93 [+0.88, +0.98].") in printed
+    assert ("Noise ceiling modelled over all 30 architectures (each a seed-to-seed difference drawn from the 12 "
+            "pairs): tau +0.95 [+0.90, +0.99]; as Gaussian noise of the same spread (sigma 0.40 points): +0.90 "
+            "[+0.80, +0.97].") in printed
     assert "| 4x | 480 | 400 + 5 | +0.90 [+0.80, +1.00] | 0.4 |" in printed  # the proxy's length, with its cost
     with pytest.raises(SystemExit, match="cannot read a fidelity analysis"):
         main([str(tmp_path / "missing")])
