@@ -165,6 +165,7 @@ CASES = [
     ("fidelity-unknown-signal", ["fidelity", "--signals", "accuracy,vibes"], "unknown signal 'vibes'", False),
     ("fidelity-too-few", ["fidelity", "--archs", "3", "--no-presets"], "a rank interval needs at least 8", False),
     ("fidelity-factors", ["fidelity", "--factors", "a,b"], "--factors 'a,b'", False),
+    ("fidelity-timeout", ["fidelity", "--timeout", "5x"], "--timeout '5x': write a duration such as 30m", False),
     ("fidelity-data-missing", ["fidelity", "--data", "no/such/folder"], "data source 'no/such/folder' not found",
      False),
     ("search-unknown-score", [*SEARCH, "--score", "vibes"], "--score 'vibes': choose a signal", False),
