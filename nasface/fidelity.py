@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 from nasface.atomic import RowLog, write_atomic
-from nasface.checkpoint import load_training_state
 from nasface.budget import Budgets
+from nasface.checkpoint import load_training_state
 from nasface.errors import NasfaceError
 from nasface.model import count
 from nasface.progress import SILENT, Stages, format_duration
@@ -280,9 +280,10 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     expected from a power law of FLOPs fitted to the log as it stands, with a margin of
     ``TIMEOUT_MARGIN``, and until three sizes are logged a run starts while any time is left.  On
     a machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
-    deadline = None if timeout is None else time.time() + timeout
     from nasface.search import check_config, load_proxy_data
     from nasface.teacher import teacher_targets
+
+    deadline = None if timeout is None else time.time() + timeout
 
     check_settings(settings)
     check_config(settings.search)  # the data, space, budgets and teacher, before anything is written
