@@ -43,22 +43,13 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
-from nasface.fidelity import FILL  # noqa: E402
+from nasface.fidelity import FILL, theil_sen  # noqa: E402
 from nasface.report import hypervolume  # noqa: E402
 from nasface.rungs import RungResult, nondominated_fronts, promotions  # noqa: E402
 
 NAME = "multifidelity_tabular"
 FLOPS_LIMIT, BYTES_LIMIT, CHANCE = 1e9, 20e6, 0.5
 CHECKPOINTS = (0.1, 0.2, 0.33, 0.5, 0.75, 1.0)
-
-
-def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """A line through (x, y) that a few runs of a slow session do not tilt: the median of the
-    pairwise slopes, and the median intercept under it."""
-    i, j = np.triu_indices(len(x), 1)
-    distinct = x[i] != x[j]
-    slope = float(np.median((y[j] - y[i])[distinct] / (x[j] - x[i])[distinct]))
-    return slope, float(np.median(y - slope * x))
 
 
 def load_table(path: Path, seed: int = 0, costs: str = "flops") -> dict:

@@ -277,9 +277,11 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     processes it is about the time the two of them need.
 
     ``timeout`` (seconds) starts only the runs expected to end within it: each run's wall time is
-    expected from a power law of FLOPs fitted to the log as it stands, with a margin of
-    ``TIMEOUT_MARGIN``, and until three sizes are logged a run starts while any time is left.  On
-    a machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
+    expected from a power law of FLOPs fitted to the log as it stands (runs of other machines and
+    loads among them), scaled by this process's own pace once it has finished a run (the median
+    ratio of its runs' wall time to the law's, within 4x either way), with a margin of
+    ``TIMEOUT_MARGIN``; until three sizes are logged a run starts while any time is left.  On a
+    machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
     from nasface.search import check_config, load_proxy_data
     from nasface.teacher import teacher_targets
 
@@ -318,13 +320,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                     stage.update(number)
         flops = [count(spec)["flops"] for spec, _ in todo]
         wall_law = None if deadline is None else _power_law(rows, "wall_seconds")  # the log as it stands
-        left_out = []
+        left_out, own_pace = [], []  # own_pace: this process's runs' wall time over the law's
         with progress.stage(FIDELITY_RUNS, len(todo), "runs", weights=expected_run_seconds(flops, rows)) as stage:
             for number, ((spec, seed), run_flops) in enumerate(zip(todo, flops), 1):
                 key = row_key(settings, data.key, spec, seed, teacher_info)
-                expected = None if wall_law is None else \
-                    TIMEOUT_MARGIN * wall_law(run_flops) * _part_left(out / "cache" / PROGRESS / f"{key}.pt",
-                                                                       settings.reference_steps)
+                expected = None if wall_law is None else expected_wall_seconds(
+                    wall_law(run_flops), own_pace, _part_left(out / "cache" / PROGRESS / f"{key}.pt",
+                                                              settings.reference_steps))
                 if deadline is not None and time.time() + (expected or 0) >= deadline:
                     left_out.append(expected or 0)  # it would end past the timeout: left for another time
                     stage.leave_out(number - 1)
@@ -332,6 +334,9 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                 elif rows.claim(key):
                     _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log,
                              out / "cache" / PROGRESS)
+                    final = rows.get(key)["results"][-1]
+                    if wall_law is not None and final["status"] == "ok":
+                        own_pace.append(final["wall_seconds"] / wall_law(run_flops))
                 stage.update(number)
         if left_out:
             log(f"--timeout: {len(left_out)} runs not started, expected to end after it (the shortest in about "
@@ -354,8 +359,26 @@ def _power_law(rows: RowLog, field: str) -> Callable[[float], float] | None:
     logged = [(f, c) for f, c in logged if c and c > 0]
     if len({f for f, _ in logged}) < 3:
         return None
-    slope, intercept = np.polyfit(np.log([f for f, _ in logged]), np.log([c for _, c in logged]), 1)
+    slope, intercept = theil_sen(np.log([f for f, _ in logged]), np.log([c for _, c in logged]))
     return lambda flops: float(np.exp(intercept + slope * np.log(flops)))
+
+
+def theil_sen(x, y) -> tuple[float, float]:
+    """A line through (x, y) that a few runs of a slow or loaded session do not tilt: the median of
+    the pairwise slopes, and the median intercept under it."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    i, j = np.triu_indices(len(x), 1)
+    distinct = x[i] != x[j]
+    slope = float(np.median((y[j] - y[i])[distinct] / (x[j] - x[i])[distinct]))
+    return slope, float(np.median(y - slope * x))
+
+
+def expected_wall_seconds(by_law: float, own_pace: list[float], part_left: float = 1.0) -> float:
+    """What a run may take, for ``--timeout``: the log's law (``by_law``) at this process's pace
+    once it has one (the median of its runs' wall time over the law's, within 4x either way: how
+    much faster or slower this machine and load are), for the part of the run left, with a margin."""
+    pace = float(np.clip(np.median(own_pace), 0.25, 4.0)) if own_pace else 1.0
+    return TIMEOUT_MARGIN * by_law * pace * part_left
 
 
 def _part_left(progress_file: Path, steps: int) -> float:

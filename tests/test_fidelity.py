@@ -293,6 +293,25 @@ def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
     assert final["measured"] == 8
 
 
+def test_the_timeout_expects_the_logs_law_at_this_processs_own_pace():
+    from nasface.fidelity import TIMEOUT_MARGIN, expected_wall_seconds
+
+    assert expected_wall_seconds(100.0, []) == TIMEOUT_MARGIN * 100  # no run of its own yet: the law
+    assert expected_wall_seconds(100.0, [0.5, 0.4, 0.6]) == pytest.approx(TIMEOUT_MARGIN * 50)  # twice as fast
+    assert expected_wall_seconds(100.0, [10.0]) == TIMEOUT_MARGIN * 400  # at most 4x the law either way
+    assert expected_wall_seconds(100.0, [0.01], part_left=0.5) == TIMEOUT_MARGIN * 12.5
+
+
+def test_theil_sen_is_not_tilted_by_a_few_outliers():
+    from nasface.fidelity import theil_sen
+
+    x = np.log(np.geomspace(1e7, 1e9, 12))
+    y = 0.8 * x - 5
+    y[[1, 4]] += np.log(4)  # two runs of a machine 4x slower
+    assert theil_sen(x, y) == pytest.approx((0.8, -5))
+    assert np.polyfit(x, y, 1)[0] != pytest.approx(0.8, abs=0.01)  # least squares is
+
+
 def test_a_run_that_kept_its_progress_is_expected_to_take_only_the_part_left(tmp_path):
     from nasface.fidelity import _part_left
 
