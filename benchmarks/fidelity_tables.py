@@ -64,9 +64,12 @@ def ceiling_lines(report: dict) -> list[str]:
         direct = ceiling["reference"]
         lines.append(f"Noise ceiling, seed 0 against seed 1 of the reference on the {ceiling['pairs']} architectures "
                      f"trained twice: tau {direct['tau']:+.2f} {_interval(direct['tau_ci'])}.")
-    for text in ([modelled_text(ceiling["modelled"])] if "modelled" in ceiling else []) + \
-            ([by_size_text(ceiling["modelled_by_size"])] if "modelled_by_size" in ceiling else []):
-        lines.append(f"{text[0].upper()}{text[1:]}.")
+    modelled = []
+    if "modelled" in ceiling:
+        modelled.append(modelled_text(ceiling["modelled"]))
+    if "modelled_by_size" in ceiling:
+        modelled.append(by_size_text(ceiling["modelled_by_size"]))
+    lines += [f"{text[0].upper()}{text[1:]}." for text in modelled]
     if ceiling.get("differences"):
         pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])
         each = (f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs)
