@@ -281,7 +281,7 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
 # The search options that say what a fidelity study measures: its data, space, budgets, proxy and teacher.
 FIDELITY_SEARCH_OPTIONS = ("data", "val_bin", "train_identities", "val_identities", "pairs", "space", "budget_flops",
                            "budget_mem", "teacher", "teacher_spec", "teacher_steps", "distill", "proxy_steps",
-                           "proxy_batch", "resolution", "seed", "device")
+                           "proxy_warmup", "proxy_batch", "resolution", "seed", "device")
 
 
 def fidelity_command(

@@ -840,13 +840,15 @@ def _fmt(value) -> str:
 def measured_fidelity(study_settings: dict, folders) -> dict | None:
     """The fidelity analysis (``fidelity.json``) whose proxy is the study's, from ``folders``.
 
-    Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``
-    but the warm-up, which a fidelity study pins to the proxy's own) and the teacher.  None when
+    Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``; the
+    warm-up as the schedule takes it, a tenth of the steps when the study leaves it unset, which
+    is what a fidelity study pins) and the teacher.  None when
     no such study has been run there.  Of several that match (the same study on a CPU and on a GPU,
     say), the one that has measured the most architectures.
     """
-    wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items()
-                    if k in RECIPE_FIELDS and k != "warmup_steps"}
+    wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items() if k in RECIPE_FIELDS}
+    if wanted_proxy.get("warmup_steps") is None and "steps" in wanted_proxy:  # the default: a tenth of the steps
+        wanted_proxy["warmup_steps"] = ProxyBudget(steps=wanted_proxy["steps"]).schedule.warmup_steps
     found = []
     for folder in folders:
         for path in sorted(Path(folder).glob(f"*/{REPORT}")):

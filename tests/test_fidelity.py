@@ -563,6 +563,9 @@ def test_a_report_quotes_the_matching_fidelity_study_that_measured_the_most_arch
                                                                      "command_settings": settings}))
     assert measured_fidelity(study, [tmp_path])["measured"] == 19
     assert measured_fidelity({**study, "teacher": "none"}, [tmp_path]) is None
+    # a study that leaves its warm-up unset has a tenth of its steps, what the fidelity pinned; another does not match
+    assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": None}}, [tmp_path])["measured"] == 19
+    assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": 3}}, [tmp_path]) is None
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():

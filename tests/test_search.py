@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -9,6 +10,7 @@ import pytest
 
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
+from nasface.fidelity import FidelitySettings
 from nasface.progress import Reporter
 from nasface.report import pareto_front, study_frame
 from nasface.search import (SearchConfig, cheapest_spec, config_from_options, load_proxy_data, parse_duration,
@@ -218,4 +220,19 @@ def test_rungs_are_checked_before_anything_is_created(tmp_path):
     for rungs, eta, message in (("8,4", 3, "rising"), ("4", 3, "two or more"), ("4,8", 1, "at least 2")):
         with pytest.raises(NasfaceError, match=message):
             run_search(tiny_config(tmp_path, rungs=rungs, eta=eta), Reporter("quiet"))
+    # 30 steps cool down over their last 6: a 25-step warm-up cannot end before that
+    with pytest.raises(NasfaceError, match="warm-up of 25 steps does not fit"):
+        run_search(tiny_config(tmp_path, rungs="30,120", proxy_warmup=25), Reporter("quiet"))
     assert not (tmp_path / "studies").exists()
+
+
+def test_proxy_warmup_makes_each_rung_the_budget_a_fidelity_study_measured(tmp_path):
+    """The fidelity study measures 30, 120 and 480 steps as branches of one run with the 120-step
+    proxy's warm-up (12); rungs 30,120,480 warm up for a tenth of 30 unless told otherwise."""
+    measured = FidelitySettings(search=tiny_config(tmp_path, proxy_steps=120)).proxy
+    halving = tiny_config(tmp_path, rungs="30,120,480", eta=4, proxy_warmup=12)
+    for rung, steps in enumerate((30, 120, 480)):
+        assert halving.rung_budget(rung) == dataclasses.replace(measured, steps=steps)
+    assert tiny_config(tmp_path, rungs="30,120,480").rung_budget(1).warmup_steps == 3
+    assert tiny_config(tmp_path, proxy_warmup=5).proxy.schedule.warmup_steps == 5
+    assert tiny_config(tmp_path).proxy.warmup_steps is None  # unset: a tenth of the steps, as before

@@ -150,6 +150,9 @@ SEARCH_OPTIONS = (
     Option("teacher_steps", int | None, None, "Steps --teacher auto trains for (default: by the proxy)."),
     Option("distill", str, _PROXY.distill, "Distillation from the teacher.", choices=DISTILLER_KINDS),
     Option("proxy_steps", int, _PROXY.steps, "SGD steps per candidate."),
+    Option("proxy_warmup", int | None, None, "Warm-up steps of the proxy's schedule (default: a tenth of "
+           "--proxy-steps, or of the lowest rung); with --rungs, fixing it to a single-fidelity proxy's "
+           "warm-up makes each rung the budget nasface fidelity measured."),
     Option("proxy_batch", int, _PROXY.batch_size, "Batch size per candidate."),
     Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size)."),
     Option("objectives", NAMES, _CONFIG.objectives, f"Comma-separated, from {', '.join(OBJECTIVES)}."),
@@ -187,11 +190,14 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
     rungs = get("rungs")
-    proxy = ProxyBudget(steps=get("proxy_steps"), batch_size=get("proxy_batch"), resolution=get("resolution"),
-                        distill=get("distill"), seed=get("seed"), device=get("device"))
+    warmup = get("proxy_warmup")
     if rungs:  # the top rung is the proxy; the warm-up, shared by every rung, fits the lowest
         check_rungs(rungs, get("eta"))
-        proxy = dataclasses.replace(proxy, steps=rungs[-1], warmup_steps=max(1, round(0.1 * rungs[0])))
+        if warmup is None:
+            warmup = max(1, round(0.1 * rungs[0]))
+    proxy = ProxyBudget(steps=rungs[-1] if rungs else get("proxy_steps"), batch_size=get("proxy_batch"),
+                        resolution=get("resolution"), distill=get("distill"), seed=get("seed"),
+                        device=get("device"), warmup_steps=warmup)
     return SearchConfig(
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
