@@ -842,9 +842,12 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
 
     Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``; the
     warm-up as the schedule takes it, a tenth of the steps when the study leaves it unset, which
-    is what a fidelity study pins) and the teacher.  None when
-    no such study has been run there.  Of several that match (the same study on a CPU and on a GPU,
-    say), the one that has measured the most architectures.
+    is what a fidelity study pins) and the teacher.  A study whose recipe differs only in its steps,
+    which are one of the budgets a fidelity study measured on the way (successive halving's top
+    rung with ``--proxy-warmup`` set to that study's), matches too: bit for bit it trains that
+    budget's branch, and ``budget_steps`` says which.  None when no such study has been run there.
+    Of several that match (the same study on a CPU and on a GPU, say), an exact match before a
+    budget's, then the one that has measured the most architectures.
     """
     wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items() if k in RECIPE_FIELDS}
     if wanted_proxy.get("warmup_steps") is None and "steps" in wanted_proxy:  # the default: a tenth of the steps
@@ -858,10 +861,16 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             proxy = {k: v for k, v in settings.get("proxy", {}).items() if k in wanted_proxy}
-            if (settings.get("data") == study_settings.get("data") and proxy == wanted_proxy
-                    and settings.get("teacher") == study_settings.get("teacher")):
+            if (settings.get("data") != study_settings.get("data")
+                    or settings.get("teacher") != study_settings.get("teacher")):
+                continue
+            steps = wanted_proxy.get("steps")
+            if proxy == wanted_proxy:
                 found.append({"path": str(path), **report})
-    return max(found, key=lambda report: report.get("measured", 0), default=None)
+            elif ({**proxy, "steps": steps} == wanted_proxy and str(steps) in (report.get("budgets") or {})
+                  and steps < report.get("reference_steps", 0)):
+                found.append({"path": str(path), **report, "budget_steps": steps})
+    return max(found, key=lambda report: ("budget_steps" not in report, report.get("measured", 0)), default=None)
 
 
 def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
@@ -869,10 +878,18 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
     if report is None:
         return ("The proxy's fidelity is <b>not measured</b> for these settings: run <code>nasface fidelity "
                 "--config STUDY.yaml</code> to learn how far to trust this front.")
-    row = (report.get("signals") or {}).get(score) or {}
+    budget = report.get("budget_steps")
+    if budget is None:
+        row, measured_as = (report.get("signals") or {}).get(score) or {}, score
+    else:  # a fidelity study measures only the accuracy at its budgets other than the proxy's
+        if score != "accuracy":
+            return (f"The proxy's fidelity is <b>not measured</b> for the score {score}: the fidelity study that "
+                    f"trained these {budget} steps ({report['path']}) ranks only the accuracy there.")
+        row = report["budgets"][str(budget)]
+        measured_as = f"{score} at {budget} steps, a branch of the {report['proxy_steps']}-step proxy's runs"
     if not row.get("available"):
         return (f"The proxy's fidelity study ({report['measured']} of {report['architectures']} architectures so "
-                f"far, {report['path']}) cannot rank the score {score} yet.")
+                f"far, {report['path']}) cannot rank the score {measured_as} yet.")
     low, high = row["tau_ci"] or [float("nan")] * 2
     ceiling = report.get("noise_ceiling") or {}
     if "modelled" in ceiling:  # over the same architectures as the score's tau
@@ -886,7 +903,7 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
     picking = "" if regret is None else (
         f" Picking its best under a FLOPs budget loses {100 * regret['mean']:.1f} points of {report['reference_steps']}"
         f"-step accuracy on average over budgets (a random pick: {100 * regret['random']:.1f}).")
-    return (f"Measured fidelity of this proxy's score ({score}): Kendall tau {row['tau']:.2f} [95 % CI {low:.2f}, "
+    return (f"Measured fidelity of this proxy's score ({measured_as}): Kendall tau {row['tau']:.2f} [95 % CI {low:.2f}, "
             f"{high:.2f}] against {report['reference_steps']}-step training over {report['measured']} architectures"
             + (f" (a study in progress: {report['measured']} of the {report['architectures']} planned)"
                if report["measured"] < report["architectures"] else "")

@@ -23,7 +23,7 @@ from nasface.checkpoint import load_training_state, save_training_state
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
                               by_size_text, interleave, modelled_text,
-                              measured_fidelity, run_fidelity, run_plan, second_seed_subset)
+                              fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset)
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
 from nasface.progress import Reporter
@@ -566,6 +566,32 @@ def test_a_report_quotes_the_matching_fidelity_study_that_measured_the_most_arch
     # a study that leaves its warm-up unset has a tenth of its steps, what the fidelity pinned; another does not match
     assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": None}}, [tmp_path])["measured"] == 19
     assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": 3}}, [tmp_path]) is None
+
+
+def test_a_study_that_trains_a_measured_budget_is_quoted_that_budgets_fidelity(tmp_path):
+    """Successive halving's top rung of 480 steps, warmed up as the 120-step proxy was, is the 4x
+    branch a fidelity study of that proxy measured: its report quotes that budget's tau, never the
+    proxy's; a recipe that differs otherwise (another warm-up) is not measured; and a fidelity
+    study of exactly the study's proxy comes first."""
+    proxy = {"steps": 120, "batch_size": 32, "resolution": 64, "warmup_steps": 12}
+    row = {"available": True, "tau_ci": [0.6, 0.8], "regret": {"mean": 0.003, "random": 0.03}}
+    report = {"measured": 43, "architectures": 43, "proxy_steps": 120, "reference_steps": 960,
+              "signals": {"accuracy": {**row, "tau": 0.55}},
+              "budgets": {"30": {**row, "tau": 0.42}, "480": {**row, "tau": 0.75}, "960": {**row, "tau": 1.0}},
+              "command_settings": {"data": {"source": "synthetic"}, "proxy": proxy, "teacher": "auto"}}
+    (tmp_path / "fid").mkdir()
+    (tmp_path / "fid" / "fidelity.json").write_text(json.dumps(report))
+    study = {"data": {"source": "synthetic"}, "teacher": "auto"}
+    top_rung = measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path])
+    assert top_rung["budget_steps"] == 480
+    assert "Kendall tau 0.75" in fidelity_sentence(top_rung) and "accuracy at 480 steps" in fidelity_sentence(top_rung)
+    assert "not measured" in fidelity_sentence(top_rung, "loss_sum")
+    for unmeasured in ({**proxy, "steps": 480, "warmup_steps": 3}, {**proxy, "steps": 960}, {**proxy, "steps": 240}):
+        assert measured_fidelity({**study, "proxy": unmeasured}, [tmp_path]) is None
+    (tmp_path / "exact").mkdir()
+    exact = {**report, "measured": 8, "command_settings": {**report["command_settings"], "proxy": {**proxy, "steps": 480}}}
+    (tmp_path / "exact" / "fidelity.json").write_text(json.dumps(exact))
+    assert measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path])["measured"] == 8
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
