@@ -567,6 +567,7 @@ def analyse(settings: FidelitySettings, specs: list, repeated: list, rows: list)
     report["strata"] = {"bounds_log10_flops": [[float(flops[g].min()), float(flops[g].max())] for g in groups]}
     report["noise_ceiling"] = _noise_ceiling(by_arch, repeated, seed, settings, resamples, reference,
                                              10 ** flops)
+    report["shortest_trusted"] = shortest_trusted_budget(report)
     usable = {n: v for n, v in features.items() if np.ptp(v) > 0}
     scores = dict(features)  # what the best is chosen from: the signals a search can use, and the combination
     if len(usable) >= 2 and len(complete) >= 6:
@@ -750,8 +751,10 @@ def _tradeoff_html(report: dict) -> str:
                    for cells in tradeoff_cells(report))
     if not rows:
         return ""
+    shortest = shortest_trusted_text(shortest_trusted_budget(report))
     return ("<h2>The proxy's length</h2><table border=1 cellpadding=4><tr>"
-            + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"</tr>{rows}</table>")
+            + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"</tr>{rows}</table>"
+            + ("" if shortest is None else f"<p>{shortest[0].upper()}{shortest[1:]}.</p>"))
 
 
 def by_size_text(by_size: dict) -> str:
@@ -832,6 +835,34 @@ def budget_tradeoff(report: dict) -> list[dict]:
     return rows
 
 
+CEILING_MARGIN = 0.1  # "as good as it gets": a proxy within this much tau of the seed-noise ceiling
+
+
+def shortest_trusted_budget(report: dict, margin: float = CEILING_MARGIN) -> dict | None:
+    """The cheapest budget below the reference whose accuracy ranks within ``margin`` of the
+    modelled noise ceiling (point estimates): the shortest proxy that ranks about as well as a
+    second seed of the reference would, the length to choose on this data.  ``steps`` is None when
+    no budget comes that close; the whole is None without a modelled ceiling."""
+    ceiling = ((report.get("noise_ceiling") or {}).get("modelled") or {}).get("tau")
+    if ceiling is None or not report.get("budgets"):
+        return None
+    found = {"ceiling": ceiling, "margin": margin, "steps": None}
+    for row in budget_tradeoff(report):
+        if row["tau"] >= ceiling - margin:
+            return {**found, "steps": row["steps"], "factor": row["factor"], "tau": row["tau"]}
+    return found
+
+
+def shortest_trusted_text(found: dict | None) -> str | None:
+    if found is None:
+        return None
+    if found["steps"] is None:
+        return (f"no budget below the reference ranks within {found['margin']:.1f} of the noise ceiling "
+                f"({found['ceiling']:+.2f}, modelled): a proxy longer than any measured is needed to rank that well")
+    return (f"shortest budget within {found['margin']:.1f} of the noise ceiling ({found['ceiling']:+.2f}, modelled): "
+            f"{found['steps']} steps ({found['factor']:g}x the proxy), tau {found['tau']:+.2f}")
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:+.2f}"
 
@@ -907,4 +938,17 @@ def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
             f"{high:.2f}] against {report['reference_steps']}-step training over {report['measured']} architectures"
             + (f" (a study in progress: {report['measured']} of the {report['architectures']} planned)"
                if report["measured"] < report["architectures"] else "")
-            + f"{ceiling_text} ({report['path']}).{picking}")
+            + f"{ceiling_text} ({report['path']}).{picking}{_length_advice(report, budget or report['proxy_steps'])}")
+
+
+def _length_advice(report: dict, own_steps: int) -> str:
+    """Which proxy length the fidelity study found to rank about as well as seed noise allows, when
+    it is not the study's own."""
+    shortest = shortest_trusted_budget(report)
+    if shortest is None or shortest["steps"] == own_steps:
+        return ""
+    if shortest["steps"] is None:
+        return (f" None of the budgets it measured below {report['reference_steps']} steps ranks within "
+                f"{shortest['margin']:.1f} of that ceiling.")
+    return (f" The shortest budget it measured that ranks within {shortest['margin']:.1f} of that ceiling: "
+            f"{shortest['steps']} steps (tau {shortest['tau']:.2f}).")

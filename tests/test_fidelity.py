@@ -23,7 +23,8 @@ from nasface.checkpoint import load_training_state, save_training_state
 from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
                               by_size_text, interleave, modelled_text,
-                              fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset)
+                              fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset,
+                              shortest_trusted_budget)
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
 from nasface.progress import Reporter
@@ -592,6 +593,25 @@ def test_a_study_that_trains_a_measured_budget_is_quoted_that_budgets_fidelity(t
     exact = {**report, "measured": 8, "command_settings": {**report["command_settings"], "proxy": {**proxy, "steps": 480}}}
     (tmp_path / "exact" / "fidelity.json").write_text(json.dumps(exact))
     assert measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path])["measured"] == 8
+
+
+def test_the_shortest_budget_within_a_tenth_of_the_noise_ceiling_is_named():
+    """Synthetic faces' figures: 30, 120 and 480 steps rank at 0.42, 0.55 and 0.75 against a
+    ceiling of 0.76, so 480 steps is the shortest proxy within 0.1 of it; a report of the 120-step
+    study says so, a report of a 480-step study has nothing to add."""
+    budget = {"tau_ci": [0.3, 0.9], "regret": {"mean": 0.01, "random": 0.03}, "available": True}
+    report = {"proxy_steps": 120, "reference_steps": 960, "cpu_seconds": {}, "measured": 43, "architectures": 43,
+              "path": "fidelity.json", "noise_ceiling": {"modelled": {"tau": 0.76, "pairs": 12}},
+              "budgets": {"30": {**budget, "tau": 0.42}, "120": {**budget, "tau": 0.55}, "480": {**budget, "tau": 0.75}},
+              "signals": {"accuracy": {**budget, "tau": 0.55}}}
+    assert shortest_trusted_budget(report) == {"ceiling": 0.76, "margin": 0.1, "steps": 480, "factor": 4.0, "tau": 0.75}
+    assert "within 0.1 of that ceiling: 480 steps (tau 0.75)" in fidelity_sentence(report)
+    assert "shortest" not in fidelity_sentence({**report, "budget_steps": 480})
+    assert shortest_trusted_budget({**report, "noise_ceiling": {"modelled": {"tau": 0.5}}})["steps"] == 30
+    unreachable = {**report, "noise_ceiling": {"modelled": {"tau": 0.95, "pairs": 12}}}
+    assert shortest_trusted_budget(unreachable)["steps"] is None
+    assert "None of the budgets it measured below 960 steps" in fidelity_sentence(unreachable)
+    assert shortest_trusted_budget({**report, "noise_ceiling": {"pairs": 2, "note": "too few"}}) is None
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
