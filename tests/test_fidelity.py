@@ -30,6 +30,7 @@ from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, r
 from nasface.progress import Reporter
 from nasface.report import write_report
 from nasface.search import config_from_options, run_search
+from nasface.search.job import payload_base, run_candidate
 from nasface.train import ProxyBudget, WarmupStableDecay, score, score_budgets
 from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
@@ -480,6 +481,25 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
                                                 "executor": "inline"}), Reporter("quiet"))
         page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
         assert all(text in page for text in expected)
+    # successive halving over the measured budgets, warmed up as the proxy was: the job a search's
+    # worker runs trains a logged architecture rung after rung exactly as the fidelity study logged it
+    halving = config_from_options({**TINY, "rungs": "2,4,8", "eta": 2, "proxy_warmup": 1,
+                                   "studies_dir": str(tmp_path / "h"), "study": "h"})
+    logged = next(row for row in rows if row["seed"] == 0)
+    payload, resume_from = {**payload_base(halving, None), "spec": logged["spec"]}, None
+    for rung, at in enumerate(logged["results"]):
+        save_to = str(tmp_path / f"rung{rung}.pt") if rung < halving.top_rung else None
+        result = run_candidate({**payload, "proxy": dataclasses.asdict(halving.rung_budget(rung)),
+                                "resume_from": resume_from, "save_to": save_to})
+        assert (result["steps"], result["accuracy"], result["final_loss"]) == (at["steps"], at["accuracy"],
+                                                                               at["final_loss"])
+        resume_from = save_to
+    # a real search whose proxy is a measured budget (as a ladder's top rung is) is quoted that budget's tau
+    branch = run_search(config_from_options({**TINY, "proxy_steps": 2, "proxy_warmup": 1,
+                                             "studies_dir": str(tmp_path / "s"), "study": "branch", "trials": 1,
+                                             "baselines": False, "executor": "inline"}), Reporter("quiet"))
+    page = write_report(branch, tmp_path / "branch.html", fidelity_dirs=[tmp_path]).read_text()
+    assert f"accuracy at 2 steps, a branch of the 4-step proxy's runs): Kendall tau {report['budgets']['2']['tau']:.2f}" in page
     # `nasface report` looks in the studies folder and in benchmarks/results (where the repository
     # keeps its measurement of the README study's proxy), relative to where it runs
     (tmp_path / "benchmarks" / "results" / "f").mkdir(parents=True)
