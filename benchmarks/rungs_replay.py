@@ -6,7 +6,8 @@ Takes the smallest architectures of a fidelity study's log (seed 0) and trains e
 search with ``--rungs`` at the log's budgets (1/4x, 1x and 4x the proxy, eta 4) and
 ``--proxy-warmup`` set to the proxy's own trains it: the search worker's own job
 (``nasface.search.job.run_candidate``), rung after rung, each promotion continuing the run below.
-Each rung's accuracy and final loss are compared with what the log holds for that budget.  On
+Each rung's accuracy and final loss are compared with what the log holds for that budget (and the
+teacher with the log's ``teacher_digest``, where the run recorded one).  On
 the machine that logged a run (the same floating-point kernels, the log's thread count) they are
 the same to the last bit: a rung search there reproduces the fidelity study's runs.  A run logged
 on another machine differs, as a run with another seed does, and says how far a fidelity study's
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks._common import RESULTS, machine, write_atomic  # noqa: E402
-from nasface.fidelity import LOG, FidelitySettings  # noqa: E402
+from nasface.fidelity import LOG, FidelitySettings, teacher_digest  # noqa: E402
 from nasface.search import config_from_options, load_proxy_data  # noqa: E402
 from nasface.search.job import payload_base, run_candidate  # noqa: E402
 from nasface.teacher import teacher_targets  # noqa: E402
@@ -60,6 +61,11 @@ def main() -> None:
         teacher = teacher_targets(halving.teacher, data, args.log / "cache", plain.proxy,
                                   teacher_spec=halving.teacher_spec, teacher_steps=halving.teacher_steps)
         base = {**payload_base(halving, teacher), "cache_dir": str(args.log / "cache")}
+        digest = teacher_digest(teacher)
+
+        def same_teacher(row: dict) -> bool | None:  # None: logged before runs recorded their teacher's digest
+            return None if row.get("teacher_digest") is None else row["teacher_digest"] == digest
+
         checked = []
         for row in [row for row in runs if row["arch"] in args.arch] if args.arch else runs[:args.archs]:
             logged = {r["steps"]: r for r in row["results"]}
@@ -72,6 +78,7 @@ def main() -> None:
                 resume_from = save_to
                 same = all(result[field] == logged[steps][field] for field in ("accuracy", "final_loss"))
                 checked.append({"arch": row["arch"], "flops": row["cost"]["flops"], "rung": rung, "steps": steps,
+                                "same_teacher": same_teacher(row),
                                 "accuracy": result["accuracy"], "logged_accuracy": logged[steps]["accuracy"],
                                 "final_loss": result["final_loss"], "logged_final_loss": logged[steps]["final_loss"],
                                 "same": same, "cpu_seconds": time.process_time() - began})

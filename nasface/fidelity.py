@@ -416,8 +416,8 @@ def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardsti
     rows.add(key,
              {"arch": spec.name, "seed": seed, "spec": spec_to_dict(spec),
               "cost": {k: v for k, v in count(spec, config.budgets.convention).items() if k != "stages"},
-              "results": results, "finished": time.time(), "threads": torch.get_num_threads(),
-              "load_average": os.getloadavg()[0], "machine": platform.node()})
+              "results": results, "teacher_digest": teacher_digest(teacher), "finished": time.time(),
+              "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0], "machine": platform.node()})
     progress_file.unlink(missing_ok=True)  # logged: the kept progress has served
     final = results[-1]
     shown = (f"reference accuracy {final['accuracy']:.4f}" if final["status"] == "ok"
@@ -426,6 +426,18 @@ def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardsti
         shown += f", continued from step {final['continued_at']}"
     runs = sum(not logged.startswith(FILL) for logged in rows.rows)
     log(f"[{runs}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+
+
+def teacher_digest(teacher) -> str | None:
+    """A fingerprint of the teacher's targets, to the bit.  The run's key names the teacher by its
+    settings; an automatic teacher trained again on another machine has the same settings and other
+    bits (BENCHMARKS.md, rungs against the fidelity log), and this tells the two apart."""
+    if teacher is None:
+        return None
+    digest = hashlib.sha256()
+    for array in (teacher.embeddings, teacher.flipped, teacher.centres):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 # -- a yardstick given to a study in progress --------------------------------------------------------

@@ -24,14 +24,14 @@ from nasface.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
                               by_size_text, interleave, modelled_text,
                               fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset,
-                              shortest_trusted_budget)
+                              shortest_trusted_budget, teacher_digest)
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
 from nasface.progress import Reporter
 from nasface.report import write_report
 from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
-from nasface.train import ProxyBudget, WarmupStableDecay, score, score_budgets
+from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
 from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +139,6 @@ def test_agreement_with_a_yardstick_is_linear_cka_whatever_its_basis(small_data)
     value, an orthogonal change of basis and a scale leave it (CKA's invariances), another does not."""
     from nasface.evaluate import distinct_faces
     from nasface.teacher import mean_centres
-    from nasface.train import TeacherTargets
 
     rng = np.random.default_rng(0)
     train, pairs = small_data.train, small_data.pairs
@@ -435,6 +434,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     report = run_fidelity(settings, tmp_path / "f", log=lambda m: None)
     rows = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 8 + 4 and sum(r["seed"] == 1 for r in rows) == 4
+    assert all("teacher_digest" in row and row["teacher_digest"] is None for row in rows)  # no teacher
     assert all([r["steps"] for r in row["results"]] == [2, 4, 8] for row in rows)
     assert report["measured"] == 8 and report["reference_steps"] == 8 and report["proxy_steps"] == 4
     for name in ("accuracy", "loss_sum", "synflow", "naswot", "zico", "log_flops"):
@@ -632,6 +632,18 @@ def test_the_shortest_budget_within_a_tenth_of_the_noise_ceiling_is_named():
     assert shortest_trusted_budget(unreachable)["steps"] is None
     assert "None of the budgets it measured below 960 steps" in fidelity_sentence(unreachable)
     assert shortest_trusted_budget({**report, "noise_ceiling": {"pairs": 2, "note": "too few"}}) is None
+
+
+def test_the_teacher_digest_tells_a_teacher_from_one_that_differs_in_one_bit():
+    rng = np.random.default_rng(0)
+    teacher = TeacherTargets(rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32),
+                             rng.normal(size=(3, 4)).astype(np.float32), folder="somewhere")
+    same = TeacherTargets(teacher.embeddings.copy(), teacher.flipped.copy(), teacher.centres.copy(), folder="elsewhere")
+    assert teacher_digest(teacher) == teacher_digest(same) and len(teacher_digest(teacher)) == 16
+    flipped_bit = teacher.centres.copy()
+    flipped_bit.view(np.uint32)[2, 3] ^= 1
+    assert teacher_digest(dataclasses.replace(teacher, centres=flipped_bit)) != teacher_digest(teacher)
+    assert teacher_digest(None) is None
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
