@@ -20,8 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasface.fidelity import (CEILING_MARGIN, TRADEOFF_COLUMNS, TRIVIAL, by_size_text, modelled_text,  # noqa: E402
-                              regret_text, shortest_trusted_budget, shortest_trusted_text, tradeoff_cells,
-                              versus_text)
+                              regret_text, shortest_trusted_text, tradeoff_cells, versus_text)
 
 LOWER_BOUND_GOAL, STRATA_GOAL = 0.6, 0.5
 
@@ -55,7 +54,7 @@ def signal_table(report: dict) -> list[str]:
 
 def tradeoff_table(report: dict) -> list[str]:
     lines = ["| " + " | ".join(TRADEOFF_COLUMNS) + " |", "| --- |" + " ---: |" * (len(TRADEOFF_COLUMNS) - 1)]
-    shortest = shortest_trusted_text(shortest_trusted_budget(report))
+    shortest = shortest_trusted_text(report)
     return (lines + ["| " + " | ".join(cells) + " |" for cells in tradeoff_cells(report)]
             + ([] if shortest is None else ["", f"{shortest[0].upper()}{shortest[1:]}."]))
 

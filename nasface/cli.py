@@ -341,7 +341,7 @@ def fidelity_command(
 def print_fidelity(report: dict) -> None:
     """The analysis as a table: each signal's agreement with the reference."""
     from nasface.fidelity import (TRADEOFF_COLUMNS, TRIVIAL, by_size_text, modelled_text, regret_note, regret_text,
-                                  shortest_trusted_budget, shortest_trusted_text, tradeoff_cells, versus_text)
+                                  shortest_trusted_text, tradeoff_cells, versus_text)
 
     console.print(f"{report['measured']} of {report['architectures']} architectures measured "
                   f"(proxy {report['proxy_steps']} steps, reference {report['reference_steps']})")
@@ -373,7 +373,7 @@ def print_fidelity(report: dict) -> None:
     for cells in tradeoff_cells(report):
         tradeoff.add_row(*cells)
     wide.print(tradeoff)
-    shortest = shortest_trusted_text(shortest_trusted_budget(report))
+    shortest = shortest_trusted_text(report)
     if shortest:
         console.print(shortest)
     for name, row in report["signals"].items():

@@ -763,7 +763,7 @@ def _tradeoff_html(report: dict) -> str:
                    for cells in tradeoff_cells(report))
     if not rows:
         return ""
-    shortest = shortest_trusted_text(shortest_trusted_budget(report))
+    shortest = shortest_trusted_text(report)
     return ("<h2>The proxy's length</h2><table border=1 cellpadding=4><tr>"
             + "".join(f"<th>{name}</th>" for name in TRADEOFF_COLUMNS) + f"</tr>{rows}</table>"
             + ("" if shortest is None else f"<p>{shortest[0].upper()}{shortest[1:]}.</p>"))
@@ -865,7 +865,9 @@ def shortest_trusted_budget(report: dict, margin: float = CEILING_MARGIN) -> dic
     return found
 
 
-def shortest_trusted_text(found: dict | None) -> str | None:
+def shortest_trusted_text(report: dict) -> str | None:
+    """``shortest_trusted_budget`` of the report as a line (None without a modelled ceiling)."""
+    found = shortest_trusted_budget(report)
     if found is None:
         return None
     if found["steps"] is None:
