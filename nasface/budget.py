@@ -1,5 +1,6 @@
 """Hard budgets: parsing "1G" / "20MB" exactly, and checking a candidate's cost against them.
 
+A number may be written in scientific notation (``1e9``, ``1.5E9``), read exactly (no float rounding).
 Units (case-insensitive): K, M, G, T are 10^3, 10^6, 10^9, 10^12; KB, MB, GB, TB are the same
 powers of ten in bytes; KiB, MiB, GiB, TiB are powers of 1024.  A budget must be a positive
 whole number once its unit is applied.
@@ -17,13 +18,15 @@ from nasface.errors import NasfaceError
 DECIMAL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 BYTE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
+MAX_DIGITS = 30  # 1e30: far beyond any network; a larger exponent is a typo
+# a decimal number, optionally in scientific notation (1e9, 1.5E9), then an optional unit
+_QUANTITY = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
 def parse_quantity(text: str, option: str, in_bytes: bool = False) -> int:
     """``"1G"`` -> 1_000_000_000; ``"20MB"`` -> 20_000_000 (``in_bytes`` also accepts byte units)."""
     units = {**DECIMAL_UNITS, **BYTE_UNITS} if in_bytes else DECIMAL_UNITS
-    examples = "20MB, 19.5MiB or 20000000" if in_bytes else "1G, 500M or 1000000000"
+    examples = "20MB, 19.5MiB or 20000000" if in_bytes else "1G, 500M, 1e9 or 1000000000"
     match = _QUANTITY.match(str(text))
     if not match or match.group(2).lower() not in units:
         valid = ", ".join(k for k in ("K", "M", "G", "T", "KB", "MB", "GB", "KiB", "MiB", "GiB")
@@ -31,9 +34,12 @@ def parse_quantity(text: str, option: str, in_bytes: bool = False) -> int:
         raise NasfaceError(f"{option} {text!r}: not a quantity; write a positive number with an optional "
                            f"unit ({valid}), e.g. {examples}")
     try:
-        value = Decimal(match.group(1)) * units[match.group(2).lower()]
+        number = Decimal(match.group(1))
     except InvalidOperation:  # pragma: no cover - the pattern only admits valid decimals
         raise NasfaceError(f"{option} {text!r}: not a number") from None
+    if number.adjusted() > MAX_DIGITS:  # 1e999999999 would overflow, or take minutes to become an int
+        raise NasfaceError(f"{option} {text!r}: too large to be a budget (at most 1e{MAX_DIGITS})")
+    value = number * units[match.group(2).lower()]
     if value <= 0:
         raise NasfaceError(f"{option} {text!r}: a budget must be positive")
     if value != value.to_integral_value():

@@ -15,14 +15,39 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Column, Table
 
 from nasface.errors import NasfaceError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Neural-architecture search and design-space explorer for lightweight face recognition.")
 console = Console(soft_wrap=True)
+# Progress while a command's stdout carries its data (JSON, facts): on stderr, so a pipe gets only the data.
+progress_console = Console(stderr=True, soft_wrap=True)
+
+
+def _print_table(table: Table) -> None:
+    """A table whole: where the console is narrower than its content (a pipe reads as 80 columns), it is
+    printed at the width it needs rather than with names and numbers cut short."""
+    needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    (console if needed <= console.width else Console(width=needed, soft_wrap=True)).print(table)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        print(f"nasface {version('nasface')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                    help="Print nasface's version and exit.")) -> None:
+    """Neural-architecture search and design-space explorer for lightweight face recognition."""
 
 
 class Convention(str, Enum):
@@ -63,14 +88,16 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print one JSON o
             row.pop("stages")
             print(json.dumps(row))
         return
-    table = Table(title="nasface presets (LFR2019 light track: FLOPs < 1G in the lfr convention, weights < 20 MB)")
-    for column in ("preset", "LFR FLOPs", "MACs", "params", "weights (fp32)", "peak act.", "embedding"):
-        table.add_column(column, justify="left" if column == "preset" else "right")
+    # compact (no vertical rules, no padding beside the one-space rules): it fits 80 columns
+    table = Table(title="nasface presets (LFR2019 light track: FLOPs < 1G in the lfr convention, weights < 20 MB)",
+                  box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    for column in ("preset", "LFR FLOPs", "MACs", "params", "fp32 weights", "peak act.", "emb."):
+        table.add_column(column, justify="left" if column == "preset" else "right", no_wrap=True)
     for row in rows:
         table.add_row(row["name"], f"{row['lfr_flops']:,}", _human(row["macs"]), _human(row["params"]),
                       f"{row['weight_bytes'] / 1e6:.2f} MB", f"{row['activation_bytes'] / 1e6:.2f} MB",
                       str(row["embedding"]))
-    console.print(table)
+    _print_table(table)
 
 
 @app.command("count")
@@ -82,19 +109,22 @@ def count_command(
 ) -> None:
     """Exact FLOPs, MACs, parameters, weight size and peak activation memory of a spec."""
     from nasface.model import count
+    from nasface.spec import load_spec
 
-    figures = count(spec, flops_convention.value)
+    arch = load_spec(spec)
+    figures = count(arch, flops_convention.value)
     if as_json:
         print(json.dumps({"spec": spec, **figures}))
         return
-    table = Table(title=f"{spec}: cost at batch 1, 112x112 input ({figures['convention']} FLOPs)")
+    size = arch.input_size
+    table = Table(title=f"{spec}: cost at batch 1, {size}x{size} input ({figures['convention']} FLOPs)")
     for column in ("stage", "FLOPs", "MACs", "params"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in figures["stages"]:
         table.add_row(stage["name"], f"{stage['flops']:,}", f"{stage['macs']:,}", f"{stage['params']:,}")
     table.add_row("total", f"{figures['flops']:,}", f"{figures['macs']:,}", f"{figures['params']:,}",
                   style="bold")
-    console.print(table)
+    _print_table(table)
     console.print(f"weights: {figures['weight_bytes']:,} bytes fp32 ({figures['weight_bytes'] / 1e6:.2f} MB, "
                   f"{figures['weight_bytes'] / 2**20:.2f} MiB); peak activations: "
                   f"{figures['activation_bytes']:,} bytes")
@@ -103,7 +133,8 @@ def count_command(
 @app.command("spec")
 def spec_command(
     spec: str = typer.Argument(..., help="A preset name or the path of a spec file."),
-    output: Path = typer.Option(None, "-o", "--output", help="Write the spec here (.yaml or .json)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write the spec here (.yaml, .yml or .json: the "
+                                                             "extension chooses the format) in an existing folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
     """Validate a spec and print it in full (every default spelled out), or write it to a file."""
@@ -111,7 +142,7 @@ def spec_command(
 
     loaded = load_spec(spec)
     if output is not None:
-        save_spec(loaded, output)
+        save_spec(loaded, output, make_folders=False)
         console.print(f"wrote {output}")
     else:
         print(dump_spec(loaded, "json" if as_json else "yaml"), end="")
@@ -153,14 +184,18 @@ def _proxy_budget(steps: int | None, batch: int | None, resolution: int | None, 
     return budget
 
 
-def _print_facts(facts: dict, as_json: bool) -> None:
-    """One JSON object for scripts, or aligned ``key: value`` lines for a person."""
+def _print_facts(facts: dict, as_json: bool, lines=None) -> None:
+    """One JSON object for scripts, or aligned ``label: text`` lines for a person (``lines(facts)``:
+    ``nasface.ui.facts.fact_lines`` by default)."""
+    from nasface.ui.facts import fact_lines
+
     if as_json:
         print(json.dumps(facts))
         return
-    width = max(map(len, facts), default=0)
-    for key, value in facts.items():
-        console.print(f"{key:>{width}}: {value}")
+    rows = (lines or fact_lines)(facts)
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, text in rows:
+        console.print(f"{label:>{width}}: {text}", highlight=False, markup=False)
 
 
 @app.command("data")
@@ -171,13 +206,11 @@ def data_command(
 ) -> None:
     """Describe a face data source: format, images, identities or pairs, that a sample decodes, and for an
     aligned source how many photos were aligned and which were not."""
-    from rich.console import Console
-
     from nasface.data import describe
     from nasface.progress import StageDisplay
 
     # aligning a folder of photos the first time takes a while: shown on stderr, stdout stays the facts
-    _print_facts(describe(source, StageDisplay("rich", Console(stderr=True))), as_json)
+    _print_facts(describe(source, StageDisplay("rich", progress_console)), as_json)
 
 
 @app.command("score")
@@ -206,19 +239,21 @@ def score_command(
     from nasface.spec import load_spec
     from nasface.teacher import check_teacher, teacher_targets
     from nasface.train import score
+    from nasface.ui.facts import score_lines
 
     arch = load_spec(spec)
     budget = _proxy_budget(proxy_steps, proxy_batch, resolution, seed, device, distill, margin)
     check_teacher(teacher, teacher_spec)
-    stages = StageDisplay("rich", console)
+    # the stages (decoding, a teacher's training) on stderr: stdout is the metrics alone
+    stages = StageDisplay("rich", progress_console)
     try:
         proxy = load_proxy_data(DataSettings.for_source(data, val_bin=val_bin), seed, cache_dir, stages)
         targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec,
-                                  log=lambda m: console.print(f"[dim]{m}[/dim]"), progress=stages)
+                                  log=lambda m: progress_console.print(f"[dim]{m}[/dim]"), progress=stages)
         facts = score(arch, proxy.train, proxy.pairs, budget, targets)
     except KeyboardInterrupt:
         _interrupted(NOTHING_HALF_WRITTEN)
-    _print_facts(facts, as_json)
+    _print_facts({"spec": spec, **facts} if as_json else facts, as_json, score_lines)
 
 
 @app.command("space")
@@ -264,16 +299,22 @@ def space_command(
 
 def search_command(config: Path = typer.Option(None, help="A study definition YAML (studies/*.yaml) with the "
                                                      "same options (underscores or dashes)."),
-                   output: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per "
-                                                                   "event)."),
+                   progress: Output = typer.Option(None, help="What is shown while it runs: rich, quiet or jsonl "
+                                                              "(one JSON object per event; default rich)."),
+                   output: Output = typer.Option(None, hidden=True, help="The former name of --progress."),
                    **options) -> None:
     """Search the space under hard budgets; every completed trial is within budget."""
     from nasface.progress import Reporter
     from nasface.search import config_from_options, run_search
 
+    if output is not None:  # scripts written before it was renamed keep working
+        if progress is not None and progress != output:
+            raise NasfaceError(f"--output {output.value} and --progress {progress.value}: --output is the former "
+                               f"name of --progress; give --progress alone")
+        print("note: --output is now called --progress (--output will go)", file=sys.stderr)
     search_config = config_from_options(options, config)
     try:
-        run_search(search_config, Reporter(output.value))
+        run_search(search_config, Reporter((progress or output or Output.rich).value))
     except KeyboardInterrupt:  # before the candidates (once they run, Ctrl-C ends the search in order)
         _interrupted(NOTHING_HALF_WRITTEN)
 
@@ -491,7 +532,8 @@ def train_command(
                                                         "checkpoint."),
     cache_dir: Path = typer.Option(None, help="Where decoded training faces are cached (default: .cache/ "
                                               "beside the output folder)."),
-    progress: Output = typer.Option(Output.rich, help="rich, quiet or jsonl (one JSON object per event)."),
+    progress: Output = typer.Option(Output.rich, help="What is shown while it runs: rich, quiet or jsonl (one "
+                                                      "JSON object per event)."),
 ) -> None:
     """Train an exported spec fully (the recipe's schedule and distillation), resumable after a kill."""
     from nasface.fulltrain import prepare_training, run_training

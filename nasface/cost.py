@@ -145,10 +145,11 @@ class CostCounter:
                        conv_output_size(self.height, kernel, stride, padding, ceil),
                        conv_output_size(self.width, kernel, stride, padding, ceil))
 
-    def absorb(self, part: "CostCounter") -> None:
-        """Add the totals of a sub-walk (one block, counted on its own) to the current section."""
+    def absorb(self, part: "CostCounter", times: int = 1) -> None:
+        """Add the totals of a sub-walk (one block, counted on its own) to the current section, ``times``
+        over (blocks that repeat on the same map, each starting and ending where the last did)."""
         for macs, lfr_flops, params in part.sections.values():
-            self.add("", macs, lfr_flops, params)
+            self.add("", macs * times, lfr_flops * times, params * times)
         self.peak_activation_elems = max(self.peak_activation_elems, part.peak_activation_elems + self._held_elems)
         self.set_shape(*part.shape)
 

@@ -17,7 +17,7 @@ from torch import nn
 from nasface.blocks.base import BlockSpec, conv_bn, conv_bn_cost
 from nasface.cost import CONVENTIONS, CostCounter, CostReport, report_from_counter
 from nasface.errors import NasfaceError
-from nasface.spec import ArchSpec, load_spec, validate
+from nasface.spec import ArchSpec, load_spec, stage_blocks, validate
 
 
 class FaceEmbeddingNet(nn.Module):
@@ -63,14 +63,19 @@ def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt: dict | Non
         conv_bn_cost(counter, "stem", spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
     with counter.in_section("head"):
         spec.head.add_cost(counter)
-    for name, index, block, cin, cout, stride in spec.blocks():
-        with counter.in_section(f"stage{index + 1}"):
-            if name in learnt:
-                block.deployed_cost(counter, name, cout, stride, learnt[name])
-            elif record_layers:
-                block.add_cost(counter, name, cout, stride)
-            else:
-                counter.absorb(_block_cost(block, counter.shape, cout, stride))
+    if record_layers or learnt:  # every block by name: its layers, or its own learnt structure
+        for name, index, block, cin, cout, stride in spec.blocks():
+            with counter.in_section(f"stage{index + 1}"):
+                if name in learnt:
+                    block.deployed_cost(counter, name, cout, stride, learnt[name])
+                elif record_layers:
+                    block.add_cost(counter, name, cout, stride)
+                else:
+                    counter.absorb(_block_cost(block, counter.shape, cout, stride))
+    else:  # a stage's repeated blocks are one block counted once, times its repeats
+        for index, block, cin, cout, stride, times in stage_blocks(spec):
+            with counter.in_section(f"stage{index + 1}"):
+                counter.absorb(_block_cost(block, counter.shape, cout, stride), times)
     spec.embedding.add_cost(counter)
     return counter
 

@@ -35,6 +35,11 @@ if typing.TYPE_CHECKING:  # importlib.resources.abc is Python 3.11+; only the an
 SEARCH_SPACES: Traversable = resources.files("nasface") / "resources" / "search_spaces"
 PRESETS_DIR = SEARCH_SPACES / "presets"
 INPUT_SIZE = 112
+# The most blocks one stage may repeat: IR-ResNet-100, the deepest network of the papers, repeats 30;
+# a larger count is a typo, and the network it describes could not be built or trained.
+MAX_REPEATS = 1000
+# The files a spec is read from and written to, by extension.
+SPEC_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
 @dataclass(frozen=True)
@@ -192,10 +197,15 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def spec_to_dict(spec: ArchSpec) -> dict:
-    """Plain data (dicts, lists, numbers, strings) that ``spec_from_dict`` turns back into ``spec``."""
+def spec_to_dict(spec: ArchSpec, every_field: bool = True) -> dict:
+    """Plain data (dicts, lists, numbers, strings) that ``spec_from_dict`` turns back into ``spec``.
+
+    With ``every_field`` (what studies, logs and caches key and store specs by, so it never changes) the
+    head and embedding hold every field; without it, only those their kind reads (what a person sees).
+    """
     def fields(obj) -> dict:
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        unused = () if every_field else getattr(obj, "unused_knobs", tuple)()
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in unused}
 
     return {
         "name": spec.name,
@@ -214,6 +224,21 @@ def _check_positive(where: str, value: int) -> None:
         raise NasfaceError(f"{where}: must be a positive integer, got {value}")
 
 
+def stage_blocks(spec: ArchSpec):
+    """Each stage's distinct blocks: (stage index, block spec, cin, cout, stride, times).
+
+    A stage's first block may change the width and stride; its other ``repeats - 1`` blocks are one
+    identical block (width -> width, stride 1, on the same map), given once with ``times``, so that
+    what walks them (validation, the cost count) does not grow with the repeats.
+    """
+    cin = spec.stem.width
+    for index, stage in enumerate(spec.stages):
+        yield index, stage.block, cin, stage.width, stage.stride, 1
+        if stage.repeats > 1:
+            yield index, stage.block, stage.width, stage.width, 1, stage.repeats - 1
+        cin = stage.width
+
+
 def validate(spec: ArchSpec) -> int:
     """Raise ``NasfaceError`` for the first thing wrong with ``spec``; return the final map size."""
     _check_positive("spec.input_size", spec.input_size)
@@ -227,10 +252,13 @@ def validate(spec: ArchSpec) -> int:
     for index, stage in enumerate(spec.stages):
         where = f"spec.stages[{index}]"
         _check_positive(f"{where}.repeats", stage.repeats)
+        if stage.repeats > MAX_REPEATS:
+            raise NasfaceError(f"{where}.repeats: {stage.repeats:,} blocks in one stage is beyond the "
+                               f"{MAX_REPEATS:,} nasface allows (the deepest face networks repeat about 30); lower it")
         _check_positive(f"{where}.width", stage.width)
         if stage.stride not in (1, 2):
             raise NasfaceError(f"{where}.stride: must be 1 or 2, got {stage.stride}")
-    for name, index, block, cin, cout, stride in spec.blocks():
+    for index, block, cin, cout, stride, _ in stage_blocks(spec):
         block.check(f"spec.stages[{index}]", cin, cout, stride)
         if stride > 1:
             if size < 2:
@@ -251,6 +279,8 @@ def read_yaml(path: Path | Traversable, what: str):
         text = path.read_text()
     except FileNotFoundError:
         raise NasfaceError(f"{path}: no such {what} file") from None
+    except UnicodeDecodeError:
+        raise NasfaceError(f"{path}: not a text file (binary data); give a {what} file in YAML or JSON") from None
     except OSError as err:
         raise NasfaceError(f"{path}: cannot read the {what} file ({err.strerror})") from None
     try:
@@ -282,14 +312,28 @@ def load_spec(name_or_path: str | os.PathLike | ArchSpec) -> ArchSpec:
         raise NasfaceError(f"{path}: {err}") from None
 
 
-def dump_spec(spec: ArchSpec, fmt: str = "yaml") -> str:
-    data = spec_to_dict(spec)
+def dump_spec(spec: ArchSpec, fmt: str = "yaml", every_field: bool = False) -> str:
+    """``spec`` as YAML or JSON text; ``every_field``: see ``spec_to_dict``."""
+    data = spec_to_dict(spec, every_field)
     if fmt == "json":
         return json.dumps(data, indent=2)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
-def save_spec(spec: ArchSpec, path: str | os.PathLike) -> Path:
+def spec_format(path: Path) -> str:
+    """"yaml" or "json", by ``path``'s extension; anything else is refused rather than guessed."""
+    fmt = SPEC_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise NasfaceError(f"{path}: a spec file ends in {', '.join(SPEC_FORMATS)} (which says YAML or JSON); "
+                           f"rename it")
+    return fmt
+
+
+def save_spec(spec: ArchSpec, path: str | os.PathLike, make_folders: bool = True) -> Path:
+    """Write ``spec`` to ``path`` (YAML or JSON by its extension); ``make_folders``: create missing folders."""
     path = Path(path)
-    write_atomic(path, dump_spec(spec, "json" if path.suffix == ".json" else "yaml"))
+    fmt = spec_format(path)
+    if not make_folders and not path.parent.is_dir():
+        raise NasfaceError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
+    write_atomic(path, dump_spec(spec, fmt))
     return path

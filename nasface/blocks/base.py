@@ -56,6 +56,17 @@ def check_divisible(where: str, channels: int, by: int, why: str) -> None:
         raise NasfaceError(f"{where}: {channels} channels are not divisible by {by} ({why})")
 
 
+def check_unused(part, where: str, what: str, users: str) -> None:
+    """Refuse a knob ``part`` (a head or embedding) does not read, unless it keeps its default.
+
+    ``part.unused_knobs()`` names them; a default value passes because every spec written before such
+    knobs were refused holds it (older files and stored trials must still load, and hash the same).
+    """
+    for field in dataclasses.fields(part):
+        if field.name in part.unused_knobs() and getattr(part, field.name) != field.default:
+            raise NasfaceError(f"{where}.{field.name}: does not apply to {what} (only to {users}); remove it")
+
+
 # -- which choice of a knob costs least ---------------------------------------------------------
 COST_ORDER = "cost_order"  # field metadata: a sort key that puts the field's cheaper choices first
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasface.blocks.base import check_activation, check_divisible, conv_bn, conv_bn_cost
+from nasface.blocks.base import check_activation, check_divisible, check_unused, conv_bn, conv_bn_cost
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -49,6 +49,10 @@ class EmbeddingSpec:
     group_size: int = 8
     act: str = "prelu"
 
+    def unused_knobs(self) -> tuple[str, ...]:
+        """The fields this kind of embedding does not read (left out when a spec is written)."""
+        return () if self.kind == "varg" else ("group_size",)
+
     def unpinned(self) -> "EmbeddingSpec":
         return dataclasses.replace(self, kernel=None)
 
@@ -63,6 +67,7 @@ class EmbeddingSpec:
         if self.width is None and self.kind in ("gdc", "varg"):
             raise NasfaceError(f"{where}.width: the {self.kind} embedding needs a width (e.g. 512)")
         check_activation(f"{where}.act", self.act)
+        check_unused(self, where, f"a {self.kind} embedding", "a varg embedding")
         if self.kind == "varg":
             check_divisible(f"{where}.width", self.width, self.group_size,
                             f"the global variable group conv holds group_size={self.group_size} channels per group")

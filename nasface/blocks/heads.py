@@ -12,13 +12,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from nasface.blocks.base import (check_activation, conv_bn, conv_bn_cost, cost_ordered, larger_is_cheaper,
-                                 se_ratio_cost)
+from nasface.blocks.base import (check_activation, check_unused, conv_bn, conv_bn_cost, cost_ordered,
+                                 larger_is_cheaper, se_ratio_cost)
 from nasface.blocks.varg import VarGSpec
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
 HEAD_KINDS = ("dw", "varg", "none")
+# The knobs only a VarG head reads: on another head each must keep its default (the value every spec
+# held before they were refused, so older spec files and stored trials still load).
+VARG_HEAD_KNOBS = ("group_size", "factor", "se_ratio")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class HeadSpec:
     group_size: int = 8
     factor: int = 1
     se_ratio: int = cost_ordered(4, se_ratio_cost)
+
+    def unused_knobs(self) -> tuple[str, ...]:
+        """The fields this kind of head does not read (left out when a spec is written)."""
+        return () if self.kind == "varg" else VARG_HEAD_KNOBS
 
     def _varg(self) -> VarGSpec:
         return VarGSpec(group_size=self.group_size, factor=self.factor, se_ratio=self.se_ratio, act=self.act)
@@ -41,6 +48,7 @@ class HeadSpec:
         if self.kind == "none" and self.stride != 1:
             raise NasfaceError(f"{where}.stride: a 'none' head cannot down-sample; use stride 1")
         check_activation(f"{where}.act", self.act)
+        check_unused(self, where, f"a {self.kind} head", "a varg head")
         if self.kind == "varg":
             self._varg().check(where, channels, channels, self.stride)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasface.atomic import current_umask
 from nasface.data.base import FACE_SHAPE, FaceSourceBase, sample_report
 from nasface.errors import NasfaceError
 from nasface.progress import SILENT, Stages
@@ -104,6 +105,7 @@ class AlignedSource(FaceSourceBase):
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+            staging.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private (0700); a cache is not
         except OSError as error:
             raise NasfaceError(f"{folder.parent}: cannot write the alignment cache ({error.strerror}); set "
                                "NASFACE_CACHE_DIR to a writable folder") from None

@@ -1,0 +1,1 @@
+"""What a person reads: facts and figures the computation returned, put into lines and tables."""
