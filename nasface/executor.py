@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nasface.errors import NasfaceError
+from nasface.options import flag_name
 
 
 @dataclass(frozen=True)
@@ -149,15 +150,23 @@ class RayExecutor:
             self.ray.shutdown()
 
 
+def check_resources(workers: int, cpus_per_trial: float, gpus_per_trial: float,
+                    named: Callable[[str], str] = flag_name) -> None:
+    """Refuse resources Ray cannot give; ``named(option)`` is how the error names each (a flag, a file's key)."""
+    if workers < 1:
+        raise NasfaceError(f"{named('workers')} must be at least 1, got {workers}")
+    if not 0 < cpus_per_trial < float("inf"):
+        raise NasfaceError(f"{named('cpus_per_trial')} must be a positive number of CPUs, got {cpus_per_trial}")
+    if not 0 <= gpus_per_trial < float("inf"):
+        raise NasfaceError(f"{named('gpus_per_trial')} must be 0 or a positive fraction of GPUs, got {gpus_per_trial}")
+
+
 def make_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
                   address: str | None = None) -> Executor:
     if kind == "inline":
         return InlineExecutor()
     if kind == "ray":
-        if workers < 1:
-            raise NasfaceError(f"--workers must be at least 1, got {workers}")
-        if cpus_per_trial <= 0 or gpus_per_trial < 0:
-            raise NasfaceError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
+        check_resources(workers, cpus_per_trial, gpus_per_trial)
         return RayExecutor(workers, cpus_per_trial, gpus_per_trial, address)
     raise NasfaceError(f"unknown executor {kind!r} (choose from ray, inline)")
 

@@ -107,10 +107,15 @@ def read_options(path: str | Path, options: tuple[Option, ...], what: str) -> di
     return values
 
 
+def flag_name(option: str) -> str:
+    """The command line's flag of ``option`` (``cpus_per_trial`` -> ``--cpus-per-trial``)."""
+    return "--" + option.replace("_", "-")
+
+
 def given(flags: dict, options: tuple[Option, ...]) -> dict:
     """The options a command line (or a caller) gave, coerced; None means not given."""
     by_name = {option.name: option for option in options}
-    return {name: by_name[name].coerce(value, "--" + name.replace("_", "-"))
+    return {name: by_name[name].coerce(value, flag_name(name))
             for name, value in flags.items() if value is not None}
 
 

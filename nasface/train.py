@@ -558,7 +558,8 @@ def _run_identity(spec: ArchSpec, budget: ProxyBudget, steps: list[int], teacher
                   resume_from) -> str:
     """What makes a kept progress file this run's: everything the results depend on."""
     return json.dumps({"spec": dump_spec(spec, "json", every_field=True), "budget": dataclasses.asdict(budget),
-                       "steps": steps, "teacher": teacher is not None, "yardstick": yardstick is not None, "signals": signals,
+                       "steps": steps, "teacher": teacher is not None, "yardstick": yardstick is not None,
+                       "signals": signals,
                        "resume_from": None if resume_from is None else str(resume_from)}, sort_keys=True, default=str)
 
 

@@ -51,6 +51,12 @@ def check_positive(where: str, value: int) -> None:
         raise NasfaceError(f"{where}: must be a positive integer, got {value}")
 
 
+def check_expansion(where: str, expansion: float) -> None:
+    """A block's expansion ratio: a finite positive number (YAML's .inf and .nan are numbers too)."""
+    if not 0 < expansion < 1e6:
+        raise NasfaceError(f"{where}.expansion: must be a positive number below 1e6 (such as 2 or 4), got {expansion}")
+
+
 def check_divisible(where: str, channels: int, by: int, why: str) -> None:
     if by <= 0 or channels % by:
         raise NasfaceError(f"{where}: {channels} channels are not divisible by {by} ({why})")

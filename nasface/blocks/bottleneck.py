@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params,
-                                 check_activation, check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost,
+from nasface.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params, check_activation,
+                                 check_expansion, check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost,
                                  se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
@@ -57,8 +57,7 @@ class BottleneckSpec(BlockSpec):
 
     def check(self, where: str, cin: int, cout: int, stride: int) -> None:
         check_activation(f"{where}.act", self.act)
-        if not (0 < self.expansion < 1e6):  # also refuses .inf and .nan from YAML
-            raise NasfaceError(f"{where}.expansion: must be positive, got {self.expansion}")
+        check_expansion(where, self.expansion)
         hidden = self.hidden(cin)
         if hidden < 1:
             raise NasfaceError(f"{where}.expansion: {self.expansion} x {cin} channels leaves no hidden channel")

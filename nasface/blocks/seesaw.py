@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasface.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible,
+from nasface.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible, check_expansion,
                                  check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
@@ -100,8 +100,7 @@ class SeesawSpec(BlockSpec):
                                f"(choose from {', '.join(VARIANTS)})")
         if len(self.split) != 2 or min(self.split) <= 0:
             raise NasfaceError(f"{where}.split: needs two positive parts such as [1, 3], got {list(self.split)}")
-        if not (0 < self.expansion < 1e6):  # also refuses .inf and .nan from YAML
-            raise NasfaceError(f"{where}.expansion: must be positive, got {self.expansion}")
+        check_expansion(where, self.expansion)
         hidden = self.hidden(cin)
         ratio = f"{self.split[0]}:{self.split[1]}"
         parts = sum(self.split)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -36,15 +38,15 @@ def pad_to_face(pixels: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def to_face(image: Image.Image, origin: str, resize: bool = False) -> np.ndarray:
-    """A PIL image as uint8 112 x 112 x 3 RGB; other sizes are an error unless ``resize``."""
+def to_face(image: Image.Image, origin: str, resize: bool = False,
+            fix: str = f"align and crop them to {FACE_SIZE}x{FACE_SIZE} first") -> np.ndarray:
+    """A PIL image as uint8 112 x 112 x 3 RGB; other sizes are an error (saying ``fix``) unless ``resize``."""
     rgb = image.convert("RGB")
     if rgb.size != (FACE_SIZE, FACE_SIZE):
         if not resize:
             width, height = rgb.size
             raise NasfaceError(f"{origin}: image is {width}x{height} (width x height), nasface needs "
-                               f"aligned {FACE_SIZE}x{FACE_SIZE} faces; align/crop them first, or "
-                               "pass resize=True to scale and pad them")
+                               f"aligned {FACE_SIZE}x{FACE_SIZE} faces; {fix}")
         return fit_to_face(rgb)
     return np.asarray(rgb)
 
@@ -60,7 +62,9 @@ def open_image(data: bytes | None, origin: str, path: str | None = None) -> Imag
         return image
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as error:
-        raise NasfaceError(f"{origin}: cannot decode image ({error}); the file is not a readable "
+        # PIL names what it read from: a path (the origin says it) or "<_io.BytesIO object at 0x...>"
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(error))
+        raise NasfaceError(f"{origin}: cannot decode image ({reason}); the file is not a readable "
                            "JPEG/PNG/PGM/BMP or is truncated") from None
 
 
@@ -70,8 +74,11 @@ def decode_face(data: bytes, origin: str, resize: bool = False) -> np.ndarray:
 
 
 def read_face_file(path: str, resize: bool = False) -> np.ndarray:
-    """An image file as uint8 112 x 112 x 3 RGB (see ``to_face``)."""
-    return to_face(open_image(None, path, path=path), path, resize)
+    """An image file of a folder of identity sub-folders as uint8 112 x 112 x 3 RGB (see ``to_face``)."""
+    root = Path(path).parent.parent
+    return to_face(open_image(None, path, path=path), path, resize,
+                   fix=f"give the folder as --data aligned:{root} to detect and align the faces, or crop them to "
+                       f"{FACE_SIZE}x{FACE_SIZE} first")
 
 
 def image_size(data: bytes | None, origin: str, path: str | None = None) -> list[int]:

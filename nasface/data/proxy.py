@@ -56,7 +56,8 @@ def proxy_key(source: FaceSourceBase, settings: dict, bin_path: Path | None) -> 
 def split_identities(count: int, train: int, held_out: int, seed: int, source_name: str):
     if count < train + held_out:
         raise NasfaceError(f"source '{source_name}' has {count} identities, but {train} training + "
-                           f"{held_out} held-out were asked for; lower train_identities/val_identities")
+                           f"{held_out} held-out were asked for; lower --train-identities / --val-identities "
+                           f"(train_identities / val_identities in a study file)")
     order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(count)
     # Sorted, so a file-backed source is read front to back.
     return np.sort(order[:train]), np.sort(order[train:train + held_out])

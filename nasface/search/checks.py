@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nasface.data import check_pairs_file, check_training_source
 from nasface.errors import NasfaceError
+from nasface.executor import check_resources
 from nasface.model import count
 from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
 from nasface.signals import SEARCH_SIGNALS, SIGNALS
@@ -27,9 +28,11 @@ def check_config(config: SearchConfig) -> SearchSpace:
         raise NasfaceError("--score teacher_cka measures agreement with the teacher: give one (--teacher auto, "
                            "dlib-resnet or a checkpoint)")
     if config.sampler not in SAMPLERS:
-        raise NasfaceError(f"--sampler {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
+        raise NasfaceError(f"{config.named('sampler')} {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if config.trials is not None and config.trials < 0:
-        raise NasfaceError(f"--trials must be 0 or more, got {config.trials}")
+        raise NasfaceError(f"{config.named('trials')} must be 0 or more, got {config.trials}")
+    if config.executor == "ray":
+        check_resources(config.workers, config.cpus_per_trial, config.gpus_per_trial, config.named)
     if config.storage is not None:
         check_storage_url(config.storage)
     config.proxy.check()

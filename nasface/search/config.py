@@ -17,7 +17,7 @@ from pathlib import Path
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.losses import DISTILLER_KINDS
-from nasface.options import COUNTS, NAMES, TEXT, Option, given, read_options
+from nasface.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
 from nasface.train import ProxyBudget
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
@@ -74,6 +74,13 @@ class SearchConfig:
     # once), and the reduction factor: a rung's top 1/eta go on to the next.
     rungs: tuple[int, ...] | None = None
     eta: int = 3
+    # Where each option set from a study file came from ("lfr.yaml: workers"), so that an error about its
+    # value names the file's key; an option absent from it came from the command line (or its default).
+    origins: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def named(self, option: str) -> str:
+        """How an error names ``option``: the study file's key, or the command line's flag."""
+        return self.origins.get(option, flag_name(option))
 
     @property
     def study_dir(self) -> Path:
@@ -112,15 +119,15 @@ class SearchConfig:
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 
 
-def parse_duration(text) -> float:
-    """'30m', '2h', '1h30m', '90s' or '90' -> seconds."""
+def parse_duration(text, where: str = "--timeout") -> float:
+    """'30m', '2h', '1h30m', '90s' or '90' -> seconds (``where``: how an error names the value)."""
     match = _DURATION.match(str(text))
     if not match or not any(match.groups()) or str(text).strip() == "":
-        raise NasfaceError(f"--timeout {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
+        raise NasfaceError(f"{where} {text!r}: write a duration such as 30m, 2h, 1h30m or 90s")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if total <= 0:
-        raise NasfaceError(f"--timeout {text!r}: must be longer than zero")
+        raise NasfaceError(f"{where} {text!r}: must be longer than zero")
     return total
 
 
@@ -180,9 +187,11 @@ SEARCH_OPTIONS = (
 def config_from_options(flags: dict, config_file: str | os.PathLike | None = None) -> SearchConfig:
     """A SearchConfig from a study definition YAML, overridden by the flags that were given (not None)."""
     values = {option.name: option.default for option in SEARCH_OPTIONS}
-    if config_file is not None:
-        values.update(read_options(config_file, SEARCH_OPTIONS, "study definition"))
-    values.update(given(flags, SEARCH_OPTIONS))
+    from_file = {} if config_file is None else read_options(config_file, SEARCH_OPTIONS, "study definition")
+    values.update(from_file)
+    from_flags = given(flags, SEARCH_OPTIONS)
+    values.update(from_flags)
+    origins = {name: f"{config_file}: {name}" for name in from_file if name not in from_flags}
     get = values.__getitem__
     budgets = Budgets.parse(get("budget_flops"), get("budget_mem"), get("budget_params"), get("budget_act_mem"),
                             get("flops_convention"))
@@ -202,10 +211,11 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
         teacher_steps=get("teacher_steps"), sampler=get("sampler"), objectives=get("objectives"), score=get("score"),
-        trials=get("trials"), timeout=None if get("timeout") is None else parse_duration(get("timeout")),
+        trials=get("trials"),
+        timeout=None if get("timeout") is None else parse_duration(get("timeout"), origins.get("timeout") or flag_name("timeout")),
         executor=get("executor"), workers=get("workers"), address=get("address"),
         cpus_per_trial=get("cpus_per_trial"), gpus_per_trial=get("gpus_per_trial"), baselines=get("baselines"),
-        fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"))
+        fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"), origins=origins)
 
 
 def check_rungs(rungs: tuple[int, ...], eta: int) -> None:
