@@ -98,6 +98,7 @@ def write_inputs(folder: Path) -> None:
     for name, fields in RECIPES.items():
         (folder / f"recipe-{name}.yaml").write_text(yaml.safe_dump({"spec": "small.yaml", "data": "orl",
                                                                     "teacher": "none", **fields}))
+    write_surface_inputs(folder)
 
 
 # (id, arguments ({in} is the inputs folder), words the one line must contain, run as a subprocess)
@@ -186,6 +187,67 @@ CASES = [
      "cannot connect", False),
 ]
 
+
+# -- issue 28: the command line's surface and its input ---------------------------------------------
+# Binary files where text is expected, absurd sizes, knobs a kind does not read, output paths that
+# do not say a format or whose folder is missing, and study-file values named by the file's key.
+def _small_net(**changes) -> bytes:
+    return yaml.safe_dump({**SMALL_NET, **changes}).encode()
+
+
+SURFACE_FILES = {
+    "binary.yaml": bytes(range(256)) * 4,
+    "deep.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "repeats": 1_000_000_000}]),
+    "dw-group-size.yaml": _small_net(head={"kind": "dw", "group_size": 16}),
+    "gdc-group-size.yaml": _small_net(embedding={**SMALL_NET["embedding"], "group_size": 16}),
+    "expansion-inf.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "expansion": float("inf")}]),
+    "garbage.bin": pickle.dumps(([b"not an image", b"not an image"], [True])),
+    "study-workers.yaml": b"workers: -3\n", "study-cpus.yaml": b"cpus_per_trial: 0\n",
+    "study-sampler.yaml": b"sampler: annealing\n", "study-timeout.yaml": b"timeout: soon\n",
+}
+
+
+def write_surface_inputs(folder: Path) -> None:
+    for name, content in SURFACE_FILES.items():
+        (folder / name).write_bytes(content)
+
+
+CASES += [
+    ("binary-spec-count", ["count", "{in}/binary.yaml"], "binary.yaml: not a text file (binary data)", True),
+    ("binary-spec-spec", ["spec", "{in}/binary.yaml", "-o", "out.yaml"], "binary.yaml: not a text file", False),
+    ("binary-spec-onnx", ["onnx", "{in}/binary.yaml", "-o", "m.onnx"], "binary.yaml: not a text file", False),
+    ("binary-study-file", ["search", "--config", "{in}/binary.yaml"], "binary.yaml: not a text file", False),
+    ("repeats-absurd-count", ["count", "{in}/deep.yaml"],
+     "stages[0].repeats: 1,000,000,000 blocks in one stage is beyond the 1,000", True),
+    ("repeats-absurd-spec", ["spec", "{in}/deep.yaml"], "1,000,000,000 blocks in one stage", False),
+    ("head-knob-not-read", ["count", "{in}/dw-group-size.yaml"],
+     "spec.head.group_size: does not apply to a dw head (only to a varg head)", False),
+    ("embedding-knob-not-read", ["spec", "{in}/gdc-group-size.yaml"],
+     "spec.embedding.group_size: does not apply to a gdc embedding", False),
+    ("expansion-inf", ["count", "{in}/expansion-inf.yaml"],
+     "stages[0].expansion: must be a positive number below 1e6 (such as 2 or 4), got inf", False),
+    ("bin-image-undecodable", [*SEARCH, "--val-bin", "{in}/garbage.bin"],
+     "garbage.bin image 0: cannot decode image (cannot identify image file); the file", False),
+    ("folder-of-photos", [*SEARCH, "--data", "{in}/small-faces"], "small-faces to detect and align the faces",
+     False),
+    ("study-workers", ["search", "--config", "{in}/study-workers.yaml"],
+     "study-workers.yaml: workers must be at least 1, got -3", False),
+    ("study-cpus", ["search", "--config", "{in}/study-cpus.yaml"],
+     "study-cpus.yaml: cpus_per_trial must be a positive number of CPUs", False),
+    ("study-sampler", ["search", "--config", "{in}/study-sampler.yaml"], "study-sampler.yaml: sampler 'annealing'",
+     False),
+    ("study-timeout", ["search", "--config", "{in}/study-timeout.yaml"], "study-timeout.yaml: timeout 'soon'",
+     False),
+    ("flag-cpus", [*SEARCH, "--executor", "ray", "--cpus-per-trial", "0"], "--cpus-per-trial must be a positive",
+     False),
+    ("spec-output-no-folder", ["spec", "mobilefacenet", "-o", "no/such/folder/x.yaml"],
+     "the folder no/such/folder does not exist", False),
+    ("spec-output-extension", ["spec", "mobilefacenet", "-o", "out.txt"], "out.txt: a spec file ends in .yaml, .yml",
+     False),
+    ("budget-exponent-huge", [*SEARCH, "--budget-flops", "1e999999999"], "too large to be a budget", False),
+    ("progress-and-output", [*SEARCH, "--output", "jsonl", "--progress", "quiet"],
+     "--output is the former name of --progress", False),
+]
 
 def files_under(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -13,7 +13,8 @@ from nasface.errors import NasfaceError
 
 @pytest.mark.parametrize("text, expected", [
     ("1G", 10**9), ("1g", 10**9), ("500M", 500 * 10**6), ("1.5k", 1500), ("1000000000", 10**9),
-    ("2T", 2 * 10**12), (" 1G ", 10**9),
+    ("2T", 2 * 10**12), (" 1G ", 10**9), ("1e9", 10**9), ("1.5E9", 1_500_000_000), ("2e3M", 2 * 10**9),
+    ("1e30", 10**30),
 ])
 def test_flop_quantities(text, expected):
     assert parse_quantity(text, "--budget-flops") == expected
@@ -27,7 +28,8 @@ def test_byte_quantities(text, expected):
     assert parse_quantity(text, "--budget-mem", in_bytes=True) == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "-1G", "1X", "", "0", "0G", "1.5", "1e9", "G", "1 G B", "20MBs"])
+@pytest.mark.parametrize("text", ["abc", "-1G", "1X", "", "0", "0G", "1.5", "G", "1 G B", "20MBs",
+                                  "1e-3", "1e", "e9", "0e9", "1e31", "1e999999999", "inf"])
 def test_bad_quantities_get_one_clear_line(text):
     with pytest.raises(NasfaceError, match="--budget-flops") as caught:
         parse_quantity(text, "--budget-flops")
@@ -54,3 +56,9 @@ def test_budgets_against_the_reference_networks():
     assert budgets.fits(mobile) and all(v <= 0 for v in budgets.constraints(mobile).values())
     assert budgets.describe() == ["FLOPs <= 1,000,000,000 (lfr)", "weight bytes (fp32) <= 20,000,000 = 19.07 MiB"]
     assert Budgets.parse(flops="1G", mem="20MiB").fits({**varg, "flops": 999})
+
+
+@given(st.integers(1, 10**6), st.integers(0, 20))
+def test_scientific_notation_is_exact(mantissa, exponent):
+    assert parse_quantity(f"{mantissa}e{exponent}", "--budget-flops") == mantissa * 10**exponent
+    assert parse_quantity(f"{mantissa}E+{exponent}", "--budget-mem", in_bytes=True) == mantissa * 10**exponent

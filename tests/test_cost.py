@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,8 @@ from torch import nn
 import nasface
 from nasface.blocks.flgc import deploy
 from nasface.cost import CostCounter, lfr_conv_flops
-from nasface.spec import spec_from_dict
+from nasface.model import cost_counter
+from nasface.spec import MAX_REPEATS, spec_from_dict
 from tests.conftest import fvcore_macs, param_count, ptflops_macs
 
 PRESETS = nasface.preset_names()
@@ -189,3 +192,23 @@ def test_odd_feature_maps_are_exact():
         figures = nasface.count(spec)
         assert fvcore_macs(model) == figures["macs"], knobs
         assert param_count(model) == figures["params"], knobs
+
+
+@st.composite
+def deep_specs(draw):
+    """A random spec whose stages repeat their block up to the most a spec may (``MAX_REPEATS``)."""
+    spec = draw(random_specs())
+    repeats = st.integers(1, 12) | st.sampled_from([MAX_REPEATS - 1, MAX_REPEATS])
+    return dataclasses.replace(spec, stages=tuple(dataclasses.replace(stage, repeats=draw(repeats))
+                                                  for stage in spec.stages))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=deep_specs())
+def test_repeated_blocks_counted_in_closed_form_equal_block_by_block(spec):
+    # count: first block + (repeats - 1) x the repeated one; record_layers: every block walked on its own
+    closed, walked = cost_counter(spec), cost_counter(spec, record_layers=True)
+    assert closed.sections == walked.sections
+    assert closed.peak_activation_elems == walked.peak_activation_elems
+    assert closed.shape == walked.shape
+    assert len(walked.layers) > 0 and sum(layer.lfr_flops for layer in walked.layers) == closed.lfr_flops
