@@ -116,6 +116,9 @@ def _best_threshold(scores: np.ndarray, issame: np.ndarray) -> tuple[float, floa
     return float(threshold), float(correct[best] / n)
 
 
+FAR_TARGET = 1e-3  # the false accept rate TAR@FAR is measured at (the LFR2019 challenge's)
+
+
 def _tar_at_far(scores: np.ndarray, issame: np.ndarray, far_target: float) -> float | None:
     """True accept rate at the lowest threshold whose false accept rate is <= far_target.
 
@@ -140,7 +143,7 @@ def verification_metrics(
     embeddings_b: np.ndarray,
     issame: np.ndarray,
     n_folds: int = 10,
-    far_target: float = 1e-3,
+    far_target: float = FAR_TARGET,
 ) -> dict:
     """insightface's verification protocol on P pairs (embeddings_a[i], embeddings_b[i]).
 
@@ -212,7 +215,7 @@ def evaluate_pairs(
     device: torch.device | str | None = None,
     flip: bool = True,
     n_folds: int = 10,
-    far_target: float = 1e-3,
+    far_target: float = FAR_TARGET,
 ) -> dict:
     """Embed a verification set's images and score it (``verification_metrics``)."""
     faces, slot = embed_pairs(model, pairs, batch_size, device, flip)
@@ -233,7 +236,8 @@ def embed_pairs(model: nn.Module, pairs: VerificationPairs, batch_size: int = 25
     return embed(model, images[distinct], batch_size, device, flip), slot
 
 
-def pair_metrics(faces: np.ndarray, slot: np.ndarray, issame, n_folds: int = 10, far_target: float = 1e-3) -> dict:
+def pair_metrics(faces: np.ndarray, slot: np.ndarray, issame, n_folds: int = 10,
+                 far_target: float = FAR_TARGET) -> dict:
     """``verification_metrics`` of the pairs whose images are rows ``slot`` of ``faces``."""
     embeddings = faces[slot]
     return verification_metrics(embeddings[0::2], embeddings[1::2], np.asarray(issame, dtype=bool), n_folds,

@@ -244,7 +244,9 @@ class Reporter:
     def finish(self, study, pareto, config, seconds: dict | None = None) -> None:
         """The Pareto table, where to find the study, and ``seconds``: where the time went (a section's
         name -> seconds, and ``total``)."""
+        from nasface.evaluate import FAR_TARGET
         from nasface.search.record import as_row, read
+        from nasface.ui.facts import tar_text
 
         rows = [as_row(read(t)) for t in sorted(pareto, key=lambda t: t.number)]
         if self.mode == "rich":
@@ -257,6 +259,8 @@ class Reporter:
                               f"{row['flops']:,}", f"{row['weight_bytes'] / 1e6:.2f} MB")
             if rows:
                 self.console.print(table)
+                if any(row["tar_at_far"] is None for row in rows):
+                    self.console.print(f"TAR@FAR -: {tar_text(None, FAR_TARGET)}")
             else:
                 self.console.print("no trial within budget has finished yet")
             self.console.print(f"study: {config.storage_url} (study name {config.study})")
