@@ -480,7 +480,9 @@ def _space_from_dict(data, path: str) -> SearchSpace:
         input_size=coerce_field(data.get("input_size", 112), int, "space.input_size"),
         stem=_knobs(data["stem"], "space.stem", StemSpec),
         head_kinds=head_kinds,
-        head={kind: _knobs(head.get(kind, {}), f"space.head.{kind}", HeadSpec, skip=("kind", "act"))
+        # a kind's knobs are the fields it reads: a dw head has no group_size to choose
+        head={kind: _knobs(head.get(kind, {}), f"space.head.{kind}", HeadSpec,
+                           skip=("kind", "act", *HeadSpec(kind=kind).unused_knobs()))
               for kind in head_kinds},
         slots=slots,
         stage=stage,
@@ -491,7 +493,8 @@ def _space_from_dict(data, path: str) -> SearchSpace:
         embedding={key: _choices(embedding.get(key, [default]), f"space.embedding.{key}", EmbeddingSpec, key)
                    for key, default in (("size", 512), ("act", "prelu"))},
         embedding_knobs={kind: _knobs(embedding.get(kind, {}), f"space.embedding.{kind}", EmbeddingSpec,
-                                      skip=("kind", "size", "act", "kernel"))
+                                      skip=("kind", "size", "act", "kernel",
+                                            *EmbeddingSpec(kind=kind).unused_knobs()))
                          for kind in embedding_kinds},
         path=path,
     )

@@ -195,12 +195,20 @@ def _small_net(**changes) -> bytes:
     return yaml.safe_dump({**SMALL_NET, **changes}).encode()
 
 
+def _default_space_with(section: str, kind: str, knob: str, choices: list) -> bytes:
+    space = yaml.safe_load(DEFAULT_SPACE.read_text())
+    space[section][kind][knob] = choices
+    return yaml.safe_dump(space).encode()
+
+
 SURFACE_FILES = {
     "binary.yaml": bytes(range(256)) * 4,
     "deep.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "repeats": 1_000_000_000}]),
     "dw-group-size.yaml": _small_net(head={"kind": "dw", "group_size": 16}),
     "gdc-group-size.yaml": _small_net(embedding={**SMALL_NET["embedding"], "group_size": 16}),
     "expansion-inf.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "expansion": float("inf")}]),
+    "space-dw-knob.yaml": _default_space_with("head", "dw", "group_size", [16]),
+    "space-gdc-knob.yaml": _default_space_with("embedding", "gdc", "group_size", [8, 16]),
     "garbage.bin": pickle.dumps(([b"not an image", b"not an image"], [True])),
     "study-workers.yaml": b"workers: -3\n", "study-cpus.yaml": b"cpus_per_trial: 0\n",
     "study-sampler.yaml": b"sampler: annealing\n", "study-timeout.yaml": b"timeout: soon\n",
@@ -224,6 +232,10 @@ CASES += [
      "spec.head.group_size: does not apply to a dw head (only to a varg head)", False),
     ("embedding-knob-not-read", ["spec", "{in}/gdc-group-size.yaml"],
      "spec.embedding.group_size: does not apply to a gdc embedding", False),
+    ("space-head-knob-not-read", ["space", "{in}/space-dw-knob.yaml"],
+     "space.head.dw.group_size: unknown field (valid fields: stride)", False),
+    ("space-embedding-knob-not-read", [*SEARCH, "--space", "{in}/space-gdc-knob.yaml"],
+     "space.embedding.gdc.group_size: unknown field (valid fields: width)", False),
     ("expansion-inf", ["count", "{in}/expansion-inf.yaml"],
      "stages[0].expansion: must be a positive number below 1e6 (such as 2 or 4), got inf", False),
     ("bin-image-undecodable", [*SEARCH, "--val-bin", "{in}/garbage.bin"],
