@@ -307,11 +307,11 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
     from nasface.progress import Reporter
     from nasface.search import config_from_options, run_search
 
-    if output is not None:  # scripts written before it was renamed keep working
-        if progress is not None and progress != output:
-            raise NasfaceError(f"--output {output.value} and --progress {progress.value}: --output is the former "
-                               f"name of --progress; give --progress alone")
-        print("note: --output is now called --progress (--output will go)", file=sys.stderr)
+    # --output, unlisted, keeps the scripts written before it was renamed working, silently (they may
+    # read stderr as one line); given beside --progress it must agree
+    if output is not None and progress is not None and progress != output:
+        raise NasfaceError(f"--output {output.value} and --progress {progress.value}: --output is the former "
+                           f"name of --progress; give --progress alone")
     search_config = config_from_options(options, config)
     try:
         run_search(search_config, Reporter((progress or output or Output.rich).value))

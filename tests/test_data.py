@@ -236,7 +236,7 @@ def test_wrong_image_size_names_the_file_unless_resized(tmp_path):
     save(tmp_path / "carol" / "1.png", random_image(0, (120, 80)))
     source = open_source(str(tmp_path))
     assert source.describe()["image_size"] == [120, 80]
-    with pytest.raises(NasfaceError, match=r"carol/1\.png: image is 80x120 \(width x height\).*resize=True"):
+    with pytest.raises(NasfaceError, match=r"carol/1\.png: image is 80x120 \(width x height\).*--data aligned:"):
         source.load()
     resized = open_source(str(tmp_path), resize=True).load().images[0]
     # Scaled to 75 x 112 and centred: black columns left and right, content in between.
