@@ -47,7 +47,7 @@ def _version(shown: bool) -> None:
 @app.callback()
 def _options(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                     help="Print nasface's version and exit.")) -> None:
-    """Neural-architecture search and design-space explorer for lightweight face recognition."""
+    pass  # the options that precede any command
 
 
 class Convention(str, Enum):
