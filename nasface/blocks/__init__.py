@@ -6,12 +6,13 @@ from nasface.blocks.embeddings import EMBEDDING_KINDS, EmbeddingSpec
 from nasface.blocks.flgc import FLGCSpec
 from nasface.blocks.heads import HEAD_KINDS, HeadSpec
 from nasface.blocks.iresnet import IRSpec
+from nasface.blocks.mixconv import MixConvSpec
 from nasface.blocks.seesaw import SeesawSpec
 from nasface.blocks.varg import VarGSpec
 
 FAMILIES: dict[str, type[BlockSpec]] = {
-    spec.family: spec for spec in (BottleneckSpec, VarGSpec, SeesawSpec, FLGCSpec, IRSpec)
+    spec.family: spec for spec in (BottleneckSpec, VarGSpec, SeesawSpec, FLGCSpec, IRSpec, MixConvSpec)
 }
 
-__all__ = ["FAMILIES", "BlockSpec", "BottleneckSpec", "VarGSpec", "SeesawSpec", "FLGCSpec", "IRSpec",
+__all__ = ["FAMILIES", "BlockSpec", "BottleneckSpec", "VarGSpec", "SeesawSpec", "FLGCSpec", "IRSpec", "MixConvSpec",
            "HeadSpec", "HEAD_KINDS", "EmbeddingSpec", "EMBEDDING_KINDS"]

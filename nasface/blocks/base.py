@@ -108,17 +108,18 @@ def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, st
 
 # -- squeeze-and-excitation ---------------------------------------------------------------------
 class SqueezeExcite(nn.Module):
-    """Global pool -> FC (c -> c/r, bias) -> PReLU -> FC (c/r -> c, bias) -> sigmoid gate.
+    """Global pool -> FC (c -> c/r, bias) -> act -> FC (c/r -> c, bias) -> sigmoid gate.
 
     VarGFaceNet's SE (1x1 convolutions with bias on the pooled map) and SeesawFaceNets' SE
-    (Linear layers) cost the same; both use PReLU inside.
+    (Linear layers) cost the same; both use PReLU inside.  MixFaceNets' SE uses its block's
+    activation (Swish).
     """
 
-    def __init__(self, channels: int, ratio: int):
+    def __init__(self, channels: int, ratio: int, act: str = "prelu"):
         super().__init__()
         reduced = channels // ratio
         self.fc1 = nn.Linear(channels, reduced)
-        self.act = nn.PReLU(reduced)
+        self.act = activation(act, reduced)
         self.fc2 = nn.Linear(reduced, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,10 +127,10 @@ class SqueezeExcite(nn.Module):
         return x * gate[:, :, None, None]
 
 
-def se_cost(counter: CostCounter, name: str, channels: int, ratio: int) -> None:
+def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str = "prelu") -> None:
     reduced = channels // ratio
     counter.linear(name + ".fc1", channels, reduced, bias=True)
-    counter.params(name + ".act", reduced)
+    counter.params(name + ".act", activation_params(act, reduced))
     counter.linear(name + ".fc2", reduced, channels, bias=True)
 
 
