@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nasface.blocks import BottleneckSpec, FLGCSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec, VarGSpec
+from nasface.blocks import BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec, VarGSpec
 from nasface.blocks.mixconv import split_channels
 from nasface.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
 from nasface.blocks.seesaw import channel_shuffle
@@ -296,3 +296,23 @@ def test_mixconv_splits_like_mixnet_and_shuffles_after_the_residual():
     assert shuffled(x).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]  # even channels, then odd
     plain = convs(MixConvSpec(expansion=1).build(8, 8, 1))  # expansion 1: no expansion conv (MixNet's first block)
     assert [(c.kernel_size, c.groups) for c in plain] == [((3, 3), 8), ((1, 1), 1)]
+
+
+def test_ghost_modules_make_half_their_channels_cheaply():
+    block = GhostSpec(expansion=6, kernel=5, se_ratio=4).build(52, 104, 2)
+    shapes = [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.groups) for c in convs(block)]
+    assert shapes == [(52, 156, 1, 1, 1), (156, 156, 3, 1, 156),    # Ghost module to 312: 156 + 156 cheap
+                      (312, 312, 5, 2, 312),                          # the stride-2 depthwise conv
+                      (312, 52, 1, 1, 1), (52, 52, 3, 1, 52),         # linear Ghost module to 104
+                      (52, 52, 5, 2, 52), (52, 104, 1, 1, 1)]         # shortcut: depthwise, then 1x1
+    se = [(l.in_features, l.out_features) for l in block.modules() if isinstance(l, nn.Linear)]
+    assert se == [(312, 80), (80, 312)]  # 312 / 4 = 78, rounded to a multiple of 4 as GhostNet does
+    assert sum(isinstance(m, nn.PReLU) for m in block.modules()) == 3  # GhostFaceNetV1: the SE's too
+    x = torch.randn(1, 52, 14, 14)
+    assert block(x).shape == (1, 104, 7, 7)
+    same = GhostSpec(expansion=3).build(32, 32, 1).eval()
+    assert isinstance(same.shortcut, nn.Identity) and isinstance(same.depthwise, nn.Identity)
+    zero_last_bn(same.project.primary)
+    zero_last_bn(same.project.cheap)
+    x = torch.randn(1, 32, 8, 8)
+    assert torch.allclose(same(x), x)

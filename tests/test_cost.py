@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -97,6 +99,24 @@ def test_mixfacenets_match_their_published_counts(variant, size, mflops, params)
     assert abs(authors_mixfacenet_flops(nasface.build_model(spec)) / 1e6 - mflops) < 0.1
 
 
+@pytest.mark.parametrize("stem_stride, published_mflops", [(2, 60.3), (1, 215.7)])
+def test_ghostfacenetv1_w13_is_within_2_percent_of_its_published_flops(stem_stride, published_mflops):
+    # GhostFaceNets' figures for width 1.3 (HamadYA/GhostFaceNets plot_parameters.py); their TensorFlow
+    # counter also counts element-wise operations, so nasface's MACs are 1.7-1.8 % below (README)
+    spec = nasface.load_spec("ghostfacenetv1-w1.3")
+    if stem_stride == 1:  # GhostFaceNetV1-1.3-1: a stride-1 stem, a 7x7 final map
+        spec = dataclasses.replace(spec, stem=dataclasses.replace(spec.stem, stride=1),
+                                   embedding=dataclasses.replace(spec.embedding, kernel=7))
+    macs = nasface.count(spec, convention="macs")["macs"] / 1e6
+    assert 0.98 * published_mflops < macs < published_mflops
+
+
+def test_ghostfacenetv1_widths_order_their_costs():
+    figures = [nasface.count(f"ghostfacenetv1-w{width}") for width in ("0.5", "1.0", "1.2", "1.3", "1.4")]
+    assert [f["flops"] for f in figures] == sorted(f["flops"] for f in figures)
+    assert [f["params"] for f in figures] == sorted(f["params"] for f in figures)
+
+
 def test_mobiface_follows_its_table_not_its_summary():
     figures = nasface.count("mobiface", convention="macs")
     fc_weights = 7 * 7 * 512 * 512
@@ -175,7 +195,7 @@ WIDTHS = st.sampled_from([16, 32, 48, 64])
 
 @st.composite
 def block_knobs(draw):
-    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir", "mixconv"]))
+    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir", "mixconv", "ghost"]))
     act = draw(st.sampled_from(["prelu", "relu", "swish"]))
     se_ratio = draw(st.sampled_from([0, 4, 8]))
     if family == "bottleneck":
@@ -195,6 +215,9 @@ def block_knobs(draw):
         return {"family": family, "expansion": draw(st.sampled_from([1, 3, 6])), "kernels": draw(st.integers(1, 4)),
                 "expand_groups": draw(st.integers(1, 3)), "project_groups": draw(st.integers(1, 3)),
                 "se_ratio": se_ratio, "act": act, "shuffle": draw(st.booleans())}
+    if family == "ghost":
+        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 3, 6])), "kernel": draw(st.sampled_from([3, 5])),
+                "se_ratio": se_ratio, "act": act}
     return {"family": family, "se_ratio": se_ratio, "act": act}
 
 
@@ -239,7 +262,8 @@ def test_odd_feature_maps_are_exact():
     # 112 -> 56 -> 28 -> 14 -> 7 -> 4: every family's stride-2 block on an odd 7x7 map
     for knobs in ({"family": "seesaw", "mapping": True}, {"family": "varg"}, {"family": "ir"},
                   {"family": "flgc"}, {"family": "bottleneck"},
-                  {"family": "mixconv", "kernels": 4, "expand_groups": 3, "shuffle": True}):
+                  {"family": "mixconv", "kernels": 4, "expand_groups": 3, "shuffle": True},
+                  {"family": "ghost", "kernel": 5, "se_ratio": 4}):
         spec = spec_from_dict({"name": "odd", "stem": {"width": 16, "stride": 2},
                                "head": {"kind": "dw", "stride": 2},
                                "stages": [{"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2},

@@ -112,23 +112,27 @@ class SqueezeExcite(nn.Module):
 
     VarGFaceNet's SE (1x1 convolutions with bias on the pooled map) and SeesawFaceNets' SE
     (Linear layers) cost the same; both use PReLU inside.  MixFaceNets' SE uses its block's
-    activation (Swish).
+    activation (Swish); GhostNet's rounds its reduced width (``reduced``) and gates with a hard
+    sigmoid.
     """
 
-    def __init__(self, channels: int, ratio: int, act: str = "prelu"):
+    def __init__(self, channels: int, ratio: int, act: str = "prelu", reduced: int | None = None,
+                 hard_gate: bool = False):
         super().__init__()
-        reduced = channels // ratio
+        reduced = channels // ratio if reduced is None else reduced
         self.fc1 = nn.Linear(channels, reduced)
         self.act = activation(act, reduced)
         self.fc2 = nn.Linear(reduced, channels)
+        self.gate = nn.functional.hardsigmoid if hard_gate else torch.sigmoid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+        gate = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
         return x * gate[:, :, None, None]
 
 
-def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str = "prelu") -> None:
-    reduced = channels // ratio
+def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str = "prelu",
+            reduced: int | None = None) -> None:
+    reduced = channels // ratio if reduced is None else reduced
     counter.linear(name + ".fc1", channels, reduced, bias=True)
     counter.params(name + ".act", activation_params(act, reduced))
     counter.linear(name + ".fc2", reduced, channels, bias=True)
