@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nasface.blocks import BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec, VarGSpec
+from nasface.blocks import (BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec,
+                            ShuffleV2Spec, VarGSpec)
 from nasface.blocks.mixconv import split_channels
 from nasface.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
 from nasface.blocks.seesaw import channel_shuffle
@@ -316,3 +317,18 @@ def test_ghost_modules_make_half_their_channels_cheaply():
     zero_last_bn(same.project.cheap)
     x = torch.randn(1, 32, 8, 8)
     assert torch.allclose(same(x), x)
+
+
+def test_shufflev2_units_split_or_branch_then_shuffle():
+    basic = ShuffleV2Spec().build(48, 48, 1).eval()
+    assert [(c.in_channels, c.out_channels, c.groups) for c in convs(basic)] == [(24, 24, 1), (24, 24, 24), (24, 24, 1)]
+    zero_last_bn(basic.branch)
+    x = torch.randn(1, 48, 7, 7)
+    out = basic(x)
+    assert torch.equal(out[:, 0::2], x[:, :24])  # the kept half, interleaved with the processed one
+    assert torch.all(out[:, 1::2] == 0)          # the processed half: PReLU(0) after a zeroed BN
+    down = ShuffleV2Spec(kernel=5).build(24, 48, 2)
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs(down)] == [
+        (24, 24, 5, 2), (24, 24, 1, 1),                    # depthwise /2, then 1x1 to half the output
+        (24, 24, 1, 1), (24, 24, 5, 2), (24, 24, 1, 1)]    # the other branch
+    assert down(torch.randn(1, 24, 7, 7)).shape == (1, 48, 4, 4)

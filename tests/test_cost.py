@@ -117,6 +117,13 @@ def test_ghostfacenetv1_widths_order_their_costs():
     assert [f["params"] for f in figures] == sorted(f["params"] for f in figures)
 
 
+@pytest.mark.parametrize("preset, published_mflops", [("shufflefacenet-0.5x", 66.9), ("shufflefacenet-1.5x", 577.5)])
+def test_shufflefacenets_are_within_0_3_percent_of_their_published_flops(preset, published_mflops):
+    # as GhostFaceNets' comparison (plot_parameters.py) quotes ShuffleFaceNet: two FLOPs per MAC
+    flops = 2 * nasface.count(preset, convention="macs")["macs"] / 1e6
+    assert abs(flops - published_mflops) / published_mflops < 0.003
+
+
 def test_mobiface_follows_its_table_not_its_summary():
     figures = nasface.count("mobiface", convention="macs")
     fc_weights = 7 * 7 * 512 * 512
@@ -195,7 +202,7 @@ WIDTHS = st.sampled_from([16, 32, 48, 64])
 
 @st.composite
 def block_knobs(draw):
-    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir", "mixconv", "ghost"]))
+    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir", "mixconv", "ghost", "shufflev2"]))
     act = draw(st.sampled_from(["prelu", "relu", "swish"]))
     se_ratio = draw(st.sampled_from([0, 4, 8]))
     if family == "bottleneck":
@@ -218,6 +225,8 @@ def block_knobs(draw):
     if family == "ghost":
         return {"family": family, "expansion": draw(st.sampled_from([1, 2, 3, 6])), "kernel": draw(st.sampled_from([3, 5])),
                 "se_ratio": se_ratio, "act": act}
+    if family == "shufflev2":
+        return {"family": family, "kernel": draw(st.sampled_from([3, 5])), "act": act}
     return {"family": family, "se_ratio": se_ratio, "act": act}
 
 
@@ -263,7 +272,7 @@ def test_odd_feature_maps_are_exact():
     for knobs in ({"family": "seesaw", "mapping": True}, {"family": "varg"}, {"family": "ir"},
                   {"family": "flgc"}, {"family": "bottleneck"},
                   {"family": "mixconv", "kernels": 4, "expand_groups": 3, "shuffle": True},
-                  {"family": "ghost", "kernel": 5, "se_ratio": 4}):
+                  {"family": "ghost", "kernel": 5, "se_ratio": 4}, {"family": "shufflev2", "kernel": 5}):
         spec = spec_from_dict({"name": "odd", "stem": {"width": 16, "stride": 2},
                                "head": {"kind": "dw", "stride": 2},
                                "stages": [{"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2},

@@ -9,11 +9,13 @@ from nasface.blocks.heads import HEAD_KINDS, HeadSpec
 from nasface.blocks.iresnet import IRSpec
 from nasface.blocks.mixconv import MixConvSpec
 from nasface.blocks.seesaw import SeesawSpec
+from nasface.blocks.shufflev2 import ShuffleV2Spec
 from nasface.blocks.varg import VarGSpec
 
 FAMILIES: dict[str, type[BlockSpec]] = {
-    spec.family: spec for spec in (BottleneckSpec, VarGSpec, SeesawSpec, FLGCSpec, IRSpec, MixConvSpec, GhostSpec)
+    spec.family: spec for spec in (BottleneckSpec, VarGSpec, SeesawSpec, FLGCSpec, IRSpec, MixConvSpec, GhostSpec,
+                                ShuffleV2Spec)
 }
 
-__all__ = ["FAMILIES", "BlockSpec", "BottleneckSpec", "VarGSpec", "SeesawSpec", "FLGCSpec", "IRSpec", "MixConvSpec", "GhostSpec",
+__all__ = ["FAMILIES", "BlockSpec", "BottleneckSpec", "VarGSpec", "SeesawSpec", "FLGCSpec", "IRSpec", "MixConvSpec", "GhostSpec", "ShuffleV2Spec",
            "HeadSpec", "HEAD_KINDS", "EmbeddingSpec", "EMBEDDING_KINDS"]
