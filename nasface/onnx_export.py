@@ -29,6 +29,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from nasface.atomic import atomic_path
 from nasface.blocks.embeddings import EmbeddingBlock
+from nasface.blocks.mixconv import MixedConv
 from nasface.checkpoint import load_checkpoint
 from nasface.data.base import FACE_SIZE
 from nasface.errors import NasfaceError
@@ -65,7 +66,8 @@ def require_onnx() -> None:
 
 
 def fold_batchnorms(model: nn.Module) -> int:
-    """Fold every BatchNorm that directly follows a convolution / linear layer into it (eval mode).
+    """Fold every BatchNorm that directly follows a convolution / linear layer into it (eval mode; a MixConv
+    layer folds each channel group's slice into that group's convolution).
 
     ``model`` is changed in place; returns how many were folded.
     """
@@ -76,6 +78,9 @@ def fold_batchnorms(model: nn.Module) -> int:
                 first, second = module[index], module[index + 1]
                 if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d):
                     module[index], module[index + 1] = fuse_conv_bn_eval(first, second), nn.Identity()
+                    folded += 1
+                elif isinstance(first, MixedConv) and isinstance(second, nn.BatchNorm2d):
+                    module[index], module[index + 1] = first.folded(second), nn.Identity()
                     folded += 1
         elif isinstance(module, EmbeddingBlock) and isinstance(module.bn, nn.BatchNorm1d):
             module.fc, module.bn = fuse_linear_bn_eval(module.fc, module.bn), nn.Identity()

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nasface.blocks import BottleneckSpec, FLGCSpec, HeadSpec, IRSpec, SeesawSpec, VarGSpec
+from nasface.blocks import (BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec,
+                            ShuffleV2Spec, VarGSpec)
+from nasface.blocks.mixconv import split_channels
 from nasface.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
 from nasface.blocks.seesaw import channel_shuffle
 from nasface.blocks.varg import VarGDownBlock, VarGNormalBlock
@@ -267,3 +269,66 @@ def test_balanced_flgc_keeps_equal_groups_and_the_spec_cost():
     counter = CostCounter(32, 8, 8)
     spec.add_cost(counter, "b", 32, 1)
     assert counter.total_params == param_count(deploy(block))
+
+
+def test_mixconv_mixes_kernel_sizes_over_channel_groups():
+    block = MixConvSpec(expansion=6, kernels=3, expand_groups=2, project_groups=2, se_ratio=12).build(40, 40, 1)
+    pointwise = [(c.in_channels, c.out_channels) for c in convs(block) if c.kernel_size == (1, 1)]
+    assert pointwise == [(20, 120), (20, 120), (120, 20), (120, 20)]  # two groups of each 1x1 conv
+    mixed = [c for c in convs(block) if c.kernel_size != (1, 1)]
+    assert [(c.kernel_size[0], c.in_channels, c.groups) for c in mixed] == [(3, 80, 80), (5, 80, 80), (7, 80, 80)]
+    linears = [(l.in_features, l.out_features) for l in block.modules() if isinstance(l, nn.Linear)]
+    assert linears == [(240, 20), (20, 240)]  # SE on the expanded channels, reduction 12
+    assert not any(isinstance(m, nn.PReLU) for m in block.modules())  # Swish inside the SE too
+    zero_last_bn(block)
+    block.eval()
+    x = torch.randn(2, 40, 14, 14)
+    assert torch.allclose(block(x), x)  # residual when the shape is kept
+
+
+def test_mixconv_splits_like_mixnet_and_shuffles_after_the_residual():
+    assert split_channels(20, 3) == [8, 6, 6]  # the first group takes the remainder
+    uneven = MixConvSpec(expansion=1, kernels=3, project_groups=3).build(20, 20, 2)
+    assert [c.in_channels for c in convs(uneven) if c.kernel_size != (1, 1)] == [8, 6, 6]
+    assert uneven(torch.randn(1, 20, 7, 7)).shape == (1, 20, 4, 4)  # every kernel size keeps ceil(7 / 2)
+    shuffled = MixConvSpec(expansion=1, shuffle=True).build(8, 8, 1).eval()
+    zero_last_bn(shuffled)
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    assert shuffled(x).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]  # even channels, then odd
+    plain = convs(MixConvSpec(expansion=1).build(8, 8, 1))  # expansion 1: no expansion conv (MixNet's first block)
+    assert [(c.kernel_size, c.groups) for c in plain] == [((3, 3), 8), ((1, 1), 1)]
+
+
+def test_ghost_modules_make_half_their_channels_cheaply():
+    block = GhostSpec(expansion=6, kernel=5, se_ratio=4).build(52, 104, 2)
+    shapes = [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.groups) for c in convs(block)]
+    assert shapes == [(52, 156, 1, 1, 1), (156, 156, 3, 1, 156),    # Ghost module to 312: 156 + 156 cheap
+                      (312, 312, 5, 2, 312),                          # the stride-2 depthwise conv
+                      (312, 52, 1, 1, 1), (52, 52, 3, 1, 52),         # linear Ghost module to 104
+                      (52, 52, 5, 2, 52), (52, 104, 1, 1, 1)]         # shortcut: depthwise, then 1x1
+    se = [(l.in_features, l.out_features) for l in block.modules() if isinstance(l, nn.Linear)]
+    assert se == [(312, 80), (80, 312)]  # 312 / 4 = 78, rounded to a multiple of 4 as GhostNet does
+    assert sum(isinstance(m, nn.PReLU) for m in block.modules()) == 3  # GhostFaceNetV1: the SE's too
+    x = torch.randn(1, 52, 14, 14)
+    assert block(x).shape == (1, 104, 7, 7)
+    same = GhostSpec(expansion=3).build(32, 32, 1).eval()
+    assert isinstance(same.shortcut, nn.Identity) and isinstance(same.depthwise, nn.Identity)
+    zero_last_bn(same.project.primary)
+    zero_last_bn(same.project.cheap)
+    x = torch.randn(1, 32, 8, 8)
+    assert torch.allclose(same(x), x)
+
+
+def test_shufflev2_units_split_or_branch_then_shuffle():
+    basic = ShuffleV2Spec().build(48, 48, 1).eval()
+    assert [(c.in_channels, c.out_channels, c.groups) for c in convs(basic)] == [(24, 24, 1), (24, 24, 24), (24, 24, 1)]
+    zero_last_bn(basic.branch)
+    x = torch.randn(1, 48, 7, 7)
+    out = basic(x)
+    assert torch.equal(out[:, 0::2], x[:, :24])  # the kept half, interleaved with the processed one
+    assert torch.all(out[:, 1::2] == 0)          # the processed half: PReLU(0) after a zeroed BN
+    down = ShuffleV2Spec(kernel=5).build(24, 48, 2)
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs(down)] == [
+        (24, 24, 5, 2), (24, 24, 1, 1),                    # depthwise /2, then 1x1 to half the output
+        (24, 24, 1, 1), (24, 24, 5, 2), (24, 24, 1, 1)]    # the other branch
+    assert down(torch.randn(1, 24, 7, 7)).shape == (1, 48, 4, 4)

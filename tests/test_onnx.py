@@ -83,7 +83,8 @@ def test_a_trained_checkpoint_exports_through_the_cli(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx"]  # no temporary file left
 
 
-@pytest.mark.parametrize("preset", ["mobilefacenet", "seesaw-shuffle-facenet", "vargfacenet"])
+@pytest.mark.parametrize("preset", ["mobilefacenet", "seesaw-shuffle-facenet", "vargfacenet", "shufflemixfacenet-xs",
+                                    "ghostfacenetv1-w0.5", "shufflefacenet-0.5x"])
 def test_presets_match_torch_with_batchnorm_folded(preset, tmp_path):
     exported = export_onnx(preset, tmp_path / f"{preset}.onnx")
     assert "BatchNormalization" not in operators(exported.path)

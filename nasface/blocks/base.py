@@ -125,28 +125,33 @@ def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, st
 
 # -- squeeze-and-excitation ---------------------------------------------------------------------
 class SqueezeExcite(nn.Module):
-    """Global pool -> FC (c -> c/r, bias) -> PReLU -> FC (c/r -> c, bias) -> sigmoid gate.
+    """Global pool -> FC (c -> c/r, bias) -> act -> FC (c/r -> c, bias) -> sigmoid gate.
 
     VarGFaceNet's SE (1x1 convolutions with bias on the pooled map) and SeesawFaceNets' SE
-    (Linear layers) cost the same; both use PReLU inside.
+    (Linear layers) cost the same; both use PReLU inside.  MixFaceNets' SE uses its block's
+    activation (Swish); GhostNet's rounds its reduced width (``reduced``) and gates with a hard
+    sigmoid.
     """
 
-    def __init__(self, channels: int, ratio: int):
+    def __init__(self, channels: int, ratio: int, act: str = "prelu", reduced: int | None = None,
+                 hard_gate: bool = False):
         super().__init__()
-        reduced = channels // ratio
+        reduced = channels // ratio if reduced is None else reduced
         self.fc1 = nn.Linear(channels, reduced)
-        self.act = nn.PReLU(reduced)
+        self.act = activation(act, reduced)
         self.fc2 = nn.Linear(reduced, channels)
+        self.gate = nn.functional.hardsigmoid if hard_gate else torch.sigmoid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+        gate = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
         return x * gate[:, :, None, None]
 
 
-def se_cost(counter: CostCounter, name: str, channels: int, ratio: int) -> None:
-    reduced = channels // ratio
+def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str = "prelu",
+            reduced: int | None = None) -> None:
+    reduced = channels // ratio if reduced is None else reduced
     counter.linear(name + ".fc1", channels, reduced, bias=True)
-    counter.params(name + ".act", reduced)
+    counter.params(name + ".act", activation_params(act, reduced))
     counter.linear(name + ".fc2", reduced, channels, bias=True)
 
 
