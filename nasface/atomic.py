@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import socket
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -56,7 +56,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())  # the rename must never point at data still in flight
             # some writers (safetensors) create their file 0600: give it the mode any new file gets here
-            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
+            # (where the file system keeps no modes, as FAT does not, it keeps the one it has)
+            with suppress(PermissionError, NotImplementedError):
+                os.fchmod(handle.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
