@@ -269,12 +269,15 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
                    **options) -> None:
     """Search the space under hard budgets; every completed trial is within budget."""
     from nasface.progress import Reporter
-    from nasface.search import config_from_options, run_search
+    from nasface.search import SearchInterrupted, config_from_options, run_search
 
     search_config = config_from_options(options, config)
     try:
         run_search(search_config, Reporter(output.value))
-    except KeyboardInterrupt:  # before the candidates (once they run, Ctrl-C ends the search in order)
+    except SearchInterrupted:  # during the candidates: the search stopped in order
+        _interrupted("finished trials are kept and the unfinished ones enqueued again; the same command resumes "
+                     "the study")
+    except KeyboardInterrupt:  # before the candidates
         _interrupted(NOTHING_HALF_WRITTEN)
 
 

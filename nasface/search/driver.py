@@ -37,6 +37,12 @@ from nasface.progress import StageProgress
 from nasface.teacher import TEACHER_TRAINING, teacher_info, teacher_targets
 from nasface.train import proxy_spec
 
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the candidates: the search stopped in order (finished trials kept, the unfinished
+    ones enqueued again), so the same command resumes it.  Still a ``KeyboardInterrupt``, so a
+    script, like the command line (exit status 130), can tell it from a finished search."""
+
+
 WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
 MAX_REJECTIONS_IN_A_ROW = 2000
 
@@ -72,7 +78,7 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
             reporter.start(config, space, study)
-            recover_stale_trials(study, reporter.log)
+            recover_stale_trials(study, space, reporter.log)
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
@@ -233,13 +239,15 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
 
     heartbeat = Heartbeat(study, lock, running)
     heartbeat.start()
+    asked = None  # the trial being sampled and counted, until it trains or is told
+    interrupted = False
     try:
         while True:
             while len(running) < executor.capacity():
                 with lock.hold(config.study):
                     if not want_more():
                         break
-                    trial = study.ask()
+                    trial = asked = study.ask()
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
                     outcome = _prepare(study, trial, space, config)
                     if outcome is None:
@@ -247,6 +255,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                         record.write(trial, training_started=time.time())
                     else:  # not trained: invalid, over budget, or a repeat
                         study.tell(trial, **outcome)
+                        asked = None
                 if outcome is not None:
                     facts = record.read(trial)
                     if facts.kind == "duplicate":
@@ -261,6 +270,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     continue
                 rejections_in_a_row = 0
                 running[trial.number] = (trial, time.time())
+                asked = None
                 progress.running = len(running)
                 executor.submit(trial.number, job.run_candidate, payload)
             if not running:
@@ -270,36 +280,41 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 # whose driver dies (recovered below, then asked for again above).
                 time.sleep(1.0)
             for number, result in executor.wait(timeout=1.0):
-                trial, started = running.pop(number)
-                progress.running = len(running)
+                trial, started = running[number]  # running until told: Ctrl-C meanwhile enqueues it again
                 with lock.hold(config.study):
                     if not still_ours(study, trial):
                         reporter.log(f"trial {number} was recovered by another driver while it trained "
                                      f"(its heartbeat looked stale); this result is dropped")
+                        del running[number]
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
+                    del running[number]
                     if config.rungs:
                         promote(study, config, reporter.log)
+                progress.running = len(running)
                 progress.trained = record.trained_candidates(study)
                 progress.baselines_left = _baselines_left(study)
                 reporter.trial(record.read(trial), progress, pareto_front(study))
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
-                    recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
+                    recover_stale_trials(study, space, reporter.log)  # a peer driver that died mid-trial
                 last_recovery = time.time()
     except KeyboardInterrupt:
+        interrupted = True
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         with lock.hold(config.study):
-            for trial, _ in running.values():
-                if not still_ours(study, trial):
-                    continue
-                fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
+            unfinished = [trial for trial, _ in running.values()] + ([asked] if asked is not None else [])
+            for trial in unfinished:
+                if still_ours(study, trial):
+                    fail_and_requeue(study, trial, "interrupted by the user", space)
         running.clear()
     finally:
         heartbeat.stop()
         executor.shutdown()
         progress.sections["candidates"] = time.time() - candidates_started
     reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
+    if interrupted:
+        raise SearchInterrupted()
     return study
 
 
@@ -371,6 +386,12 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
     except NasfaceError as err:
         record.write(trial, kind="invalid", reason=f"invalid architecture: {err}")
+        return {"state": optuna.trial.TrialState.FAIL}
+    if baseline and trial.params != (preset := space.params_of(load_spec(baseline))):
+        # enqueued again by an older nasface with the few knobs its interrupted trial had drawn
+        record.write(trial, kind="invalid", reason=f"baseline {baseline} was enqueued with other knobs than its "
+                                                   f"preset's; enqueued again from the preset")
+        record.enqueue(study, preset, retry_of=trial.number, **record.enqueued_fields(facts))
         return {"state": optuna.trial.TrialState.FAIL}
     try:
         proxy_spec(spec, config.proxy.resolution)
