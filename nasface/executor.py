@@ -149,15 +149,23 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
-                  address: str | None = None) -> Executor:
-    if kind == "inline":
-        return InlineExecutor()
+def check_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> None:
+    """Raise NasfaceError for executor settings that cannot run (before a search creates anything)."""
+    if kind not in ("inline", "ray"):
+        raise NasfaceError(f"unknown executor {kind!r} (choose from ray, inline)")
     if kind == "ray":
         if workers < 1:
-            raise NasfaceError(f"--workers must be at least 1, got {workers}")
-        if cpus_per_trial <= 0 or gpus_per_trial < 0:
-            raise NasfaceError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
-        return RayExecutor(workers, cpus_per_trial, gpus_per_trial, address)
-    raise NasfaceError(f"unknown executor {kind!r} (choose from ray, inline)")
+            raise NasfaceError(f"workers (--workers) must be at least 1, got {workers}")
+        if not cpus_per_trial > 0:
+            raise NasfaceError(f"cpus_per_trial (--cpus-per-trial) must be above 0, got {cpus_per_trial}")
+        if not gpus_per_trial >= 0:
+            raise NasfaceError(f"gpus_per_trial (--gpus-per-trial) must be 0 or more, got {gpus_per_trial}")
+
+
+def make_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                  address: str | None = None) -> Executor:
+    check_executor(kind, workers, cpus_per_trial, gpus_per_trial)
+    if kind == "inline":
+        return InlineExecutor()
+    return RayExecutor(workers, cpus_per_trial, gpus_per_trial, address)
 
