@@ -190,6 +190,15 @@ def test_a_trial_in_training_is_one_dim_line_in_a_log():
     assert lines[1] == "  trial 3: starting (zero-cost scores), 0m30s elapsed"
 
 
+def test_the_report_hint_after_a_search_is_a_command_a_shell_runs():
+    from nasface.progress import report_command
+    from nasface.search import config_from_options
+
+    assert report_command(config_from_options({"study": "tiny"})) == "nasface report tiny"
+    moved = config_from_options({"study": "my study", "studies_dir": "elsewhere/studies"})
+    assert report_command(moved) == "nasface report 'my study' --studies-dir elsewhere/studies"
+
+
 def test_a_weighted_stage_extrapolates_by_the_work_left_not_the_units_left():
     """Runs of 1, 1 and 8 units of work: 20 s for the first two gives 80 s for the third, where
     counting runs would say 10 s."""

@@ -360,7 +360,10 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
             for trial in unfinished:
                 if still_ours(study, trial):
                     fail_and_requeue(study, trial, "interrupted by the user", space)
+        for number in running:
+            live_path(config.study_dir, number).unlink(missing_ok=True)
         running.clear()
+        progress.live.clear()
     finally:
         watch.stop()
         heartbeat.stop()

@@ -12,12 +12,12 @@ time left counts the steps they have left) and hands the reporter one line per t
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nasface.atomic import write_atomic
+from nasface.search.periodic import Periodic
 
 WRITE_SECONDS = 0.25
 POLL_SECONDS = 0.25
@@ -84,27 +84,17 @@ class LiveTrial:
         return None if not self.steps_per_second or not self.flops else 1.0 / (self.steps_per_second * self.flops)
 
 
-class TrainingWatch:
+class TrainingWatch(Periodic):
     """A thread that reads the running trials' live files and shows each every ``interval`` seconds."""
+
+    seconds, name = POLL_SECONDS, "nasface-training-watch"
 
     def __init__(self, study_dir: Path, progress, reporter, interval: float):
         self.study_dir, self.progress, self.reporter, self.interval = study_dir, progress, reporter, interval
         self._shown: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="nasface-training-watch", daemon=True)
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.poll()
-
-    def poll(self) -> None:
+    def tick(self) -> None:
         now = time.time()
         for number, trial in list(self.progress.live.items()):  # a snapshot: the driver adds and removes
             found = read_live(live_path(self.study_dir, number))

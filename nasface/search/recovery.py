@@ -14,13 +14,13 @@ architecture: it is failed and not enqueued (the sampler draws a new one).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import optuna
 
 from nasface.atomic import process_alive, process_id
 from nasface.search import record
+from nasface.search.periodic import Periodic
 from nasface.space import SearchSpace
 from nasface.spec import load_spec
 from nasface.storage import StudyLock
@@ -83,7 +83,7 @@ def trained_elsewhere(study: optuna.Study) -> bool:
                for facts in record.records(study, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Beats for this driver's running trials from a thread, every ``HEARTBEAT_SECONDS``.
 
     Other machines' drivers take a trial whose heartbeat is older than ``STALE_SECONDS`` for the
@@ -91,24 +91,18 @@ class Heartbeat:
     (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
     """
 
+    seconds, name = HEARTBEAT_SECONDS, "nasface-heartbeat"
+
     def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
         self.study, self.lock, self.running = study, lock, running
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="nasface-heartbeat", daemon=True)
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.beat()
-            except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
-                return
+    def tick(self) -> bool:
+        try:
+            self.beat()
+        except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
+            return False
+        return True
 
     def beat(self) -> None:
         with self.lock.hold(self.study.study_name):
