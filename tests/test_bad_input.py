@@ -192,7 +192,7 @@ CASES = [
      "cpus_per_trial (--cpus-per-trial) must be above 0, got 0", False),
     ("identities-beyond-the-data", [*SEARCH, "--data", "{in}/two-people", "--train-identities", "12",
                                     "--val-identities", "8"],
-     "has 2 identities, but 20 (training + held-out) were asked for; lower --train-identities", False),
+     "has 2 identities, but 12 training + 8 held-out were asked for; lower --train-identities", False),
     ("storage-unreachable", [*SEARCH, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/none"],
      "cannot connect", False),
 ]

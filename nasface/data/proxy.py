@@ -55,7 +55,7 @@ def proxy_key(source: FaceSourceBase, settings: dict, bin_path: Path | None) -> 
 
 
 def split_identities(count: int, train: int, held_out: int, seed: int, source_name: str):
-    check_identity_split(count, train + held_out, source_name)
+    check_identity_split(count, train, held_out, source_name)
     order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(count)
     # Sorted, so a file-backed source is read front to back.
     return np.sort(order[:train]), np.sort(order[train:train + held_out])

@@ -95,12 +95,12 @@ def describe(spec: str, progress: Stages = SILENT) -> dict:
     return source.describe()
 
 
-def check_training_source(spec: str, identities: int = 0) -> None:
+def check_training_source(spec: str, train_identities: int = 0, held_out: int = 0) -> None:
     """Raise NasfaceError unless ``spec`` opens as a source to train on, one image of it decodes to a
-    face the way training will decode them, and it has the ``identities`` asked for (what a search
+    face the way training will decode them, and it has the identities asked for (what a search
     checks before creating anything; an aligned source counts its identities once its photos are
     aligned, the data stage's work)."""
     source = open_source(spec)
     source.check()
     if not isinstance(source, AlignedSource):
-        check_identity_split(len(source.identities()), identities, spec)
+        check_identity_split(len(source.identities()), train_identities, held_out, spec)

@@ -42,7 +42,7 @@ def check_config(config: SearchConfig) -> SearchSpace:
     space = load_space(config.space)
     # opens the source, decodes a sample and counts its identities
     held_out = 0 if config.data.val_bin is not None else config.data.val_identities
-    check_training_source(config.data.source, config.data.train_identities + held_out)
+    check_training_source(config.data.source, config.data.train_identities, held_out)
     if config.data.val_bin is not None:
         check_pairs_file(config.data.val_bin)
     check_teacher(config.teacher, config.teacher_spec)
