@@ -305,7 +305,7 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
                    **options) -> None:
     """Search the space under hard budgets; every completed trial is within budget."""
     from nasface.progress import Reporter
-    from nasface.search import config_from_options, run_search
+    from nasface.search import SearchInterrupted, config_from_options, run_search
 
     # --output, unlisted, keeps the scripts written before it was renamed working, silently (they may
     # read stderr as one line); given beside --progress it must agree
@@ -315,7 +315,10 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
     search_config = config_from_options(options, config)
     try:
         run_search(search_config, Reporter((progress or output or Output.rich).value))
-    except KeyboardInterrupt:  # before the candidates (once they run, Ctrl-C ends the search in order)
+    except SearchInterrupted:  # during the candidates: the search stopped in order
+        _interrupted("finished trials are kept and the unfinished ones enqueued again; the same command resumes "
+                     "the study")
+    except KeyboardInterrupt:  # before the candidates
         _interrupted(NOTHING_HALF_WRITTEN)
 
 

@@ -161,12 +161,19 @@ def check_resources(workers: int, cpus_per_trial: float, gpus_per_trial: float,
         raise NasfaceError(f"{named('gpus_per_trial')} must be 0 or a positive fraction of GPUs, got {gpus_per_trial}")
 
 
+def check_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                   named: Callable[[str], str] = flag_name) -> None:
+    """Raise NasfaceError for executor settings that cannot run (before a search creates anything)."""
+    if kind not in ("inline", "ray"):
+        raise NasfaceError(f"unknown executor {kind!r} (choose from ray, inline)")
+    if kind == "ray":
+        check_resources(workers, cpus_per_trial, gpus_per_trial, named)
+
+
 def make_executor(kind: str, workers: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
                   address: str | None = None) -> Executor:
+    check_executor(kind, workers, cpus_per_trial, gpus_per_trial)
     if kind == "inline":
         return InlineExecutor()
-    if kind == "ray":
-        check_resources(workers, cpus_per_trial, gpus_per_trial)
-        return RayExecutor(workers, cpus_per_trial, gpus_per_trial, address)
-    raise NasfaceError(f"unknown executor {kind!r} (choose from ray, inline)")
+    return RayExecutor(workers, cpus_per_trial, gpus_per_trial, address)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -161,8 +162,12 @@ def export_trial(study: optuna.Study, trial: str | int, output: str | os.PathLik
             raise NasfaceError(f"--trial {trial!r}: the study has trials 0..{len(study.trials) - 1}, "
                                f"or use --trial best") from None
     facts = read(chosen)
-    if facts.spec is None:
-        raise NasfaceError(f"trial {chosen.number} has no architecture ({facts.reason})")
+    if not facts.trained and facts.kind != "duplicate":  # a duplicate's architecture was trained, as another trial
+        what = {"rejected": "was rejected and never trained", "invalid": "is not a valid network",
+                "failed": "failed in training", "interrupted": "was interrupted (its retry is another trial)"}
+        raise NasfaceError(f"trial {chosen.number} {what.get(facts.kind, 'has not been trained')}"
+                           f"{f' ({facts.reason})' if facts.reason else ''}; export a trained one: --trial best, or a "
+                           f"number from nasface report {shlex.quote(study.study_name)} --json")
     spec = spec_from_dict(facts.spec)
     settings = study_settings(study)
     name = f"{study.study_name}-trial{chosen.number}"

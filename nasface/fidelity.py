@@ -921,8 +921,9 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
 def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:
     """One honest line for a study's report: how well its proxy's score ranked as longer training did."""
     if report is None:
-        return ("The proxy's fidelity is <b>not measured</b> for these settings: run <code>nasface fidelity "
-                "--config STUDY.yaml</code> to learn how far to trust this front.")
+        return ("The proxy's fidelity is <b>not measured</b> for these settings: run <code>nasface fidelity</code> "
+                "with this study's settings (the same <code>--config</code> file, or the same flags as its "
+                "<code>nasface search</code>) to learn how far to trust this front.")
     budget = report.get("budget_steps")
     if budget is None:
         row, measured_as = (report.get("signals") or {}).get(score) or {}, score

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -182,18 +183,23 @@ class StageDisplay(Stages):
 class Reporter:
     """``mode``: ``rich`` (a line per trial and a status line), ``quiet`` or ``jsonl``.
 
-    ``stages`` shows the search's long stages (data, teacher) in the same mode."""
+    ``stages`` shows the search's long stages (data, teacher) in the same mode; ``training`` shows a
+    trial in training, every ``interval`` seconds (from a thread of the driver's: events are written
+    whole, one at a time)."""
 
-    def __init__(self, mode: str = "rich"):
-        self.mode = mode
+    def __init__(self, mode: str = "rich", interval: float = 10.0):
+        self.mode, self.interval = mode, interval
         self.console = Console(highlight=False, soft_wrap=True)
         self.started = time.time()
-        self.stages = StageDisplay(mode, self.console, self._emit)
+        self.stages = StageDisplay(mode, self.console, self._emit, interval)
+        self._writing = threading.Lock()
 
     def _emit(self, event: str, **fields) -> None:
         if self.mode == "jsonl":
-            print(json.dumps({"event": event, "time": round(time.time() - self.started, 3), **fields}),
-                  flush=True)
+            line = json.dumps({"event": event, "time": round(time.time() - self.started, 3), **fields})
+            with self._writing:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
     def log(self, message: str) -> None:
         if self.mode == "rich":
@@ -211,17 +217,16 @@ class Reporter:
                 self.console.print(f"  {line}")
         self._emit("start", study=config.study, storage=config.storage_url, budgets=budgets)
 
-    def trial(self, facts, progress, pareto=None) -> None:
+    def trial(self, facts, progress) -> None:
         """One trial's outcome (its ``record.TrialRecord``) and the search's tallies."""
         from nasface.search.record import as_row  # not at the top: the data and teacher stages use this module
 
         row = as_row(facts)
         number = facts.number
         eta = progress.eta_seconds()
-        status = (f"{progress.trained}/{progress.planned or '-'} trained, {progress.baselines} baselines, "
-                  f"{progress.running} running, "
-                  f"{progress.rejected} rejected, {progress.failed} failed, "
-                  f"Pareto {len(pareto) if pareto is not None else '-'}, "
+        status = (f"study: {progress.trained}/{progress.planned or '-'} candidates trained, Pareto "
+                  f"{'-' if progress.pareto is None else progress.pareto}; this run: {progress.baselines} baselines "
+                  f"trained, {progress.running} running, {progress.rejected} rejected, {progress.failed} failed, "
                   f"elapsed {format_duration(time.time() - progress.started)}, left ~{format_duration(eta)}")
         if self.mode == "rich":
             label = f"baseline {row['baseline']}" if row["baseline"] else f"trial {number}"
@@ -240,6 +245,23 @@ class Reporter:
                                    f"{row['seconds']:.0f}s")
             self.console.print(f"[dim]  {status}[/dim]")
         self._emit("trial", **row, status=status, search_eta_seconds=_rounded(eta))
+
+    def training(self, trial, search_eta: float | None) -> None:
+        """How far a trial in training is (a ``nasface.search.live.LiveTrial``), and the search's time left."""
+        elapsed, eta = time.time() - trial.started, trial.eta_seconds()
+        if self.mode == "rich":
+            if trial.phase == "training":
+                rate = f"{trial.steps_per_second:.2f} steps/s" if trial.steps_per_second else "rate ?"
+                loss = f"loss {trial.loss:.4g}, " if trial.loss is not None else ""
+                where = f"step {trial.done:,}/{trial.steps:,}, {loss}{rate}, ~{format_duration(eta)} left"
+            else:
+                where = {"starting": "starting (zero-cost scores)",
+                         "evaluating": "evaluating"}.get(trial.phase, trial.phase)
+            search = f"; search ~{format_duration(search_eta)} left" if search_eta is not None else ""
+            self.console.print(f"[dim]  {trial.label}: {where}, {format_duration(elapsed)} elapsed{search}[/dim]")
+        self._emit("progress", stage=trial.label, trial=trial.number, phase=trial.phase, done=trial.done,
+                   total=trial.steps, unit="steps", loss=trial.loss, steps_per_second=None if trial.steps_per_second is None else round(trial.steps_per_second, 3),
+                   elapsed_seconds=round(elapsed, 3), eta_seconds=_rounded(eta), search_eta_seconds=_rounded(search_eta))
 
     def finish(self, study, pareto, config, seconds: dict | None = None) -> None:
         """The Pareto table, where to find the study, and ``seconds``: where the time went (a section's
@@ -264,12 +286,27 @@ class Reporter:
             else:
                 self.console.print("no trial within budget has finished yet")
             self.console.print(f"study: {config.storage_url} (study name {config.study})")
-            self.console.print(f"report: nasface report {config.study} -> {config.study_dir / 'report.html'}")
+            self.console.print(f"report: {report_command(config)} -> {config.study_dir / 'report.html'}")
             if seconds:
                 self.console.print(time_line(seconds))
         self._emit("finish", pareto=rows, storage=config.storage_url, study=config.study,
                    seconds={name: round(value, 1) for name, value in (seconds or {}).items()})
         sys.stdout.flush()
+
+
+def report_command(config) -> str:
+    """The command that writes the search's report, as a shell takes it (its studies folder and storage
+    when not the defaults, names quoted)."""
+    import shlex
+
+    from nasface.search.config import SearchConfig
+
+    words = ["nasface", "report", config.study]
+    if str(config.studies_dir) != SearchConfig.studies_dir:
+        words += ["--studies-dir", str(config.studies_dir)]
+    if config.storage is not None:
+        words += ["--storage", config.storage]
+    return shlex.join(words)
 
 
 def time_line(seconds: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
                "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
                "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SEARCH_SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
-    return frame if not frame.empty else pd.DataFrame(columns=columns)
+    if frame.empty:  # a study with no trial yet: the same columns, the flags as booleans (for masks)
+        frame = pd.DataFrame(columns=columns).astype({"feasible": bool, "pareto": bool, "superseded": bool})
+    return frame
 
 
 def knob_columns(frame: pd.DataFrame) -> list[str]:
@@ -166,15 +169,20 @@ def hypervolume_history(frame: pd.DataFrame, flops_limit: float, bytes_limit: fl
     return pd.DataFrame({"number": trained.number.to_numpy(), "hypervolume": values})
 
 
+# Below this many trained trials eta squared says little: with 3 trials a knob of 3 values explains
+# all the variance whatever it does.
+MIN_TRIALS_FOR_KNOBS = 10
+
+
 def knob_importance(frame: pd.DataFrame) -> pd.Series:
     """Share of the accuracy variance each knob explains on its own (eta squared), trained trials only.
 
     A plain, assumption-light measure for small studies; fANOVA needs more trials than a CPU
-    study usually has and ignores conditional knobs.
+    study usually has and ignores conditional knobs.  Empty below ``MIN_TRIALS_FOR_KNOBS`` trials.
     """
     trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna()]
     knobs = knob_columns(trained)
-    if len(trained) < 3 or trained.accuracy.var() == 0:
+    if len(trained) < MIN_TRIALS_FOR_KNOBS or trained.accuracy.var() == 0:
         return pd.Series(dtype=float)
     total = ((trained.accuracy - trained.accuracy.mean()) ** 2).sum()
     scores = {}
@@ -278,6 +286,7 @@ def figures(study: optuna.Study) -> dict:
                           annotation_font_color="#d95f02")
         fig.update_layout(title=f"Accuracy vs {title}", xaxis_title=title, yaxis_title="proxy verification accuracy",
                           template="plotly_white", height=520, margin=dict(t=60 + LABEL_ROW_PX * 3))
+        fig.update_xaxes(exponentformat="SI")  # 1G, as the tool writes FLOPs (plotly's default says 1B)
         result[f"pareto_{axis}"] = fig
     fig3d = go.Figure()
     for name, part in groups.items():
@@ -303,7 +312,9 @@ def figures(study: optuna.Study) -> dict:
     importance = knob_importance(frame)
     if not importance.empty:
         fig = go.Figure(go.Bar(x=importance.values, y=importance.index, orientation="h"))
-        fig.update_layout(title="Which knobs mattered: share of accuracy variance each explains alone",
+        trained = int((frame.kind.isin(TRAINED) & frame.accuracy.notna()).sum())
+        fig.update_layout(title=f"Which knobs mattered: share of accuracy variance each explains alone "
+                                f"({trained} trained trials; a knob with many values explains much by chance)",
                           xaxis_title="eta squared", template="plotly_white", height=380)
         result["importance"] = fig
     return result
@@ -353,6 +364,45 @@ def settings_table(settings: dict) -> str:
     return f'<table class="settings">{"".join(rows)}</table>' if rows else "<p>no settings recorded</p>"
 
 
+COUNTS = ("flops", "macs", "lfr_flops", "params", "weight_bytes", "activation_bytes")
+SHARES = ("accuracy", "tar_at_far")
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a person reads it: counts as integers with thousands separators, accuracies to 4
+    places, whole numbers without decimals, and "-" where there is no value."""
+    def shown(column: str, value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "-"
+        if column in COUNTS:
+            return f"{int(value):,}"
+        if column in SHARES:
+            return f"{float(value):.4f}"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return pd.DataFrame({column: [shown(column, value) for value in table[column]] for column in table.columns})
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its figures, so that trials failed or rejected for the same reason group
+    together ("over budget: FLOPs … > …" whatever each trial's exact FLOPs)."""
+    return re.sub(r"\d[\d,._]*(?:e[+-]?\d+)?", "…", reason)
+
+
+def reasons_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Failed, rejected, invalid and interrupted trials, one row per kind and reason (figures left
+    out), with how many trials and the first few of them."""
+    failed = frame[frame.fail_reason != ""]
+    groups = failed.assign(reason=failed.fail_reason.map(reason_kind)).groupby(["kind", "reason"], dropna=False)
+    rows = [{"kind": kind, "reason": reason, "trials": len(part),
+             "for example": ", ".join(str(n) for n in sorted(part.number)[:5]) + (", …" if len(part) > 5 else "")}
+            for (kind, reason), part in groups]
+    return pd.DataFrame(rows, columns=["kind", "reason", "trials", "for example"]).sort_values(
+        "trials", ascending=False, kind="stable")
+
+
 def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=()) -> Path:
     """Write the self-contained HTML report; returns its path.
 
@@ -376,14 +426,14 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
                     *(["rung"] if frame.rung.notna().any() else []),
                     *(knob for knob in knob_columns(front) if front[knob].notna().any())]]
     counts = frame.groupby(["kind", "state"], dropna=False).size().rename("trials").reset_index()
-    reasons = frame[frame.fail_reason != ""].groupby("fail_reason").size().rename("trials").reset_index()
+    reasons = reasons_table(frame)
     settings = study_settings(study)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>nasface report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 table.settings th{{text-align:left;vertical-align:top;background:#f4f4f4}}table.settings td{{text-align:left}}
-table.settings td:first-of-type{{color:#555}}</style></head><body>
+table.settings td:first-of-type{{color:#555}}div.wide{{overflow-x:auto;font-size:90%}}</style></head><body>
 <h1>nasface study <code>{html.escape(study.study_name)}</code></h1>
 <h2>Settings</h2>
 {settings_table(settings)}
@@ -392,10 +442,10 @@ it does not predict their fully trained accuracy (see the README).</p>
 <p class="fidelity">{fidelity_sentence(measured_fidelity(settings, fidelity_dirs), settings.get("score", "accuracy"))}</p>
 {''.join(parts)}
 <h2>Pareto-optimal trials (within budget)</h2>
-{pareto.to_html(index=False, float_format=lambda v: f"{v:.4f}") if not pareto.empty else "<p>none yet</p>"}
+{f'<div class="wide">{readable(pareto).to_html(index=False)}</div>' if not pareto.empty else "<p>none yet</p>"}
 <h2>Trials by kind and state</h2>{counts.to_html(index=False)}
 <h2>Failed and rejected trials, by reason</h2>
-{reasons.to_html(index=False) if not reasons.empty else "<p>none</p>"}
+{f'<div class="wide">{reasons.to_html(index=False)}</div>' if not reasons.empty else "<p>none</p>"}
 </body></html>"""
     path = Path(path)
     write_atomic(path, page)

@@ -376,21 +376,24 @@ def _steps(state: LoopState, data: FaceSet, budget: LoopSettings, teacher: Teach
 
 
 def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget = ProxyBudget(),
-          teacher: TeacherTargets | None = None, signals: bool = True) -> dict:
-    """Train ``spec`` briefly and measure verification on held-out pairs.
+          teacher: TeacherTargets | None = None, signals: bool = True,
+          on_step: Callable[[LoopState], None] | None = None) -> dict:
+    """Train ``spec`` briefly and measure verification on held-out pairs (``on_step`` is told of each
+    training step, e.g. to show how far it is).
 
     Returns JSON-friendly metrics and, with ``signals``, every ranking signal of
     ``nasface.signals`` under ``signals``; a candidate that diverges or runs out of memory returns
     ``status: failed`` with the reason instead of raising.
     """
-    return score_budgets(spec, train_set, pairs, budget, (budget.steps,), teacher, signals)[0]
+    return score_budgets(spec, train_set, pairs, budget, (budget.steps,), teacher, signals, on_step=on_step)[0]
 
 
 def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
                   steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
                   on_result: Callable[[dict], None] | None = None, resume_from: str | Path | None = None,
                   save_to: str | Path | None = None, yardstick: np.ndarray | None = None,
-                  progress_file: str | Path | None = None, progress_seconds: float = 600.0) -> list[dict]:
+                  progress_file: str | Path | None = None, progress_seconds: float = 600.0,
+                  on_step: Callable[[LoopState], None] | None = None) -> list[dict]:
     """``score`` at several step budgets of ``budget``'s recipe, from one training run.
 
     The run trains to the largest budget; each shorter one is a branch off its stable phase at
@@ -409,6 +412,8 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
     ``yardstick`` is a second teacher's flip-summed embeddings of the distinct held-out faces (a
     ``TeacherTargets.held_out``) that the run does not learn from; the student's agreement with it
     is the ``yardstick_cka`` signal.
+
+    ``on_step`` is told of each step of the run's trunk (the longest budget's training).
 
     ``progress_file`` makes a long run survive a kill: the run keeps its whole state there (the
     loop, the budgets measured so far, the seconds spent) after each budget it measures and every
@@ -514,11 +519,12 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
         save_training_state(progress_file, checkpoint)
         kept_at = time.perf_counter()
 
-    def now_and_then(state: LoopState) -> None:  # the trunk's on_step
-        if time.perf_counter() - kept_at >= progress_seconds:
+    def trunk_step(state: LoopState) -> None:
+        if progress_file is not None and time.perf_counter() - kept_at >= progress_seconds:
             keep_progress(state)
+        if on_step is not None:
+            on_step(state)
 
-    on_step = None if progress_file is None else now_and_then
     try:
         state = make_loop_state(model, train_set.num_identities, spec.embedding.size, longest, teacher, device)
         if progress is not None:
@@ -528,7 +534,7 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
         for shorter in branch_budgets[len(results):-1]:  # a continued run measured the first ones already
             with clock:
                 train_loop(state, train_set, longest, teacher, device, until=shorter.schedule.decay_start,
-                           on_step=on_step)
+                           on_step=trunk_step)
             branch, own = copy.deepcopy(state), _Clock()
             with own:
                 train_loop(branch, train_set, shorter, teacher, device)
@@ -540,9 +546,9 @@ def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budg
             # past it, a continued run had kept this state before it was killed
             if save_to is not None and state.step <= longest.schedule.decay_start:
                 train_loop(state, train_set, longest, teacher, device, until=longest.schedule.decay_start,
-                           on_step=on_step)
+                           on_step=trunk_step)
                 save_training_state(save_to, with_signals(state))
-            train_loop(state, train_set, longest, teacher, device, on_step=on_step)
+            train_loop(state, train_set, longest, teacher, device, on_step=trunk_step)
         measure(state, longest, _Clock())
     except CandidateFailed as failure:
         return [*results, {**base, "steps": steps[len(results)], "status": "failed", "reason": str(failure),

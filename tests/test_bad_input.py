@@ -41,7 +41,8 @@ SMALL_NET = {"name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind
 STUDY_FILES = {"steps-word": "proxy_steps: ten\n", "baselines-quoted": 'baselines: "false"\n',
                "budget-list": "budget_flops: [1, 2]\n", "distill-unknown": "distill: telepathy\n",
                "trials-float": "trials: 2.5\n", "objectives-number": "objectives: 3\n",
-               "not-a-mapping": "- study: x\n", "rungs-word": "rungs: [forty, 120]\n"}
+               "not-a-mapping": "- study: x\n", "rungs-word": "rungs: [forty, 120]\n",
+               "workers-negative": "workers: -3\n", "cpus-zero": "cpus_per_trial: 0\n"}
 RECIPES = {"lr-word": {"lr": "fast"}, "generations-text": {"generations": "2"}, "val-bins-text": {"val_bins": 5},
            "margin-unknown": {"margin": "triplet"}}
 
@@ -77,6 +78,8 @@ def write_inputs(folder: Path) -> None:
     write_recordio(folder / "truncated" / "train", records)
     rec = folder / "truncated" / "train.rec"
     rec.write_bytes(rec.read_bytes()[:-50])
+    (folder / "two-people").mkdir()
+    write_recordio(folder / "two-people" / "train", records)  # 2 identities, 2 faces each
     (folder / "past-end").mkdir()
     write_recordio(folder / "past-end" / "train", records)
     with open(folder / "past-end" / "train.idx", "a") as index:
@@ -183,6 +186,14 @@ CASES = [
     ("study-rungs-word", ["search", "--config", "{in}/study-rungs-word.yaml"], "rungs[0]: expected an integer",
      False),
     ("storage-not-a-url", [*SEARCH, "--storage", "study.db"], "not a database URL", False),
+    # found before the study exists, so that the corrected command is not refused as "other settings"
+    ("study-workers-negative", ["search", "--config", "{in}/study-workers-negative.yaml"],
+     "workers (--workers) must be at least 1, got -3", False),
+    ("study-cpus-zero", ["search", "--config", "{in}/study-cpus-zero.yaml"],
+     "cpus_per_trial (--cpus-per-trial) must be above 0, got 0", False),
+    ("identities-beyond-the-data", [*SEARCH, "--data", "{in}/two-people", "--train-identities", "12",
+                                    "--val-identities", "8"],
+     "has 2 identities, but 12 training + 8 held-out were asked for; lower --train-identities", False),
     ("storage-unreachable", [*SEARCH, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/none"],
      "cannot connect", False),
 ]

@@ -24,8 +24,11 @@ import optuna
 import pytest
 import torch
 
+from nasface.model import count
 from nasface.progress import Reporter
 from nasface.search import job, record, run_search
+from nasface.space import load_space
+from nasface.spec import load_spec
 from tests.test_search import TINY_DATA, tiny_config
 
 POSTGRES = os.environ.get("NASFACE_TEST_POSTGRES")
@@ -263,6 +266,101 @@ def test_a_driver_killed_while_a_promotion_trains_loses_nothing_and_promotes_onc
     assert len(sources) == len(set(sources))  # each candidate promoted once, across both drivers
     assert record.candidates_counted(optuna.load_study(study_name="sh", storage=storage)) == 4
     assert not [facts for facts in everything if facts.state in ("RUNNING", "WAITING")]
+
+
+def baseline_being_drawn(db_path: Path) -> int | None:
+    """The number of a RUNNING baseline trial whose knobs are being suggested now (some stored, no
+    spec yet), read straight from the SQLite file so that the 0.1-0.5 s window is not missed."""
+    if not db_path.is_file():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.1) as db:
+            row = db.execute(
+                "SELECT t.number FROM trials t WHERE t.state = 'RUNNING'"
+                " AND EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'baseline')"
+                " AND NOT EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'spec')"
+                " AND EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)").fetchone()
+    except sqlite3.OperationalError:  # the schema is being created, or the writer holds the lock
+        return None
+    return None if row is None else row[0]
+
+
+def assert_every_baseline_is_its_preset(study: optuna.Study) -> None:
+    space = load_space()
+    trained = [facts for facts in record.records(study) if facts.kind == "baseline"]
+    assert len(trained) == 6
+    for facts in trained:
+        assert facts.params == space.params_of(load_spec(facts.baseline)), facts.baseline
+        assert facts.cost["flops"] == count(facts.baseline)["flops"], facts.baseline
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_baseline_stopped_while_its_knobs_are_drawn_comes_back_as_its_preset(tmp_path, stop):
+    """The driver stops while a baseline's knobs are being written (just after the previous baseline
+    trained); the retry, and every baseline the resumed study trains, is exactly its preset."""
+    args = search_args(tmp_path, "b", "--trials", "1", "--seed", "0", steps=1)
+    db_path = tmp_path / "studies" / "b" / "study.db"
+    first = launch(*args)
+    try:
+        deadline, victim = time.time() + 600, None
+        while victim is None and first.poll() is None and time.time() < deadline:
+            victim = baseline_being_drawn(db_path)
+            time.sleep(0.005)
+        first.send_signal(stop)
+    finally:
+        rc, _, err = finish(first)
+    assert victim is not None, "the driver was not stopped while a baseline's knobs were drawn"
+    storage = sqlite_url(tmp_path, "b")
+    study = optuna.load_study(study_name="b", storage=storage)
+    if stop == signal.SIGINT:  # stopped in order: exit 130, nothing left running, the retry queued
+        assert rc == 130, err
+        assert err.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err, err
+        trials = study.get_trials()
+        assert not [t for t in trials if t.state == STATES.RUNNING]
+        assert record.read(trials[victim]).kind == "interrupted"
+        (retry,) = [t for t in trials if record.read(t).retry_of == victim]
+        assert retry.state == STATES.WAITING
+        preset = load_spec(record.read(trials[victim]).baseline)
+        assert retry.system_attrs["fixed_params"] == load_space().params_of(preset)
+    rc, _, err = run(*args)
+    assert rc == 0, err
+    study = optuna.load_study(study_name="b", storage=storage)
+    assert record.read(study.trials[victim]).kind == "interrupted"
+    assert not [t for t in study.get_trials() if t.state in (STATES.RUNNING, STATES.WAITING)]
+    assert_every_baseline_is_its_preset(study)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(tmp_path):
+    args = search_args(tmp_path, "c", "--trials", "2", "--no-baselines", "--seed", "2", steps=30)
+    storage = sqlite_url(tmp_path, "c")
+    first = launch(*args)
+    try:
+        assert json.loads(first.stdout.readline())["event"] == "start"
+        deadline, victim = time.time() + 300, None
+        while victim is None and time.time() < deadline:
+            study = optuna.load_study(study_name="c", storage=storage)
+            victim = next((facts for facts in record.records(study, states=(STATES.RUNNING,)) if facts.in_training),
+                          None)
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+    finally:
+        rc, out, err = finish(first)
+    assert victim is not None
+    assert rc == 130, err  # a script can tell an interrupted search from a finished one
+    assert err.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err, err
+    assert json.loads(out.strip().splitlines()[-1])["event"] == "finish"  # its summary still printed
+    trials = optuna.load_study(study_name="c", storage=storage).get_trials()
+    assert not [t for t in trials if t.state == STATES.RUNNING]
+    (retry,) = [t for t in trials if record.read(t).retry_of == victim.number]
+    assert retry.state == STATES.WAITING and retry.system_attrs["fixed_params"] == victim.params
+    rc, _, err = run(*args)
+    assert rc == 0, err
+    study = optuna.load_study(study_name="c", storage=storage)
+    assert record.trained_candidates(study) == 2
+    assert record.read(study.trials[retry.number]).kind == "candidate"  # the same architecture, trained
+    assert study.trials[retry.number].params == victim.params
 
 
 # -- two drivers on one study --------------------------------------------------------------------

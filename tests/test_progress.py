@@ -13,14 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from nasface.cli import NOTHING_HALF_WRITTEN
-from nasface.progress import StageDisplay, Stages
+from nasface.model import count
+from nasface.progress import Reporter, StageDisplay, Stages
+from nasface.search import record, run_search
 from nasface.search.driver import Progress
+from nasface.search.live import LiveTrial
 from nasface.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
 from tests.test_faults import finish, launch, run
-from tests.test_search import TINY_DATA
+from tests.test_search import TINY_DATA, tiny_config
 
 RENDERING = "rendering faces"
 
@@ -97,8 +101,10 @@ def test_a_first_search_shows_each_stage_with_its_eta_and_a_second_finds_them_ca
     assert out.strip().splitlines()[-1].startswith("where the time went: data 0m0")
 
 
-def test_the_search_eta_adds_the_candidates_at_the_teachers_time_per_step():
-    progress = Progress(planned=5, proxy_steps=10, parallel=2, trained=1, baselines_left=2)
+def test_the_search_eta_adds_the_candidates_at_the_teachers_time_per_flop():
+    teacher = count("mobilefacenet")["flops"]
+    progress = Progress(planned=5, proxy_steps=10, parallel=2, trained=1, expected_flops=teacher / 2,
+                        teacher_flops=teacher)
     assert progress.eta_seconds() is None  # nothing timed yet
     with Stages().stage(TEACHER_TRAINING, 100, "steps") as stage:
         stage.started -= 20.0  # as if 20 s had passed
@@ -106,10 +112,91 @@ def test_the_search_eta_adds_the_candidates_at_the_teachers_time_per_step():
         own = stage.eta_seconds()
         search = progress.eta_during(stage)
     assert own == pytest.approx(30.0, abs=0.2)  # 0.5 s a step, 60 steps left
-    # 4 candidates + 2 baselines, 2 at a time, each 10 steps at 0.5 s
-    assert search == pytest.approx(own + 3 * 10 * 0.5, abs=0.2)
-    progress.trial_seconds = [40.0, 20.0]  # once candidates have finished, their mean wall time counts
-    assert progress.eta_seconds() == 3 * 30.0
+    # 4 candidates of half the teacher's FLOPs, 2 at a time, each 10 steps at 0.25 s
+    assert search == pytest.approx(own + 4 * 10 * 0.25 / 2, abs=0.2)
+
+
+def test_the_search_eta_counts_the_queued_baselines_by_their_flops_from_the_start():
+    """Before any candidate: the seed networks waiting weigh by their FLOPs, the trial in training by
+    its steps left, at the rate its job measures; once trials finish, at their pooled wall time."""
+    big, small = count("dw-seesawfacenet")["flops"], count("mobiface")["flops"]
+    progress = Progress(planned=2, proxy_steps=100, expected_flops=small)
+    progress.live[0] = LiveTrial(number=0, label="baseline mobilefacenet", flops=small, steps=100, baseline=True,
+                                 started=time.time(), phase="training", done=40, steps_per_second=2.0)
+    rate = 1 / (2.0 * small)  # seconds per step per FLOP, from the trial in training
+    alone = progress.eta_seconds()
+    assert alone == pytest.approx((60 * small + 2 * 100 * small) * rate)
+    progress.queued_flops = {1: big}
+    with_big = progress.eta_seconds()
+    progress.queued_flops = {1: small, 0: big}  # trial 0 is in training: counted once, by its steps left
+    with_small = progress.eta_seconds()
+    assert with_big - alone == pytest.approx(100 * big * rate)  # the heavier seed network costs more...
+    assert (with_big - alone) / (with_small - alone) == pytest.approx(big / small)  # ...by its FLOPs
+    progress.finished(seconds=300.0, steps=100, flops=big)  # a finished trial's wall time rules from now on
+    assert progress.eta_seconds() == pytest.approx((60 * small + 100 * small + 2 * 100 * small) * 300.0 / (100 * big))
+
+
+STEPS = 20
+
+
+def trial_updates(all_events: list[dict], number: int) -> list[dict]:
+    return [e for e in all_events if e["event"] == "progress" and e.get("trial") == number]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_a_trial_in_training_shows_its_step_loss_rate_and_the_search_eta_counts_the_queued_baselines(
+        tmp_path, capsys, executor):
+    """While each seed network trains (in the driver, or in a Ray worker) a progress line shows every
+    interval; from the first one the search's time left includes the seed networks still queued."""
+    config = tiny_config(tmp_path, baselines=True, trials=0, proxy_steps=STEPS, executor=executor)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Ray worker of one CPU: torch's spinning threads crawl on a loaded machine
+    try:
+        study = run_search(config, Reporter("jsonl", interval=0.2))
+    finally:
+        torch.set_num_threads(threads)
+    everything = events(capsys.readouterr().out)
+    trained = [e for e in everything if e["event"] == "trial" and e["kind"] == "baseline"]
+    assert len(trained) == 6
+    for finished in trained:  # each one showed while it trained, before its outcome
+        shown = trial_updates(everything[:everything.index(finished)], finished["trial"])
+        assert shown and shown[0]["total"] == STEPS and {e["unit"] for e in shown} == {"steps"}
+        assert {e["stage"] for e in shown} == {f"baseline {finished['baseline']}"}
+    training = [e for e in everything if e["event"] == "progress" and e.get("phase") == "training"]
+    assert training and all(0 < e["done"] <= STEPS and isinstance(e["loss"], float) for e in training)
+    rated = [e for e in training if e["steps_per_second"] is not None]  # from its second step seen on
+    assert all(e["steps_per_second"] > 0 for e in rated)
+    # The first trial's first measured rate: every queued seed network is in the time left.
+    first = next(e for e in rated if e["trial"] == trained[0]["trial"])
+    facts = record.read(study.trials[first["trial"]])
+    queued = [record.read(t).cost["flops"] for t in study.trials if t.number > first["trial"]]
+    own_work = (STEPS - first["done"]) * facts.cost["flops"]
+    rate = 1 / (first["steps_per_second"] * facts.cost["flops"])  # seconds per step per FLOP
+    assert first["search_eta_seconds"] == pytest.approx((own_work + STEPS * sum(queued)) * rate, rel=0.02, abs=0.2)
+    assert not list((tmp_path / "studies" / "t" / "live").iterdir())  # each trial's file went with it
+
+
+def test_a_trial_in_training_is_one_dim_line_in_a_log():
+    reporter = Reporter("rich")
+    reporter.console = Console(file=io.StringIO(), width=200)
+    trial = LiveTrial(number=3, label="trial 3", flops=10**8, steps=200, baseline=False, started=time.time() - 30,
+                      phase="training", done=50, loss=12.25, steps_per_second=2.5)
+    reporter.training(trial, 700.0)
+    trial.phase = "starting"
+    reporter.training(trial, None)
+    lines = reporter.console.file.getvalue().splitlines()
+    assert lines[0] == "  trial 3: step 50/200, loss 12.25, 2.50 steps/s, ~1m00s left, 0m30s elapsed; search ~11m40s left"
+    assert lines[1] == "  trial 3: starting (zero-cost scores), 0m30s elapsed"
+
+
+def test_the_report_hint_after_a_search_is_a_command_a_shell_runs():
+    from nasface.progress import report_command
+    from nasface.search import config_from_options
+
+    assert report_command(config_from_options({"study": "tiny"})) == "nasface report tiny"
+    moved = config_from_options({"study": "my study", "studies_dir": "elsewhere/studies"})
+    assert report_command(moved) == "nasface report 'my study' --studies-dir elsewhere/studies"
 
 
 def test_a_weighted_stage_extrapolates_by_the_work_left_not_the_units_left():

@@ -132,3 +132,69 @@ def test_report_draws_in_headless_chromium(study_dir, tmp_path):
     with Image.open(shot) as image:
         colours = image.getcolors(1 << 16)  # None: more colours than that
         assert image.size == (1280, 2400) and (colours is None or len(colours) > 50)  # drawn, not blank
+
+
+@pytest.fixture(scope="module")
+def tight_study(tmp_path_factory):
+    """A study at budgets most of the space misses: rejected trials beside one trained candidate."""
+    from nasface.progress import Reporter
+    from nasface.search import run_search
+    from tests.test_search import tiny_config
+
+    root = tmp_path_factory.mktemp("tight-study")
+    run_search(tiny_config(root, study="tight", budget_flops="60M", budget_mem="2MB", trials=1, sampler="random"),
+               Reporter("quiet"))
+    return root / "studies"
+
+
+def test_a_study_with_no_trial_yet_reports_an_empty_page(tmp_path):
+    """As a driver killed right after creating its study leaves it: a valid page, no traceback."""
+    import optuna
+
+    (tmp_path / "empty").mkdir()
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'empty' / 'study.db'}",
+                        directions=["maximize", "minimize", "minimize"])
+    result = cli("report", "empty", "--studies-dir", str(tmp_path))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "none yet" in (tmp_path / "empty" / "report.html").read_text()
+    listed = cli("report", "empty", "--studies-dir", str(tmp_path), "--json", "--csv", str(tmp_path / "t.csv"))
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    assert pd.read_csv(tmp_path / "t.csv").empty
+
+
+def test_exporting_a_trial_that_never_trained_is_refused(tight_study, tmp_path):
+    from nasface.search.record import records
+
+    rejected = next(facts for facts in records(open_study("tight", tight_study)) if facts.kind == "rejected")
+    result = cli("export", "tight", "--trial", str(rejected.number), "--studies-dir", str(tight_study),
+                 "-o", str(tmp_path / "x"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: trial {rejected.number} was rejected and never trained (over budget: ")
+    assert "--trial best" in line and not (tmp_path / "x").exists()
+
+
+def test_failed_and_rejected_trials_are_grouped_by_reason_not_by_their_figures(tight_study):
+    from nasface.report import reasons_table
+
+    frame = study_frame(open_study("tight", tight_study))
+    table = reasons_table(frame)
+    rejected = frame[frame.kind == "rejected"]
+    assert rejected.fail_reason.nunique() > 1  # each carries its own exact FLOPs...
+    rows = table[table.kind == "rejected"]
+    assert len(rows) < rejected.fail_reason.nunique()  # ...and trials over the same budgets share a row
+    assert not rows.reason.str.contains(r"\d").any() and rows.reason.str.startswith("over budget: ").all()
+    assert table.trials.sum() == (frame.fail_reason != "").sum()  # every trial with a reason, once
+
+
+def test_the_pareto_table_shows_counts_and_accuracies_as_a_person_reads_them(study_dir):
+    import re
+
+    assert cli("report", "r", "--studies-dir", str(study_dir)).returncode == 0
+    page = (study_dir / "r" / "report.html").read_text()
+    table = page[page.index("<h2>Pareto-optimal trials"):page.index("<h2>Trials by kind")]
+    assert "<td>" in table and '<div class="wide">' in table  # scrolls inside the page, not beyond it
+    assert not re.search(r"\d{4,}\.\d", table) and "None" not in table and "nan" not in table
+    flops = [int(n.replace(",", "")) for n in re.findall(r"<td>(\d{1,3}(?:,\d{3})+)</td>", table)]
+    assert flops and all(n > 1000 for n in flops)
+    assert re.findall(r"<td>0\.\d{4}</td>", table)  # accuracies to 4 places

@@ -88,7 +88,8 @@ def test_continuing_a_study_adds_trials_and_keeps_old_ones(tmp_path):
     again = run_search(tiny_config(tmp_path, trials=2), Reporter("quiet"))
     assert numbers <= {t.number for t in again.get_trials()}
     assert len(trials_by_kind(again)["candidate"]) == 2
-    with pytest.raises(NasfaceError, match="created with other settings"):
+    with pytest.raises(NasfaceError, match="created with other settings: budgets.flops: 1000000000 in the study, "
+                                           "500000000 now; continue it"):
         run_search(tiny_config(tmp_path, trials=3, budget_flops="500M"), Reporter("quiet"))
 
 

@@ -105,6 +105,13 @@ def check_count(value: object, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_identity_split(count: int, train: int, held_out: int, source_name: str) -> None:
+    if count < train + held_out:
+        raise NasfaceError(f"source '{source_name}' has {count} identities, but {train} training + {held_out} "
+                           f"held-out were asked for; lower --train-identities / --val-identities "
+                           f"(train_identities / val_identities in a study file)")
+
+
 def choose_images(available: int, per_identity: int | None, seed: int, identity_index: int) -> np.ndarray:
     """Indices (ascending) of at most ``per_identity`` of an identity's ``available`` images.
 

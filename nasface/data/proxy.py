@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from nasface.atomic import atomic_dir
-from nasface.data.base import FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_seed, file_fingerprint
+from nasface.data.base import (FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_identity_split,
+                               check_seed, file_fingerprint)
 from nasface.data.binfile import read_bin
 from nasface.data.sources import open_source
 from nasface.errors import NasfaceError
@@ -54,10 +55,7 @@ def proxy_key(source: FaceSourceBase, settings: dict, bin_path: Path | None) -> 
 
 
 def split_identities(count: int, train: int, held_out: int, seed: int, source_name: str):
-    if count < train + held_out:
-        raise NasfaceError(f"source '{source_name}' has {count} identities, but {train} training + "
-                           f"{held_out} held-out were asked for; lower --train-identities / --val-identities "
-                           f"(train_identities / val_identities in a study file)")
+    check_identity_split(count, train, held_out, source_name)
     order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(count)
     # Sorted, so a file-backed source is read front to back.
     return np.sort(order[:train]), np.sort(order[train:train + held_out])

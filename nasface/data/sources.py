@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from nasface.data.aligned import AlignedSource
-from nasface.data.base import FaceSourceBase
+from nasface.data.base import FaceSourceBase, check_identity_split
 from nasface.data.binfile import describe_bin
 from nasface.data.folder import FolderSource
 from nasface.data.orl import OrlSource
@@ -95,7 +95,12 @@ def describe(spec: str, progress: Stages = SILENT) -> dict:
     return source.describe()
 
 
-def check_training_source(spec: str) -> None:
-    """Raise NasfaceError unless ``spec`` opens as a source to train on and one image of it decodes
-    to a face, the way training will decode them (what a search checks before creating anything)."""
-    open_source(spec).check()
+def check_training_source(spec: str, train_identities: int = 0, held_out: int = 0) -> None:
+    """Raise NasfaceError unless ``spec`` opens as a source to train on, one image of it decodes to a
+    face the way training will decode them, and it has the identities asked for (what a search
+    checks before creating anything; an aligned source counts its identities once its photos are
+    aligned, the data stage's work)."""
+    source = open_source(spec)
+    source.check()
+    if not isinstance(source, AlignedSource):
+        check_identity_split(len(source.identities()), train_identities, held_out, spec)

@@ -30,7 +30,7 @@ _EXPORTS = {
     "DEFAULT_SCORE": "config", "OBJECTIVES": "config", "SAMPLERS": "config", "DataSettings": "config",
     "SearchConfig": "config", "config_from_options": "config", "parse_duration": "config",
     "cheapest_spec": "checks", "check_config": "checks", "WORST_SCORE": "driver", "objective_values": "driver",
-    "run_search": "driver", "load_proxy_data": "job", "run_candidate": "job", "make_sampler": "samplers",
+    "run_search": "driver", "SearchInterrupted": "driver", "load_proxy_data": "job", "run_candidate": "job", "make_sampler": "samplers",
 }
 __all__ = sorted(_EXPORTS)
 

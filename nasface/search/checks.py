@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nasface.data import check_pairs_file, check_training_source
 from nasface.errors import NasfaceError
-from nasface.executor import check_resources
+from nasface.executor import check_executor
 from nasface.model import count
 from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
 from nasface.signals import SEARCH_SIGNALS, SIGNALS
@@ -31,8 +31,7 @@ def check_config(config: SearchConfig) -> SearchSpace:
         raise NasfaceError(f"{config.named('sampler')} {config.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if config.trials is not None and config.trials < 0:
         raise NasfaceError(f"{config.named('trials')} must be 0 or more, got {config.trials}")
-    if config.executor == "ray":
-        check_resources(config.workers, config.cpus_per_trial, config.gpus_per_trial, config.named)
+    check_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial, config.named)
     if config.storage is not None:
         check_storage_url(config.storage)
     config.proxy.check()
@@ -41,7 +40,9 @@ def check_config(config: SearchConfig) -> SearchSpace:
         for rung in range(len(config.rungs)):
             config.rung_budget(rung).check()  # the shared warm-up must fit before every rung's cool-down
     space = load_space(config.space)
-    check_training_source(config.data.source)  # opens the source and decodes a sample
+    # opens the source, decodes a sample and counts its identities
+    held_out = 0 if config.data.val_bin is not None else config.data.val_identities
+    check_training_source(config.data.source, config.data.train_identities, held_out)
     if config.data.val_bin is not None:
         check_pairs_file(config.data.val_bin)
     check_teacher(config.teacher, config.teacher_spec)

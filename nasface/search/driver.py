@@ -27,6 +27,7 @@ from nasface.search import job, record
 from nasface.search.checks import check_config
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
                                      recover_stale_trials, still_ours, trained_elsewhere)
+from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.samplers import make_sampler
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.signals import oriented
@@ -34,8 +35,14 @@ from nasface.space import SearchSpace, fill_budget
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, open_storage, write_failure
 from nasface.progress import StageProgress
-from nasface.teacher import TEACHER_TRAINING, teacher_info, teacher_targets
+from nasface.teacher import TEACHER_TRAINING, auto_teacher, teacher_info, teacher_targets
 from nasface.train import proxy_spec
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the candidates: the search stopped in order (finished trials kept, the unfinished
+    ones enqueued again), so the same command resumes it.  Still a ``KeyboardInterrupt``, so a
+    script, like the command line (exit status 130), can tell it from a finished search."""
+
 
 WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
 MAX_REJECTIONS_IN_A_ROW = 2000
@@ -72,7 +79,7 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
             reporter.start(config, space, study)
-            recover_stale_trials(study, reporter.log)
+            recover_stale_trials(study, space, reporter.log)
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
@@ -88,25 +95,39 @@ def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
     if saved is None:
         study.set_user_attr("nasface_config", fingerprint)
     elif saved != fingerprint:
-        changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
-        raise NasfaceError(f"study {config.study} was created with other settings ({', '.join(changed)}); "
-                           f"continue it with the same settings or start a new --study")
+        raise NasfaceError(f"study {config.study} was created with other settings: "
+                           f"{settings_difference(saved, fingerprint)}; continue it with the same settings or "
+                           f"start a new --study")
     launch = int(study.user_attrs.get("nasface_launches", 0))
     study.set_user_attr("nasface_launches", launch + 1)
     return launch
+
+
+def settings_difference(saved: dict, now: dict, limit: int = 3) -> str:
+    """"data.source: 'orl' in the study, 'synthetic' now; ..." for the first ``limit`` settings that differ
+    (nested settings by their dotted name)."""
+    def flat(settings: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in settings.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    before, after = flat(saved), flat(now)
+    changed = [key for key in {**before, **after} if before.get(key) != after.get(key)]
+    shown = [f"{key}: {before.get(key)!r} in the study, {after.get(key)!r} now" for key in changed[:limit]]
+    return "; ".join(shown) + (f"; and {len(changed) - limit} more" if len(changed) > limit else "")
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
     """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
     present = {facts.baseline for facts in record.records(study)}
     enqueued = []
-    for name in preset_names():
-        try:
-            params = space.params_of(load_spec(name))
-        except NasfaceError:
-            continue  # not a point of this space (e.g. a teacher)
+    for name in _seeds_of(space):
         if name not in present:
-            record.enqueue(study, params, baseline=name)
+            record.enqueue(study, space.params_of(load_spec(name)), baseline=name)
             enqueued.append(name)
     if enqueued:
         log(f"baselines enqueued: {', '.join(enqueued)}")
@@ -135,11 +156,15 @@ class Progress:
     """The driver's counts, its time left, and where its time went; ``trained`` counts every driver's
     candidates.
 
-    The time left is an estimate: the candidates still to train (``planned`` less those trained,
-    plus the baselines waiting or running), ``parallel`` at a time, each taking the mean wall time of
-    the candidates trained so far.  Before one has finished, a candidate is taken to cost the proxy's
-    steps at the time a step of the teacher took (the same batches at the same resolution, of a
-    MobileFaceNet on a CPU); with no teacher trained in this run it is unknown until then.
+    The time left is the training work still queued, at the rate measured so far, ``parallel``
+    trials at a time.  Work is steps x FLOPs (a step's time grows with the network's FLOPs): the steps
+    left of the trials in training (``live``, as their jobs report them), the proxy's steps of each
+    baseline or promotion waiting (``queued_flops``), and of each candidate still to start at
+    ``expected_flops`` (the mean of the candidates trained so far; before one, of the seed networks
+    within budget).  The rate, seconds per step per FLOP, is pooled over the trials finished in this
+    run (their wall time, so zero-cost scores and evaluation count); before one has finished, taken
+    from the steps of those in training; before that, from the teacher's steps (the same batches at
+    the same resolution, ``teacher_flops`` a step); with none of these it is unknown.
     """
 
     planned: int | None
@@ -151,23 +176,46 @@ class Progress:
     duplicates: int = 0
     failed: int = 0
     baselines: int = 0
-    baselines_left: int = 0
-    started: float = field(default_factory=time.time)
-    trial_seconds: list[float] = field(default_factory=list)
+    pareto: int | None = None                # the study's Pareto-optimal trials, as last counted
+    queued_flops: dict[int, int] = field(default_factory=dict)  # trial number -> FLOPs
+    expected_flops: float | None = None
+    live: dict[int, LiveTrial] = field(default_factory=dict)
+    finished_seconds: float = 0.0            # wall seconds of the trials finished in this run...
+    finished_work: float = 0.0               # ...and their steps x FLOPs
     step_seconds: float | None = None        # one training step of the teacher, measured in this run
+    teacher_flops: int | None = None
+    started: float = field(default_factory=time.time)
     sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
 
-    def candidate_seconds(self) -> float | None:
-        if self.trial_seconds:
-            return sum(self.trial_seconds) / len(self.trial_seconds)
-        return None if self.step_seconds is None else self.step_seconds * self.proxy_steps
+    def finished(self, seconds: float, steps: int, flops: int) -> None:
+        """A trial of ``steps`` steps of a ``flops`` network took ``seconds`` of wall time."""
+        self.finished_seconds += seconds
+        self.finished_work += steps * flops
+
+    def seconds_per_flop_step(self) -> float | None:
+        if self.finished_work > 0:
+            return self.finished_seconds / self.finished_work
+        measured = [rate for rate in (trial.seconds_per_flop_step() for trial in list(self.live.values())) if rate]
+        if measured:
+            return sum(measured) / len(measured)
+        if self.step_seconds and self.teacher_flops:
+            return self.step_seconds / self.teacher_flops
+        return None
+
+    def work_left(self) -> float:
+        """Steps x FLOPs still to train: the trials in training, those queued, the candidates to start."""
+        live = dict(self.live)  # a snapshot: the driver adds and removes trials
+        in_training = list(live.values())
+        to_start = max(0, (self.planned or 0) - self.trained - sum(1 for trial in in_training if not trial.baseline))
+        queued = sum(flops for number, flops in self.queued_flops.items() if number not in live)
+        return (sum(max(0, trial.steps - trial.done) * trial.flops for trial in in_training)
+                + self.proxy_steps * (queued + to_start * (self.expected_flops or 0.0)))
 
     def eta_seconds(self) -> float | None:
-        per_candidate = self.candidate_seconds()
-        if self.planned is None or per_candidate is None:
+        rate = self.seconds_per_flop_step()
+        if self.planned is None or rate is None:
             return None
-        left = max(0, self.planned - self.trained) + self.baselines_left
-        return math.ceil(left / self.parallel) * per_candidate
+        return self.work_left() * rate / self.parallel
 
     def eta_during(self, stage: StageProgress) -> float | None:
         """The search's time left while ``stage`` runs: the stage's own ETA, then the candidates'.
@@ -201,7 +249,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
     trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
     progress.trained = record.trained_candidates(study)
-    progress.baselines_left = _baselines_left(study)
+    progress.pareto = len(pareto_front(study))
+    _queued_work(study, space, config, progress)
+    if config.teacher == "auto":  # its steps time the candidates' before any has trained
+        progress.teacher_flops = count(auto_teacher(config.proxy, config.teacher_spec)[0],
+                                       config.budgets.convention)["flops"]
     reporter.stages.search_eta = progress.eta_during
     with progress.section("data"):
         data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
@@ -233,20 +285,26 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
 
     heartbeat = Heartbeat(study, lock, running)
     heartbeat.start()
+    watch = TrainingWatch(config.study_dir, progress, reporter, reporter.interval)
+    watch.start()
+    asked = None  # the trial being sampled and counted, until it trains or is told
+    interrupted = False
     try:
         while True:
             while len(running) < executor.capacity():
                 with lock.hold(config.study):
                     if not want_more():
                         break
-                    trial = study.ask()
+                    trial = asked = study.ask()
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
                     outcome = _prepare(study, trial, space, config)
                     if outcome is None:
-                        payload = {**payload_base, **_rung_payload(study, trial, config)}
+                        payload = {**payload_base, **_rung_payload(study, trial, config),
+                                   "live_file": str(live_path(config.study_dir, trial.number))}
                         record.write(trial, training_started=time.time())
                     else:  # not trained: invalid, over budget, or a repeat
                         study.tell(trial, **outcome)
+                        asked = None
                 if outcome is not None:
                     facts = record.read(trial)
                     if facts.kind == "duplicate":
@@ -261,7 +319,9 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     continue
                 rejections_in_a_row = 0
                 running[trial.number] = (trial, time.time())
+                asked = None
                 progress.running = len(running)
+                progress.live[trial.number] = _live_trial(record.read(trial), payload)
                 executor.submit(trial.number, job.run_candidate, payload)
             if not running:
                 if out_of_time() or not trained_elsewhere(study):
@@ -270,44 +330,86 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 # whose driver dies (recovered below, then asked for again above).
                 time.sleep(1.0)
             for number, result in executor.wait(timeout=1.0):
-                trial, started = running.pop(number)
-                progress.running = len(running)
+                trial, started = running[number]  # running until told: Ctrl-C meanwhile enqueues it again
                 with lock.hold(config.study):
                     if not still_ours(study, trial):
                         reporter.log(f"trial {number} was recovered by another driver while it trained "
                                      f"(its heartbeat looked stale); this result is dropped")
+                        del running[number]
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
+                    del running[number]
                     if config.rungs:
                         promote(study, config, reporter.log)
+                progress.running = len(running)
+                progress.live.pop(number, None)
+                live_path(config.study_dir, number).unlink(missing_ok=True)
                 progress.trained = record.trained_candidates(study)
-                progress.baselines_left = _baselines_left(study)
-                reporter.trial(record.read(trial), progress, pareto_front(study))
+                _queued_work(study, space, config, progress)
+                progress.pareto = len(pareto_front(study))
+                reporter.trial(record.read(trial), progress)
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study):
-                    recover_stale_trials(study, reporter.log)  # a peer driver that died mid-trial
+                    recover_stale_trials(study, space, reporter.log)  # a peer driver that died mid-trial
                 last_recovery = time.time()
     except KeyboardInterrupt:
+        interrupted = True
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         with lock.hold(config.study):
-            for trial, _ in running.values():
-                if not still_ours(study, trial):
-                    continue
-                fail_and_requeue(study, trial, "interrupted by the user; re-enqueued")
+            unfinished = [trial for trial, _ in running.values()] + ([asked] if asked is not None else [])
+            for trial in unfinished:
+                if still_ours(study, trial):
+                    fail_and_requeue(study, trial, "interrupted by the user", space)
+        for number in running:
+            live_path(config.study_dir, number).unlink(missing_ok=True)
         running.clear()
+        progress.live.clear()
     finally:
+        watch.stop()
         heartbeat.stop()
         executor.shutdown()
         progress.sections["candidates"] = time.time() - candidates_started
     reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
+    if interrupted:
+        raise SearchInterrupted()
     return study
 
 
-def _baselines_left(study: optuna.Study) -> int:
-    """Baselines waiting to be trained or in training, by any driver."""
-    return sum(1 for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,
-                                                            optuna.trial.TrialState.RUNNING))
-               if facts.baseline)
+def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, progress: Progress) -> None:
+    """What the time left needs of the study: the FLOPs of the baselines and promotions waiting, and
+    those a candidate is expected to have (the trained candidates' mean; before one, that of the
+    seed networks of the space within budget, else the FLOPs budget)."""
+    everything = record.records(study)
+    convention = config.budgets.convention
+    progress.queued_flops = {facts.number: count(facts.baseline, convention)["flops"] if facts.baseline
+                             else everything[facts.promoted_from].cost["flops"] for facts in _waiting(study)}
+    trained = [facts.cost["flops"] for facts in everything if facts.kind == "candidate"]
+    if not trained:
+        seeds = [count(name, convention) for name in _seeds_of(space)]
+        trained = [cost["flops"] for cost in seeds if not config.budgets.violations(cost)]
+    if trained:
+        progress.expected_flops = sum(trained) / len(trained)
+    else:
+        progress.expected_flops = config.budgets.flops
+
+
+def _seeds_of(space: SearchSpace) -> list[str]:
+    """The presets that are points of the space: the baselines a search trains."""
+    names = []
+    for name in preset_names():
+        try:
+            space.params_of(load_spec(name))
+        except NasfaceError:
+            continue  # not a point of this space (e.g. a teacher)
+        names.append(name)
+    return names
+
+
+def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
+    label = f"baseline {facts.baseline}" if facts.baseline else f"trial {facts.number}"
+    return LiveTrial(number=facts.number, label=label, flops=facts.cost["flops"],
+                     steps=payload["proxy"]["steps"], baseline=bool(facts.baseline),
+                     started=time.time())
 
 
 def _waiting(study: optuna.Study) -> list:
@@ -371,6 +473,12 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
     except NasfaceError as err:
         record.write(trial, kind="invalid", reason=f"invalid architecture: {err}")
+        return {"state": optuna.trial.TrialState.FAIL}
+    if baseline and trial.params != (preset := space.params_of(load_spec(baseline))):
+        # enqueued again by an older nasface with the few knobs its interrupted trial had drawn
+        record.write(trial, kind="invalid", reason=f"baseline {baseline} was enqueued with other knobs than its "
+                                                   f"preset's; enqueued again from the preset")
+        record.enqueue(study, preset, retry_of=trial.number, **record.enqueued_fields(facts))
         return {"state": optuna.trial.TrialState.FAIL}
     try:
         proxy_spec(spec, config.proxy.resolution)
@@ -442,7 +550,7 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     _set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
     study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))
-    progress.trial_seconds.append(seconds)
+    progress.finished(seconds, int(metrics["steps"]) - int(metrics.get("resumed_at") or 0), facts.cost["flops"])
     if facts.baseline:
         progress.baselines += 1
     if facts.promoted:  # the run goes on from this trial now; the state it continued is spent

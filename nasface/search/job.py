@@ -11,6 +11,7 @@ from pathlib import Path
 from nasface.data import proxy_data
 from nasface.progress import SILENT, Stages
 from nasface.search.config import DataSettings
+from nasface.search.live import LiveFile
 from nasface.spec import spec_from_dict
 from nasface.teacher import read_teacher
 from nasface.train import ProxyBudget, score, score_budgets
@@ -40,13 +41,17 @@ def payload_base(config, teacher) -> dict:
 
 def run_candidate(payload: dict) -> dict:
     """Train and score one candidate: ``payload_base`` plus its ``spec`` (and, at a rung of successive
-    halving, that rung's ``proxy``, the checkpoint it ``resume_from`` and the one to ``save_to``)."""
+    halving, that rung's ``proxy``, the checkpoint it ``resume_from`` and the one to ``save_to``), and
+    the ``live_file`` where it keeps how far it is for the driver to show."""
+    budget = ProxyBudget(**payload["proxy"])
+    live = LiveFile(payload["live_file"], budget.steps) if payload.get("live_file") else None
+    on_step = None if live is None else live.step
     data = _proxy(payload["data"], payload["seed"], payload["cache_dir"])
     teacher = read_teacher(payload["teacher_dir"]) if payload["teacher_dir"] else None
-    budget = ProxyBudget(**payload["proxy"])
     spec = spec_from_dict(payload["spec"])
     if payload.get("resume_from") is None and payload.get("save_to") is None:
-        return score(spec, data.train, data.pairs, budget, teacher)
+        return score(spec, data.train, data.pairs, budget, teacher, on_step=on_step)
     # successive halving: continue the rung below's run, and keep this one's for the rung above
     return score_budgets(spec, data.train, data.pairs, budget, [budget.steps], teacher,
-                         resume_from=payload.get("resume_from"), save_to=payload.get("save_to"))[0]
+                         resume_from=payload.get("resume_from"), save_to=payload.get("save_to"),
+                         on_step=on_step)[0]

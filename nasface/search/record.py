@@ -139,6 +139,16 @@ def enqueue(study: optuna.Study, params: dict, **fields) -> None:
     study.enqueue_trial(params, user_attrs={_KEYS[name]: value for name, value in fields.items()})
 
 
+def full_params(trial: optuna.trial.FrozenTrial) -> dict:
+    """Every knob value a trial was given: those it was enqueued with (Optuna's ``fixed_params``, all
+    of a baseline's or a promotion's, stored before it is asked for) and those sampled so far.
+
+    A trial interrupted while its knobs were being suggested has only some of them in ``params``;
+    retried with those alone, the sampler would invent the rest: another architecture.
+    """
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
 def enqueued_fields(facts: TrialRecord) -> dict:
     """The fields a trial was enqueued with, for enqueueing it again."""
     return {name: getattr(facts, name) for name in ENQUEUED if getattr(facts, name) is not None}

@@ -5,17 +5,24 @@ A driver names itself ``host:pid`` on each trial it asks for and beats on its ru
 driver is a dead process of this machine, or when its heartbeat is older than ``STALE_SECONDS``
 (a driver of another machine): it fails the trial with the reason and enqueues its architecture
 once again, so nothing is lost and nothing is trained twice at once.
+
+A retry is the same architecture: a baseline is enqueued again from its preset, any other trial
+with every knob it was given (``record.full_params``), never with the few a driver stopped in the
+middle of sampling had stored.  A candidate stopped before its knobs were all drawn was never an
+architecture: it is failed and not enqueued (the sampler draws a new one).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import optuna
 
 from nasface.atomic import process_alive, process_id
 from nasface.search import record
+from nasface.search.periodic import Periodic
+from nasface.space import SearchSpace
+from nasface.spec import load_spec
 from nasface.storage import StudyLock
 
 HEARTBEAT_SECONDS = 10.0
@@ -26,7 +33,7 @@ def driver_id() -> str:
     return process_id()
 
 
-def recover_stale_trials(study: optuna.Study, log) -> int:
+def recover_stale_trials(study: optuna.Study, space: SearchSpace, log) -> int:
     """Fail the trials whose driver died mid-trial and enqueue each once again.
 
     Run under the study lock: two drivers never recover the same trial, and a trial another driver
@@ -39,18 +46,30 @@ def recover_stale_trials(study: optuna.Study, log) -> int:
         if facts.driver == driver_id() or (process_alive(facts.driver) and now - (facts.heartbeat or 0.0)
                                            < STALE_SECONDS):
             continue
-        fail_and_requeue(study, trial, "interrupted: its driver stopped; re-enqueued")
+        again = fail_and_requeue(study, trial, "interrupted: its driver stopped", space)
         recovered += 1
-        log(f"trial {trial.number} was interrupted with its driver; enqueued again")
+        log(f"trial {trial.number} was interrupted with its driver; "
+            + ("enqueued again" if again else "its architecture was not drawn yet: not enqueued again"))
     return recovered
 
 
-def fail_and_requeue(study: optuna.Study, trial, reason: str) -> None:
-    """Fail a trial that will never finish and enqueue it again (a baseline, a promotion: as it was)."""
-    facts = record.read(trial)
-    record.write(trial, study, kind="interrupted", reason=reason)
-    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    record.enqueue(study, trial.params, retry_of=trial.number, **record.enqueued_fields(facts))
+def fail_and_requeue(study: optuna.Study, trial, reason: str, space: SearchSpace) -> bool:
+    """Fail a trial that will never finish and enqueue the same architecture again; return whether it
+    was enqueued (not a candidate stopped before its knobs were all drawn)."""
+    frozen = study._storage.get_trial(trial._trial_id)
+    facts = record.read(frozen)
+    if facts.baseline:
+        params = space.params_of(load_spec(facts.baseline))
+    elif facts.spec is not None or facts.promoted:  # every knob drawn (a promotion's were enqueued)
+        params = record.full_params(frozen)
+    else:
+        params = None
+    record.write(frozen, study, kind="interrupted",
+                 reason=f"{reason}; " + ("re-enqueued" if params is not None else "not drawn yet, not re-enqueued"))
+    study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+    if params is not None:
+        record.enqueue(study, params, retry_of=frozen.number, **record.enqueued_fields(facts))
+    return params is not None
 
 
 def still_ours(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
@@ -64,7 +83,7 @@ def trained_elsewhere(study: optuna.Study) -> bool:
                for facts in record.records(study, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Beats for this driver's running trials from a thread, every ``HEARTBEAT_SECONDS``.
 
     Other machines' drivers take a trial whose heartbeat is older than ``STALE_SECONDS`` for the
@@ -72,24 +91,18 @@ class Heartbeat:
     (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
     """
 
+    seconds, name = HEARTBEAT_SECONDS, "nasface-heartbeat"
+
     def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
         self.study, self.lock, self.running = study, lock, running
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="nasface-heartbeat", daemon=True)
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.beat()
-            except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
-                return
+    def tick(self) -> bool:
+        try:
+            self.beat()
+        except Exception:  # noqa: BLE001 - the driver's own next write meets the same fault and reports it
+            return False
+        return True
 
     def beat(self) -> None:
         with self.lock.hold(self.study.study_name):
