@@ -71,8 +71,8 @@ def table_command(
     networks: int = typer.Option(40, help="Random networks of the space whose parts are measured."),
     fit: int = typer.Option(10, help="How many of them are measured whole to fit the correction."),
     seed: int = typer.Option(0, help="Which random networks."),
-    table: Path = typer.Option(None, help="The table file (default: latency-tables/<runtime, precision, "
-                                          "threads, CPU>.jsonl)."),
+    table: Path = typer.Option(None, help="The table file (default: studies/latency-tables/<runtime, precision, "
+                                          "threads, CPU>.jsonl, which searches in studies/ use)."),
     runs: int = RUNS, warmup: int = WARMUP, data: str = DATA,
 ) -> None:
     """Measure the parts random networks of the space need (resumable), and some whole networks."""

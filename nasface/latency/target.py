@@ -101,9 +101,7 @@ def parse_latency(text, option: str = "--budget-latency") -> float:
     return value
 
 
-TABLES_DIR = "latency-tables"  # where a target's table lives unless a path is given
-
-
-def default_table(target: LatencyTarget, folder: str | Path = TABLES_DIR) -> Path:
-    """The table of ``target`` on this machine: one file per runtime version, precision, threads and CPU."""
-    return Path(folder) / f"{target.slug()}.jsonl"
+def default_table(target: LatencyTarget, studies_dir: str | Path = "studies") -> Path:
+    """The table of ``target`` on this machine, which searches in ``studies_dir`` use: one file per runtime
+    version, precision, threads and CPU."""
+    return Path(studies_dir) / "latency-tables" / f"{target.slug()}.jsonl"

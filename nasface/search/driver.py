@@ -20,6 +20,7 @@ from nasface.atomic import WRITE_ERRNOS
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
+from nasface.latency.search import latency_cost, measure_front
 from nasface.model import count, deployed_cost
 from nasface.report import pareto_front
 from nasface.rungs import RungResult, promotions
@@ -76,7 +77,9 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        return _drive(study, lock, space, config, reporter, progress)
+        study = _drive(study, lock, space, config, reporter, progress)
+        measure_front(study, config, reporter.log)  # with a latency target: the front's measured latency
+        return study
     finally:
         lock.close()
 
@@ -382,6 +385,7 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         record.write(trial, width_scale=factor)
     cost = count(spec, config.budgets.convention)
     cost.pop("stages")
+    cost.update(latency_cost(spec, config))
     record.write(trial, spec=spec_to_dict(spec), cost=cost)
     violations = config.budgets.violations(cost)
     if violations and not baseline:
@@ -437,7 +441,8 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
         _discard(record.read(trial).checkpoint)  # a failed run is never promoted
         return
     # what training decided (FLGC's learnt groups) can change what the deployed network costs
-    cost = deployed_cost(spec_from_dict(facts.spec), metrics, config.budgets.convention)
+    spec = spec_from_dict(facts.spec)
+    cost = {**deployed_cost(spec, metrics, config.budgets.convention), **latency_cost(spec, config)}
     record.write(trial, cost=cost)
     _set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
