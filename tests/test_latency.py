@@ -23,7 +23,8 @@ from nasface.latency.search import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
 from nasface.latency.target import LatencyTarget, cpu_model, default_table, parse_latency, runtime_version
 from nasface.progress import Reporter
-from nasface.report import pareto_front
+from nasface.export import export_trial, load_recipe
+from nasface.report import figures, pareto_front, study_frame
 from nasface.search import record, run_search
 from nasface.space import load_space
 from nasface.spec import load_spec
@@ -260,3 +261,10 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     for figure in measured.values():
         assert figure["key"]["runtime"] == "onnxruntime" and 0 < figure["ms"] <= figure["median_ms"]
         assert figure["predicted_ms"] <= config.budgets.latency_ms
+    # the report plots latency, the front's as measured; the exported recipe carries the measured figure
+    frame = study_frame(study)
+    assert frame[frame.pareto].latency_measured_ms.notna().all()
+    assert {"pareto_latency_ms", "pareto_latency_measured_ms"} <= set(figures(study))
+    number = min(measured)
+    _, recipe = export_trial(study, number, tmp_path / "export")
+    assert load_recipe(recipe).costs["latency"] == measured[number]
