@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasface.budget import Budgets
+from nasface.cli import main
 from nasface.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
 from nasface.latency.measure import measure
@@ -173,13 +174,24 @@ def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
     assert len(LatencyTable.open(path, FAKE_KEY).entries) == len(set(part_keys(spec)))
 
 
-def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path):
+def _one_line_exit_2(arguments: list[str], monkeypatch, capsys) -> str:
+    """``nasface ARGUMENTS`` run in this process (as tests/test_bad_input.py does): exit 2 and one line."""
+    monkeypatch.setattr(sys, "argv", ["nasface", *arguments])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    return err
+
+
+def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path, monkeypatch, capsys):
     path = tmp_path / "other.jsonl"
     LatencyTable.open(path, {**FAKE_KEY, "version": onnxruntime.__version__, "cpu": "another CPU"})
-    done = subprocess.run([sys.executable, "-m", "nasface", "latency", "table", "--table", str(path),
-                           "--networks", "1", "--fit", "0"], capture_output=True, text=True)
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "was built for" in done.stderr and "another CPU" in done.stderr
+    before = path.read_bytes()
+    err = _one_line_exit_2(["latency", "table", "--table", str(path), "--networks", "1", "--fit", "0"],
+                           monkeypatch, capsys)
+    assert "was built for" in err and "another CPU" in err
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("arguments, fragment", [
@@ -190,12 +202,19 @@ def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path):
     (["search", "--latency", "tflite:fp32:1", "--studies-dir", "{tmp}"], "unknown runtime"),
     (["search", "--objectives", "accuracy,latency_ms", "--studies-dir", "{tmp}"], "objective latency_ms"),
 ])
-def test_bad_latency_input_is_one_line_and_exit_2(tmp_path, arguments, fragment):
-    done = subprocess.run([sys.executable, "-m", "nasface", *[a.format(tmp=tmp_path) for a in arguments]],
-                          capture_output=True, text=True)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and fragment in done.stderr
+def test_bad_latency_input_is_one_line_and_exit_2(tmp_path, arguments, fragment, monkeypatch, capsys):
+    err = _one_line_exit_2([a.format(tmp=tmp_path) for a in arguments], monkeypatch, capsys)
+    assert fragment in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_table_is_refused_by_a_subprocess_too(tmp_path):
+    """One real command line, as a user runs it (the others run ``main`` in this process)."""
+    path = tmp_path / "other.jsonl"
+    LatencyTable.open(path, {**FAKE_KEY, "version": onnxruntime.__version__, "precision": "int8"})
+    done = subprocess.run([sys.executable, "-m", "nasface", "latency", "table", "--table", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "int8" in done.stderr
 
 
 # -- measurement on the real runtime (tiny networks) -----------------------------------------------------
@@ -209,10 +228,15 @@ def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
                               "threads": 1, "cpu": cpu_model(), "input_size": 112}
 
 
-def test_int8_measures_the_quantised_network(tiny_space):
+@pytest.mark.parametrize("target", ["onnxruntime:int8:1", "openvino:fp32:1", "openvino:int8:2"])
+def test_each_runtime_and_precision_measures_the_network(tiny_space, target):
     spec = sample_networks(load_space(tiny_space), 1, seed=4)[0]
-    (figure,) = measure([spec], LatencyTarget("onnxruntime", "int8", 1), runs=3, warmup=1)
-    assert figure.key["precision"] == "int8" and 0 < figure.ms <= figure.median_ms
+    parsed = LatencyTarget.parse(target)
+    (figure,) = measure([spec], parsed, runs=3, warmup=1)
+    assert 0 < figure.ms <= figure.median_ms
+    assert {key: figure.key[key] for key in ("runtime", "precision", "threads")} == {
+        "runtime": parsed.runtime, "precision": parsed.precision, "threads": parsed.threads}
+    assert figure.key["version"] == runtime_version(parsed.runtime)
 
 
 def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):

@@ -17,6 +17,7 @@ from pathlib import Path
 from nasface.errors import NasfaceError
 
 RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}  # name -> the module that runs it
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # name -> the nasface extra that installs it
 PRECISIONS = ("fp32", "int8")
 DEFAULT_TARGET = "onnxruntime:fp32:1"
 TARGET_FORMAT = "RUNTIME:PRECISION:THREADS such as onnxruntime:fp32:1"
@@ -39,7 +40,8 @@ def runtime_version(runtime: str) -> str:
     try:
         module = importlib.import_module(RUNTIMES[runtime])
     except ImportError:
-        raise NasfaceError(f"the {runtime} runtime is not installed: pip install 'nasface[{runtime}]'") from None
+        raise NasfaceError(f"the {runtime} runtime is not installed: pip install "
+                           f"'nasface[{EXTRAS.get(runtime, runtime)}]'") from None
     return str(getattr(module, "__version__", None) or module.get_version())
 
 
