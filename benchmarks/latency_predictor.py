@@ -26,11 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scipy.stats import kendalltau  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
-from nasface.latency.build import GROUP, ensure_parts, sample_networks  # noqa: E402
-from nasface.latency.measure import measure  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
+from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS  # noqa: E402
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
 from nasface.model import count  # noqa: E402
+from nasface.progress import StageDisplay  # noqa: E402
 from nasface.space import load_space  # noqa: E402
 
 
@@ -50,6 +53,8 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=40)
     parser.add_argument("--fit", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=TIMED_RUNS, help="Timed runs per whole network.")
+    parser.add_argument("--warmup", type=int, default=WARMUP_RUNS)
     parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
@@ -63,16 +68,15 @@ def main() -> None:
     build_seconds = time.perf_counter() - started
     print(f"{measured_parts} parts measured in {build_seconds:.0f} s ({len(table.entries)} in the table)", flush=True)
 
-    figures = []
     started = time.perf_counter()
-    for first in range(0, len(specs), GROUP):
-        figures += measure(specs[first:first + GROUP], target)
-        print(f"{len(figures)}/{len(specs)} networks measured", flush=True)
+    # kept in the table as they are measured: a killed run continues where it stopped
+    ensure_networks(table, specs, target, args.runs, args.warmup, StageDisplay("rich", Console(stderr=True)))
     network_seconds = time.perf_counter() - started
+    figures = {row["name"]: row for row in table.networks}
 
     predictor = LatencyPredictor(table)
     sums = [predictor.parts_ms(spec) for spec in specs]
-    measured = [figure.ms for figure in figures]
+    measured = [figures[spec.name]["ms"] for spec in specs]
     macs = [count(spec)["macs"] for spec in specs]
     fit, held = slice(0, args.fit), slice(args.fit, None)
     line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
@@ -99,8 +103,9 @@ def main() -> None:
         "raw_sum": scores(sums[held], measured[held]),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
         "prediction_microseconds": prediction_us,
-        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "measured_ms": m, "median_ms": f.median_ms}
-                 for spec, x, s, m, f in zip(specs, macs, sums, measured, figures)],
+        "runs": args.runs, "warmup": args.warmup,
+        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "measured_ms": m,
+                  "median_ms": figures[spec.name]["median_ms"]} for spec, x, s, m in zip(specs, macs, sums, measured)],
     }
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t"
     path = write_result(name, result)

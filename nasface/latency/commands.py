@@ -55,7 +55,11 @@ def measure_command(
     target = _target(runtime, precision, threads)
     target.key()  # a runtime that is not installed: one line before any export
     _check_runs(runs, warmup)
-    figures = measure([load_spec(spec) for spec in specs], target, runs, warmup, data)
+    try:
+        figures = measure([load_spec(spec) for spec in specs], target, runs, warmup, data)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was measured or written", file=sys.stderr, flush=True)
+        sys.exit(130)
     for figure in figures:
         if as_json:
             print(json.dumps(figure.to_dict()))

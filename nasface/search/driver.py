@@ -78,7 +78,8 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
         study = _drive(study, lock, space, config, reporter, progress)
-        measure_front(study, config, reporter.log)  # with a latency target: the front's measured latency
+        if not progress.interrupted:  # with a latency target: the front's measured latency
+            measure_front(study, config, reporter.log)
         return study
     finally:
         lock.close()
@@ -159,6 +160,7 @@ class Progress:
     trial_seconds: list[float] = field(default_factory=list)
     step_seconds: float | None = None        # one training step of the teacher, measured in this run
     sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
+    interrupted: bool = False  # Ctrl-C ended the candidates
 
     def candidate_seconds(self) -> float | None:
         if self.trial_seconds:
@@ -292,6 +294,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 last_recovery = time.time()
     except KeyboardInterrupt:
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        progress.interrupted = True
         with lock.hold(config.study):
             for trial, _ in running.values():
                 if not still_ours(study, trial):
