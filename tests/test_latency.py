@@ -26,7 +26,7 @@ from nasface.latency.target import LatencyTarget, cpu_model, default_table, pars
 from nasface.progress import Reporter
 from nasface.export import export_trial, load_recipe
 from nasface.report import figures, pareto_front, study_frame
-from nasface.search import record, run_search
+from nasface.search import config_from_options, record, run_search
 from nasface.space import load_space
 from nasface.spec import load_spec
 from tests.test_search import tiny_config
@@ -108,6 +108,21 @@ def test_latency_budget_combines_with_the_counted_ones():
     assert budgets.fits({"flops": 10**9, "latency_ms": 8.0})
     assert not budgets.fits({"flops": 10**9, "latency_ms": 8.01})
     assert budgets.fits({"flops": 10**9})  # a count alone (no prediction) meets the counted budgets
+
+
+def test_a_latency_target_sets_the_objectives_and_the_fingerprint(tmp_path):
+    plain = config_from_options({"budget_flops": "1G"})
+    assert plain.latency is None and "latency_ms" not in plain.objectives
+    assert "latency" not in plain.fingerprint() and "latency_ms" not in plain.fingerprint()["budgets"]
+    budgeted = config_from_options({"budget_latency": "8ms"})
+    assert budgeted.latency == "onnxruntime:fp32:1" and budgeted.budgets.latency_ms == 8.0
+    assert budgeted.objectives == ("accuracy", "latency_ms", "weight_bytes")
+    assert budgeted.fingerprint()["latency"] == "onnxruntime:fp32:1"
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text("budget_latency: 1.5s\nlatency: openvino:fp32:2\nobjectives: [accuracy, flops]\n")
+    from_file = config_from_options({}, study_file)
+    assert (from_file.latency, from_file.budgets.latency_ms) == ("openvino:fp32:2", 1500.0)
+    assert from_file.objectives == ("accuracy", "flops")  # chosen objectives are kept
 
 
 # -- parts, the table and the predictor (hand-made tables) -----------------------------------------------
