@@ -130,15 +130,14 @@ class Correction:
         pairs = [(row["parts_ms"], row["ms"]) for row in networks if row["ms"] > 0]
         if len(pairs) < MIN_FIT_NETWORKS or len({x for x, _ in pairs}) < 2:
             return cls()
-        # weighted least squares, weights 1 / measured^2: the normal equations of a line through (x, y)
+        # weighted least squares, weights 1 / measured^2, about the weighted means (no cancellation)
         weights = [1.0 / (y * y) for _, y in pairs]
-        sw = sum(weights)
-        sx = sum(w * x for w, (x, _) in zip(weights, pairs))
-        sy = sum(w * y for w, (_, y) in zip(weights, pairs))
-        sxx = sum(w * x * x for w, (x, _) in zip(weights, pairs))
-        sxy = sum(w * x * y for w, (x, y) in zip(weights, pairs))
-        slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
-        return cls(slope, (sy - slope * sx) / sw, len(pairs))
+        total = sum(weights)
+        mean_x = sum(w * x for w, (x, _) in zip(weights, pairs)) / total
+        mean_y = sum(w * y for w, (_, y) in zip(weights, pairs)) / total
+        slope = (sum(w * (x - mean_x) * (y - mean_y) for w, (x, y) in zip(weights, pairs))
+                 / sum(w * (x - mean_x) ** 2 for w, (x, _) in zip(weights, pairs)))
+        return cls(slope, mean_y - slope * mean_x, len(pairs))
 
     def __call__(self, parts_ms: float) -> float:
         return self.slope * parts_ms + self.intercept
