@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from nasface.cost import CONVENTIONS
 from nasface.errors import NasfaceError
+from nasface.latency.target import parse_latency
 
 DECIMAL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 BYTE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -56,6 +57,7 @@ class Budgets:
     weight_bytes: int | None = None
     params: int | None = None
     activation_bytes: int | None = None
+    latency_ms: float | None = None  # predicted on the search's --latency target (nasface.latency)
 
     def __post_init__(self):
         if self.convention not in CONVENTIONS:
@@ -63,41 +65,53 @@ class Budgets:
 
     @classmethod
     def parse(cls, flops: str | None = None, mem: str | None = None, params: str | None = None,
-              act_mem: str | None = None, convention: str = "lfr") -> "Budgets":
+              act_mem: str | None = None, convention: str = "lfr", latency: str | None = None) -> "Budgets":
+
         return cls(
             flops=None if flops is None else parse_quantity(flops, "--budget-flops"),
             convention=convention,
             weight_bytes=None if mem is None else parse_quantity(mem, "--budget-mem", in_bytes=True),
             params=None if params is None else parse_quantity(params, "--budget-params"),
             activation_bytes=None if act_mem is None else parse_quantity(act_mem, "--budget-act-mem", in_bytes=True),
+            latency_ms=None if latency is None else parse_latency(latency, "--budget-latency"),
         )
 
-    def limits(self) -> dict[str, int]:
-        """Cost key -> limit, for the budgets that are set (keys of ``nasface.count``)."""
+    def limits(self) -> dict[str, float]:
+        """Cost key -> limit, for the budgets that are set (keys of ``nasface.count``, and ``latency_ms``)."""
         pairs = {"flops": self.flops, "weight_bytes": self.weight_bytes, "params": self.params,
-                 "activation_bytes": self.activation_bytes}
+                 "activation_bytes": self.activation_bytes, "latency_ms": self.latency_ms}
         return {key: limit for key, limit in pairs.items() if limit is not None}
+
+    def _checked(self, cost: dict) -> dict[str, float]:
+        """The limits ``cost`` holds a figure for: a count alone (no predicted latency, as when the
+        cheapest architecture is sought or widths are scaled) is checked against the counted budgets."""
+        return {key: limit for key, limit in self.limits().items() if key in cost}
 
     def constraints(self, cost: dict) -> dict[str, float]:
         """Optuna-style constraint values: cost / limit - 1, feasible when every value <= 0."""
-        return {key: cost[key] / limit - 1.0 for key, limit in self.limits().items()}
+        return {key: cost[key] / limit - 1.0 for key, limit in self._checked(cost).items()}
 
     def violations(self, cost: dict) -> list[str]:
         """One phrase per budget ``cost`` exceeds, e.g. 'FLOPs 1,022,864,152 > 1,000,000,000'."""
-        return [f"{LABELS[key]} {cost[key]:,} > {limit:,}" for key, limit in self.limits().items()
+        return [f"{LABELS[key]} {_figure(cost[key])} > {_figure(limit)}" for key, limit in self._checked(cost).items()
                 if cost[key] > limit]
 
     def fits(self, cost: dict) -> bool:
-        return all(cost[key] <= limit for key, limit in self.limits().items())
+        return all(cost[key] <= limit for key, limit in self._checked(cost).items())
 
     def describe(self) -> list[str]:
         lines = []
         for key, limit in self.limits().items():
             suffix = f" ({self.convention})" if key == "flops" else ""
             extra = f" = {limit / 2**20:.2f} MiB" if key.endswith("bytes") else ""
-            lines.append(f"{LABELS[key]} <= {limit:,}{suffix}{extra}")
+            lines.append(f"{LABELS[key]} <= {_figure(limit)}{suffix}{extra}")
         return lines or ["no budget (every candidate is trained)"]
 
 
 LABELS = {"flops": "FLOPs", "weight_bytes": "weight bytes (fp32)", "params": "parameters",
-          "activation_bytes": "peak activation bytes"}
+          "activation_bytes": "peak activation bytes", "latency_ms": "predicted latency (ms)"}
+
+
+def _figure(value: float) -> str:
+    """A count with thousands separators; a latency to the hundredth of a millisecond."""
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"

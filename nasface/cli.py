@@ -572,6 +572,15 @@ def onnx_command(
                   f"BatchNorms folded; onnxruntime matches torch (cosine >= {exported.min_cosine:.6f})")
 
 
+def _latency_commands() -> None:
+    from nasface.latency.commands import latency_app
+
+    app.add_typer(latency_app, name="latency")
+
+
+_latency_commands()
+
+
 def main() -> None:
     try:
         app()  # standalone: usage errors print click's message and exit 2

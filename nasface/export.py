@@ -19,6 +19,7 @@ import yaml
 
 from nasface.atomic import write_atomic
 from nasface.errors import NasfaceError
+from nasface.latency.search import measured_latency
 from nasface.train import Optimisation
 from nasface.model import count
 from nasface.report import best_trial, study_settings
@@ -176,6 +177,9 @@ def export_trial(study: optuna.Study, trial: str | int, output: str | os.PathLik
     metrics = facts.metrics or {}
     costs = {k: v for k, v in count(spec, settings.get("budgets", {}).get("convention", "lfr")).items()
              if k != "stages"}
+    measured = measured_latency(study).get(chosen.number)
+    if measured:  # a front member of a search with a latency target: its measured figure, with its key
+        costs["latency"] = measured
     distill = settings.get("proxy", {}).get("distill", "angular")
     # Generations distil one from another: without distillation there is one.
     generations = 1 if distill == "none" else Recipe.generations

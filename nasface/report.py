@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from nasface.errors import NasfaceError
+from nasface.latency.search import measured_latency
 from nasface.rungs import nondominated_fronts
 from nasface.search.record import TRAINED, read, records, superseded
 from nasface.signals import SEARCH_SIGNALS
@@ -46,6 +47,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, kind, baseline, accuracy, costs, failure reason, Pareto flag, and its
     choices by knob (``nasface.space.knob_summary``: columns such as ``stages.width``)."""
     pareto = {t.number for t in pareto_front(study)}
+    measured = measured_latency(study)
     rows = []
     everything = records(study)
     history = superseded(everything)
@@ -64,6 +66,8 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             "params": cost.get("params"),
             "weight_bytes": cost.get("weight_bytes"),
             "activation_bytes": cost.get("activation_bytes"),
+            "latency_ms": cost.get("latency_ms"),  # predicted (nasface.latency), with a --latency target
+            "latency_measured_ms": measured.get(facts.number, {}).get("ms"),  # the final front's, measured
             "feasible": facts.feasible,
             "pareto": facts.number in pareto,
             "fail_reason": facts.reason or "",
@@ -79,7 +83,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             **knob_summary(facts.params),
         })
     columns = ["number", "state", "kind", "baseline", "accuracy", "tar_at_far", "flops", "macs", "lfr_flops",
-               "params", "weight_bytes", "activation_bytes", "feasible", "pareto", "fail_reason", "over_budget",
+               "params", "weight_bytes", "activation_bytes", "latency_ms", "latency_measured_ms", "feasible", "pareto", "fail_reason", "over_budget",
                "wall_seconds", "rung", "promoted_from", "superseded", *(f"signal_{name}" for name in SEARCH_SIGNALS if name not in ("accuracy", "tar_at_far"))]
     frame = pd.DataFrame(rows)
     if frame.empty:  # a study with no trial yet: the same columns, the flags as booleans (for masks)
@@ -263,8 +267,13 @@ def figures(study: optuna.Study) -> dict:
               "baseline presets": dict(color="#222222", size=13, symbol="star"),
               "over budget (trained as reference)": dict(color="#bbbbbb", size=7, symbol="x")}
     result = {}
-    for axis, limit_key, title in (("flops", "flops", f"FLOPs ({budgets.get('convention', 'lfr')})"),
-                                   ("weight_bytes", "weight_bytes", "fp32 weight bytes")):
+    axes = [("flops", "flops", f"FLOPs ({budgets.get('convention', 'lfr')})"),
+            ("weight_bytes", "weight_bytes", "fp32 weight bytes")]
+    if trained.latency_ms.notna().any():
+        axes.append(("latency_ms", "latency_ms", f"latency (ms) predicted on {settings.get('latency')}"))
+    if trained.latency_measured_ms.notna().any():
+        axes.append(("latency_measured_ms", "latency_ms", f"latency (ms) measured on {settings.get('latency')}"))
+    for axis, limit_key, title in axes:
         fig = go.Figure()
         for name, part in groups.items():
             if part.empty:

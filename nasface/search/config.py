@@ -21,8 +21,10 @@ from nasface.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_
 from nasface.train import ProxyBudget
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
-              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize"}
+              "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize",
+              "latency_ms": "minimize"}
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
+LATENCY_OBJECTIVES = ("accuracy", "latency_ms", "weight_bytes")  # the default where a latency target is set
 DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.signals) the objective "score" maximises
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
@@ -81,6 +83,8 @@ class SearchConfig:
     def named(self, option: str) -> str:
         """How an error names ``option``: the study file's key, or the command line's flag."""
         return self.origins.get(option, flag_name(option))
+    # The runtime, precision and threads latency is predicted for (``onnxruntime:fp32:1``); None: no latency.
+    latency: str | None = None
 
     @property
     def study_dir(self) -> Path:
@@ -92,12 +96,14 @@ class SearchConfig:
 
     def fingerprint(self) -> dict:
         """What must not change when a study is continued."""
-        return {"budgets": dataclasses.asdict(self.budgets), "data": dataclasses.asdict(self.data),
+        budgets = {k: v for k, v in dataclasses.asdict(self.budgets).items() if k != "latency_ms" or v is not None}
+        return {"budgets": budgets, "data": dataclasses.asdict(self.data),
                 "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
                 "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
                 "space": self.space or "lfr",
                 "fill_budget": self.fill_budget,
-                **({"rungs": list(self.rungs), "eta": self.eta} if self.rungs else {})}
+                **({"rungs": list(self.rungs), "eta": self.eta} if self.rungs else {}),
+                **({"latency": self.latency} if self.latency else {})}
 
     @property
     def top_rung(self) -> int:
@@ -140,6 +146,10 @@ SEARCH_OPTIONS = (
     Option("budget_mem", TEXT, None, "fp32 weight bytes budget, e.g. 20MB or 19MiB."),
     Option("budget_params", TEXT, None, "Parameter budget, e.g. 5M."),
     Option("budget_act_mem", TEXT, None, "Peak activation memory budget, e.g. 8MB."),
+    Option("budget_latency", TEXT, None, "Latency budget, e.g. 8ms, predicted on --latency's runtime (nasface "
+           "latency table)."),
+    Option("latency", str | None, None, "Predict latency on RUNTIME:PRECISION:THREADS, e.g. onnxruntime:fp32:1 "
+           "(default with --budget-latency); makes latency_ms an objective and measures the final front."),
     Option("flops_convention", str, _CONFIG.budgets.convention, "lfr: insightface's LFR2019 counter; macs: "
            "multiply-accumulates.", choices=("lfr", "macs")),
     Option("study", str, _CONFIG.study, "Study name; an existing one is continued."),
@@ -192,9 +202,12 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
     from_flags = given(flags, SEARCH_OPTIONS)
     values.update(from_flags)
     origins = {name: f"{config_file}: {name}" for name in from_file if name not in from_flags}
+    chosen = {**from_file, **from_flags}
     get = values.__getitem__
     budgets = Budgets.parse(get("budget_flops"), get("budget_mem"), get("budget_params"), get("budget_act_mem"),
-                            get("flops_convention"))
+                            get("flops_convention"), get("budget_latency"))
+    latency, objectives = latency_settings(get("latency"), budgets, get("objectives"),
+                                           explicit="objectives" in chosen)
     data = DataSettings.for_source(get("data"), val_bin=get("val_bin"), train_identities=get("train_identities"),
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
@@ -210,12 +223,31 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
     return SearchConfig(
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
-        teacher_steps=get("teacher_steps"), sampler=get("sampler"), objectives=get("objectives"), score=get("score"),
+        teacher_steps=get("teacher_steps"), sampler=get("sampler"), objectives=objectives, score=get("score"),
         trials=get("trials"),
         timeout=None if get("timeout") is None else parse_duration(get("timeout"), origins.get("timeout") or flag_name("timeout")),
         executor=get("executor"), workers=get("workers"), address=get("address"),
         cpus_per_trial=get("cpus_per_trial"), gpus_per_trial=get("gpus_per_trial"), baselines=get("baselines"),
-        fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"), origins=origins)
+        fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"), latency=latency,
+        origins=origins)
+
+
+def latency_settings(latency: str | None, budgets: Budgets, objectives: tuple[str, ...],
+                     explicit: bool) -> tuple[str | None, tuple[str, ...]]:
+    """The latency target (checked: a runtime that is unknown or not installed is one line) and the
+    objectives: latency replaces FLOPs in the default objectives where a target is set."""
+    from nasface.latency.target import DEFAULT_TARGET, LatencyTarget
+
+    if latency is None and budgets.latency_ms is not None:
+        latency = DEFAULT_TARGET
+    if latency is None:
+        if "latency_ms" in objectives:
+            raise NasfaceError("objective latency_ms: give --latency RUNTIME:PRECISION:THREADS "
+                               "(e.g. onnxruntime:fp32:1) or --budget-latency")
+        return None, objectives
+    target = LatencyTarget.parse(latency)
+    target.key()
+    return str(target), objectives if explicit else LATENCY_OBJECTIVES
 
 
 def check_rungs(rungs: tuple[int, ...], eta: int) -> None:

@@ -20,6 +20,7 @@ from nasface.atomic import WRITE_ERRNOS
 from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.executor import Outcome, make_executor
+from nasface.latency.search import latency_cost, measure_front
 from nasface.model import count, deployed_cost
 from nasface.report import pareto_front
 from nasface.rungs import RungResult, promotions
@@ -83,7 +84,10 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
         config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        return _drive(study, lock, space, config, reporter, progress)
+        study = _drive(study, lock, space, config, reporter, progress)
+        if not progress.interrupted:  # with a latency target: the front's measured latency
+            measure_front(study, config, reporter.log)
+        return study
     finally:
         lock.close()
 
@@ -186,6 +190,7 @@ class Progress:
     teacher_flops: int | None = None
     started: float = field(default_factory=time.time)
     sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
+    interrupted: bool = False  # Ctrl-C ended the candidates
 
     def finished(self, seconds: float, steps: int, flops: int) -> None:
         """A trial of ``steps`` steps of a ``flops`` network took ``seconds`` of wall time."""
@@ -355,6 +360,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     except KeyboardInterrupt:
         interrupted = True
         reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        progress.interrupted = True
         with lock.hold(config.study):
             unfinished = [trial for trial, _ in running.values()] + ([asked] if asked is not None else [])
             for trial in unfinished:
@@ -490,6 +496,7 @@ def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace,
         record.write(trial, width_scale=factor)
     cost = count(spec, config.budgets.convention)
     cost.pop("stages")
+    cost.update(latency_cost(spec, config))
     record.write(trial, spec=spec_to_dict(spec), cost=cost)
     violations = config.budgets.violations(cost)
     if violations and not baseline:
@@ -545,7 +552,8 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
         _discard(record.read(trial).checkpoint)  # a failed run is never promoted
         return
     # what training decided (FLGC's learnt groups) can change what the deployed network costs
-    cost = deployed_cost(spec_from_dict(facts.spec), metrics, config.budgets.convention)
+    spec = spec_from_dict(facts.spec)
+    cost = {**deployed_cost(spec, metrics, config.budgets.convention), **latency_cost(spec, config)}
     record.write(trial, cost=cost)
     _set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)

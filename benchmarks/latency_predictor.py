@@ -1,0 +1,122 @@
+"""The per-part latency predictor against measurement, on random networks of the default space.
+
+    python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
+                                           [--networks 40] [--fit 10] [--seed 1] [--table PATH]
+
+Draws ``--networks`` random networks of search_spaces/lfr.yaml, measures every part they need (the
+table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
+networks at a time run in turn), fits the correction on the first ``--fit`` and scores the others
+(held out): share within +-10 % and +-5 % of measured, mean absolute percentage error, Kendall tau.
+The baseline is a line fitted on MACs over the same ``--fit`` networks.  One prediction is timed
+over every held-out network.  The machine is shared: its load average is recorded before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scipy.stats import kendalltau  # noqa: E402
+
+from benchmarks._common import write_result  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
+from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS  # noqa: E402
+from nasface.latency.table import Correction, LatencyPredictor, LatencyTable  # noqa: E402
+from nasface.latency.target import LatencyTarget  # noqa: E402
+from nasface.model import count  # noqa: E402
+from nasface.progress import StageDisplay  # noqa: E402
+from nasface.space import load_space  # noqa: E402
+
+
+def scores(predicted: list[float], measured: list[float]) -> dict:
+    errors = [(p - m) / m for p, m in zip(predicted, measured)]
+    return {"within_10": sum(abs(e) <= 0.10 for e in errors) / len(errors),
+            "within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
+            "mape": statistics.mean(abs(e) for e in errors), "max_error": max(abs(e) for e in errors),
+            "bias": statistics.mean(errors), "kendall_tau": float(kendalltau(predicted, measured)[0])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--networks", type=int, default=40)
+    parser.add_argument("--fit", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=TIMED_RUNS, help="Timed runs per whole network.")
+    parser.add_argument("--warmup", type=int, default=WARMUP_RUNS)
+    parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
+    args = parser.parse_args()
+    target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
+    load_before = os.getloadavg()
+    folder = tempfile.TemporaryDirectory(prefix="nasface-latency-")
+    table = LatencyTable.open(args.table or Path(folder.name) / "table.jsonl", target.key())
+    specs = sample_networks(load_space(), args.networks, args.seed)
+
+    started = time.perf_counter()
+    measured_parts = ensure_parts(table, specs, target)
+    build_seconds = time.perf_counter() - started
+    print(f"{measured_parts} parts measured in {build_seconds:.0f} s ({len(table.entries)} in the table)", flush=True)
+
+    started = time.perf_counter()
+    # kept in the table as they are measured: a killed run continues where it stopped
+    ensure_networks(table, specs, target, args.runs, args.warmup, StageDisplay("rich", Console(stderr=True)))
+    network_seconds = time.perf_counter() - started
+    figures = {row["name"]: row for row in table.networks}
+
+    predictor = LatencyPredictor(table)
+    sums = [predictor.parts_ms(spec) for spec in specs]
+    measured = [figures[spec.name]["ms"] for spec in specs]
+    macs = [count(spec)["macs"] for spec in specs]
+    fit, held = slice(0, args.fit), slice(args.fit, None)
+    line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
+    by_macs = Correction.fit([{"parts_ms": x, "ms": m} for x, m in zip(macs[fit], measured[fit])])
+
+    predictor.correction = line
+    held_specs = specs[held]
+    started = time.perf_counter()
+    repeats = 200
+    for _ in range(repeats):
+        for spec in held_specs:
+            predictor.predict(spec)
+    prediction_us = (time.perf_counter() - started) / (repeats * len(held_specs)) * 1e6
+
+    result = {
+        "target": target.key(), "networks": len(specs), "fit_networks": args.fit, "held_out": len(held_specs),
+        "seed": args.seed, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "table": {"parts_measured": measured_parts, "seconds": build_seconds,
+                  "seconds_per_part": build_seconds / max(1, measured_parts)},
+        "network_measurement_seconds": network_seconds,
+        "correction": {"slope": line.slope, "intercept_ms": line.intercept},
+        "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
+        "predictor": scores([line(s) for s in sums[held]], measured[held]),
+        "raw_sum": scores(sums[held], measured[held]),
+        "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
+        "prediction_microseconds": prediction_us,
+        "runs": args.runs, "warmup": args.warmup,
+        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "measured_ms": m,
+                  "median_ms": figures[spec.name]["median_ms"]} for spec, x, s, m in zip(specs, macs, sums, measured)],
+    }
+    name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t"
+    path = write_result(name, result)
+    print(f"wrote {path}")
+    for label in ("predictor", "raw_sum", "macs_line"):
+        row = result[label]
+        print(f"{label:10s} within 10%: {row['within_10']:.1%}  within 5%: {row['within_5']:.1%}  "
+              f"MAPE {row['mape']:.1%}  max {row['max_error']:.1%}  Kendall {row['kendall_tau']:.3f}")
+    print(f"one prediction: {prediction_us:.1f} us; table: {measured_parts} parts in {build_seconds:.0f} s; "
+          f"load {load_before} -> {result['load_average_after']}")
+
+
+if __name__ == "__main__":
+    main()

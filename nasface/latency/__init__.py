@@ -1,0 +1,25 @@
+"""Latency on a real runtime: measured (``measure``), tabled per part (``LatencyTable``) and predicted
+(``LatencyPredictor``), keyed by runtime, precision, threads and CPU so figures are never mixed.
+
+- ``target``: what a figure is of (``onnxruntime:fp32:1``) and the latency budget's units;
+- ``parts``: the parts of a network a table holds, and their keys;
+- ``measure``: export (deployed, BatchNorm folded) and time on onnxruntime or OpenVINO, fp32 or int8;
+- ``table``: the append-only table and the predictor (a sum and a fitted line; no torch runs);
+- ``build``: filling a table for a space's networks;
+- ``search``: latency as a search's budget and objective.
+"""
+
+import importlib
+
+# Each name is imported from its module on first use: the command line and the search's option table
+# read ``nasface.latency.target`` without the specs (and torch) behind the others.
+_EXPORTS = {"DEFAULT_TARGET": "target", "LatencyTarget": "target", "parse_latency": "target",
+            "Measurement": "measure", "measure": "measure", "LatencyPredictor": "table", "LatencyTable": "table",
+            "MissingParts": "table", "build_table": "build"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nasface.latency' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"nasface.latency.{_EXPORTS[name]}"), name)

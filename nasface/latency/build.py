@@ -1,0 +1,72 @@
+"""Filling a latency table: the parts networks need, and whole networks for the correction.
+
+The default space makes far too many distinct parts to measure them all (each block setting on every
+width in and out, every stride and map size: hundreds of thousands), so a table holds what the networks
+it is asked about need: ``nasface latency table`` draws random networks of the space and measures their
+parts, and a search measures the parts of each sampled candidate the table lacks when it first meets
+them.  Parts are measured in small groups, run in turn, and each is appended to the table as soon as
+its group is done.
+"""
+
+from __future__ import annotations
+
+from nasface.budget import Budgets
+from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
+from nasface.latency.table import LatencyTable
+from nasface.latency.target import LatencyTarget
+from nasface.progress import SILENT, Stages
+from nasface.space import SearchSpace, feasible_sample
+from nasface.spec import ArchSpec
+
+GROUP = 8  # parts timed in turn at once
+
+
+def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
+                 warmup: int = WARMUP_RUNS, stages: Stages = SILENT) -> int:
+    """Measure every part of ``specs`` the table lacks; return how many were measured."""
+    missing = table.missing(specs)
+    if not missing:
+        return 0
+    with stages.stage("latency of parts", len(missing), "parts") as stage:
+        for first in range(0, len(missing), GROUP):
+            group = missing[first:first + GROUP]
+            for part, timing in zip(group, measure_parts(group, target, runs, warmup)):
+                table.add_part(part, timing.ms, timing.median_ms, timing.runs)
+            stage.update(first + len(group))
+    return len(missing)
+
+
+def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
+                    warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic") -> None:
+    """Measure the networks of ``specs`` the table has not measured whole (their parts first); int8
+    calibrates them on faces of ``source``."""
+    from nasface.latency.table import LatencyPredictor
+
+    ensure_parts(table, specs, target, runs, warmup, stages)
+    measured = {row["name"] for row in table.networks}
+    wanted = [spec for spec in specs if spec.name not in measured]
+    if not wanted:
+        return
+    summed = LatencyPredictor(table)
+    with stages.stage("latency of whole networks", len(wanted), "networks") as stage:
+        for first in range(0, len(wanted), GROUP):
+            group = wanted[first:first + GROUP]
+            for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
+                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs)
+            stage.update(first + len(group))
+
+
+def sample_networks(space: SearchSpace, count: int, seed: int) -> list[ArchSpec]:
+    """``count`` valid random networks of ``space`` (the same ones for the same seed)."""
+    return feasible_sample(space, Budgets(), 0, seed, keep=count)["specs"]
+
+
+def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = 10,
+                seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
+                source: str = "synthetic") -> LatencyTable:
+    """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
+    (the correction's line is fitted on them)."""
+    specs = sample_networks(space, networks, seed)
+    ensure_parts(table, specs, target, runs, warmup, stages)
+    ensure_networks(table, specs[:fit], target, runs, warmup, stages, source)
+    return table

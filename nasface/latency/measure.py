@@ -1,0 +1,234 @@
+"""Measuring latency: a network (or one part of it) exported as a device runs it, timed on a real runtime.
+
+The network is exported as ``nasface onnx`` exports it (FLGC deployed, BatchNorm folded), at batch 1
+with a fixed input shape, and run by onnxruntime or OpenVINO with a given number of threads.  int8 is
+onnxruntime's static quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on faces of
+the study's source; OpenVINO runs the same QDQ model.
+
+On a shared machine single runs mostly measure the neighbours' load, so a figure is the minimum of N
+runs after a warm-up (the median is kept as a check), and the models compared in one call are run in
+turn, one run each round, so that load falls on all of them alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasface.latency.parts import Part
+from nasface.latency.target import LatencyTarget
+from nasface.spec import ArchSpec
+
+WARMUP_RUNS = 10
+TIMED_RUNS = 50
+CALIBRATION_BATCHES = 8
+INPUT_NAME = "x"
+
+
+@dataclass(frozen=True)
+class Timing:
+    ms: float  # the minimum over the timed runs: the figure every table and report uses
+    median_ms: float
+    runs: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One network measured; ``key`` is the target on this machine plus the input size."""
+
+    name: str
+    ms: float
+    median_ms: float
+    runs: int
+    key: dict
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "ms": self.ms, "median_ms": self.median_ms, "runs": self.runs, "key": self.key}
+
+
+# -- what is exported -------------------------------------------------------------------------------------
+def part_module(part: Part):
+    """The part as a torch module, in the form a device runs it (a deployed block)."""
+    from nasface.blocks.base import conv_bn
+
+    if part.kind == "stem":
+        return conv_bn(3, part.cout, 3, part.stride, act=part.spec.act)
+    if part.kind == "head":
+        return part.spec.build(part.cin)
+    if part.kind == "block":
+        return part.spec.deployed(part.spec.build(part.cin, part.cout, part.stride))
+    return part.spec.build(part.cin, part.size)
+
+
+def onnx_model(module, shape: tuple[int, ...]) -> bytes:
+    """``module`` as deployed (BatchNorm folded, eval mode) in ONNX, for one fixed input shape."""
+    import torch
+
+    from nasface.onnx_export import _quiet_exporter, fold_batchnorms
+
+    torch.manual_seed(0)
+    module = module.eval()
+    fold_batchnorms(module)
+    buffer = io.BytesIO()
+    with _quiet_exporter(), torch.no_grad():
+        torch.onnx.export(module, (torch.zeros(shape),), buffer, input_names=[INPUT_NAME], output_names=["y"],
+                          dynamo=False, opset_version=17)
+    return buffer.getvalue()
+
+
+def network_onnx(spec: ArchSpec) -> bytes:
+    from nasface.model import build_model, deploy
+
+    return onnx_model(deploy(build_model(spec).eval()), (1, 3, spec.input_size, spec.input_size))
+
+
+def part_onnx(part: Part) -> bytes:
+    return onnx_model(part_module(part), part_shape(part))
+
+
+def part_shape(part: Part) -> tuple[int, int, int, int]:
+    return 1, part.cin, part.size, part.size
+
+
+# -- calibration ------------------------------------------------------------------------------------------
+def calibration_faces(source: str = "synthetic", count: int = CALIBRATION_BATCHES) -> np.ndarray:
+    """``count`` faces of ``source`` as the networks take them: N x 3 x 112 x 112, (pixel - 127.5) / 128."""
+    from nasface.data import open_source
+
+    opened = open_source(source)
+    people = min(count, len(opened.identities()))
+    faces = opened.load(identities=list(range(people)), per_identity=-(-count // people), seed=0).images[:count]
+    return ((faces.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
+
+
+def calibration_for(shape: tuple[int, ...], faces: np.ndarray | None) -> list[np.ndarray]:
+    """Batches of one to calibrate a model with ``shape`` input: the faces where they fit it, else a seeded
+    normal draw (a lone block's input is an activation map, not a face)."""
+    if faces is not None and tuple(faces.shape[1:]) == tuple(shape[1:]):
+        return [face[None] for face in faces]
+    generator = np.random.default_rng(0)
+    return [generator.standard_normal(shape).astype(np.float32) for _ in range(CALIBRATION_BATCHES)]
+
+
+def quantized(model: bytes, batches: Sequence[np.ndarray]) -> bytes:
+    """onnxruntime's static int8 quantisation of ``model`` (QDQ), calibrated on ``batches``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    with tempfile.TemporaryDirectory(prefix="nasface-int8-") as folder:
+        source, prepared, target = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+        source.write_bytes(model)
+        with _quiet_quantizer():
+            # constants folded into initializers first: the quantiser quantises only initializer biases
+            quant_pre_process(str(source), str(prepared))
+            quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+    """The quantiser logs its advice to the root logger at WARNING, once per layer: noise here."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+# -- running ----------------------------------------------------------------------------------------------
+def _onnxruntime_runner(model: bytes, threads: int, sample: np.ndarray) -> Callable[[], object]:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # a spinning thread steals a core
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: sample}
+    return lambda: session.run(None, feed)
+
+
+def _openvino_runner(model: bytes, threads: int, sample: np.ndarray) -> Callable[[], object]:
+    import openvino
+
+    core = openvino.Core()
+    with tempfile.TemporaryDirectory(prefix="nasface-ov-") as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(model)
+        read = core.read_model(str(path))
+    compiled = core.compile_model(read, "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                                                "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda: request.infer({0: sample})
+
+
+_RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
+
+
+def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget,
+           faces: np.ndarray | None = None) -> Callable[[], object]:
+    """One inference of ``model`` (fp32 ONNX) on ``target``, ready to time; int8 is quantised first."""
+    batches = calibration_for(shape, faces)
+    if target.precision == "int8":
+        model = quantized(model, batches)
+    return _RUNNERS[target.runtime](model, target.threads, batches[0])
+
+
+def time_in_turn(runners: Sequence[Callable[[], object]], warmup: int = WARMUP_RUNS,
+                 runs: int = TIMED_RUNS) -> list[Timing]:
+    """Warm each up, then run them in turn ``runs`` rounds: the minimum and median of each."""
+    for run in runners:
+        for _ in range(warmup):
+            run()
+    seconds: list[list[float]] = [[] for _ in runners]
+    for _ in range(runs):
+        for run, taken in zip(runners, seconds):
+            start = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - start)
+    return [Timing(min(taken) * 1e3, statistics.median(taken) * 1e3, runs) for taken in seconds]
+
+
+def measure(specs: Sequence[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
+            source: str = "synthetic") -> list[Measurement]:
+    """Each network of ``specs`` exported and timed on ``target``, their runs in turn (``runs`` each).
+
+    int8 is calibrated on faces of ``source`` (a data spec, as ``--data`` takes).
+    """
+    key = target.key()  # first: a runtime that is not installed is one line before any export
+    faces = calibration_faces(source) if target.precision == "int8" else None
+    shapes = [(1, 3, spec.input_size, spec.input_size) for spec in specs]
+    runners = [runner(network_onnx(spec), shape, target, faces) for spec, shape in zip(specs, shapes)]
+    timings = time_in_turn(runners, warmup, runs)
+    return [Measurement(spec.name, timing.ms, timing.median_ms, timing.runs, {**key, "input_size": spec.input_size})
+            for spec, timing in zip(specs, timings)]
+
+
+def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
+                  warmup: int = WARMUP_RUNS) -> list[Timing]:
+    """Each part exported alone and timed on ``target``, in turn."""
+    runners = [runner(part_onnx(part), part_shape(part), target) for part in parts]
+    return time_in_turn(runners, warmup, runs)

@@ -1,0 +1,170 @@
+"""The per-part latency table of one target on one machine, and the predictor that sums it.
+
+The table is an append-only log (JSON lines): a header with its key (runtime and version, precision,
+threads, CPU model), then one line per measured part (``nasface.latency.parts``) and one per measured
+whole network (the sum of its parts beside its measured figure).  Lines are appended whole and synced,
+so a killed build keeps every part it finished and the same command continues it; a torn last line is
+ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
+or machine is refused, never reused.
+
+A network's prediction is the sum of its parts, corrected by a straight line fitted on the whole
+networks the table measured: lone parts run a little slower than inside a network (a run call each,
+cold caches, layout changes at their ends), and the line takes that out.  Predicting reads a dict and
+runs no torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nasface.atomic import write_atomic
+from nasface.errors import NasfaceError
+from nasface.latency.parts import Part, parts
+from nasface.latency.target import describe_key
+from nasface.spec import ArchSpec
+
+FORMAT = 1
+MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
+
+
+class MissingParts(KeyError):
+    """Parts a prediction needs that the table has not measured (``parts``: them, in network order)."""
+
+    def __init__(self, missing: list[Part]):
+        super().__init__(f"{len(missing)} part(s) not in the latency table")
+        self.parts = missing
+
+
+@dataclass
+class LatencyTable:
+    path: Path
+    key: dict
+    entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs)
+    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, ms, median_ms, runs}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
+        """The table at ``path`` for ``key`` (a new one when ``create`` and there is none); another key's
+        table is refused in one line."""
+        path = Path(path)
+        if not path.is_file():
+            if not create:
+                raise NasfaceError(f"{path}: no such latency table; build one with nasface latency table")
+            write_atomic(path, json.dumps({"kind": "header", "format": FORMAT, "key": key}) + "\n")
+        table = cls(path, key)
+        table._read()
+        return table
+
+    def _read(self) -> None:
+        lines = self.path.read_text().splitlines()
+        header = _decode(lines[0]) if lines else None
+        if not header or header.get("kind") != "header" or header.get("format") != FORMAT:
+            raise NasfaceError(f"{self.path}: not a nasface latency table (format {FORMAT})")
+        if header["key"] != self.key:
+            raise NasfaceError(f"{self.path} was built for {describe_key(header['key'])}; this is "
+                               f"{describe_key(self.key)}: build a table here with nasface latency table "
+                               f"(or give another --table)")
+        for line in lines[1:]:
+            row = _decode(line)
+            if row is None:
+                continue  # a line torn by a kill (only the last can be)
+            if row.get("kind") == "part":
+                self.entries.setdefault(row["part"], row["ms"])
+            elif row.get("kind") == "network":
+                self.networks.append({k: v for k, v in row.items() if k != "kind"})
+
+    def _append(self, row: dict) -> None:
+        line = (json.dumps(row) + "\n").encode()
+        with open(self.path, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # two builders of one table append whole lines
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def add_part(self, part: Part, ms: float, median_ms: float, runs: int) -> None:
+        self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs})
+        self.entries.setdefault(part.key, ms)
+
+    def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int) -> None:
+        row = {"name": name, "parts_ms": parts_ms, "ms": ms, "median_ms": median_ms, "runs": runs}
+        self._append({"kind": "network", **row})
+        self.networks.append(row)
+
+    def missing(self, specs: list[ArchSpec]) -> list[Part]:
+        """The distinct parts of ``specs`` the table has not measured, in the order they are met."""
+        found: dict[str, Part] = {}
+        for spec in specs:
+            for part in parts(spec):
+                if part.key not in self.entries:
+                    found.setdefault(part.key, part)
+        return list(found.values())
+
+
+def _decode(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+@dataclass(frozen=True)
+class Correction:
+    """measured ~ slope x (sum of parts) + intercept, fitted on ``networks`` measured networks.
+
+    The line minimises the squared *relative* residuals ((fitted - measured) / measured), as the
+    predictor is judged: networks of a space range over tens of times in latency, and a plain least
+    squares line would serve the slowest few and miss the fast ones by far more in percent.
+    """
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    networks: int = 0
+
+    @classmethod
+    def fit(cls, networks: list[dict]) -> "Correction":
+        pairs = [(row["parts_ms"], row["ms"]) for row in networks if row["ms"] > 0]
+        if len(pairs) < MIN_FIT_NETWORKS or len({x for x, _ in pairs}) < 2:
+            return cls()
+        # weighted least squares, weights 1 / measured^2, about the weighted means (no cancellation)
+        weights = [1.0 / (y * y) for _, y in pairs]
+        total = sum(weights)
+        mean_x = sum(w * x for w, (x, _) in zip(weights, pairs)) / total
+        mean_y = sum(w * y for w, (_, y) in zip(weights, pairs)) / total
+        slope = (sum(w * (x - mean_x) * (y - mean_y) for w, (x, y) in zip(weights, pairs))
+                 / sum(w * (x - mean_x) ** 2 for w, (x, _) in zip(weights, pairs)))
+        return cls(slope, mean_y - slope * mean_x, len(pairs))
+
+    def __call__(self, parts_ms: float) -> float:
+        return self.slope * parts_ms + self.intercept
+
+
+class LatencyPredictor:
+    """Predicts a network's latency on the table's target from the table's parts."""
+
+    def __init__(self, table: LatencyTable):
+        self.key = table.key
+        self.entries = table.entries  # shared: parts the table measures later are seen at once
+        self.correction = Correction.fit(table.networks)
+
+    def parts_ms(self, spec: ArchSpec) -> float:
+        """The plain sum of the parts of ``spec``; ``MissingParts`` when the table lacks some."""
+        total = 0.0
+        missing = []
+        for part in parts(spec):
+            ms = self.entries.get(part.key)
+            if ms is None:
+                missing.append(part)
+            else:
+                total += ms
+        if missing:
+            raise MissingParts(missing)
+        return total
+
+    def predict(self, spec: ArchSpec) -> float:
+        """The predicted latency of ``spec`` in milliseconds."""
+        return self.correction(self.parts_ms(spec))

@@ -1,0 +1,309 @@
+"""Latency: targets and budgets, the table and predictor (on hand-made tables), measurement on real
+onnxruntime with tiny networks (structure and invariants, never absolute milliseconds), and a search
+under a latency budget end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnxruntime
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nasface.budget import Budgets
+from nasface.cli import main
+from nasface.errors import NasfaceError
+from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
+from nasface.latency.measure import measure
+from nasface.latency.parts import part_keys, parts
+from nasface.latency.search import measured_latency
+from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
+from nasface.latency.target import LatencyTarget, cpu_model, default_table, parse_latency, runtime_version
+from nasface.progress import Reporter
+from nasface.export import export_trial, load_recipe
+from nasface.report import figures, pareto_front, study_frame
+from nasface.search import config_from_options, record, run_search
+from nasface.space import load_space
+from nasface.spec import load_spec
+from tests.test_search import tiny_config
+
+FP32 = LatencyTarget("onnxruntime", "fp32", 1)
+FAKE_KEY = {"runtime": "onnxruntime", "version": "0.0-test", "precision": "fp32", "threads": 1, "cpu": "test CPU"}
+
+# A space of tiny networks: a few distinct parts, each measured in a blink.
+TINY_SPACE = """
+name: tiny-latency
+input_size: 112
+stem: {width: [8], stride: [2], act: [relu]}
+head: {kind: [dw], dw: {stride: [2]}}
+stages:
+  slots: 2
+  repeats: [0, 1, 2]
+  width: [16, 32]
+  stride: [2]
+  family: [bottleneck]
+  bottleneck: {expansion: [1, 4], se_ratio: [0], act: [relu, prelu]}
+embedding:
+  kind: [gap]
+  size: [16]
+  act: [relu]
+  gap: {width: [null]}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+# -- targets and budgets ----------------------------------------------------------------------------------
+def test_targets_parse_with_defaults_and_round_trip():
+    assert LatencyTarget.parse("onnxruntime") == FP32
+    assert LatencyTarget.parse("openvino:int8") == LatencyTarget("openvino", "int8", 1)
+    assert LatencyTarget.parse("onnxruntime:int8:4") == LatencyTarget("onnxruntime", "int8", 4)
+    for target in (FP32, LatencyTarget("openvino", "int8", 3)):
+        assert LatencyTarget.parse(str(target)) == target
+
+
+@pytest.mark.parametrize("text, fragment", [("tflite:fp32:1", "unknown runtime"), ("onnxruntime:fp16", "precision"),
+                                            ("onnxruntime:fp32:0", "threads"), ("a:b:c:d", "RUNTIME:PRECISION"),
+                                            (":fp32", "RUNTIME:PRECISION")])
+def test_bad_targets_are_one_line(text, fragment):
+    with pytest.raises(NasfaceError, match=fragment) as caught:
+        LatencyTarget.parse(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_runtime_that_is_not_installed_names_its_extra(monkeypatch):
+    from nasface.latency import target
+
+    monkeypatch.setitem(target.RUNTIMES, "absent", "nasface_no_such_runtime_module")
+    with pytest.raises(NasfaceError, match=r"not installed: pip install 'nasface\[absent\]'"):
+        runtime_version("absent")
+
+
+@given(st.floats(min_value=0.001, max_value=1e5, allow_nan=False), st.sampled_from(["us", "ms", "s", "MS"]))
+def test_latency_budgets_in_any_unit_are_milliseconds(value, unit):
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit.lower()]
+    assert parse_latency(f"{value!r}{unit}") == pytest.approx(value * scale)
+
+
+@pytest.mark.parametrize("text", ["8 parsecs", "8", "-3ms", "0ms", "ms", "fast"])
+def test_bad_latency_budgets_are_refused(text):
+    with pytest.raises(NasfaceError, match="--budget-latency"):
+        Budgets.parse(latency=text)
+
+
+def test_latency_budget_combines_with_the_counted_ones():
+    budgets = Budgets.parse(flops="1G", latency="8ms")
+    assert budgets.limits() == {"flops": 10**9, "latency_ms": 8.0}
+    assert budgets.violations({"flops": 2 * 10**9, "latency_ms": 9.5}) == [
+        "FLOPs 2,000,000,000 > 1,000,000,000", "predicted latency (ms) 9.50 > 8.00"]
+    assert budgets.fits({"flops": 10**9, "latency_ms": 8.0})
+    assert not budgets.fits({"flops": 10**9, "latency_ms": 8.01})
+    assert budgets.fits({"flops": 10**9})  # a count alone (no prediction) meets the counted budgets
+
+
+def test_a_latency_target_sets_the_objectives_and_the_fingerprint(tmp_path):
+    plain = config_from_options({"budget_flops": "1G"})
+    assert plain.latency is None and "latency_ms" not in plain.objectives
+    assert "latency" not in plain.fingerprint() and "latency_ms" not in plain.fingerprint()["budgets"]
+    budgeted = config_from_options({"budget_latency": "8ms"})
+    assert budgeted.latency == "onnxruntime:fp32:1" and budgeted.budgets.latency_ms == 8.0
+    assert budgeted.objectives == ("accuracy", "latency_ms", "weight_bytes")
+    assert budgeted.fingerprint()["latency"] == "onnxruntime:fp32:1"
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text("budget_latency: 1.5s\nlatency: openvino:fp32:2\nobjectives: [accuracy, flops]\n")
+    from_file = config_from_options({}, study_file)
+    assert (from_file.latency, from_file.budgets.latency_ms) == ("openvino:fp32:2", 1500.0)
+    assert from_file.objectives == ("accuracy", "flops")  # chosen objectives are kept
+
+
+# -- parts, the table and the predictor (hand-made tables) -----------------------------------------------
+def test_parts_follow_the_network_and_equal_blocks_share_a_key():
+    spec = load_spec("mobilefacenet")
+    found = parts(spec)
+    assert [part.kind for part in found[:2]] == ["stem", "head"] and found[-1].kind == "embedding"
+    assert len(found) == 2 + sum(stage.repeats for stage in spec.stages) + 1
+    keys = part_keys(spec)
+    assert len(set(keys)) < len(keys)  # a stage's repeated blocks are one entry
+    sizes = [json.loads(key)["size"] for key in keys]
+    assert sizes[0] == spec.input_size and sizes == sorted(sizes, reverse=True)
+
+
+def _hand_made(path: Path, spec, ms_of) -> LatencyTable:
+    table = LatencyTable.open(path, FAKE_KEY)
+    for part in {part.key: part for part in parts(spec)}.values():
+        table.add_part(part, ms_of(part), ms_of(part) * 1.5, 7)
+    return table
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(min_value=0.01, max_value=50), min_size=1, max_size=64))
+def test_prediction_is_the_sum_of_the_parts_of_a_hand_made_table(tmp_path_factory, figures):
+    spec = load_spec("mobilefacenet")
+    distinct = list(dict.fromkeys(part_keys(spec)))
+    ms = {key: figures[index % len(figures)] for index, key in enumerate(distinct)}
+    table = _hand_made(tmp_path_factory.mktemp("t") / "table.jsonl", spec, lambda part: ms[part.key])
+    predictor = LatencyPredictor(table)
+    expected = sum(ms[key] for key in part_keys(spec))
+    assert predictor.parts_ms(spec) == pytest.approx(expected)
+    assert predictor.predict(spec) == pytest.approx(expected)  # no whole networks: no correction
+    reopened = LatencyPredictor(LatencyTable.open(table.path, FAKE_KEY))
+    assert reopened.parts_ms(spec) == pytest.approx(expected)
+
+
+@given(st.floats(min_value=0.2, max_value=3), st.floats(min_value=-0.3, max_value=1),  # measured > 0
+       st.lists(st.floats(min_value=2, max_value=100), min_size=2, max_size=12, unique=True))
+def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
+    rows = [{"parts_ms": x, "ms": slope * x + intercept} for x in sums]
+    line = Correction.fit(rows)
+    assert line.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
+    assert line.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
+    assert Correction.fit(rows[:1]) == Correction()  # one network fits no line: the plain sum
+
+
+def test_missing_parts_are_named_not_guessed(tmp_path):
+    spec = load_spec("mobilefacenet")
+    table = _hand_made(tmp_path / "table.jsonl", spec, lambda part: 1.0)
+    with pytest.raises(MissingParts) as caught:
+        LatencyPredictor(table).predict(load_spec("vargfacenet"))
+    assert caught.value.parts and all(part.key not in table.entries for part in caught.value.parts)
+    assert table.missing([spec]) == []
+
+
+def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
+    spec = load_spec("mobilefacenet")
+    path = tmp_path / "table.jsonl"
+    _hand_made(path, spec, lambda part: 2.0)
+    with pytest.raises(NasfaceError, match="was built for onnxruntime 0.0-test fp32 1 thread"):
+        LatencyTable.open(path, {**FAKE_KEY, "cpu": "another CPU"})
+    with open(path, "a") as handle:
+        handle.write('{"kind": "part", "part": "torn')  # a build killed mid-line
+    assert len(LatencyTable.open(path, FAKE_KEY).entries) == len(set(part_keys(spec)))
+
+
+def _one_line_exit_2(arguments: list[str], monkeypatch, capsys) -> str:
+    """``nasface ARGUMENTS`` run in this process (as tests/test_bad_input.py does): exit 2 and one line."""
+    monkeypatch.setattr(sys, "argv", ["nasface", *arguments])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    return err
+
+
+def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "other.jsonl"
+    LatencyTable.open(path, {**FAKE_KEY, "version": onnxruntime.__version__, "cpu": "another CPU"})
+    before = path.read_bytes()
+    err = _one_line_exit_2(["latency", "table", "--table", str(path), "--networks", "1", "--fit", "0"],
+                           monkeypatch, capsys)
+    assert "was built for" in err and "another CPU" in err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["latency", "mobilefacenet", "--runtime", "tflite"], "unknown runtime 'tflite'"),
+    (["latency", "mobilefacenet", "--runs", "0"], "--runs 0"),
+    (["latency", "no-such-preset"], "unknown preset"),
+    (["search", "--budget-latency", "8 parsecs", "--studies-dir", "{tmp}"], "--budget-latency '8 parsecs'"),
+    (["search", "--latency", "tflite:fp32:1", "--studies-dir", "{tmp}"], "unknown runtime"),
+    (["search", "--objectives", "accuracy,latency_ms", "--studies-dir", "{tmp}"], "objective latency_ms"),
+])
+def test_bad_latency_input_is_one_line_and_exit_2(tmp_path, arguments, fragment, monkeypatch, capsys):
+    err = _one_line_exit_2([a.format(tmp=tmp_path) for a in arguments], monkeypatch, capsys)
+    assert fragment in err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_table_is_refused_by_a_subprocess_too(tmp_path):
+    """One real command line, as a user runs it (the others run ``main`` in this process)."""
+    path = tmp_path / "other.jsonl"
+    LatencyTable.open(path, {**FAKE_KEY, "version": onnxruntime.__version__, "precision": "int8"})
+    done = subprocess.run([sys.executable, "-m", "nasface", "latency", "table", "--table", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "int8" in done.stderr
+
+
+# -- measurement on the real runtime (tiny networks) -----------------------------------------------------
+def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
+    specs = sample_networks(load_space(tiny_space), 2, seed=3)
+    figures = measure(specs, FP32, runs=5, warmup=1)
+    assert [figure.name for figure in figures] == [spec.name for spec in specs]
+    for figure in figures:
+        assert 0 < figure.ms <= figure.median_ms and figure.runs == 5
+        assert figure.key == {"runtime": "onnxruntime", "version": onnxruntime.__version__, "precision": "fp32",
+                              "threads": 1, "cpu": cpu_model(), "input_size": 112}
+
+
+@pytest.mark.parametrize("target", ["onnxruntime:int8:1", "openvino:fp32:1", "openvino:int8:2"])
+def test_each_runtime_and_precision_measures_the_network(tiny_space, target):
+    spec = sample_networks(load_space(tiny_space), 1, seed=4)[0]
+    parsed = LatencyTarget.parse(target)
+    (figure,) = measure([spec], parsed, runs=3, warmup=1)
+    assert 0 < figure.ms <= figure.median_ms
+    assert {key: figure.key[key] for key in ("runtime", "precision", "threads")} == {
+        "runtime": parsed.runtime, "precision": parsed.precision, "threads": parsed.threads}
+    assert figure.key["version"] == runtime_version(parsed.runtime)
+
+
+def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
+    specs = sample_networks(load_space(tiny_space), 2, seed=5)
+    table = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
+    measured = ensure_parts(table, specs, FP32, runs=3, warmup=1)
+    assert measured == len({key for spec in specs for key in part_keys(spec)})
+    reopened = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
+    assert ensure_parts(reopened, specs, FP32, runs=3, warmup=1) == 0
+    assert all(ms > 0 for ms in reopened.entries.values())
+    ensure_networks(reopened, specs, FP32, runs=3, warmup=1)
+    assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
+    predictor = LatencyPredictor(reopened)
+    for spec, row in zip(specs, reopened.networks):
+        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec))
+
+
+# -- a search under a latency budget ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(tmp_path, tiny_space):
+    studies = tmp_path / "studies"
+    space = load_space(tiny_space)
+    table = LatencyTable.open(default_table(FP32, studies), FP32.key())
+    specs = sample_networks(space, 8, seed=0)
+    ensure_networks(table, specs[:5], FP32, runs=5, warmup=1)  # the table a search finds
+    ensure_parts(table, specs, FP32, runs=5, warmup=1)
+    predicted = sorted(LatencyPredictor(table).predict(spec) for spec in specs)
+    budget = (predicted[3] + predicted[4]) / 2  # about half the space is over it
+    config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=None,
+                         budget_latency=f"{budget:.6f}ms", trials=2, sampler="random")
+    assert config.latency == "onnxruntime:fp32:1" and "latency_ms" in config.objectives
+    study = run_search(config, Reporter("quiet"))
+    facts = list(record.records(study))
+    assert any(f.kind == "candidate" for f in facts)
+    for f in facts:
+        if f.kind in ("candidate", "rejected"):
+            assert "latency_ms" in f.cost
+        if f.kind == "candidate":
+            assert f.cost["latency_ms"] <= config.budgets.latency_ms
+        if f.kind == "rejected":
+            assert "predicted latency (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
+            assert f.constraints["latency_ms"] > 0
+    measured = measured_latency(study)
+    front = {trial.number for trial in pareto_front(study)}
+    assert set(measured) == front and front
+    for figure in measured.values():
+        assert figure["key"]["runtime"] == "onnxruntime" and 0 < figure["ms"] <= figure["median_ms"]
+        assert figure["predicted_ms"] <= config.budgets.latency_ms
+    # the report plots latency, the front's as measured; the exported recipe carries the measured figure
+    frame = study_frame(study)
+    assert frame[frame.pareto].latency_measured_ms.notna().all()
+    assert {"pareto_latency_ms", "pareto_latency_measured_ms"} <= set(figures(study))
+    number = min(measured)
+    _, recipe = export_trial(study, number, tmp_path / "export")
+    assert load_recipe(recipe).costs["latency"] == measured[number]
