@@ -76,6 +76,8 @@ class SearchConfig:
     # once), and the reduction factor: a rung's top 1/eta go on to the next.
     rungs: tuple[int, ...] | None = None
     eta: int = 3
+    # The runtime, precision and threads latency is predicted for (``onnxruntime:fp32:1``); None: no latency.
+    latency: str | None = None
     # Where each option set from a study file came from ("lfr.yaml: workers"), so that an error about its
     # value names the file's key; an option absent from it came from the command line (or its default).
     origins: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
@@ -83,8 +85,6 @@ class SearchConfig:
     def named(self, option: str) -> str:
         """How an error names ``option``: the study file's key, or the command line's flag."""
         return self.origins.get(option, flag_name(option))
-    # The runtime, precision and threads latency is predicted for (``onnxruntime:fp32:1``); None: no latency.
-    latency: str | None = None
 
     @property
     def study_dir(self) -> Path:
