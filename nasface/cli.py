@@ -437,7 +437,8 @@ def validate_command(
         _interrupted("every finished run is in the log, and a run in progress kept its state (at most ten minutes "
                      "old); the same command continues")
     print_validate(report)
-    console.print(f"wrote {folder / 'validate.json'} and {folder / 'validate.html'}")
+    page = folder / "validate.html"
+    console.print(f"wrote {folder / 'validate.json'}" + (f" and {page}" if page.is_file() else ""))
 
 
 def print_validate(report: dict) -> None:

@@ -311,7 +311,7 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
 def test_a_killed_validation_continues_where_it_stopped(tmp_path):
     table = tiny_table(tmp_path)
     out = tmp_path / "v"
-    command = [sys.executable, "-m", "nasface", "validate", *TINY_ARGS, "--seeds", "3", "--published", str(table),
+    command = [sys.executable, "-m", "nasface", "validate", *TINY_ARGS, "--seeds", "2", "--published", str(table),
                "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -324,14 +324,14 @@ def test_a_killed_validation_continues_where_it_stopped(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = log.read_text().splitlines()
-    assert 2 <= len(before) < 9
+    assert 2 <= len(before) < 6
     finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]
     after = log.read_text().splitlines()
     assert after[:len(before)] == before  # nothing finished was trained again
     keys = [json.loads(line)["key"] for line in after]
-    assert len(keys) == len(set(keys)) == 9  # and nothing twice
-    assert f"{len(before)} of 9 runs logged" in finished.stdout
+    assert len(keys) == len(set(keys)) == 6  # and nothing twice
+    assert f"{len(before)} of 6 runs logged" in finished.stdout
     assert list((out / "cache" / "progress").iterdir()) == []  # each run's kept progress deleted once logged
-    assert "9 of 9 runs logged" in finished.stdout and "FLOPs alone" in finished.stdout
+    assert "6 of 6 runs logged" in finished.stdout and "FLOPs alone" in finished.stdout
     assert default_table_path().is_file()

@@ -158,10 +158,13 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     report["command_settings"] = describe(settings)
     report["teacher"] = teacher_info
     report["log"] = str(out / LOG)
-    from nasface.validity.page import write_page  # the page needs plotly, which a GPU box may lack
-
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
-    write_page(report, out / PAGE)
+    try:
+        from nasface.validity.page import write_page
+        write_page(report, out / PAGE)
+    except ModuleNotFoundError as err:  # a GPU box with torch alone: the log and the analysis are what count
+        log(f"{err.name} is not installed: {out / PAGE} not written (nasface validate --analyse writes it "
+            f"where {err.name} is)")
     return report
 
 
