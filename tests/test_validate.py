@@ -5,11 +5,7 @@ command end to end with real training, killed in the middle and continued."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from itertools import combinations
 from pathlib import Path
 
@@ -30,8 +26,8 @@ from nasface.spec import preset_names
 from nasface.validity.pairs import PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
 from nasface.validity.validate import Buildable, ValidateSettings, analyse, measured_validity, run_validate
+from tests.killing import killed_then_finished
 
-REPO = Path(__file__).resolve().parents[1]
 # Three presets trained for real at 32 px: two groups, one with a published tie and a network nasface cannot build
 TINY_TABLE = {"groups": [
     {"id": "ladder", "paper": "P", "table": "Table 4", "training_set": "MS1MV2", "recipe": "one", "flops_unit": "MAdds",
@@ -309,25 +305,11 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
 
 
 def test_a_killed_validation_continues_where_it_stopped(tmp_path):
-    table = tiny_table(tmp_path)
     out = tmp_path / "v"
-    command = [sys.executable, "-m", "nasface", "validate", *TINY_ARGS, "--seeds", "2", "--published", str(table),
-               "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    log = out / "log.jsonl"
-    deadline = time.time() + 600
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = log.read_text().splitlines()
+    args = ["validate", *TINY_ARGS, "--seeds", "2", "--published", str(tiny_table(tmp_path)), "--out", str(out)]
+    before, finished = killed_then_finished(args, tmp_path, out / "log.jsonl")
     assert 2 <= len(before) < 6
-    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    after = log.read_text().splitlines()
+    after = (out / "log.jsonl").read_text().splitlines()
     assert after[:len(before)] == before  # nothing finished was trained again
     keys = [json.loads(line)["key"] for line in after]
     assert len(keys) == len(set(keys)) == 6  # and nothing twice
