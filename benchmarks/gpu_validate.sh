@@ -7,7 +7,7 @@
 # resumable: put them back under benchmarks/results/validate-<source>-gpu/ and run this again to
 # continue; a run cut off by the deadline is trained again.
 #
-#   OUT=folder BUDGET_S=480 WORKERS=4 [STEPS=480 RESOLUTION=112 BATCH=64] bash benchmarks/gpu_validate.sh
+#   OUT=folder BUDGET_S=480 WORKERS=4 [STEPS=480 RESOLUTION=112 BATCH=64 EXTRA="more flags"] bash benchmarks/gpu_validate.sh
 #
 # Then, on a machine with plotly:  nasface validate <the same flags> --analyse
 # The teacher is pinned to MobileFaceNet (--teacher-spec; on a GPU `auto` would train iresnet50),
@@ -25,12 +25,13 @@ $PY -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/env.txt"
 
 common=(--config studies/lfr-light.yaml --seeds 3 --threads 1 --device "${DEVICE:-cuda}" --teacher-spec mobilefacenet
         --resolution "${RESOLUTION:-112}" --proxy-steps "${STEPS:-480}" --proxy-batch "${BATCH:-64}")
+read -r -a extra <<< "${EXTRA:-}"  # e.g. a smoke test on a CPU: --teacher none
 declare -A source_flags=([orl]="--data orl --train-identities 20 --val-identities 20 --pairs 1800"
                          [synthetic]="--data synthetic")
 pids=()
 start_worker() {  # source, worker number
   # shellcheck disable=SC2086
-  setsid $PY -m nasface validate "${common[@]}" ${source_flags[$1]} --out "benchmarks/results/validate-$1-gpu" \
+  setsid $PY -m nasface validate "${common[@]}" ${source_flags[$1]} "${extra[@]}" --out "benchmarks/results/validate-$1-gpu" \
     > "$OUT/validate-$1-$2.log" 2>&1 < /dev/null &
   pids+=("$!")
 }
@@ -38,7 +39,8 @@ for source in orl synthetic; do start_worker "$source" 1; done
 # the first worker of each source decodes the data and trains the teacher; the others then read the caches
 for source in orl synthetic; do
   first=${pids[$([ "$source" = orl ] && echo 0 || echo 1)]}
-  until grep -q "verifies" "$OUT/validate-$source-1.log" || [ "$(date +%s)" -ge "$deadline" ]; do
+  # the teacher is ready once it verifies (or, without one, once a run has finished)
+  until grep -q "verifies\| seed [0-9]*: " "$OUT/validate-$source-1.log" || [ "$(date +%s)" -ge "$deadline" ]; do
     kill -0 "$first" 2> /dev/null || break  # it ended: an error, or nothing left to train
     sleep 2
   done
