@@ -205,15 +205,21 @@ def test_pair_counting_properties(data, published):
 def test_pooled_tau_is_tau_b_within_one_group_and_pools_pairs_across_groups(data, first, second):
     a = data.draw(st.lists(st.integers(0, 4), min_size=len(first), max_size=len(first)))
     b = data.draw(st.lists(st.integers(0, 4), min_size=len(second), max_size=len(second)))
-    tau = pooled_tau([(first, a)])
-    expected = kendalltau(first, a).statistic
+    # on a grid of half points every published gap is a tie (0) or counted (>= 0.5): scipy's tau-b
+    grid = [round(2 * p) / 2 for p in first]
+    tau = pooled_tau([(grid, a)])
+    expected = kendalltau(grid, a).statistic
     assert (tau is None) == bool(np.isnan(expected)) and (tau is None or tau == pytest.approx(expected))
+    # published scores closer than 0.3 points are tied for tau as for the pair counts: nudging them changes nothing
+    nudged = [p + 0.1 * (k % 2) for k, p in enumerate(grid)]
+    assert pooled_tau([(nudged, a)]) == tau
     # pooling never compares across groups: an offset between the groups changes nothing
     pooled = pooled_tau([(first, a), (second, b)])
     assert pooled == pooled_tau([(first, [v + 100 for v in a]), ([s - 50 for s in second], b)])
     if pooled is not None:
         assert -1 - 1e-12 <= pooled <= 1 + 1e-12
-    assert pooled_tau([(first, first), (second, second)]) in (None, pytest.approx(1.0))
+    other = [round(2 * p) / 2 for p in second]
+    assert pooled_tau([(grid, grid), (other, other)]) in (None, pytest.approx(1.0))
 
 
 # -- the analysis on hand-made logs ----------------------------------------------------------------

@@ -48,14 +48,16 @@ def count_pairs(published, predicted) -> PairCount:
 
 def pooled_tau(groups: list[tuple]) -> float | None:
     """Kendall tau-b of ``predicted`` against ``published`` over the pairs *within* each group
-    ([(published, predicted), ...]): one group gives its tau-b; several pool their pairs, so a
-    group of many networks weighs as its many pairs do.  None where either ranking has no untied
-    pair."""
+    ([(published, predicted), ...]), published scores closer than ``TIE_POINTS`` taken as tied: one
+    group gives its tau-b; several pool their pairs, so a group of many networks weighs as its many
+    pairs do.  None where either ranking has no untied pair."""
     concordance = published_untied = predicted_untied = 0.0
     for published, predicted in groups:
         published, predicted = np.asarray(published, float), np.asarray(predicted, float)
         i, j = np.triu_indices(len(published), 1)
-        sx, sy = np.sign(published[i] - published[j]), np.sign(predicted[i] - predicted[j])
+        gap = published[i] - published[j]
+        sx = np.where(np.abs(gap) >= TIE_POINTS - _SLACK, np.sign(gap), 0.0)
+        sy = np.sign(predicted[i] - predicted[j])
         concordance += float(np.sum(sx * sy))
         published_untied += float(np.sum(sx != 0))
         predicted_untied += float(np.sum(sy != 0))
