@@ -303,6 +303,7 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
         f"reference {settings.reference_steps}); log {out / LOG}")
     keys = [row_key(settings, data.key, spec, seed, teacher_info) for spec, seed in plan]
     todo = [] if analyse_only else [(spec, seed) for (spec, seed), key in zip(plan, keys) if rows.get(key) is None]
+    forget_logged_progress(out / "cache" / PROGRESS, [key for key in keys if rows.get(key) is not None])
     fills = [] if analyse_only else [(spec, seed, key) for (spec, seed), key in zip(plan, keys)
                                      if _lacks_yardstick(settings, rows, key)]
     if todo or fills:
@@ -349,6 +350,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
     write_page(report, out / PAGE)
     return report
+
+
+def forget_logged_progress(folder: Path, logged: list[str]) -> None:
+    """Delete the kept progress of runs already logged: a process killed between logging a run and
+    deleting its progress leaves a file no later run would ever continue or delete."""
+    for key in logged:
+        (folder / f"{key}.pt").unlink(missing_ok=True)
 
 
 def _power_law(rows: RowLog, field: str) -> Callable[[float], float] | None:

@@ -294,8 +294,13 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
     assert report["runs_logged"] == report["runs_planned"] == 6
     page = (out / "validate.html").read_text()
     assert "plotly" in page and "ladder: " in page and "published pairs ordered as published" in page.lower()
-    # the log is the record: analysing it again trains nothing and gives the same numbers
+    # a process killed between logging a run and deleting its kept progress left the file: the next run deletes it
+    stale = out / "cache" / "progress" / f"{rows[0]['key']}.pt"
+    stale.write_bytes(b"left by a kill")
     before = (out / "log.jsonl").read_bytes()
+    run_validate(settings, out, log=lambda m: None)
+    assert not stale.exists() and (out / "log.jsonl").read_bytes() == before  # and nothing trained again
+    # the log is the record: analysing it again trains nothing and gives the same numbers
     again = run_validate(settings, out, log=lambda m: None, analyse_only=True)
     assert (out / "log.jsonl").read_bytes() == before and again["overall"] == report["overall"]
     # a study of the same proxy quotes it beside its fidelity line; a study of another proxy does not

@@ -32,7 +32,7 @@ import torch
 
 from nasface.atomic import RowLog, write_atomic
 from nasface.errors import NasfaceError
-from nasface.fidelity import RECIPE_FIELDS, reports_of_study, teacher_identity, wanted_proxy
+from nasface.fidelity import RECIPE_FIELDS, forget_logged_progress, reports_of_study, teacher_identity, wanted_proxy
 from nasface.model import count
 from nasface.progress import SILENT, Stages
 from nasface.spec import load_spec, preset_names, spec_to_dict
@@ -140,6 +140,7 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     plan = [(b, seed) for seed in settings.seed_list() for b in runnable]
     keys = {(b.preset, seed): run_key(settings, data.key, b.spec, seed, teacher_info) for b, seed in plan}
     todo = [] if analyse_only else [(b, seed) for b, seed in plan if rows.get(keys[(b.preset, seed)]) is None]
+    forget_logged_progress(out / "cache" / PROGRESS, [key for key in keys.values() if rows.get(key) is not None])
     log(f"validate: {len(runnable)} published networks nasface builds, {settings.seeds} seeds each; proxy "
         f"{proxy.steps} steps at {proxy.resolution} px; {len(plan) - len(todo)} of {len(plan)} runs logged; "
         f"log {out / LOG}")
