@@ -254,8 +254,14 @@ def test_the_analysis_by_hand(tmp_path):
     mfn = next(n for n in ladder["networks"] if n["preset"] == "mobilefacenet")
     assert mfn["seed_std"] == pytest.approx(100 * np.std([0.88, 0.84], ddof=1))
     assert ladder["largest_above_smallest"] is False  # MFN (440) below the smaller share (289)
-    # the second group is a published tie (90.71 vs 90.9): nothing counted, yet a tau
-    assert (tie["proxy"]["counted"], tie["proxy"]["ties"]) == (0, 1)
+    # the table's own printed FLOPs over all four of the ladder (the big one too): MFN's two pairs wrong,
+    # share-shuffle a half, the big one's three right; the tie group prints no FLOPs
+    assert ladder["printed_flops"] == {"counted": 6, "ordered": 3.5, "ties": 0, "share": 3.5 / 6, "networks": 4,
+                                       "tau": pytest.approx(kendalltau([93.78, 94.755, 94.165, 96.955],
+                                                                       [221, 146, 146, 514]).statistic)}
+    assert report["groups"][1]["printed_flops"] is None and report["overall"]["printed_flops"]["ordered"] == 3.5
+    # the second group is a published tie (90.71 vs 90.9): nothing counted, and no tau
+    assert (tie["proxy"]["counted"], tie["proxy"]["ties"], tie["proxy"]["tau"]) == (0, 1, None)
     overall = report["overall"]
     assert (overall["proxy"]["counted"], overall["proxy"]["ordered"]) == (3, 2.5)
     assert overall["flops"]["ordered"] == 0.5 and overall["params"]["ordered"] == 2.5

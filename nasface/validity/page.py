@@ -27,7 +27,8 @@ def summary_line(report: dict) -> str:
         f"average, {noise['std_points_max']:.2f} at most")
     return (f"{report['runs_logged']} of {report['runs_planned']} runs logged. Published pairs ordered as published: "
             + "; ".join(f"{PREDICTOR_NAMES[name]} {pairs_text(overall[name])}" for name in PREDICTOR_NAMES)
-            + spread + ".")
+            + spread + f". Without training, the table's printed FLOPs order {pairs_text(overall['printed_flops'])} "
+            f"of the pairs of all its networks that have FLOPs printed.")
 
 
 def group_rows(report: dict) -> list[tuple[str, ...]]:
@@ -37,12 +38,14 @@ def group_rows(report: dict) -> list[tuple[str, ...]]:
         rows.append((group["id"], f"{group['trained']} of {group['size']}", str(group["proxy"]["counted"]),
                      *(pairs_text(group[name]) for name in PREDICTOR_NAMES),
                      "" if group["seed_std_mean"] is None else f"{group['seed_std_mean']:.2f}",
-                     {True: "yes", False: "no", None: ""}[group.get("largest_above_smallest")]))
+                     {True: "yes", False: "no", None: ""}[group.get("largest_above_smallest")],
+                     "" if group["printed_flops"] is None else
+                     f"{pairs_text(group['printed_flops'])} ({group['printed_flops']['networks']} networks)"))
     return rows
 
 
 GROUP_COLUMNS = ("group", "trained", "counted pairs", *(PREDICTOR_NAMES[n] for n in PREDICTOR_NAMES),
-                 "seed sd (points)", "largest above smallest")
+                 "seed sd (points)", "largest above smallest", "printed FLOPs, all networks")
 
 
 def write_page(report: dict, path: Path) -> None:

@@ -12,7 +12,9 @@ The analysis, per group and over all groups (``analyse``): the share of the coun
 pairs (``nasface.validity.pairs``) the proxy's score orders as published, Kendall tau with the
 published score, the same two for FLOPs alone and parameters alone (nasface's exact counts, so
 every network is counted one way), whether the largest network scores above the smallest, and
-seed noise (each network's spread over its seeds, and the share of pairs each seed alone orders).
+seed noise (each network's spread over its seeds, and the share of pairs each seed alone orders);
+and, from the table alone, how its printed FLOPs order all of a group's networks (full scale's
+FLOPs-alone baseline, over networks nasface cannot build too).
 """
 
 from __future__ import annotations
@@ -232,6 +234,10 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
         "std_points_mean": float(np.mean(spreads)) if spreads else None,
         "std_points_max": float(np.max(spreads)) if spreads else None,
         "per_seed": {str(seed): _pairs_dict(count) for seed, count in per_seed_totals.items() if count.counted}}
+    printed = [g["printed_flops"] for g in groups if g["printed_flops"]]
+    overall["printed_flops"] = {
+        **_pairs_dict(sum((_pairs_of(row) for row in printed), NO_PAIRS)),
+        "tau": pooled_tau([_printed_pairs(g) for g in table.groups if sum(n.flops is not None for n in g.networks) >= 2])}
     overall["largest_above_smallest"] = [g["id"] for g in groups if g.get("largest_above_smallest")]
     overall["largest_not_above_smallest"] = [g["id"] for g in groups if g.get("largest_above_smallest") is False]
     return {"published": table.source, "seeds": seeds, "metrics": dict(METRICS),
@@ -268,6 +274,10 @@ def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) ->
         if len(have) >= 2:
             entry["per_seed"][str(seed)] = _pairs_dict(count_pairs([r["published"] for r in have],
                                                                    [r["seeds"][str(seed)] for r in have]))
+    # the table's own answer, no training: its printed FLOPs against its scores, over every network that has them
+    published, flops = _printed_pairs(group)
+    entry["printed_flops"] = {**_pairs_dict(count_pairs(published, flops)), "networks": len(flops),
+                              "tau": pooled_tau([(published, flops)])} if len(flops) >= 2 else None
     spreads = [r["seed_std"] for r in trained if r["seed_std"] is not None]
     entry["seed_std_mean"] = float(np.mean(spreads)) if spreads else None
     if len(trained) >= 2:
@@ -275,6 +285,12 @@ def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) ->
         entry["largest_above_smallest"] = (None if smallest["flops"] == largest["flops"]
                                            else bool(largest["proxy"] > smallest["proxy"]))
     return entry
+
+
+def _printed_pairs(group) -> tuple[list[float], list[int]]:
+    """The published scores and printed FLOPs of the group's networks that have FLOPs printed."""
+    have = [n for n in group.networks if n.flops is not None]
+    return [group.score(n) for n in have], [n.flops for n in have]
 
 
 def _pairs_dict(pairs: PairCount) -> dict:
