@@ -5,6 +5,8 @@ command end to end with real training, killed in the middle and continued."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from itertools import combinations
 from pathlib import Path
@@ -26,7 +28,7 @@ from nasface.spec import preset_names
 from nasface.validity.pairs import PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
 from nasface.validity.validate import Buildable, ValidateSettings, analyse, measured_validity, run_validate
-from tests.killing import killed_then_finished
+from tests.killing import REPO, killed_then_finished
 
 # Three presets trained for real at 32 px: two groups, one with a published tie and a network nasface cannot build
 TINY_TABLE = {"groups": [
@@ -334,3 +336,24 @@ def test_a_killed_validation_continues_where_it_stopped(tmp_path):
     assert list((out / "cache" / "progress").iterdir()) == []  # each run's kept progress deleted once logged
     assert "6 of 6 runs logged" in finished.stdout and "FLOPs alone" in finished.stdout
     assert default_table_path().is_file()
+
+
+def test_validate_runs_where_only_torch_is_installed(tmp_path):
+    """A GPU machine's image may lack Optuna, Ray, SQLAlchemy, pandas and plotly: validate trains and
+    analyses without them, and leaves the page to a machine that has plotly."""
+    code = (
+        "import json, sys\n"
+        "for name in ('optuna', 'ray', 'sqlalchemy', 'plotly', 'pandas'):\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError\n"
+        "from nasface.search.config import config_from_options\n"
+        "from nasface.validity.validate import ValidateSettings, run_validate\n"
+        f"settings = ValidateSettings(search=config_from_options({TINY!r}), seeds=1, published={str(tiny_table(tmp_path))!r})\n"
+        "report = run_validate(settings, 'v', log=print)\n"
+        "print(json.dumps(report['overall']['proxy']))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["counted"] == 3
+    assert "plotly is not installed" in done.stdout and "validate --analyse writes it" in done.stdout
+    assert (tmp_path / "v" / "validate.json").is_file() and not (tmp_path / "v" / "validate.html").exists()
+    assert len((tmp_path / "v" / "log.jsonl").read_text().splitlines()) == 3

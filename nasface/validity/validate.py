@@ -166,8 +166,9 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
         from nasface.validity.page import write_page
         write_page(report, out / PAGE)
     except ModuleNotFoundError as err:  # a GPU box with torch alone: the log and the analysis are what count
-        log(f"{err.name} is not installed: {out / PAGE} not written (nasface validate --analyse writes it "
-            f"where {err.name} is)")
+        package = (err.name or "plotly").split(".")[0]
+        log(f"{package} is not installed: {out / PAGE} not written (nasface validate --analyse writes it "
+            f"where {package} is)")
     return report
 
 
