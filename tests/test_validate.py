@@ -311,16 +311,19 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
     # the log is the record: analysing it again trains nothing and gives the same numbers
     again = run_validate(settings, out, log=lambda m: None, analyse_only=True)
     assert (out / "log.jsonl").read_bytes() == before and again["overall"] == report["overall"]
-    # a study of the same proxy quotes it beside its fidelity line; a study of another proxy does not
-    sentence = (f"this proxy orders {report['overall']['proxy']['ordered']:g} of 3 published pairs as published")
-    for steps, shown in ((4, True), (5, False)):
-        study = run_search(config_from_options({**TINY, "proxy_steps": steps, "studies_dir": str(tmp_path / "s"),
-                                                "study": f"p{steps}", "trials": 1, "baselines": False,
-                                                "executor": "inline", "budget_flops": "150M",
-                                                "budget_mem": "4MB"}), Reporter("quiet"))
-        page = write_report(study, tmp_path / f"report{steps}.html", fidelity_dirs=[tmp_path]).read_text()
-        assert (sentence in page and "FLOPs alone 0.5" in page) == shown
-    assert measured_validity({"data": {"source": "x"}}, [tmp_path]) is None
+    # a study of the same proxy quotes it beside its fidelity line
+    study = run_search(config_from_options({**TINY, "studies_dir": str(tmp_path / "s"), "study": "p", "trials": 1,
+                                            "baselines": False, "executor": "inline", "budget_flops": "150M",
+                                            "budget_mem": "4MB"}), Reporter("quiet"))
+    page = write_report(study, tmp_path / "report.html", fidelity_dirs=[tmp_path]).read_text()
+    assert (f"this proxy orders {report['overall']['proxy']['ordered']:g} of 3 published pairs as published" in page
+            and "FLOPs alone 0.5" in page)
+    # another proxy, other data or another teacher is not this validation's
+    settings_of_study = study.user_attrs["nasface_config"]
+    assert measured_validity(settings_of_study, [tmp_path])["path"] == str(out / "validate.json")
+    for changed in ({"proxy": {**settings_of_study["proxy"], "steps": 5}}, {"teacher": "auto"},
+                    {"data": {**settings_of_study["data"], "pairs": 81}}):
+        assert measured_validity({**settings_of_study, **changed}, [tmp_path]) is None
 
 
 def test_a_killed_validation_continues_where_it_stopped(tmp_path):
