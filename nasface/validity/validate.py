@@ -141,11 +141,11 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     rows = RowLog(out / LOG)
     plan = [(b, seed) for seed in settings.seed_list() for b in runnable]
     keys = {(b.preset, seed): run_key(settings, data.key, b.spec, seed, teacher_info) for b, seed in plan}
+    logged = [key for key in keys.values() if rows.get(key) is not None]
     todo = [] if analyse_only else [(b, seed) for b, seed in plan if rows.get(keys[(b.preset, seed)]) is None]
-    forget_logged_progress(out / "cache" / PROGRESS, [key for key in keys.values() if rows.get(key) is not None])
+    forget_logged_progress(out / "cache" / PROGRESS, logged)
     log(f"validate: {len(runnable)} published networks nasface builds, {settings.seeds} seeds each; proxy "
-        f"{proxy.steps} steps at {proxy.resolution} px; {len(plan) - len(todo)} of {len(plan)} runs logged; "
-        f"log {out / LOG}")
+        f"{proxy.steps} steps at {proxy.resolution} px; {len(logged)} of {len(plan)} runs logged; log {out / LOG}")
     if todo:
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy, teacher_spec=config.teacher_spec,
                                   teacher_steps=config.teacher_steps, log=log, progress=progress)
