@@ -146,6 +146,9 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     forget_logged_progress(out / "cache" / PROGRESS, logged)
     log(f"validate: {len(runnable)} published networks nasface builds, {settings.seeds} seeds each; proxy "
         f"{proxy.steps} steps at {proxy.resolution} px; {len(logged)} of {len(plan)} runs logged; log {out / LOG}")
+    for network in networks:
+        if network.reason is not None:
+            log(f"{network.preset} left out: {network.reason}")
     if todo:
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy, teacher_spec=config.teacher_spec,
                                   teacher_steps=config.teacher_steps, log=log, progress=progress)
