@@ -284,10 +284,11 @@ def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) ->
                               "tau": pooled_tau([(published, flops)])} if len(flops) >= 2 else None
     spreads = [r["seed_std"] for r in trained if r["seed_std"] is not None]
     entry["seed_std_mean"] = float(np.mean(spreads)) if spreads else None
-    if len(trained) >= 2:
-        smallest, largest = min(trained, key=lambda r: r["flops"]), max(trained, key=lambda r: r["flops"])
-        entry["largest_above_smallest"] = (None if smallest["flops"] == largest["flops"]
-                                           else bool(largest["proxy"] > smallest["proxy"]))
+    if len(trained) >= 2:  # the largest above every smallest (Seesaw-share and -shuffle tie at the bottom)
+        least, most = min(r["flops"] for r in trained), max(r["flops"] for r in trained)
+        entry["largest_above_smallest"] = None if least == most else bool(
+            min(r["proxy"] for r in trained if r["flops"] == most) > max(r["proxy"] for r in trained
+                                                                          if r["flops"] == least))
     return entry
 
 
