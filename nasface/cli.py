@@ -446,15 +446,66 @@ def print_fidelity(report: dict) -> None:
                           f"above it in {versus['above_fraction']:.0%} of resamples")
 
 
+# What a validation measures: a fidelity study's settings less the space and budgets (it trains the published networks).
+VALIDATE_SEARCH_OPTIONS = tuple(o for o in FIDELITY_SEARCH_OPTIONS if o not in ("space", "budget_flops", "budget_mem"))
+
+
+def validate_command(
+    config: Path = typer.Option(None, help="A study definition YAML: its data, proxy and teacher are what is "
+                                           "validated (e.g. studies/lfr-light.yaml)."),
+    seeds: int = typer.Option(3, help="Seeds each published network is trained with (seed noise)."),
+    published: Path = typer.Option(None, help="A published-results YAML of your own (default: nasface's, "
+                                              "nasface/resources/published/full_training.yaml)."),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
+    out: Path = typer.Option(None, help="Output folder (default studies/validate-<data>)."),
+    analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
+    **options,
+) -> None:
+    """Measure whether the proxy ranks the published networks as their published full training does."""
+    import torch
+
+    from nasface.progress import StageDisplay
+    from nasface.search import config_from_options
+    from nasface.validity.validate import ValidateSettings, run_validate
+
+    search_config = config_from_options(options, config)
+    search_config.proxy.check()
+    settings = ValidateSettings(search=search_config, seeds=seeds, published=None if published is None else str(published))
+    if threads:
+        torch.set_num_threads(threads)
+    folder = out or Path("studies") / f"validate-{Path(search_config.data.source).name}"
+    try:
+        report = run_validate(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
+                              progress=StageDisplay("rich", console))
+    except KeyboardInterrupt:
+        _interrupted("every finished run is in the log, and a run in progress kept its state (at most ten minutes "
+                     "old); the same command continues")
+    print_validate(report)
+    page = folder / "validate.html"
+    console.print(f"wrote {folder / 'validate.json'}" + (f" and {page}" if page.is_file() else ""))
+
+
+def print_validate(report: dict) -> None:
+    """The analysis as a table: each group's published pairs, as the proxy, FLOPs and parameters order them."""
+    from nasface.validity.page import GROUP_COLUMNS, group_rows, summary_line
+
+    table = Table(*GROUP_COLUMNS, title="published pairs ordered as published (ties under 0.3 points not counted)")
+    for row in group_rows(report):
+        table.add_row(*row)
+    (console if console.is_terminal else Console(width=max(console.width, 200))).print(table)
+    console.print(summary_line(report))
+
+
 def _search_options_as_parameters() -> None:
     """Give ``search`` one parameter per search option (nasface.search.config.SEARCH_OPTIONS), and
-    ``fidelity`` one per option that says what it measures."""
+    ``fidelity`` and ``validate`` one per option that says what they measure."""
     from nasface.options import typer_parameters
     from nasface.search.config import SEARCH_OPTIONS
 
     for name, command, options in (
             ("search", search_command, SEARCH_OPTIONS),
-            ("fidelity", fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS))):
+            ("fidelity", fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS)),
+            ("validate", validate_command, tuple(o for o in SEARCH_OPTIONS if o.name in VALIDATE_SEARCH_OPTIONS))):
         fixed = list(inspect.signature(command).parameters.values())[:-1]  # all but **options
         command.__signature__ = inspect.Signature([*fixed, *typer_parameters(options)])
         app.command(name)(command)

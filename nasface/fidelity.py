@@ -303,6 +303,7 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
         f"reference {settings.reference_steps}); log {out / LOG}")
     keys = [row_key(settings, data.key, spec, seed, teacher_info) for spec, seed in plan]
     todo = [] if analyse_only else [(spec, seed) for (spec, seed), key in zip(plan, keys) if rows.get(key) is None]
+    forget_logged_progress(out / "cache" / PROGRESS, [key for key in keys if rows.get(key) is not None])
     fills = [] if analyse_only else [(spec, seed, key) for (spec, seed), key in zip(plan, keys)
                                      if _lacks_yardstick(settings, rows, key)]
     if todo or fills:
@@ -349,6 +350,13 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
     write_page(report, out / PAGE)
     return report
+
+
+def forget_logged_progress(folder: Path, logged: list[str]) -> None:
+    """Delete the kept progress of runs already logged: a process killed between logging a run and
+    deleting its progress leaves a file no later run would ever continue or delete."""
+    for key in logged:
+        (folder / f"{key}.pt").unlink(missing_ok=True)
 
 
 def _power_law(rows: RowLog, field: str) -> Callable[[float], float] | None:
@@ -894,28 +902,41 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
     Of several that match (the same study on a CPU and on a GPU, say), an exact match before a
     budget's, then the one that has measured the most architectures.
     """
-    wanted_proxy = {k: v for k, v in (study_settings.get("proxy") or {}).items() if k in RECIPE_FIELDS}
-    if wanted_proxy.get("warmup_steps") is None and "steps" in wanted_proxy:  # the default: a tenth of the steps
-        wanted_proxy["warmup_steps"] = ProxyBudget(steps=wanted_proxy["steps"]).schedule.warmup_steps
+    wanted = wanted_proxy(study_settings)
+    steps = wanted.get("steps")
     found = []
+    for path, report, proxy in reports_of_study(study_settings, folders, REPORT):
+        if proxy == wanted:
+            found.append({"path": str(path), **report})
+        elif ({**proxy, "steps": steps} == wanted and str(steps) in (report.get("budgets") or {})
+              and steps < report.get("reference_steps", 0)):
+            found.append({"path": str(path), **report, "budget_steps": steps})
+    return max(found, key=lambda report: ("budget_steps" not in report, report.get("measured", 0)), default=None)
+
+
+def reports_of_study(study_settings: dict, folders, name: str):
+    """(path, report, its proxy's recipe fields) of each ``*/name`` in ``folders`` measured on the
+    study's data with its teacher (a measurement's ``command_settings``); unreadable ones skipped."""
+    wanted = wanted_proxy(study_settings)
     for folder in folders:
-        for path in sorted(Path(folder).glob(f"*/{REPORT}")):
+        for path in sorted(Path(folder).glob(f"*/{name}")):
             try:
                 report = json.loads(path.read_text())
                 settings = report["command_settings"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            proxy = {k: v for k, v in settings.get("proxy", {}).items() if k in wanted_proxy}
-            if (settings.get("data") != study_settings.get("data")
-                    or settings.get("teacher") != study_settings.get("teacher")):
-                continue
-            steps = wanted_proxy.get("steps")
-            if proxy == wanted_proxy:
-                found.append({"path": str(path), **report})
-            elif ({**proxy, "steps": steps} == wanted_proxy and str(steps) in (report.get("budgets") or {})
-                  and steps < report.get("reference_steps", 0)):
-                found.append({"path": str(path), **report, "budget_steps": steps})
-    return max(found, key=lambda report: ("budget_steps" not in report, report.get("measured", 0)), default=None)
+            if (settings.get("data") == study_settings.get("data")
+                    and settings.get("teacher") == study_settings.get("teacher")):
+                yield path, report, {k: v for k, v in settings.get("proxy", {}).items() if k in wanted}
+
+
+def wanted_proxy(study_settings: dict) -> dict:
+    """The study's proxy recipe (``RECIPE_FIELDS``) as a measurement of it records it: the warm-up
+    as the schedule takes it, a tenth of the steps when the study leaves it unset."""
+    wanted = {k: v for k, v in (study_settings.get("proxy") or {}).items() if k in RECIPE_FIELDS}
+    if wanted.get("warmup_steps") is None and "steps" in wanted:  # the default: a tenth of the steps
+        wanted["warmup_steps"] = ProxyBudget(steps=wanted["steps"]).schedule.warmup_steps
+    return wanted
 
 
 def fidelity_sentence(report: dict | None, score: str = "accuracy") -> str:

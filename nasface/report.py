@@ -412,11 +412,21 @@ def reasons_table(frame: pd.DataFrame) -> pd.DataFrame:
         "trials", ascending=False, kind="stable")
 
 
+def validity_paragraph(settings: dict, folders) -> str:
+    """The study's proxy against published full training (``nasface validate``), where measured."""
+    from nasface.validity.page import validity_sentence
+    from nasface.validity.validate import measured_validity
+
+    report = measured_validity(settings, folders)
+    return "" if report is None else f'<p class="validity">{html.escape(validity_sentence(report))}</p>'
+
+
 def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=()) -> Path:
     """Write the self-contained HTML report; returns its path.
 
     ``fidelity_dirs``: folders whose ``*/fidelity.json`` may hold a fidelity study of this study's
-    proxy (``nasface fidelity``'s outputs); the page states what it measured, or that none did.
+    proxy (``nasface fidelity``'s outputs); the page states what it measured, or that none did; and
+    beside it what a ``*/validate.json`` there measured against published full training.
     """
     import plotly.io as pio
 
@@ -449,6 +459,7 @@ table.settings td:first-of-type{{color:#555}}div.wide{{overflow-x:auto;font-size
 <p>Accuracy is the <b>proxy</b> verification accuracy after brief training: it ranks architectures,
 it does not predict their fully trained accuracy (see the README).</p>
 <p class="fidelity">{fidelity_sentence(measured_fidelity(settings, fidelity_dirs), settings.get("score", "accuracy"))}</p>
+{validity_paragraph(settings, fidelity_dirs)}
 {''.join(parts)}
 <h2>Pareto-optimal trials (within budget)</h2>
 {f'<div class="wide">{readable(pareto).to_html(index=False)}</div>' if not pareto.empty else "<p>none yet</p>"}

@@ -6,10 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +30,7 @@ from nasface.report import write_report
 from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
 from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
+from tests.killing import killed_then_finished
 from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -696,21 +695,9 @@ def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architecture
 @pytest.mark.slow
 def test_a_killed_fidelity_run_continues_where_it_stopped(tmp_path):
     out = tmp_path / "f"
-    command = [sys.executable, "-m", "nasface", "fidelity", *TINY_ARGS, "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
     log = out / "log.jsonl"
-    deadline = time.time() + 600
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = log.read_text().splitlines()
+    before, finished = killed_then_finished(["fidelity", *TINY_ARGS, "--out", str(out)], tmp_path, log)
     assert 2 <= len(before) < 12
-    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert finished.returncode == 0, finished.stderr[-2000:]
     after = log.read_text().splitlines()
     assert after[:len(before)] == before                       # nothing finished was trained again
     keys = [json.loads(line)["key"] for line in after]
