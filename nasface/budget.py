@@ -8,6 +8,7 @@ whole number once its unit is applied.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -75,6 +76,14 @@ class Budgets:
             activation_bytes=None if act_mem is None else parse_quantity(act_mem, "--budget-act-mem", in_bytes=True),
             latency_ms=None if latency is None else parse_latency(latency, "--budget-latency"),
         )
+
+    def stored(self) -> dict:
+        """The budgets as a study's fingerprint and a measurement's settings store them.  An unset
+        latency budget leaves no key, so what was stored before latency budgets existed still matches."""
+        stored = dataclasses.asdict(self)
+        if stored["latency_ms"] is None:
+            del stored["latency_ms"]
+        return stored
 
     def limits(self) -> dict[str, float]:
         """Cost key -> limit, for the budgets that are set (keys of ``nasface.count``, and ``latency_ms``)."""

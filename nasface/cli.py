@@ -258,7 +258,7 @@ def score_command(
 
 @app.command("space")
 def space_command(
-    file: str = typer.Argument(None, help="A search space YAML (default: the bundled search_spaces/lfr.yaml)."),
+    file: str = typer.Argument(None, help="A search space YAML, or a bundled one by name: lfr (the default) or lfr-wide."),
     budget_flops: str = typer.Option(None, help="e.g. 1G"),
     budget_mem: str = typer.Option(None, help="fp32 weight bytes, e.g. 20MB"),
     budget_params: str = typer.Option(None),

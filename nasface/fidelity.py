@@ -510,7 +510,7 @@ def _with_fill(rows: RowLog, key: str, yardstick: str | None) -> dict | None:
 def describe(settings: FidelitySettings) -> dict:
     config = settings.search
     return {"data": dataclasses.asdict(config.data), "space": config.space or "lfr",
-            "budgets": dataclasses.asdict(config.budgets),
+            "budgets": config.budgets.stored(),
             "proxy": {k: v for k, v in dataclasses.asdict(settings.proxy).items() if k != "device"},
             "teacher": config.teacher, "teacher_spec": config.teacher_spec, "teacher_steps": config.teacher_steps,
             "architectures": settings.architectures, "presets": settings.presets,

@@ -440,8 +440,11 @@ def feasible_sample(space: SearchSpace, budgets, draws: int, seed: int, keep: in
 
 
 def load_space(path: str | os.PathLike | None = None) -> SearchSpace:
-    """Read and check a search space YAML (the default space when ``path`` is None)."""
+    """Read and check a search space: a YAML path, the name of a bundled space (``lfr``, ``lfr-wide``),
+    or the default space when ``path`` is None."""
     path = Path(path) if path is not None else DEFAULT_SPACE
+    if path.suffix == "" and path.name == str(path) and (SEARCH_SPACES / f"{path}.yaml").is_file():
+        path = SEARCH_SPACES / f"{path}.yaml"
     data = read_yaml(path, "search space")
     try:
         return _space_from_dict(data, str(path))

@@ -37,6 +37,18 @@ def test_every_seed_preset_is_a_point_of_the_default_space(space, preset):
     assert space.sample(optuna.trial.FixedTrial(params), name=preset) == spec
 
 
+def test_the_wide_space_holds_the_default_one_and_the_other_families():
+    """lfr-wide is lfr with more families: every seed network is a point of both, and it offers
+    every registered family (the default space keeps its choices, so its draws stay the same)."""
+    wide = load_space("lfr-wide")
+    for preset in SEED_NETWORKS:
+        spec = nasface.load_spec(preset)
+        assert wide.sample(optuna.trial.FixedTrial(wide.params_of(spec)), name=preset) == spec
+    default_families = set(yaml.safe_load(DEFAULT_SPACE.read_text())["stages"]["family"])
+    wide_families = set(yaml.safe_load((DEFAULT_SPACE.parent / "lfr-wide.yaml").read_text())["stages"]["family"])
+    assert default_families < wide_families and wide_families == set(FAMILIES) - {"ir"}
+
+
 def test_teachers_are_not_points(space):
     with pytest.raises(NasfaceError, match="head.kind = 'none' is not among"):
         space.params_of(nasface.load_spec("iresnet50"))
@@ -218,10 +230,14 @@ embedding: {kind: [gdc], size: [128], gdc: {width: [128]}}
     assert {stage.block.groups for stage in cheapest.stages} == {4}  # its declared cost order
 
 
+BUNDLED_SPACES = ("lfr", "lfr-wide")
+
+
+@pytest.mark.parametrize("name", BUNDLED_SPACES)
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_random_samples_are_valid_or_clearly_refused(seed):
-    space = load_space()
+def test_random_samples_are_valid_or_clearly_refused(name, seed):
+    space = load_space(name)
     chooser = RandomChooser(seed)
     try:
         spec = space.sample(chooser)
@@ -233,7 +249,9 @@ def test_random_samples_are_valid_or_clearly_refused(seed):
     assert nasface.count(spec)["params"] > 0
 
 
-def test_most_random_samples_are_valid(space):
+@pytest.mark.parametrize("name", BUNDLED_SPACES)
+def test_most_random_samples_are_valid(name):
+    space = load_space(name)
     valid = 0
     for seed in range(300):
         try:

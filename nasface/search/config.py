@@ -96,8 +96,7 @@ class SearchConfig:
 
     def fingerprint(self) -> dict:
         """What must not change when a study is continued."""
-        budgets = {k: v for k, v in dataclasses.asdict(self.budgets).items() if k != "latency_ms" or v is not None}
-        return {"budgets": budgets, "data": dataclasses.asdict(self.data),
+        return {"budgets": self.budgets.stored(), "data": dataclasses.asdict(self.data),
                 "proxy": {k: v for k, v in dataclasses.asdict(self.proxy).items() if k != "device"},
                 "teacher": self.teacher, "objectives": list(self.objectives), "score": self.score,
                 "space": self.space or "lfr",
@@ -155,7 +154,7 @@ SEARCH_OPTIONS = (
     Option("study", str, _CONFIG.study, "Study name; an existing one is continued."),
     Option("studies_dir", str, _CONFIG.studies_dir, "Where studies live."),
     Option("storage", str | None, None, "Any Optuna storage URL (default: SQLite in the study folder)."),
-    Option("space", str | None, None, "Search space YAML (default: the bundled search_spaces/lfr.yaml)."),
+    Option("space", str | None, None, "Search space YAML, or a bundled one by name: lfr (the default) or lfr-wide."),
     Option("data", str, _DATA.source, "synthetic, orl, an image folder or a RecordIO folder."),
     Option("val_bin", str | None, None, "Verify on this insightface .bin instead of held-out identities."),
     Option("train_identities", int | None, None, "Identities the proxy trains on (default: by source)."),
