@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nasface.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible, conv_bn, conv_bn_cost,
-                                 cost_ordered, se_cost, se_ratio_cost)
+from nasface.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible, check_expansion, conv_bn,
+                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
 from nasface.cost import CostCounter
 from nasface.errors import NasfaceError
 
@@ -91,8 +91,7 @@ class GhostSpec(BlockSpec):
         check_activation(f"{where}.act", self.act)
         if self.kernel not in KERNELS:
             raise NasfaceError(f"{where}.kernel: the depthwise kernel is 3 or 5 (GhostNet), got {self.kernel}")
-        if not (0 < self.expansion < 1e6):  # also refuses .inf and .nan from YAML
-            raise NasfaceError(f"{where}.expansion: must be positive, got {self.expansion}")
+        check_expansion(where, self.expansion)
         if self.se_ratio < 0:
             raise NasfaceError(f"{where}.se_ratio: must be 0 (no SE) or a positive reduction, got {self.se_ratio}")
         hidden = self.hidden(cin)
