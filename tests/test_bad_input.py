@@ -42,7 +42,7 @@ STUDY_FILES = {"steps-word": "proxy_steps: ten\n", "baselines-quoted": 'baseline
                "budget-list": "budget_flops: [1, 2]\n", "distill-unknown": "distill: telepathy\n",
                "trials-float": "trials: 2.5\n", "objectives-number": "objectives: 3\n",
                "not-a-mapping": "- study: x\n", "rungs-word": "rungs: [forty, 120]\n",
-               "workers-negative": "workers: -3\n", "cpus-zero": "cpus_per_trial: 0\n"}
+               "objectives-null": "objectives: null\n"}
 RECIPES = {"lr-word": {"lr": "fast"}, "generations-text": {"generations": "2"}, "val-bins-text": {"val_bins": 5},
            "margin-unknown": {"margin": "triplet"}}
 
@@ -154,6 +154,8 @@ CASES = [
      "distill: 'telepathy' is not one of", False),
     ("study-trials-float", ["search", "--config", "{in}/study-trials-float.yaml"],
      "trials: expected an integer, got 2.5", False),
+    ("study-objectives-null", ["search", "--config", "{in}/study-objectives-null.yaml"],
+     "study-objectives-null.yaml: objectives: give one or more of accuracy", False),
     ("study-objectives-number", ["search", "--config", "{in}/study-objectives-number.yaml"],
      "objectives: expected a list of names, got 3", False),
     ("study-not-a-mapping", ["search", "--config", "{in}/study-not-a-mapping.yaml"],
@@ -187,10 +189,7 @@ CASES = [
      False),
     ("storage-not-a-url", [*SEARCH, "--storage", "study.db"], "not a database URL", False),
     # found before the study exists, so that the corrected command is not refused as "other settings"
-    ("study-workers-negative", ["search", "--config", "{in}/study-workers-negative.yaml"],
-     "workers (--workers) must be at least 1, got -3", False),
-    ("study-cpus-zero", ["search", "--config", "{in}/study-cpus-zero.yaml"],
-     "cpus_per_trial (--cpus-per-trial) must be above 0, got 0", False),
+    # (study-workers and study-cpus below are found there too)
     ("identities-beyond-the-data", [*SEARCH, "--data", "{in}/two-people", "--train-identities", "12",
                                     "--val-identities", "8"],
      "has 2 identities, but 12 training + 8 held-out were asked for; lower --train-identities", False),

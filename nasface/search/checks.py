@@ -17,6 +17,8 @@ def check_config(config: SearchConfig) -> SearchSpace:
     """Raise NasfaceError for the first bad input; return the loaded space."""
     if not config.study or "/" in config.study or config.study.startswith("."):
         raise NasfaceError(f"--study {config.study!r}: use a plain name such as lfr-light")
+    if not config.objectives:  # `objectives: null` or `[]` in a study file
+        raise NasfaceError(f"{config.named('objectives')}: give one or more of {', '.join(OBJECTIVES)}")
     for objective in config.objectives:
         if objective not in OBJECTIVES:
             raise NasfaceError(f"unknown objective {objective!r} (choose from {', '.join(OBJECTIVES)})")

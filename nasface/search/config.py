@@ -240,7 +240,7 @@ def latency_settings(latency: str | None, budgets: Budgets, objectives: tuple[st
     if latency is None and budgets.latency_ms is not None:
         latency = DEFAULT_TARGET
     if latency is None:
-        if "latency_ms" in objectives:
+        if objectives and "latency_ms" in objectives:
             raise NasfaceError("objective latency_ms: give --latency RUNTIME:PRECISION:THREADS "
                                "(e.g. onnxruntime:fp32:1) or --budget-latency")
         return None, objectives
