@@ -20,8 +20,9 @@ from nasface.cli import NOTHING_HALF_WRITTEN
 from nasface.model import count
 from nasface.progress import Reporter, StageDisplay, Stages
 from nasface.search import record, run_search
-from nasface.search.driver import Progress
+from nasface.search.driver import Progress, baseline_presets
 from nasface.search.live import LiveTrial
+from nasface.space import load_space
 from nasface.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
 from tests.test_faults import finish, launch, run
 from tests.test_search import TINY_DATA, tiny_config
@@ -158,7 +159,7 @@ def test_a_trial_in_training_shows_its_step_loss_rate_and_the_search_eta_counts_
         torch.set_num_threads(threads)
     everything = events(capsys.readouterr().out)
     trained = [e for e in everything if e["event"] == "trial" and e["kind"] == "baseline"]
-    assert len(trained) == 6
+    assert len(trained) == len(baseline_presets(load_space()))
     for finished in trained:  # each one showed while it trained, before its outcome
         shown = trial_updates(everything[:everything.index(finished)], finished["trial"])
         assert shown and shown[0]["total"] == STEPS and {e["unit"] for e in shown} == {"steps"}

@@ -129,7 +129,7 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]
     """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
     present = {facts.baseline for facts in record.records(study)}
     enqueued = []
-    for name in _seeds_of(space):
+    for name in baseline_presets(space):
         if name not in present:
             record.enqueue(study, space.params_of(load_spec(name)), baseline=name)
             enqueued.append(name)
@@ -391,7 +391,7 @@ def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, 
                              else everything[facts.promoted_from].cost["flops"] for facts in _waiting(study)}
     trained = [facts.cost["flops"] for facts in everything if facts.kind == "candidate"]
     if not trained:
-        seeds = [count(name, convention) for name in _seeds_of(space)]
+        seeds = [count(name, convention) for name in baseline_presets(space)]
         trained = [cost["flops"] for cost in seeds if not config.budgets.violations(cost)]
     if trained:
         progress.expected_flops = sum(trained) / len(trained)
@@ -399,7 +399,7 @@ def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, 
         progress.expected_flops = config.budgets.flops
 
 
-def _seeds_of(space: SearchSpace) -> list[str]:
+def baseline_presets(space: SearchSpace) -> list[str]:
     """The presets that are points of the space: the baselines a search trains."""
     names = []
     for name in preset_names():
