@@ -89,9 +89,9 @@ def presets(as_json: bool = typer.Option(False, "--json", help="Print one JSON o
             print(json.dumps(row))
         return
     # compact (no vertical rules, no padding beside the one-space rules): it fits 80 columns
-    table = Table(title="nasface presets (LFR2019 light track: FLOPs < 1G in the lfr convention, weights < 20 MB)",
+    table = Table(title="nasface presets (LFR2019 light track: FLOPs < 1G in the lfr convention, fp32 weights < 20 MB)",
                   box=box.SIMPLE_HEAD, padding=0, show_edge=False)
-    for column in ("preset", "LFR FLOPs", "MACs", "params", "fp32 weights", "peak act.", "emb."):
+    for column in ("preset", "LFR FLOPs", "MACs", "params", "weights", "peak act.", "emb."):
         table.add_column(column, justify="left" if column == "preset" else "right", no_wrap=True)
     for row in rows:
         table.add_row(row["name"], f"{row['lfr_flops']:,}", _human(row["macs"]), _human(row["params"]),
