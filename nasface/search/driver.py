@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -249,6 +251,25 @@ class Progress:
         return {**self.sections, "other": max(0.0, total - sum(self.sections.values())), "total": total}
 
 
+@contextmanager
+def held_interrupt():
+    """Ctrl-C during the block takes effect when it ends.  A storage write cut in half leaves its
+    transaction open, and the writes that record the interruption then find the database locked
+    (SQLite: 'database is locked'); held, the interruption meets a consistent study.  Only the main
+    thread receives signals; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
            reporter, progress: Progress) -> optuna.Study:
     """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
@@ -297,7 +318,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     try:
         while True:
             while len(running) < executor.capacity():
-                with lock.hold(config.study):
+                with lock.hold(config.study), held_interrupt():
                     if not want_more():
                         break
                     trial = asked = study.ask()
@@ -336,7 +357,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 time.sleep(1.0)
             for number, result in executor.wait(timeout=1.0):
                 trial, started = running[number]  # running until told: Ctrl-C meanwhile enqueues it again
-                with lock.hold(config.study):
+                with lock.hold(config.study), held_interrupt():
                     if not still_ours(study, trial):
                         reporter.log(f"trial {number} was recovered by another driver while it trained "
                                      f"(its heartbeat looked stale); this result is dropped")
@@ -354,7 +375,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 progress.pareto = len(pareto_front(study))
                 reporter.trial(record.read(trial), progress)
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
-                with lock.hold(config.study):
+                with lock.hold(config.study), held_interrupt():
                     recover_stale_trials(study, space, reporter.log)  # a peer driver that died mid-trial
                 last_recovery = time.time()
     except KeyboardInterrupt:

@@ -91,7 +91,11 @@ class Heartbeat(Periodic):
     (``--executor inline``) or waits on a slow storage, so the beat runs beside it.
     """
 
-    seconds, name = HEARTBEAT_SECONDS, "nasface-heartbeat"
+    name = "nasface-heartbeat"
+
+    @property
+    def seconds(self) -> float:  # the module's setting when the thread waits, not when the class was made
+        return HEARTBEAT_SECONDS
 
     def __init__(self, study: optuna.Study, lock: StudyLock, running: dict):
         self.study, self.lock, self.running = study, lock, running
