@@ -70,7 +70,7 @@ def measure_command(
 
 @latency_app.command("table")
 def table_command(
-    space: str = typer.Option("lfr", help="lfr (the bundled space) or a search space YAML."),
+    space: str = typer.Option("lfr", help="A search space YAML, or a bundled one by name: lfr (the default) or lfr-wide."),
     runtime: str = RUNTIME, precision: str = PRECISION, threads: int = THREADS,
     networks: int = typer.Option(40, help="Random networks of the space whose parts are measured."),
     fit: int = typer.Option(10, help="How many of them are measured whole to fit the correction."),
@@ -94,7 +94,7 @@ def table_command(
     if networks < 1 or not 0 <= fit <= networks:
         raise NasfaceError(f"--networks {networks} --fit {fit}: measure at least one network, and fit on at "
                            f"most that many")
-    loaded = load_space(None if space == "lfr" else space)
+    loaded = load_space(space)
     path = table or default_table(target)
     opened = LatencyTable.open(path, key)
     started = time.perf_counter()
