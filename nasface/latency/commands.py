@@ -70,7 +70,8 @@ def measure_command(
 
 @latency_app.command("table")
 def table_command(
-    space: str = typer.Option("lfr", help="A search space YAML, or a bundled one by name: lfr (the default) or lfr-wide."),
+    space: str = typer.Option("lfr", help="A search space YAML, or a bundled one by name: lfr (the default) "
+                                          "or lfr-wide."),
     runtime: str = RUNTIME, precision: str = PRECISION, threads: int = THREADS,
     networks: int = typer.Option(40, help="Random networks of the space whose parts are measured."),
     fit: int = typer.Option(10, help="How many of them are measured whole to fit the correction."),
