@@ -2,6 +2,7 @@
 
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
+                                           [--light-track]
 
 Draws ``--networks`` random networks of search_spaces/lfr.yaml, measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -28,6 +29,7 @@ from scipy.stats import kendalltau  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from nasface.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS  # noqa: E402
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable  # noqa: E402
@@ -55,13 +57,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=TIMED_RUNS, help="Timed runs per whole network.")
     parser.add_argument("--warmup", type=int, default=WARMUP_RUNS)
+    parser.add_argument("--light-track", action="store_true",
+                        help="Draw only networks within the LFR light track (1G FLOPs, 20 MB of weights).")
     parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
     load_before = os.getloadavg()
     folder = tempfile.TemporaryDirectory(prefix="nasface-latency-")
     table = LatencyTable.open(args.table or Path(folder.name) / "table.jsonl", target.key())
-    specs = sample_networks(load_space(), args.networks, args.seed)
+    budgets = Budgets(flops=10**9, weight_bytes=20 * 10**6) if args.light_track else Budgets()
+    specs = sample_networks(load_space(), args.networks, args.seed, budgets)
 
     started = time.perf_counter()
     measured_parts = ensure_parts(table, specs, target)
@@ -93,7 +98,7 @@ def main() -> None:
 
     result = {
         "target": target.key(), "networks": len(specs), "fit_networks": args.fit, "held_out": len(held_specs),
-        "seed": args.seed, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "seed": args.seed, "light_track": args.light_track, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,
@@ -107,7 +112,7 @@ def main() -> None:
         "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "measured_ms": m,
                   "median_ms": figures[spec.name]["median_ms"]} for spec, x, s, m in zip(specs, macs, sums, measured)],
     }
-    name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t"
+    name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")
     path = write_result(name, result)
     print(f"wrote {path}")
     for label in ("predictor", "raw_sum", "macs_line"):

@@ -56,9 +56,9 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
             stage.update(first + len(group))
 
 
-def sample_networks(space: SearchSpace, count: int, seed: int) -> list[ArchSpec]:
-    """``count`` valid random networks of ``space`` (the same ones for the same seed)."""
-    return feasible_sample(space, Budgets(), 0, seed, keep=count)["specs"]
+def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets = Budgets()) -> list[ArchSpec]:
+    """``count`` valid random networks of ``space`` within ``budgets`` (the same ones for the same seed)."""
+    return feasible_sample(space, budgets, 0, seed, keep=count)["specs"]
 
 
 def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = 10,
