@@ -11,8 +11,8 @@ from datetime import date
 from pathlib import Path
 
 
-from nasface.atomic import RowLog, write_atomic  # noqa: F401  (RowLog: the benchmarks' resumable log)
-from nasface.ranking import rank_agreement  # noqa: F401
+from nasface.core.atomic import RowLog, write_atomic  # noqa: F401  (RowLog: the benchmarks' resumable log)
+from nasface.core.ranking import rank_agreement  # noqa: F401
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

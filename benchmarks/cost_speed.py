@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 import nasface  # noqa: E402
 from benchmarks._common import median_seconds, write_result  # noqa: E402
-from nasface.model import _block_cost  # noqa: E402
+from nasface.arch.model import _block_cost  # noqa: E402
 
 
 def analytic_cold(spec) -> None:

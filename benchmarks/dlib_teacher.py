@@ -51,13 +51,13 @@ def main() -> None:
     # The aligned faces go to the benchmark's cache, so the alignment is timed on a first run.
     os.environ["NASFACE_CACHE_DIR"] = str(args.cache / "aligned")
 
-    from nasface import dlib_models
+    from nasface.data import dlib_models
     from nasface.data import describe, open_source
     from rich.console import Console
 
-    from nasface.progress import StageDisplay
+    from nasface.ui.progress import StageDisplay
     from nasface.search import DataSettings, load_proxy_data
-    from nasface.teacher import teacher_info, teacher_targets
+    from nasface.training.teacher import teacher_info, teacher_targets
     from nasface.train import ProxyBudget, score
 
     log = RowLog(result_path(NAME).with_suffix(".jsonl"))

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nasface  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
-from nasface.budget import Budgets  # noqa: E402
-from nasface.errors import NasfaceError  # noqa: E402
-from nasface.space import RandomChooser, fill_budget, load_space  # noqa: E402
+from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.core.errors import NasfaceError  # noqa: E402
+from nasface.arch.space import RandomChooser, fill_budget, load_space  # noqa: E402
 
 
 def used(cost: dict, budgets: Budgets) -> float:

@@ -29,14 +29,14 @@ from scipy.stats import kendalltau  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from nasface.budget import Budgets  # noqa: E402
+from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS  # noqa: E402
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
-from nasface.model import count  # noqa: E402
-from nasface.progress import StageDisplay  # noqa: E402
-from nasface.space import load_space  # noqa: E402
+from nasface.arch.model import count  # noqa: E402
+from nasface.ui.progress import StageDisplay  # noqa: E402
+from nasface.arch.space import load_space  # noqa: E402
 
 
 def scores(predicted: list[float], measured: list[float]) -> dict:

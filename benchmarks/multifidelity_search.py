@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks._common import RowLog, result_path, write_result  # noqa: E402
-from nasface.progress import Reporter  # noqa: E402
-from nasface.report import pareto_front  # noqa: E402
+from nasface.ui.progress import Reporter  # noqa: E402
+from nasface.search.results import pareto_front  # noqa: E402
 from nasface.search import config_from_options, load_proxy_data, record, run_search  # noqa: E402
-from nasface.spec import spec_from_dict  # noqa: E402
-from nasface.teacher import teacher_targets  # noqa: E402
+from nasface.arch.spec import spec_from_dict  # noqa: E402
+from nasface.training.teacher import teacher_targets  # noqa: E402
 from nasface.train import score  # noqa: E402
 
 NAME = "multifidelity_search"

@@ -13,7 +13,7 @@ overheads; the methods:
 - ``tpe``: Optuna's multi-objective TPE (nasface's settings) choosing among the table's
   architectures as one categorical knob, scored at 1x (the table is not the whole space, so this
   tells TPE's budget use on the measured points, not what it would find elsewhere);
-- ``sh``: asynchronous successive halving (``nasface.rungs``) with rungs 1/4x, 1x, 4x and eta 4:
+- ``sh``: asynchronous successive halving (``nasface.search.rungs``) with rungs 1/4x, 1x, 4x and eta 4:
   new candidates start at 1/4x in random order, a candidate in the top quarter of its rung (by
   non-dominated sorting of score, FLOPs and weight bytes) continues to the next rung; promotion
   continues training, so it costs the longer budget less the stable steps already trained
@@ -44,8 +44,8 @@ import optuna  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
 from nasface.fidelity import FILL, theil_sen  # noqa: E402
-from nasface.report import hypervolume  # noqa: E402
-from nasface.rungs import RungResult, nondominated_fronts, promotions  # noqa: E402
+from nasface.ui.study_page import hypervolume  # noqa: E402
+from nasface.search.rungs import RungResult, nondominated_fronts, promotions  # noqa: E402
 
 NAME = "multifidelity_tabular"
 FLOPS_LIMIT, BYTES_LIMIT, CHANCE = 1e9, 20e6, 0.5

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
 from nasface.data import open_source  # noqa: E402
-from nasface.evaluate import to_input_tensor  # noqa: E402
-from nasface.spec import load_spec  # noqa: E402
+from nasface.training.evaluate import to_input_tensor  # noqa: E402
+from nasface.arch.spec import load_spec  # noqa: E402
 from nasface.train import ProxyBudget, build_student, make_loop_state, train_loop  # noqa: E402
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result  # noqa: E402
 from benchmarks.search_efficiency import BUDGETS, QUICK_DATA  # noqa: E402
-from nasface.progress import Reporter  # noqa: E402
+from nasface.ui.progress import Reporter  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, run_search  # noqa: E402
 from nasface.search.record import read  # noqa: E402
 from nasface.train import ProxyBudget  # noqa: E402

@@ -4,7 +4,7 @@ walk that absorbs every block on its own, as ``nasface.count`` did before, at gr
     python benchmarks/repeats_count.py [--quick]
 
 One spec (stem 16, dw head, one bottleneck stage of width 64, gdc embedding), its stage repeated
-1 to 1,000 times (``nasface.spec.MAX_REPEATS``); both ways give the same figures (checked here and
+1 to 1,000 times (``nasface.arch.spec.MAX_REPEATS``); both ways give the same figures (checked here and
 in tests/test_cost.py). Medians of several counts, the per-block cache warm, in one process.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import median_seconds, write_result  # noqa: E402
-from nasface.cost import CostCounter  # noqa: E402
-from nasface.model import _block_cost, cost_counter  # noqa: E402
-from nasface.spec import MAX_REPEATS, spec_from_dict  # noqa: E402
+from nasface.arch.cost import CostCounter  # noqa: E402
+from nasface.arch.model import _block_cost, cost_counter  # noqa: E402
+from nasface.arch.spec import MAX_REPEATS, spec_from_dict  # noqa: E402
 
 BASE = spec_from_dict({"name": "deep", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
                        "stages": [{"family": "bottleneck", "repeats": 1, "width": 64, "stride": 2, "expansion": 2}],
@@ -30,7 +30,7 @@ BASE = spec_from_dict({"name": "deep", "stem": {"width": 16, "stride": 2}, "head
 def block_by_block(spec) -> CostCounter:
     """Every block absorbed on its own (the stem, head and embedding as ``cost_counter`` counts them)."""
     counter = CostCounter(3, spec.input_size, spec.input_size)
-    from nasface.blocks.base import conv_bn_cost
+    from nasface.arch.blocks.base import conv_bn_cost
 
     with counter.in_section("stem"):
         conv_bn_cost(counter, "stem", spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)

@@ -34,7 +34,7 @@ from benchmarks._common import RESULTS, machine, write_atomic  # noqa: E402
 from nasface.fidelity import LOG, FidelitySettings, teacher_digest  # noqa: E402
 from nasface.search import config_from_options, load_proxy_data  # noqa: E402
 from nasface.search.job import payload_base, run_candidate  # noqa: E402
-from nasface.teacher import teacher_targets  # noqa: E402
+from nasface.training.teacher import teacher_targets  # noqa: E402
 
 
 def main() -> None:

@@ -42,13 +42,14 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
-from nasface.budget import Budgets  # noqa: E402
-from nasface.model import count  # noqa: E402
-from nasface.progress import Reporter  # noqa: E402
-from nasface.report import hypervolume, normalised_objectives, pareto_front, study_frame  # noqa: E402
+from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.model import count  # noqa: E402
+from nasface.ui.progress import Reporter  # noqa: E402
+from nasface.search.results import pareto_front, study_frame
+from nasface.ui.study_page import hypervolume, normalised_objectives  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, load_proxy_data, run_search  # noqa: E402
 from nasface.search.record import read, records  # noqa: E402
-from nasface.spec import load_spec, preset_names  # noqa: E402
+from nasface.arch.spec import load_spec, preset_names  # noqa: E402
 from nasface.train import ProxyBudget, score  # noqa: E402
 
 NAME = "search_efficiency"

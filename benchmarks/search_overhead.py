@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import optuna  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
-from nasface.budget import Budgets  # noqa: E402
+from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, load_proxy_data, make_sampler  # noqa: E402
 from nasface.search.driver import _prepare  # noqa: E402
 from nasface.search.record import read  # noqa: E402
-from nasface.model import _block_cost, count  # noqa: E402
-from nasface.space import load_space  # noqa: E402
-from nasface.spec import spec_from_dict  # noqa: E402
+from nasface.arch.model import _block_cost, count  # noqa: E402
+from nasface.arch.space import load_space  # noqa: E402
+from nasface.arch.spec import spec_from_dict  # noqa: E402
 from nasface.train import ProxyBudget, score  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def _noop(payload: dict) -> dict:
 
 
 def ray_dispatch(jobs: int) -> dict:
-    from nasface.executor import RayExecutor
+    from nasface.search.executor import RayExecutor
 
     start = time.perf_counter()
     executor = RayExecutor(workers=1, cpus_per_trial=1)

@@ -49,17 +49,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from nasface.atomic import RowLog, write_atomic
-from nasface.budget import Budgets
-from nasface.checkpoint import load_training_state
-from nasface.errors import NasfaceError
-from nasface.model import count
-from nasface.progress import SILENT, Stages, format_duration
-from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
-                             stratified_tau, top_recall)
-from nasface.signals import SIGNALS, oriented
-from nasface.space import feasible_sample, load_space
-from nasface.spec import load_spec, preset_names, spec_to_dict
+from nasface.core.atomic import RowLog, write_atomic
+from nasface.arch.budget import Budgets
+from nasface.arch.checkpoint import load_training_state
+from nasface.core.errors import NasfaceError
+from nasface.arch.model import count
+from nasface.core.stages import SILENT, Stages, format_duration
+from nasface.core.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
+                                  stratified_tau, top_recall)
+from nasface.training.signals import SIGNALS, oriented
+from nasface.arch.space import feasible_sample, load_space
+from nasface.arch.spec import load_spec, preset_names, spec_to_dict
 from nasface.train import ProxyBudget, proxy_spec, score_budgets
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def check_settings(settings: FidelitySettings) -> None:
     if settings.proxy.steps < 1:
         raise NasfaceError("the proxy must train at least one step to be measured")
     if settings.yardstick is not None:
-        from nasface.teacher import check_teacher
+        from nasface.training.teacher import check_teacher
 
         if settings.yardstick in ("none", settings.search.teacher):
             raise NasfaceError(f"--yardstick {settings.yardstick}: name a teacher other than the study's own "
@@ -228,7 +228,7 @@ def row_key(settings: FidelitySettings, data_key: str, spec, seed: int, teacher:
 
 def teacher_identity(config: SearchConfig) -> dict | None:
     """What the teacher is (its spec and steps, or its checkpoint), not where its cache lies."""
-    from nasface.teacher import auto_teacher
+    from nasface.training.teacher import auto_teacher
 
     if config.teacher == "none":
         return None
@@ -283,7 +283,7 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     ``TIMEOUT_MARGIN``; until three sizes are logged a run starts while any time is left.  On a
     machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
     from nasface.search import check_config, load_proxy_data
-    from nasface.teacher import teacher_targets
+    from nasface.training.teacher import teacher_targets
 
     deadline = None if timeout is None else time.time() + timeout
 

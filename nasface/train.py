@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasface.checkpoint import load_training_state, save_training_state
+from nasface.arch.checkpoint import load_training_state, save_training_state
 from nasface.data import FaceSet, PairSet
-from nasface.errors import NasfaceError
-from nasface.evaluate import embed_pairs, pair_metrics, to_input_tensor
-from nasface.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
-from nasface.model import build_model, count, learnt_structure
-from nasface.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
-from nasface.spec import ArchSpec, dump_spec, load_spec
+from nasface.core.errors import NasfaceError
+from nasface.training.evaluate import embed_pairs, pair_metrics, to_input_tensor
+from nasface.training.losses import DISTILLER_KINDS, MARGIN_KINDS, make_distiller, margin_loss
+from nasface.arch.model import build_model, count, learnt_structure
+from nasface.training.signals import linear_cka, loss_signals, trivial_signals, zero_cost_signals
+from nasface.arch.spec import ArchSpec, dump_spec, load_spec
 
 
 @dataclass(frozen=True, kw_only=True)

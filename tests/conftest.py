@@ -60,7 +60,7 @@ def shared_dir() -> Path:
 def dlib_installed() -> None:
     """For tests of the nasface[dlib] extra: skipped without it, but a failure in CI (``CI`` set),
     which installs the extra, so a broken install cannot pass as skipped tests."""
-    from nasface import dlib_models
+    from nasface.data import dlib_models
 
     if not dlib_models.available():
         reason = f"dlib's face models are not installed ({dlib_models.INSTALL_HINT})"
@@ -72,7 +72,7 @@ def dlib_installed() -> None:
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """The studies directory of a real, tiny finished search named "r" (3 trials and the baselines)."""
-    from nasface.progress import Reporter
+    from nasface.ui.progress import Reporter
     from nasface.search import run_search
     from tests.test_search import tiny_config
 

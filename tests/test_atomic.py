@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from nasface.atomic import STAGING, atomic_dir, process_id, remove_stale_staging
-from nasface.errors import NasfaceError
+from nasface.core.atomic import STAGING, atomic_dir, process_id, remove_stale_staging
+from nasface.core.errors import NasfaceError
 
 
 def staging_name(pid: int, host: str | None = None, target: str = "cache") -> str:

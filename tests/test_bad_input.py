@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nasface
-from nasface.checkpoint import save_weights
+from nasface.arch.checkpoint import save_weights
 from nasface.cli import main
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 from nasface.search.config import config_from_options
-from nasface.space import DEFAULT_SPACE, RandomChooser, load_space
-from nasface.spec import PRESETS_DIR, spec_from_dict
+from nasface.arch.space import DEFAULT_SPACE, RandomChooser, load_space
+from nasface.arch.spec import PRESETS_DIR, spec_from_dict
 from tests.test_data_bin import faces, png
 from tests.test_data_recordio import face, ir_header, write_recordio
 

@@ -16,7 +16,7 @@ from scipy.stats import kendalltau, spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import RowLog, rank_agreement  # noqa: E402
-from nasface.ranking import kendall_rows, spearman_rows  # noqa: E402
+from nasface.core.ranking import kendall_rows, spearman_rows  # noqa: E402
 
 
 def test_rank_agreement_known_tau_and_rho():
@@ -95,7 +95,7 @@ def test_row_log_claims_hand_each_key_to_one_live_process(tmp_path):
 CLAIM_AND_WAIT = """
 import sys, time
 from pathlib import Path
-from nasface.atomic import RowLog
+from nasface.core.atomic import RowLog
 print(RowLog(Path(sys.argv[1])).claim(sys.argv[2]), flush=True)
 time.sleep(60)
 """
@@ -185,7 +185,7 @@ def test_time_to_reach_reads_the_median_curve_even_when_half_the_seeds_never_get
 
 def test_a_pick_scored_before_under_the_same_recipe_is_not_trained_again(tmp_path):
     from benchmarks.multifidelity_search import scored_before
-    from nasface.atomic import RowLog
+    from nasface.core.atomic import RowLog
 
     log = RowLog(tmp_path / "log.jsonl")
     recipe = {"seed": 1, "rungs": "40,120", "eta": 3}

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nasface.blocks import (BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec,
-                            ShuffleV2Spec, VarGSpec)
-from nasface.blocks.mixconv import split_channels
-from nasface.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
-from nasface.blocks.seesaw import channel_shuffle
-from nasface.blocks.varg import VarGDownBlock, VarGNormalBlock
-from nasface.cost import CostCounter
+from nasface.arch.blocks import (BottleneckSpec, FLGCSpec, GhostSpec, HeadSpec, IRSpec, MixConvSpec, SeesawSpec,
+                                 ShuffleV2Spec, VarGSpec)
+from nasface.arch.blocks.mixconv import split_channels
+from nasface.arch.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grouped_pointwise_cost
+from nasface.arch.blocks.seesaw import channel_shuffle
+from nasface.arch.blocks.varg import VarGDownBlock, VarGNormalBlock
+from nasface.arch.cost import CostCounter
 from tests.conftest import fvcore_macs, param_count
 
 
@@ -200,8 +200,8 @@ def test_flgc_bottleneck_deploys_equal_in_a_network():
 
 def test_trained_flgc_network_counts_as_deployed():
     import nasface
-    from nasface.model import learnt_structure
-    from nasface.spec import spec_from_dict
+    from nasface.arch.model import learnt_structure
+    from nasface.arch.spec import spec_from_dict
 
     spec = spec_from_dict({
         "name": "flgc-net", "stem": {"width": 32, "stride": 2}, "head": {"kind": "dw"},
@@ -227,8 +227,8 @@ def test_trained_flgc_network_counts_as_deployed():
 
 def test_deployed_cost_of_known_learnt_groups_by_hand():
     import nasface
-    from nasface.model import deployed_cost
-    from nasface.spec import spec_from_dict
+    from nasface.arch.model import deployed_cost
+    from nasface.arch.spec import spec_from_dict
 
     # stem 112 -> 56, head 56 -> 28; the block expands 16 -> 32 channels at 28x28, projects 32 -> 32 at 14x14
     spec = spec_from_dict({

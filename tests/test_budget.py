@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nasface
-from nasface.budget import Budgets, parse_quantity
-from nasface.errors import NasfaceError
+from nasface.arch.budget import Budgets, parse_quantity
+from nasface.core.errors import NasfaceError
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 import nasface
-from nasface.checkpoint import save_weights
+from nasface.arch.checkpoint import save_weights
 from nasface.cli import main
 from nasface.data.proxy import split_identities
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 from nasface.search.config import SEARCH_OPTIONS
-from nasface.spec import dump_spec, spec_from_dict, spec_to_dict
+from nasface.arch.spec import dump_spec, spec_from_dict, spec_to_dict
 from nasface.ui.facts import fact_lines, score_lines
 from tests.test_bad_input import SMALL_NET
 

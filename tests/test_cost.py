@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 import nasface
-from nasface.blocks.base import SqueezeExcite
-from nasface.blocks.flgc import deploy
-from nasface.cost import CostCounter, lfr_conv_flops
-from nasface.model import cost_counter
-from nasface.spec import MAX_REPEATS, spec_from_dict
+from nasface.arch.blocks.base import SqueezeExcite
+from nasface.arch.blocks.flgc import deploy
+from nasface.arch.cost import CostCounter, lfr_conv_flops
+from nasface.arch.model import cost_counter
+from nasface.arch.spec import MAX_REPEATS, spec_from_dict
 from tests.conftest import fvcore_macs, param_count, ptflops_macs
 
 PRESETS = nasface.preset_names()

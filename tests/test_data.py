@@ -23,7 +23,7 @@ from nasface.data import FaceSet, FaceSource, PairSet, ProxyData, describe, open
 from nasface.data.orl import convert_orl
 from nasface.data.proxy import draw_pairs, split_identities
 from nasface.data.synthetic import SyntheticSource
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

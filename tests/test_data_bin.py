@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from nasface.data import describe, read_bin
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from nasface.data import open_source
 from nasface.data.recordio import read_record
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MAGIC = 0xCED7230A

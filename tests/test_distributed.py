@@ -10,7 +10,7 @@ import uuid
 import optuna
 import pytest
 
-from nasface.progress import Reporter
+from nasface.ui.progress import Reporter
 from nasface.search import record, run_search
 from tests.test_faults import POSTGRES, STATES, finish, launch, needs_postgres, search_args
 from tests.test_search import assert_budget_invariant, tiny_config

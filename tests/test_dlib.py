@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nasface import dlib_models
+from nasface.data import dlib_models
 from nasface.data import describe, open_source, proxy_data
-from nasface.errors import NasfaceError
-from nasface.spec import spec_from_dict
-from nasface.progress import Stages
-from nasface.teacher import DLIB_CHIPS, DLIB_TEACHER, TEACHER_EMBEDDING, teacher_info, teacher_targets
+from nasface.core.errors import NasfaceError
+from nasface.arch.spec import spec_from_dict
+from nasface.core.stages import Stages
+from nasface.training.teacher import DLIB_CHIPS, DLIB_TEACHER, TEACHER_EMBEDDING, teacher_info, teacher_targets
 from nasface.train import ProxyBudget, score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,8 +182,8 @@ def test_without_dlib_one_line_says_what_to_install(tmp_path, command):
 
 
 def test_a_search_with_the_dlib_teacher_keeps_its_score_with_the_study(dlib_installed, cache, tmp_path):
-    from nasface.progress import Reporter
-    from nasface.report import open_study
+    from nasface.ui.progress import Reporter
+    from nasface.search.results import open_study
     from nasface.search import config_from_options, run_search
 
     config = config_from_options({

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasface.errors import NasfaceError
-from nasface.evaluate import embed, evaluate_pairs, to_input_tensor, verification_metrics
+from nasface.core.errors import NasfaceError
+from nasface.training.evaluate import embed, evaluate_pairs, to_input_tensor, verification_metrics
 
 
 def pairs_with_scores(scores) -> tuple[np.ndarray, np.ndarray]:

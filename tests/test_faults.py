@@ -24,12 +24,12 @@ import optuna
 import pytest
 import torch
 
-from nasface.model import count
-from nasface.progress import Reporter
+from nasface.arch.model import count
+from nasface.ui.progress import Reporter
 from nasface.search import job, record, run_search
 from nasface.search.driver import baseline_presets
-from nasface.space import load_space
-from nasface.spec import load_spec
+from nasface.arch.space import load_space
+from nasface.arch.spec import load_spec
 from tests.test_search import TINY_DATA, tiny_config
 
 POSTGRES = os.environ.get("NASFACE_TEST_POSTGRES")

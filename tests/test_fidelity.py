@@ -17,16 +17,16 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from nasface.checkpoint import load_training_state, save_training_state
-from nasface.errors import NasfaceError
+from nasface.arch.checkpoint import load_training_state, save_training_state
+from nasface.core.errors import NasfaceError
 from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
                               by_size_text, interleave, modelled_text,
                               fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset,
                               shortest_trusted_budget, teacher_digest)
-from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
-                             top_recall)
-from nasface.progress import Reporter
-from nasface.report import write_report
+from nasface.core.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
+                                  stratified_tau, top_recall)
+from nasface.ui.progress import Reporter
+from nasface.ui.study_page import write_report
 from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
 from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
@@ -136,8 +136,8 @@ def test_a_run_killed_in_the_middle_continues_from_its_progress_file_bit_for_bit
 def test_agreement_with_a_yardstick_is_linear_cka_whatever_its_basis(small_data):  # noqa: F811
     """teacher_cka and yardstick_cka on a hand-made teacher: the same embeddings give the same
     value, an orthogonal change of basis and a scale leave it (CKA's invariances), another does not."""
-    from nasface.evaluate import distinct_faces
-    from nasface.teacher import mean_centres
+    from nasface.training.evaluate import distinct_faces
+    from nasface.training.teacher import mean_centres
 
     rng = np.random.default_rng(0)
     train, pairs = small_data.train, small_data.pairs
@@ -248,7 +248,7 @@ def test_the_noise_ceiling_gives_each_flops_half_its_sigma_once_each_has_three_p
 def test_expected_run_seconds_follow_a_power_law_of_flops_fitted_to_the_log(tmp_path):
     """Logged runs whose CPU seconds grow as the square root of FLOPs: a run of 4x the FLOPs is
     expected to take 2x.  With fewer than three sizes logged, FLOPs themselves are the weights."""
-    from nasface.atomic import RowLog
+    from nasface.core.atomic import RowLog
     from nasface.fidelity import FILL, expected_run_seconds
 
     rows = RowLog(tmp_path / "log.jsonl")
@@ -267,7 +267,7 @@ def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
     with ten minutes, the runs under 30M FLOPs start (at most 15 s with the margin) and those over
     39M do not (at least 3000 s).  Then no time at all: nothing more is trained, and the analysis is
     still written.  Without a timeout the same command trains the rest."""
-    from nasface.atomic import RowLog
+    from nasface.core.atomic import RowLog
 
     settings = FidelitySettings(search=config_from_options(TINY), architectures=8, presets=False,
                                 factors=(0.5, 1.0, 2.0), second_seeds=4, bootstrap=100)

@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 
 import nasface
-from nasface.checkpoint import load_checkpoint, read_metadata, save_weights
+from nasface.arch.checkpoint import load_checkpoint, read_metadata, save_weights
 from nasface.data import open_source
-from nasface.errors import NasfaceError
-from nasface.export import Recipe, load_recipe, save_recipe
-from nasface.fulltrain import (CHECKPOINT_FILE, FINAL_WEIGHTS, plan_from_recipe, prepare_training, run_training,
-                               train_recipe)
-from nasface.fulltrain_progress import TrainingReporter
-from nasface.spec import save_spec, spec_from_dict
+from nasface.core.errors import NasfaceError
+from nasface.training.recipe import Recipe, load_recipe, save_recipe
+from nasface.training.fulltrain import (CHECKPOINT_FILE, FINAL_WEIGHTS, plan_from_recipe, prepare_training,
+                                        run_training, train_recipe)
+from nasface.ui.training_progress import TrainingReporter
+from nasface.arch.spec import save_spec, spec_from_dict
 from nasface.train import ProxyBudget
 
 TINY = spec_from_dict({

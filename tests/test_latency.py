@@ -14,21 +14,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasface.budget import Budgets
+from nasface.arch.budget import Budgets
 from nasface.cli import main
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
 from nasface.latency.measure import measure
 from nasface.latency.parts import part_keys, parts
-from nasface.latency.search import measured_latency
+from nasface.search.latency import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
-from nasface.latency.target import LatencyTarget, cpu_model, default_table, parse_latency, runtime_version
-from nasface.progress import Reporter
-from nasface.export import export_trial, load_recipe
-from nasface.report import figures, pareto_front, study_frame
+from nasface.arch.budget import parse_latency
+from nasface.latency.target import LatencyTarget, cpu_model, default_table, runtime_version
+from nasface.ui.progress import Reporter
+from nasface.search.export import export_trial
+from nasface.training.recipe import load_recipe
+from nasface.search.results import pareto_front, study_frame
+from nasface.ui.study_page import figures
 from nasface.search import config_from_options, record, run_search
-from nasface.space import load_space
-from nasface.spec import load_spec
+from nasface.arch.space import load_space
+from nasface.arch.spec import load_spec
 from tests.test_search import tiny_config
 
 FP32 = LatencyTarget("onnxruntime", "fp32", 1)

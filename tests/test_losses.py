@@ -10,18 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nasface.errors import NasfaceError
-from nasface.losses import (
-    AngularDistillation,
-    CombinedMarginLoss,
-    MarginDistillation,
-    NoDistillation,
-    angular_distillation,
-    centres_in_space,
-    make_distiller,
-    margin_distillation_margins,
-    margin_loss,
-)
+from nasface.core.errors import NasfaceError
+from nasface.training.losses import (AngularDistillation, CombinedMarginLoss, MarginDistillation, NoDistillation,
+                                     angular_distillation, centres_in_space, make_distiller,
+                                     margin_distillation_margins, margin_loss)
 
 S = 64.0
 

@@ -9,7 +9,7 @@ import yaml
 from nbclient import NotebookClient
 
 import nasface
-from nasface.report import open_study, study_frame
+from nasface.search.results import open_study, study_frame
 from tests.conftest import REPO
 
 NOTEBOOK = REPO / "notebooks" / "explore_study.ipynb"

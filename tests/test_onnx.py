@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import nasface
-from nasface.checkpoint import load_checkpoint
-from nasface.fulltrain import train_recipe
-from nasface.onnx_export import deployed_network, export_onnx
-from nasface.spec import save_spec
+from nasface.arch.checkpoint import load_checkpoint
+from nasface.training.fulltrain import train_recipe
+from nasface.arch.onnx_export import deployed_network, export_onnx
+from nasface.arch.spec import save_spec
 from tests.test_fulltrain import TINY, write_recipe
 
 

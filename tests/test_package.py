@@ -32,7 +32,7 @@ def test_the_repository_search_spaces_are_the_packaged_ones():
 
 def test_presets_and_the_default_space_load_from_the_package():
     import nasface
-    from nasface.space import load_space
+    from nasface.arch.space import load_space
 
     assert "vargfacenet" in nasface.preset_names() and "lfr.yaml" in str(load_space().path)
     assert (REPO / "nasface" / "py.typed").is_file()
@@ -49,7 +49,7 @@ def test_training_and_the_fidelity_study_need_no_search_stack():
         "from nasface.search import check_config, load_proxy_data\n"
         "from nasface.search.config import config_from_options\n"
         "from nasface.fidelity import FidelitySettings, draw_architectures\n"
-        "import nasface.cli, nasface.teacher, nasface.train\n"
+        "import nasface.cli, nasface.training.teacher, nasface.train\n"
         "config = config_from_options({'data': 'orl'}, 'studies/lfr-light.yaml')\n"
         "check_config(config)\n"
         "print(len(draw_architectures(FidelitySettings(search=config, architectures=8))))\n")

@@ -16,14 +16,15 @@ import pytest
 import torch
 from rich.console import Console
 
-from nasface.cli import NOTHING_HALF_WRITTEN
-from nasface.model import count
-from nasface.progress import Reporter, StageDisplay, Stages
+from nasface.cli.app import NOTHING_HALF_WRITTEN
+from nasface.arch.model import count
+from nasface.core.stages import Stages
+from nasface.ui.progress import Reporter, StageDisplay
 from nasface.search import record, run_search
 from nasface.search.driver import Progress, baseline_presets
 from nasface.search.live import LiveTrial
-from nasface.space import load_space
-from nasface.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
+from nasface.arch.space import load_space
+from nasface.training.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
 from tests.test_faults import finish, launch, run
 from tests.test_search import TINY_DATA, tiny_config
 
@@ -192,7 +193,7 @@ def test_a_trial_in_training_is_one_dim_line_in_a_log():
 
 
 def test_the_report_hint_after_a_search_is_a_command_a_shell_runs():
-    from nasface.progress import report_command
+    from nasface.ui.progress import report_command
     from nasface.search import config_from_options
 
     assert report_command(config_from_options({"study": "tiny"})) == "nasface report tiny"

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 import nasface
-from nasface.report import hypervolume, open_study, study_frame, write_report
+from nasface.search.results import open_study, study_frame
+from nasface.ui.study_page import hypervolume, write_report
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_html_report_is_self_contained(study_dir):
 
 
 def test_labels_of_nearby_points_do_not_overlap():
-    from nasface.report import LABEL_PX_PER_CHAR, LABEL_ROW_PX, PLOT_PX, label_offsets
+    from nasface.ui.study_page import LABEL_PX_PER_CHAR, LABEL_ROW_PX, PLOT_PX, label_offsets
 
     points = [(289e6, 0.822, "seesaw-shuffle-facenet"), (289e6, 0.822, "seesaw-share-facenet"),
               (440e6, 0.82, "mobilefacenet"), (487e6, 0.82, "mobiface"), (1.02e9, 0.80, "vargfacenet"),
@@ -137,7 +138,7 @@ def test_report_draws_in_headless_chromium(study_dir, tmp_path):
 @pytest.fixture(scope="module")
 def tight_study(tmp_path_factory):
     """A study at budgets most of the space misses: rejected trials beside one trained candidate."""
-    from nasface.progress import Reporter
+    from nasface.ui.progress import Reporter
     from nasface.search import run_search
     from tests.test_search import tiny_config
 
@@ -175,7 +176,7 @@ def test_exporting_a_trial_that_never_trained_is_refused(tight_study, tmp_path):
 
 
 def test_failed_and_rejected_trials_are_grouped_by_reason_not_by_their_figures(tight_study):
-    from nasface.report import reasons_table
+    from nasface.ui.study_page import reasons_table
 
     frame = study_frame(open_study("tight", tight_study))
     table = reasons_table(frame)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nasface.rungs import RungResult, crowding_distances, nondominated_fronts, promotions, rung_order
+from nasface.search.rungs import RungResult, crowding_distances, nondominated_fronts, promotions, rung_order
 
 
 def test_fronts_by_hand():

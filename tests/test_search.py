@@ -8,15 +8,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nasface.budget import Budgets
-from nasface.errors import NasfaceError
+from nasface.arch.budget import Budgets
+from nasface.core.errors import NasfaceError
 from nasface.fidelity import FidelitySettings
-from nasface.progress import Reporter
-from nasface.report import pareto_front, study_frame
+from nasface.ui.progress import Reporter
+from nasface.search.results import pareto_front, study_frame
 from nasface.search import (SearchConfig, cheapest_spec, config_from_options, load_proxy_data, parse_duration,
                             record, run_search)
-from nasface.space import load_space
-from nasface.spec import spec_from_dict
+from nasface.arch.space import load_space
+from nasface.arch.spec import spec_from_dict
 from nasface.train import score
 
 TINY_DATA = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80}
@@ -205,7 +205,7 @@ def test_successive_halving_promotes_by_continuing_each_run(tmp_path):
 def test_adding_rungs_to_a_study_keeps_its_teacher(tmp_path):
     """Successive halving pins the candidates' warm-up to its lowest rung; the automatic teacher
     trains on its own schedule, so a study with --rungs distils from the plain study's teacher."""
-    from nasface.teacher import teacher_targets
+    from nasface.training.teacher import teacher_targets
 
     plain = tiny_config(tmp_path, teacher="auto", teacher_steps=4, proxy_steps=8)
     halving = tiny_config(tmp_path, teacher="auto", teacher_steps=4, rungs="2,8")

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasface.signals import (SIGNALS, grad_norm, linear_cka, loss_signals, naswot, oriented, snip, synflow,
-                             trivial_signals, zero_cost_signals, zico)
+from nasface.training.signals import (SIGNALS, grad_norm, linear_cka, loss_signals, naswot, oriented, snip,
+                                      synflow, trivial_signals, zero_cost_signals, zico)
 from nasface.train import build_student, proxy_spec
 from tests.test_train import SMALL_NET
 

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nasface
-from nasface.blocks import FAMILIES
-from nasface.blocks.base import BlockSpec, check_divisible, conv_bn, conv_bn_cost, cost_ordered, larger_is_cheaper
-from nasface.budget import Budgets
-from nasface.errors import NasfaceError
-from nasface.space import (DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, knob_summary,
-                           load_space)
+from nasface.arch.blocks import FAMILIES
+from nasface.arch.blocks.base import BlockSpec, check_divisible, conv_bn, conv_bn_cost, cost_ordered, larger_is_cheaper
+from nasface.arch.budget import Budgets
+from nasface.core.errors import NasfaceError
+from nasface.arch.space import (DEFAULT_SPACE, RandomChooser, cheapest_spec, feasible_sample, knob_summary,
+                                load_space)
 
 # The seed papers' networks that the default space makes; the other presets reproduce published networks
 # with blocks, widths or activations it does not offer (and the teachers are no points either).
@@ -186,7 +186,7 @@ def test_the_knob_summary_names_exactly_the_declared_knobs(space):
 
 @dataclasses.dataclass(frozen=True)
 class PlainSpec(BlockSpec):
-    """A block family as a new file in nasface/blocks/ would declare it: one 3x3 (group) conv, BN, act."""
+    """A block family as a new file in nasface/arch/blocks/ would declare it: one 3x3 (group) conv, BN, act."""
 
     family = "plain"
     groups: int = cost_ordered(1, larger_is_cheaper)
@@ -204,7 +204,7 @@ class PlainSpec(BlockSpec):
 
 
 def test_a_new_family_needs_its_file_and_the_space_yaml_only(monkeypatch):
-    from nasface.model import deploy, deployed_cost, learnt_structure
+    from nasface.arch.model import deploy, deployed_cost, learnt_structure
 
     monkeypatch.setitem(FAMILIES, "plain", PlainSpec)  # the one line blocks/__init__.py would gain
     plain = load_space_from_text("""
@@ -287,7 +287,7 @@ def test_bad_spaces_get_one_clear_error(change, message, tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**9))
 def test_fill_budget_widens_within_the_budgets(seed):
-    from nasface.space import fill_budget
+    from nasface.arch.space import fill_budget
 
     space = load_space()
     budgets = Budgets.parse(flops="1G", mem="20MB")

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given, settings
 
 import nasface
-from nasface.errors import NasfaceError
-from nasface.spec import dump_spec, spec_from_dict, spec_to_dict
+from nasface.core.errors import NasfaceError
+from nasface.arch.spec import dump_spec, spec_from_dict, spec_to_dict
 from tests.test_cost import random_specs
 
 PRESETS = nasface.preset_names()

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import nasface
-from nasface.checkpoint import load_checkpoint, save_weights
-from nasface.errors import NasfaceError
-from nasface.model import deployed_cost
+from nasface.arch.checkpoint import load_checkpoint, save_weights
+from nasface.core.errors import NasfaceError
+from nasface.arch.model import deployed_cost
 from nasface.search import DataSettings, load_proxy_data
-from nasface.spec import spec_from_dict
-from nasface.teacher import read_teacher, teacher_targets
+from nasface.arch.spec import spec_from_dict
+from nasface.training.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, build_student, make_loop_state, proxy_spec, score, train_loop
 
 SMALL = DataSettings(train_identities=16, images_per_identity=5, val_identities=10, pairs=120)

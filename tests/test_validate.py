@@ -20,14 +20,15 @@ from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
 from nasface.cli import main
-from nasface.errors import NasfaceError
-from nasface.progress import Reporter
-from nasface.report import write_report
+from nasface.core.errors import NasfaceError
+from nasface.ui.progress import Reporter
+from nasface.ui.study_page import write_report
 from nasface.search import config_from_options, run_search
-from nasface.spec import preset_names
+from nasface.arch.spec import preset_names
 from nasface.validity.pairs import PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
 from nasface.validity.validate import Buildable, ValidateSettings, analyse, measured_validity, run_validate
+from nasface.ui.validity_page import write_page
 from tests.killing import REPO, killed_then_finished
 
 # Three presets trained for real at 32 px: two groups, one with a published tie and a network nasface cannot build
@@ -286,7 +287,7 @@ def test_the_analysis_by_hand(tmp_path):
 def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path):
     settings = ValidateSettings(search=config_from_options(TINY), seeds=2, published=str(tiny_table(tmp_path)))
     out = tmp_path / "v"
-    report = run_validate(settings, out, log=lambda m: None)
+    report = run_validate(settings, out, log=lambda m: None, write_page=write_page)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len({r["key"] for r in rows}) == 6  # 3 presets x 2 seeds, each once
     assert {(r["preset"], r["seed"]) for r in rows} == {(p, s) for p in ("mobilefacenet", "seesaw-share-facenet",
@@ -352,7 +353,8 @@ def test_validate_runs_where_only_torch_is_installed(tmp_path):
         "from nasface.search.config import config_from_options\n"
         "from nasface.validity.validate import ValidateSettings, run_validate\n"
         f"settings = ValidateSettings(search=config_from_options({TINY!r}), seeds=1, published={str(tiny_table(tmp_path))!r})\n"
-        "report = run_validate(settings, 'v', log=print)\n"
+        "from nasface.ui.validity_page import write_page\n"
+        "report = run_validate(settings, 'v', log=print, write_page=write_page)\n"
         "print(json.dumps(report['overall']['proxy']))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})

@@ -3,7 +3,7 @@
 ``orl-aligned`` (the bundled ORL faces) and ``aligned:FOLDER`` (a folder of identity sub-folders
 holding unaligned photos) wrap a source whose images are photos.  Every photo goes through dlib's
 HOG detector, its 5 landmarks and a similarity transform onto insightface's five-point template
-(``nasface.dlib_models``, which says how dlib's points are mapped onto the template's).  That is done
+(``nasface.data.dlib_models``, which says how dlib's points are mapped onto the template's).  That is done
 once per source: the aligned faces are cached under ``alignment_cache_dir()`` (``NASFACE_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/nasface``, else ``~/.cache/nasface``) and memory-mapped afterwards.
 
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nasface.atomic import current_umask
+from nasface.core.atomic import current_umask
 from nasface.data.base import FACE_SHAPE, FaceSourceBase, sample_report
-from nasface.errors import NasfaceError
-from nasface.progress import SILENT, Stages
+from nasface.core.errors import NasfaceError
+from nasface.core.stages import SILENT, Stages
 
 # Bump when the alignment changes (template, landmark mapping, warp), so old caches are not reused.
 ALIGN_VERSION = 1
@@ -53,7 +53,7 @@ class AlignedSource(FaceSourceBase):
     _progress: Stages = SILENT  # where building the cache reports (``prepare``)
 
     def __init__(self, photos: FaceSourceBase, name: str):
-        from nasface.dlib_models import load_models, model_versions
+        from nasface.data.dlib_models import load_models, model_versions
 
         self.photos = photos
         self.name = name
@@ -99,7 +99,7 @@ class AlignedSource(FaceSourceBase):
 
     def _build(self, folder: Path) -> None:
         """Align every photo into a private staging folder, then rename it into place (never half written)."""
-        from nasface.dlib_models import align
+        from nasface.data.dlib_models import align
 
         total = sum(self.photos.image_count(i) for i in range(len(self.photos.identities())))
         try:

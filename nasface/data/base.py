@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from nasface.errors import NasfaceError
-from nasface.progress import SILENT, Stages
+from nasface.core.errors import NasfaceError
+from nasface.core.stages import SILENT, Stages
 
 FACE_SIZE = 112
 FACE_SHAPE = (FACE_SIZE, FACE_SIZE, 3)

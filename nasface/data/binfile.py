@@ -17,8 +17,8 @@ import numpy as np
 
 from nasface.data.base import FACE_SHAPE, PairSet, sample_report
 from nasface.data.images import decode_face, image_size
-from nasface.errors import NasfaceError
-from nasface.progress import SILENT, Stages
+from nasface.core.errors import NasfaceError
+from nasface.core.stages import SILENT, Stages
 
 _UPDATE_EVERY = 256  # images decoded between progress updates (a .bin holds thousands)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from nasface.data.base import FaceSourceBase, natural_key, sample_report
 from nasface.data.images import image_size, open_image, read_face_file
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from nasface.data.base import FACE_SIZE
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 
 def fit_to_face(image: Image.Image) -> np.ndarray:

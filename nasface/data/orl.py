@@ -19,7 +19,7 @@ import numpy as np
 
 from nasface.data.base import FaceSourceBase, sample_report
 from nasface.data.images import open_image, pad_to_face
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 ORL_SUBJECTS = 40
 ORL_IMAGES_PER_SUBJECT = 10

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nasface.atomic import atomic_dir
+from nasface.core.atomic import atomic_dir
 from nasface.data.base import (FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_identity_split,
                                check_seed, file_fingerprint)
 from nasface.data.binfile import read_bin
 from nasface.data.sources import open_source
-from nasface.errors import NasfaceError
-from nasface.progress import SILENT, Stages
+from nasface.core.errors import NasfaceError
+from nasface.core.stages import SILENT, Stages
 
 # Bump when the layout or the way the subset is drawn changes, so old caches are not reused.
 CACHE_VERSION = 1

@@ -25,7 +25,7 @@ import numpy as np
 
 from nasface.data.base import FaceSourceBase, sample_report
 from nasface.data.images import decode_face, image_size
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 RECORDIO_MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)

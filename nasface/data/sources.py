@@ -12,8 +12,8 @@ from nasface.data.folder import FolderSource
 from nasface.data.orl import OrlSource
 from nasface.data.recordio import RecordIOSource
 from nasface.data.synthetic import SyntheticSource
-from nasface.errors import NasfaceError
-from nasface.progress import SILENT, Stages
+from nasface.core.errors import NasfaceError
+from nasface.core.stages import SILENT, Stages
 
 SPEC_HELP = ("'synthetic', 'orl', 'orl-aligned', a folder of identity sub-folders (aligned:FOLDER to align "
              "its photos), or a RecordIO folder/prefix (train.rec + train.idx)")

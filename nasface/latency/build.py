@@ -10,13 +10,13 @@ its group is done.
 
 from __future__ import annotations
 
-from nasface.budget import Budgets
+from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import LatencyTarget
-from nasface.progress import SILENT, Stages
-from nasface.space import SearchSpace, feasible_sample
-from nasface.spec import ArchSpec
+from nasface.core.stages import SILENT, Stages
+from nasface.arch.space import SearchSpace, feasible_sample
+from nasface.arch.spec import ArchSpec
 
 GROUP = 8  # parts timed in turn at once
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from nasface.latency.parts import Part
 from nasface.latency.target import LatencyTarget
-from nasface.spec import ArchSpec
+from nasface.arch.spec import ArchSpec
 
 WARMUP_RUNS = 10
 TIMED_RUNS = 50
@@ -58,7 +58,7 @@ class Measurement:
 # -- what is exported -------------------------------------------------------------------------------------
 def part_module(part: Part):
     """The part as a torch module, in the form a device runs it (a deployed block)."""
-    from nasface.blocks.base import conv_bn
+    from nasface.arch.blocks.base import conv_bn
 
     if part.kind == "stem":
         return conv_bn(3, part.cout, 3, part.stride, act=part.spec.act)
@@ -73,7 +73,7 @@ def onnx_model(module, shape: tuple[int, ...]) -> bytes:
     """``module`` as deployed (BatchNorm folded, eval mode) in ONNX, for one fixed input shape."""
     import torch
 
-    from nasface.onnx_export import _quiet_exporter, fold_batchnorms
+    from nasface.arch.onnx_export import _quiet_exporter, fold_batchnorms
 
     torch.manual_seed(0)
     module = module.eval()
@@ -86,7 +86,7 @@ def onnx_model(module, shape: tuple[int, ...]) -> bytes:
 
 
 def network_onnx(spec: ArchSpec) -> bytes:
-    from nasface.model import build_model, deploy
+    from nasface.arch.model import build_model, deploy
 
     return onnx_model(deploy(build_model(spec).eval()), (1, 3, spec.input_size, spec.input_size))
 

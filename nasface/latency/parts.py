@@ -13,8 +13,8 @@ import functools
 import json
 from dataclasses import dataclass
 
-from nasface.cost import conv_output_size
-from nasface.spec import ArchSpec
+from nasface.arch.cost import conv_output_size
+from nasface.arch.spec import ArchSpec
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nasface.atomic import write_atomic
-from nasface.errors import NasfaceError
+from nasface.core.atomic import write_atomic
+from nasface.core.errors import NasfaceError
 from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
-from nasface.spec import ArchSpec
+from nasface.arch.spec import ArchSpec
 
 FORMAT = 1
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)

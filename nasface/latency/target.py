@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasface.errors import NasfaceError
+from nasface.core.errors import NasfaceError
 
 RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}  # name -> the module that runs it
 EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # name -> the nasface extra that installs it
@@ -85,22 +85,6 @@ class LatencyTarget:
 
 def describe_key(key: dict) -> str:
     return f"{key['runtime']} {key['version']} {key['precision']} {key['threads']} thread(s) on {key['cpu']}"
-
-
-_LATENCY = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(us|µs|ms|s)\s*$", re.IGNORECASE)
-_TO_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def parse_latency(text, option: str = "--budget-latency") -> float:
-    """``"8ms"`` -> 8.0, ``"1.5s"`` -> 1500.0, ``"900us"`` -> 0.9 (milliseconds)."""
-    match = _LATENCY.match(str(text))
-    if not match:
-        raise NasfaceError(f"{option} {text!r}: not a latency; write a positive number with a unit "
-                           f"(us, ms, s), e.g. 8ms")
-    value = float(match.group(1)) * _TO_MS[match.group(2).lower()]
-    if value <= 0:
-        raise NasfaceError(f"{option} {text!r}: a budget must be positive")
-    return value
 
 
 def default_table(target: LatencyTarget, studies_dir: str | Path = "studies") -> Path:

@@ -18,7 +18,7 @@ The package, one job per file: ``checks`` (inputs), ``samplers``, ``job`` (what 
 ``--trials N`` counts the candidates whose training any driver started (``nasface.search.record``
 says exactly which kinds of trial that is).  Several drivers may run one study at once: steps 2-4
 and the bookkeeping of step 5 run under a lock shared by every driver of the storage
-(``nasface.storage.StudyLock``), so no seed network is enqueued twice, no architecture is trained
+(``nasface.search.storage.StudyLock``), so no seed network is enqueued twice, no architecture is trained
 twice, and N candidates are trained in all.
 """
 

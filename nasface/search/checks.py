@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from nasface.data import check_pairs_file, check_training_source
-from nasface.errors import NasfaceError
-from nasface.executor import check_executor
-from nasface.model import count
+from nasface.core.errors import NasfaceError
+from nasface.search.executor import check_executor
+from nasface.arch.model import count
 from nasface.search.config import OBJECTIVES, SAMPLERS, SearchConfig, check_rungs
-from nasface.signals import SEARCH_SIGNALS, SIGNALS
-from nasface.space import SearchSpace, cheapest_spec, load_space
-from nasface.storage import check_storage_url
-from nasface.teacher import check_teacher
+from nasface.training.signals import SEARCH_SIGNALS, SIGNALS
+from nasface.arch.space import SearchSpace, cheapest_spec, load_space
+from nasface.search.storage import check_storage_url
+from nasface.training.teacher import check_teacher
 
 
 def check_config(config: SearchConfig) -> SearchSpace:

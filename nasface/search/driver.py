@@ -18,14 +18,14 @@ from pathlib import Path
 
 import optuna
 
-from nasface.atomic import WRITE_ERRNOS
-from nasface.budget import Budgets
-from nasface.errors import NasfaceError
-from nasface.executor import Outcome, make_executor
-from nasface.latency.search import latency_cost, measure_front
-from nasface.model import count, deployed_cost
-from nasface.report import pareto_front
-from nasface.rungs import RungResult, promotions
+from nasface.core.atomic import WRITE_ERRNOS
+from nasface.arch.budget import Budgets
+from nasface.core.errors import NasfaceError
+from nasface.search.executor import Outcome, make_executor
+from nasface.search.latency import latency_cost, measure_front
+from nasface.arch.model import count, deployed_cost
+from nasface.search.results import pareto_front
+from nasface.search.rungs import RungResult, promotions
 from nasface.search import job, record
 from nasface.search.checks import check_config
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
@@ -33,12 +33,12 @@ from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fa
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.samplers import make_sampler
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
-from nasface.signals import oriented
-from nasface.space import SearchSpace, fill_budget
-from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
-from nasface.storage import StudyLock, open_storage, write_failure
-from nasface.progress import StageProgress
-from nasface.teacher import TEACHER_TRAINING, auto_teacher, teacher_info, teacher_targets
+from nasface.training.signals import oriented
+from nasface.arch.space import SearchSpace, fill_budget
+from nasface.arch.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
+from nasface.search.storage import StudyLock, open_storage, write_failure
+from nasface.core.stages import StageProgress
+from nasface.training.teacher import TEACHER_TRAINING, auto_teacher, teacher_info, teacher_targets
 from nasface.train import proxy_spec
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -464,7 +464,7 @@ def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
     """Enqueue the candidates successive halving promotes now (run under the study lock).
 
     A rung's candidates are those trained at it (failed ones included: they count towards the
-    rung's size but never rise), in trial order; ``nasface.rungs.promotions`` ranks the feasible
+    rung's size but never rise), in trial order; ``nasface.search.rungs.promotions`` ranks the feasible
     ones by non-dominated sorting of the search's objectives, then crowding distance.  A candidate
     promoted once is never promoted again, whichever driver did it.
     """

@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 from nasface.data import proxy_data
-from nasface.progress import SILENT, Stages
+from nasface.core.stages import SILENT, Stages
 from nasface.search.config import DataSettings
 from nasface.search.live import LiveFile
-from nasface.spec import spec_from_dict
-from nasface.teacher import read_teacher
+from nasface.arch.spec import spec_from_dict
+from nasface.training.teacher import read_teacher
 from nasface.train import ProxyBudget, score, score_budgets
 
 

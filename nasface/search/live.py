@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasface.atomic import write_atomic
+from nasface.core.atomic import write_atomic
 from nasface.search.periodic import Periodic
 
 WRITE_SECONDS = 0.25

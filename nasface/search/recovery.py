@@ -18,12 +18,12 @@ import time
 
 import optuna
 
-from nasface.atomic import process_alive, process_id
+from nasface.core.atomic import process_alive, process_id
 from nasface.search import record
 from nasface.search.periodic import Periodic
-from nasface.space import SearchSpace
-from nasface.spec import load_spec
-from nasface.storage import StudyLock
+from nasface.arch.space import SearchSpace
+from nasface.arch.spec import load_spec
+from nasface.search.storage import StudyLock
 
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0

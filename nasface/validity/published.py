@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nasface.budget import parse_quantity
-from nasface.errors import NasfaceError
-from nasface.spec import read_yaml
+from nasface.arch.budget import parse_quantity
+from nasface.core.errors import NasfaceError
+from nasface.core.plaindata import read_yaml
 
 # Every benchmark a table may report (percent): verification accuracy, TAR at a FAR, or rank-1
 # identification, as the group's notes say.

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from nasface.atomic import RowLog, write_atomic
-from nasface.errors import NasfaceError
+from nasface.core.atomic import RowLog, write_atomic
+from nasface.core.errors import NasfaceError
 from nasface.fidelity import RECIPE_FIELDS, forget_logged_progress, reports_of_study, teacher_identity, wanted_proxy
-from nasface.model import count
-from nasface.progress import SILENT, Stages
-from nasface.spec import load_spec, preset_names, spec_to_dict
+from nasface.arch.model import count
+from nasface.core.stages import SILENT, Stages
+from nasface.arch.spec import load_spec, preset_names, spec_to_dict
 from nasface.train import ProxyBudget, proxy_spec, score_budgets
 from nasface.validity.pairs import NO_PAIRS, PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, PublishedTable, load_published
@@ -124,11 +125,12 @@ def run_key(settings: ValidateSettings, data_key: str, spec, seed: int, teacher:
 
 
 def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, analyse_only: bool = False,
-                 progress: Stages = SILENT) -> dict:
+                 progress: Stages = SILENT, write_page: Callable[[dict, Path], None] | None = None) -> dict:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write ``validate.json``
-    and ``validate.html``; returns the analysis."""
+    and, with ``write_page`` (``nasface.ui.validity_page.write_page``: the page is drawn by the layer
+    above), ``validate.html``; returns the analysis."""
     from nasface.search import check_config, load_proxy_data
-    from nasface.teacher import teacher_targets
+    from nasface.training.teacher import teacher_targets
 
     table = check_settings(settings)
     check_config(settings.search)  # the data, space, budgets and teacher, before anything is written
@@ -165,8 +167,9 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     report["teacher"] = teacher_info
     report["log"] = str(out / LOG)
     write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    if write_page is None:
+        return report
     try:
-        from nasface.validity.page import write_page
         write_page(report, out / PAGE)
     except ModuleNotFoundError as err:  # a GPU box with torch alone: the log and the analysis are what count
         package = (err.name or "plotly").split(".")[0]

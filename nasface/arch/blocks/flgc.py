@@ -1,0 +1,223 @@
+"""FLGC: fully learnable group convolution (FLGC paper, section 2 and Algorithm 1).
+
+A 1x1 convolution with G groups whose membership is learnt end to end.  Two meta selection
+matrices, S-bar (input channels x G) and T-bar (filters x G), go through a row softmax; the
+forward pass uses their hard argmax (one group per channel and per filter), and the gradient
+flows to the softmax as a straight-through estimator.  The dense weight is masked with
+M = T S^T, so filter n sees input channel c only when both are in the same group.
+
+After training, ``deploy`` turns the layer into a real grouped convolution by re-ordering the
+input channels and filters group by group (section 2.3): one ``groups=G`` convolution when the
+learnt groups are even, one convolution per group when they are not.  The deployed layer is
+numerically the trained one.
+
+The meta matrices start as Gaussian noise around a balanced, contiguous assignment, so an
+untrained layer deploys as a standard G-group convolution, which is what the spec's analytic
+cost counts; ``FLGCSpec.learnt`` reads the learnt group sizes of a trained block and
+``FLGCSpec.deployed_cost`` counts the deployed block from them.
+
+Keeping a trained candidate within budget: by default (``balanced: true``) the hard assignment
+is a *balanced* argmax, so the learnt groups stay equal in size and the deployed cost is exactly
+the spec's; with ``balanced: false`` groups are free (the paper's argmax), and the search counts
+the deployed network from the learnt groups after training and marks it infeasible if it is over.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasface.arch.blocks.base import check_divisible, cost_ordered, larger_is_cheaper
+from nasface.arch.blocks.bottleneck import BottleneckSpec
+from nasface.arch.cost import CostCounter
+
+META_INIT_STD = 0.01
+
+
+def balanced_assignment(channels: int, groups: int) -> torch.Tensor:
+    return torch.arange(channels) * groups // channels
+
+
+def balanced_argmax(probabilities: torch.Tensor) -> torch.Tensor:
+    """Each row's group, most probable first, no group taking more than rows / groups rows.
+
+    Greedy over (row, group) pairs in decreasing probability: a row takes its best group that
+    still has room.  Capacities are those of the balanced start, so every group ends full.
+    """
+    rows, groups = probabilities.shape
+    capacity = torch.bincount(balanced_assignment(rows, groups), minlength=groups).tolist()
+    order = torch.argsort(probabilities.detach().flatten(), descending=True).tolist()
+    assignment = [-1] * rows
+    filled = [0] * groups
+    left = rows
+    for index in order:
+        row, group = divmod(index, groups)
+        if assignment[row] < 0 and filled[group] < capacity[group]:
+            assignment[row] = group
+            filled[group] += 1
+            left -= 1
+            if not left:
+                break
+    return torch.tensor(assignment, device=probabilities.device)
+
+
+def straight_through_one_hot(meta: torch.Tensor, balanced: bool) -> torch.Tensor:
+    soft = meta.softmax(dim=1)
+    choice = balanced_argmax(soft) if balanced else soft.argmax(dim=1)
+    hard = F.one_hot(choice, meta.shape[1]).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+class FLGCConv1x1(nn.Module):
+    """``balanced``: learnt membership under equal group sizes, so the deployed layer costs exactly
+    what the spec counts; otherwise the paper's free argmax, whose groups may come out uneven."""
+
+    def __init__(self, cin: int, cout: int, groups: int, balanced: bool = True):
+        super().__init__()
+        self.groups = groups
+        self.balanced = balanced
+        self.weight = nn.Parameter(torch.empty(cout, cin, 1, 1))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        self.meta_in = nn.Parameter(self._meta_init(cin, groups))
+        self.meta_out = nn.Parameter(self._meta_init(cout, groups))
+
+    @staticmethod
+    def _meta_init(channels: int, groups: int) -> torch.Tensor:
+        balanced = F.one_hot(balanced_assignment(channels, groups), groups).float()
+        return balanced + META_INIT_STD * torch.randn(channels, groups)
+
+    def mask(self) -> torch.Tensor:
+        select_in = straight_through_one_hot(self.meta_in, self.balanced)    # C x G
+        select_out = straight_through_one_hot(self.meta_out, self.balanced)  # N x G
+        return select_out @ select_in.t()                     # N x C
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask()[:, :, None, None])
+
+    def assignment(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learnt group of every input channel and of every filter."""
+        pick = balanced_argmax if self.balanced else (lambda p: p.argmax(dim=1))
+        return pick(self.meta_in.softmax(dim=1)), pick(self.meta_out.softmax(dim=1))
+
+    def deployed_groups(self) -> list[tuple[int, int]]:
+        """(input channels, filters) of each group, as the deployed convolution holds them."""
+        in_groups, out_groups = self.assignment()
+        return [(int((in_groups == g).sum()), int((out_groups == g).sum())) for g in range(self.groups)]
+
+
+class GroupedPointwise(nn.Module):
+    """A trained FLGC layer as a real (possibly uneven) group convolution.
+
+    Input channels are gathered group by group, each group's filters run on their own slice,
+    and one final gather puts the filters back in their original order.
+    """
+
+    def __init__(self, layer: FLGCConv1x1):
+        super().__init__()
+        in_groups, out_groups = layer.assignment()
+        self.sizes = layer.deployed_groups()
+        weight = (layer.weight * layer.mask()[:, :, None, None]).detach()
+        in_order = torch.argsort(in_groups, stable=True)
+        out_order = torch.argsort(out_groups, stable=True)
+        self.register_buffer("in_order", in_order, persistent=False)
+        self.register_buffer("out_restore", torch.argsort(out_order), persistent=False)
+        self.even = len({size for size in self.sizes}) == 1
+        cout = weight.shape[0]
+        if self.even:
+            cin_g = self.sizes[0][0]
+            grouped = torch.cat([weight[out_order[g * (cout // layer.groups):(g + 1) * (cout // layer.groups)]]
+                                 [:, in_order[g * cin_g:(g + 1) * cin_g]] for g in range(layer.groups)])
+            self.conv = nn.Conv2d(weight.shape[1], cout, 1, groups=layer.groups, bias=False)
+            self.conv.weight.data.copy_(grouped)
+        else:
+            self.convs = nn.ModuleList()
+            in_start = out_start = 0
+            for cin_g, cout_g in self.sizes:
+                if cin_g and cout_g:
+                    conv = nn.Conv2d(cin_g, cout_g, 1, bias=False)
+                    conv.weight.data.copy_(weight[out_order[out_start:out_start + cout_g]]
+                                           [:, in_order[in_start:in_start + cin_g]])
+                    self.convs.append(conv)
+                in_start += cin_g
+                out_start += cout_g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.index_select(1, self.in_order)
+        if self.even:
+            return self.conv(x).index_select(1, self.out_restore)
+        pieces, convs, start = [], iter(self.convs), 0
+        for cin_g, cout_g in self.sizes:
+            if cin_g and cout_g:
+                pieces.append(next(convs)(x[:, start:start + cin_g]))
+            elif cout_g:
+                # Filters of a group that kept no input channel output zero.
+                pieces.append(x.new_zeros(x.shape[0], cout_g, x.shape[2], x.shape[3]))
+            start += cin_g
+        return torch.cat(pieces, 1).index_select(1, self.out_restore)
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every FLGC layer converted to its real group convolution."""
+    deployed = copy.deepcopy(model)
+    for parent in list(deployed.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, FLGCConv1x1):
+                setattr(parent, name, GroupedPointwise(child))
+    return deployed
+
+
+def grouped_pointwise_cost(counter: CostCounter, name: str, sizes: list) -> None:
+    """Cost of a deployed FLGC layer with these (input channels, filters) per group: a grouped conv
+    when even, else one conv per group."""
+    sizes = [tuple(size) for size in sizes]  # lists, when they come from a candidate's JSON metrics
+    cin = sum(size[0] for size in sizes)
+    cout = sum(size[1] for size in sizes)
+    if len(set(sizes)) == 1:
+        counter.conv(name, cout, groups=len(sizes), cin=cin)
+        return
+    h, w = counter.height, counter.width
+    for index, (cin_g, cout_g) in enumerate(sizes):
+        if cin_g and cout_g:
+            counter.set_shape(cin, h, w)
+            counter.conv(f"{name}.group{index}", cout_g, cin=cin_g)
+    counter.set_shape(cout, h, w)
+
+
+@dataclass(frozen=True)
+class FLGCSpec(BottleneckSpec):
+    """An inverted-residual bottleneck whose pointwise convolutions are FLGC layers."""
+
+    family = "flgc"
+    groups: int = cost_ordered(4, larger_is_cheaper)
+    balanced: bool = True
+
+    def pointwise(self, cin: int, cout: int) -> nn.Module:
+        return FLGCConv1x1(cin, cout, self.groups, self.balanced)
+
+    def pointwise_cost(self, counter: CostCounter, name: str, cout: int) -> None:
+        # the balanced start (and any balanced training): a standard G-group convolution
+        counter.conv(name, cout, groups=self.groups)
+
+    def deployed(self, module: nn.Module) -> nn.Module:
+        return deploy(module)
+
+    def learnt(self, module: nn.Module) -> list[list[list[int]]]:
+        """The (input channels, filters) of each learnt group of the block's two FLGC layers, expansion first."""
+        return [[list(size) for size in layer.deployed_groups()]
+                for layer in module.modules() if isinstance(layer, FLGCConv1x1)]
+
+    def deployed_cost(self, counter: CostCounter, name: str, cout: int, stride: int, learnt) -> None:
+        if len(learnt) != 2:
+            raise ValueError(f"{name}: an FLGC block has 2 learnt layers, got {len(learnt)}")
+        layers = iter(learnt)
+        self.bottleneck_cost(counter, name, cout, stride,
+                             lambda counter, layer, _cout: grouped_pointwise_cost(counter, layer, next(layers)))
+
+    def check_pointwise(self, where: str, cin: int, cout: int) -> None:
+        why = f"FLGC starts from {self.groups} even groups"
+        check_divisible(f"{where}.groups", cin, self.groups, why)
+        check_divisible(f"{where}.groups", cout, self.groups, why)

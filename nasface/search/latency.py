@@ -1,0 +1,89 @@
+"""Latency in a search (``--latency``, ``--budget-latency``): predicted for every candidate, measured for the front.
+
+Each sampled candidate's latency on the search's target is predicted from the table of that target on
+this machine (``studies/latency-tables/``, as ``nasface latency table`` builds it), before it is trained: the figure joins its costs
+(``latency_ms``), so a latency budget rejects it like any other budget and tells the sampler how far
+over it is, and ``latency_ms`` can be an objective.  Parts the table lacks are measured when a
+candidate first needs them (the default space has far too many to table beforehand), and a table
+without whole networks to fit its correction on gets a few random networks of the space measured
+first.  When the search ends, every member of the Pareto front is measured, in turn, and the measured
+figures (stored with the study, keyed) are what the report and the exported recipe carry.
+"""
+
+from __future__ import annotations
+
+import functools
+import optuna
+
+from nasface.latency.build import GROUP, ensure_networks, ensure_parts, sample_networks
+from nasface.latency.measure import measure
+from nasface.latency.table import LatencyPredictor, LatencyTable, MissingParts
+from nasface.latency.target import LatencyTarget, default_table, describe_key
+from nasface.arch.space import SearchSpace, load_space
+from nasface.arch.spec import ArchSpec, spec_from_dict
+
+FIT_NETWORKS = 5  # random networks measured whole where the table has fewer, to fit the correction on
+MEASURED_ATTR = "nasface_latency_measured"  # the study's user attribute: trial number -> measured figure
+
+
+class SearchLatency:
+    """The predictor of one search: its target's table on this machine, filled as candidates need it."""
+
+    def __init__(self, target: LatencyTarget, table: LatencyTable, space: SearchSpace, seed: int):
+        self.target, self.table = target, table
+        if len(table.networks) < FIT_NETWORKS:
+            ensure_networks(table, sample_networks(space, FIT_NETWORKS, seed), target)
+        self.predictor = LatencyPredictor(table)
+
+    def predict(self, spec: ArchSpec) -> float:
+        try:
+            return self.predictor.predict(spec)
+        except MissingParts:
+            ensure_parts(self.table, [spec], self.target)
+            return self.predictor.predict(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _search_latency(latency: str, studies_dir: str, space: str | None, seed: int) -> SearchLatency:
+    target = LatencyTarget.parse(latency)
+    table = LatencyTable.open(default_table(target, studies_dir), target.key())
+    return SearchLatency(target, table, load_space(space), seed)
+
+
+def latency_cost(spec: ArchSpec, config) -> dict:
+    """``{"latency_ms": predicted}`` for a search with a latency target (``config.latency``), else ``{}``."""
+    if config.latency is None:
+        return {}
+    model = _search_latency(config.latency, str(config.studies_dir), config.space, config.seed)
+    return {"latency_ms": model.predict(spec)}
+
+
+def measure_front(study: optuna.Study, config, log) -> dict[int, dict]:
+    """Measure every member of the study's Pareto front on its latency target, in turn; store the figures
+    with the study (``measured_latency`` reads them) and return them by trial number."""
+    from nasface.search.results import pareto_front
+    from nasface.search import record
+
+    if config.latency is None:
+        return {}
+    front = [record.read(trial) for trial in pareto_front(study)]
+    specs = [spec_from_dict({**facts.spec, "name": f"trial-{facts.number}"}) for facts in front]
+    target = LatencyTarget.parse(config.latency)
+    figures = []
+    for first in range(0, len(specs), GROUP):
+        figures += measure(specs[first:first + GROUP], target, source=config.data.source)
+    measured = {facts.number: {**figure.to_dict(), "predicted_ms": (facts.cost or {}).get("latency_ms")}
+                for facts, figure in zip(front, figures)}
+    study.set_user_attr(MEASURED_ATTR, {str(number): figure for number, figure in measured.items()})
+    if measured:
+        limit = config.budgets.latency_ms
+        within = sum(figure["ms"] <= limit for figure in measured.values()) if limit else len(measured)
+        log(f"Pareto front measured on {describe_key(figures[0].key)}: "
+            + ", ".join(f"trial {number} {figure['ms']:.2f} ms" for number, figure in measured.items())
+            + (f"; {within} of {len(measured)} within the {limit:g} ms budget" if limit else ""))
+    return measured
+
+
+def measured_latency(study: optuna.Study) -> dict[int, dict]:
+    """The measured figures of the study's final front, by trial number (empty when none were measured)."""
+    return {int(number): figure for number, figure in study.user_attrs.get(MEASURED_ATTR, {}).items()}

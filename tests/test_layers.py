@@ -1,0 +1,141 @@
+"""The package's layers, read from the source: every import points down the declared order.
+
+Each module of ``nasface`` belongs to one role package; a package may import its own modules and
+those of the packages below it, never one above (a lazy import inside a function counts too: it is
+still a dependency).  ``nasface/__init__.py`` (the few names of the Python API) and ``__main__.py``
+are entry points, above every layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nasface"
+
+# Bottom to top.  ``nasface.train`` and ``nasface.fidelity`` are modules of the training and the
+# fidelity layers (issue 27 turns them into modules of their packages).
+LAYERS = ("core", "arch", "data", "training", "latency", "search", "fidelity", "validity", "ui", "cli")
+LAYER_OF_MODULE = {"train": "training", "fidelity": "fidelity"}
+ENTRY_POINTS = ("nasface", "nasface.__main__")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> str | None:
+    """The layer of a ``nasface.*`` module; None for one outside every role package."""
+    role = module.split(".")[1] if module.count(".") else ""
+    role = LAYER_OF_MODULE.get(role, role)
+    return role if role in LAYERS else None
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    """The ``nasface`` modules ``path`` imports (line, module), relative imports resolved."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target == "nasface":  # ``from nasface import dlib_models``: a module, or a name of the API
+                found += [(node.lineno, f"nasface.{alias.name}") for alias in node.names
+                          if (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file()]
+            else:
+                found.append((node.lineno, target))
+    return [(line, module) for line, module in found if module == "nasface" or module.startswith("nasface.")]
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_layers_are_read_from_every_module():
+    """The walk sees the package (a moved or renamed tree would leave the other tests empty)."""
+    names = {module_name(path) for path in modules()}
+    assert {"nasface.core.errors", "nasface.arch.spec", "nasface.cli.app", "nasface.train"} <= names
+    assert ("nasface.arch.spec", "nasface.core.errors") in {
+        (module_name(path), module) for path in modules() for _, module in imported(path)}
+
+
+def test_every_module_is_in_a_role_package():
+    stray = [module_name(path) for path in modules()
+             if module_name(path) not in ENTRY_POINTS and layer(module_name(path)) is None]
+    assert not stray, f"modules outside the role packages {LAYERS}: {stray}"
+
+
+def test_imports_point_only_down():
+    upward = []
+    for path in modules():
+        name = module_name(path)
+        if name in ENTRY_POINTS or layer(name) is None:
+            continue
+        for line, module in imported(path):
+            target = layer(module)
+            if target is None or LAYERS.index(target) > LAYERS.index(layer(name)):
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({layer(name)}) imports {module} ({target})")
+    assert not upward, "imports that point up the layers:\n" + "\n".join(upward)
+
+
+def package_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one package (Tarjan's algorithm)."""
+    index, low, on_stack, stack, groups = {}, {}, set(), [], []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+@pytest.mark.parametrize("edges, cycles", [
+    ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
+    ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+])
+def test_package_cycles_finds_the_cycles(edges, cycles):
+    assert package_cycles(edges) == cycles
+
+
+def test_no_import_cycle_between_packages():
+    edges: dict[str, set[str]] = {}
+    for path in modules():
+        name = module_name(path)
+        if name in ENTRY_POINTS:
+            continue
+        source = layer(name) or name
+        for _, module in imported(path):
+            target = layer(module) or module
+            if target != source:
+                edges.setdefault(source, set()).add(target)
+    assert package_cycles(edges) == []
