@@ -43,7 +43,7 @@ from nasface.core.errors import NasfaceError
 from nasface.training.evaluate import embed, evaluate_pairs
 from nasface.training.recipe import DATA_PLACEHOLDER, TEACHER_PLACEHOLDER, Recipe, load_recipe
 from nasface.arch.model import build_model
-from nasface.ui.training_progress import FINAL_LOSS_STEPS, TrainingReporter
+from nasface.training.events import FINAL_LOSS_STEPS, TrainingEvents
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.training.teacher import (TEACHER_EMBEDDING, add_to_centres, default_teacher_spec, head_centres,
@@ -289,7 +289,7 @@ def prepare_training(recipe: Recipe | str | os.PathLike, *, output: str | os.Pat
 
 
 # -- the training faces, decoded once -------------------------------------------------------------------
-def training_faces(source: FaceSourceBase, cache_dir: Path, reporter: "TrainingReporter") -> FaceSet:
+def training_faces(source: FaceSourceBase, cache_dir: Path, reporter: "TrainingEvents") -> FaceSet:
     """Every face of ``source``, decoded once into ``cache_dir`` and memory-mapped from then on.
 
     A batch then costs a memory read, not ``batch_size`` JPEG decodes, and a resumed run does not
@@ -302,7 +302,7 @@ def training_faces(source: FaceSourceBase, cache_dir: Path, reporter: "TrainingR
     return FaceSet(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "labels.npy"))
 
 
-def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingReporter") -> None:
+def _decode_faces(source: FaceSourceBase, folder: Path, reporter: "TrainingEvents") -> None:
     """Decode into a staging folder renamed into place (``atomic_dir``): a kill never leaves half a cache."""
     plan = source.plan(None, None, 0)
     total = sum(len(images) for _, images in plan)
@@ -358,7 +358,7 @@ def _checkpoint_state(state: LoopState, stage: Stage, fingerprint: dict) -> dict
     return {"stage": stage.name, "fingerprint": json.dumps(fingerprint, sort_keys=True), **loop_checkpoint(state)}
 
 
-def _verify(run: TrainingRun, state: LoopState, stage: Stage, reporter: "TrainingReporter") -> dict:
+def _verify(run: TrainingRun, state: LoopState, stage: Stage, reporter: "TrainingEvents") -> dict:
     results = {}
     for pairs in run.val_pairs:
         metrics = evaluate_pairs(state.model, pairs, batch_size=256, device=run.device)
@@ -372,7 +372,7 @@ def _next_stop(step: int, steps: int, *intervals: int) -> int:
 
 
 def _train_stage(run: TrainingRun, stage: Stage, faces: FaceSet, saved: dict | None,
-                 reporter: "TrainingReporter") -> dict:
+                 reporter: "TrainingEvents") -> dict:
     plan = run.stage_plan(stage)
     teacher = _load_teacher(run, stage, faces, reporter.stages)
     torch.manual_seed(stage.seed)
@@ -416,9 +416,9 @@ def _copy_atomic(source: Path, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def run_training(run: TrainingRun, reporter: "TrainingReporter | None" = None) -> TrainingResult:
+def run_training(run: TrainingRun, reporter: "TrainingEvents | None" = None) -> TrainingResult:
     """Train every stage of ``run`` (continuing a killed run when it was prepared with ``resume``)."""
-    reporter = reporter or TrainingReporter("quiet")
+    reporter = reporter or TrainingEvents()
     started = time.perf_counter()
     try:
         faces = training_faces(run.source, run.cache_dir, reporter)
@@ -464,7 +464,7 @@ def run_training(run: TrainingRun, reporter: "TrainingReporter | None" = None) -
 
 def train_recipe(recipe: Recipe | str | os.PathLike, *, output: str | os.PathLike | None = None,
                  resume: bool = False, data: FaceSourceBase | None = None,
-                 cache_dir: str | os.PathLike | None = None, reporter: "TrainingReporter | None" = None,
+                 cache_dir: str | os.PathLike | None = None, reporter: "TrainingEvents | None" = None,
                  **overrides) -> TrainingResult:
     """``prepare_training`` then ``run_training``: what ``nasface train`` does."""
     run = prepare_training(recipe, output=output, resume=resume, data=data, cache_dir=cache_dir, **overrides)
