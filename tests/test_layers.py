@@ -9,6 +9,10 @@ are entry points, above every layer.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +143,35 @@ def test_no_import_cycle_between_packages():
             if target != source:
                 edges.setdefault(source, set()).add(target)
     assert package_cycles(edges) == []
+
+
+# -- what a command loads ----------------------------------------------------------------------------------
+def loaded_by(command: list[str], cwd: Path) -> tuple[int, set[str]]:
+    """Run ``nasface COMMAND`` in a fresh interpreter: its exit status and the top-level packages it imported."""
+    code = ("import json, sys\n"
+            "from nasface.cli import main\n"
+            f"sys.argv = ['nasface', *{command!r}]\n"
+            "try:\n"
+            "    main()\n"
+            "    status = 0\n"
+            "except SystemExit as exit:\n"
+            "    status = exit.code if isinstance(exit.code, int) else 1\n"
+            "print(json.dumps([status, sorted({name.split('.')[0] for name in sys.modules})]), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    status, packages = json.loads(done.stderr.strip().splitlines()[-1])
+    return status, set(packages)
+
+
+SEARCH_STACK = {"optuna", "pandas", "plotly"}
+
+
+def test_train_loads_no_search_stack(tmp_path):
+    """``nasface train`` (its help, and a run that stops at a recipe left to fill in, after loading the
+    training) imports neither Optuna, pandas nor plotly: a GPU box that trains needs none of them."""
+    (tmp_path / "recipe.yaml").write_text("spec: mobilefacenet\n")
+    status, packages = loaded_by(["train", "recipe.yaml"], tmp_path)
+    assert status == 2 and "torch" in packages  # the training was loaded, and refused the recipe's placeholder
+    assert not packages & SEARCH_STACK, sorted(packages & SEARCH_STACK)
+    status, packages = loaded_by(["train", "--help"], tmp_path)
+    assert status == 0 and not packages & SEARCH_STACK
