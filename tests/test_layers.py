@@ -175,3 +175,9 @@ def test_train_loads_no_search_stack(tmp_path):
     assert not packages & SEARCH_STACK, sorted(packages & SEARCH_STACK)
     status, packages = loaded_by(["train", "--help"], tmp_path)
     assert status == 0 and not packages & SEARCH_STACK
+
+
+def test_every_folder_is_a_regular_package():
+    """setuptools packs only folders with an ``__init__.py``: a namespace folder would be left out of the wheel."""
+    folders = {path.parent for path in modules()}
+    assert not [folder for folder in folders if not (folder / "__init__.py").is_file()]

@@ -16,7 +16,6 @@ the ``nasface[dlib]`` extra.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasface.core.keys import json_digest
 from nasface.core.atomic import current_umask
 from nasface.data.base import FACE_SHAPE, FaceSourceBase, sample_report
 from nasface.core.errors import NasfaceError
@@ -73,7 +73,7 @@ class AlignedSource(FaceSourceBase):
 
     @cached_property
     def _folder(self) -> Path:
-        key = hashlib.sha256(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:20]
+        key = json_digest(self.fingerprint(), 20)
         folder = alignment_cache_dir() / "aligned" / key
         if not (folder / _REPORT).is_file():
             self._build(folder)

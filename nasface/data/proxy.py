@@ -12,7 +12,6 @@ identity with fewer than M images contributes all it has.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasface.core.keys import json_digest
 from nasface.core.atomic import atomic_dir
 from nasface.data.base import (FACE_SHAPE, FaceSet, FaceSourceBase, PairSet, check_count, check_identity_split,
                                check_seed, file_fingerprint)
@@ -50,8 +50,7 @@ def proxy_key(source: FaceSourceBase, settings: dict, bin_path: Path | None) -> 
     """A hash of everything that determines the proxy data; the same in every process."""
     recipe = {"version": CACHE_VERSION, "source": source.fingerprint(), "settings": settings,
               "bin": file_fingerprint(bin_path) if bin_path is not None else None}
-    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return json_digest(recipe, 20, compact=True)
 
 
 def split_identities(count: int, train: int, held_out: int, seed: int, source_name: str):

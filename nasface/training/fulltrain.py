@@ -22,7 +22,6 @@ The run, top to bottom:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasface.core.keys import json_digest
 from nasface.core.atomic import atomic_dir, atomic_path, write_atomic
 from nasface.arch.checkpoint import (load_checkpoint, load_training_state, read_metadata, save_training_state,
                                      save_weights)
@@ -200,7 +200,6 @@ def _fingerprint(recipe: Recipe, spec: ArchSpec, source: FaceSourceBase, plan: T
     Device, checkpoint and evaluation intervals and the ``.bin`` files may change between kill and
     resume: they do not change what is trained.
     """
-    data = json.dumps(source.fingerprint(), sort_keys=True, default=str)
     teacher = recipe.teacher if recipe.teacher in ("auto", "none") else file_fingerprint(recipe.teacher)
     names = {stage.name for stage in stages}
     fingerprint = {"spec": spec_to_dict(spec), "plan": dataclasses.asdict(plan),
@@ -209,7 +208,7 @@ def _fingerprint(recipe: Recipe, spec: ArchSpec, source: FaceSourceBase, plan: T
                    "stages": [{"name": stage.name, "spec": spec_to_dict(stage.spec),
                                "teacher": stage.teacher if stage.teacher in names | {None} else "checkpoint"}
                               for stage in stages],
-                   "data": hashlib.sha256(data.encode()).hexdigest()}
+                   "data": json_digest(source.fingerprint(), 64, default=str)}
     return json.loads(json.dumps(fingerprint))  # tuples as lists: the form run.json reads back
 
 
@@ -295,8 +294,8 @@ def training_faces(source: FaceSourceBase, cache_dir: Path, reporter: "TrainingE
     A batch then costs a memory read, not ``batch_size`` JPEG decodes, and a resumed run does not
     decode again.  Decoded faces take 112 x 112 x 3 bytes each (3.8 GB per 100k faces).
     """
-    text = json.dumps({"version": FACES_CACHE_VERSION, "source": source.fingerprint()}, sort_keys=True, default=str)
-    folder = Path(cache_dir) / f"faces-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    key = json_digest({"version": FACES_CACHE_VERSION, "source": source.fingerprint()}, 20, default=str)
+    folder = Path(cache_dir) / f"faces-{key}"
     if not (folder / "manifest.json").is_file():
         _decode_faces(source, folder, reporter)
     return FaceSet(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "labels.npy"))

@@ -22,7 +22,6 @@ teacher-agreement signal compares each candidate with.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasface.core.keys import json_digest
 from nasface.core.atomic import atomic_dir
 from nasface.arch.checkpoint import load_checkpoint, save_weights
 from nasface.data import PairSet, ProxyData
@@ -53,7 +53,7 @@ TEACHER_TRAINING, TEACHER_EMBEDDING, DLIB_CHIPS = "teacher training", "teacher e
 
 
 def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(parts, 16, default=str)
 
 
 def read_teacher(folder: str | os.PathLike) -> TeacherTargets:

@@ -20,7 +20,6 @@ FLOPs-alone baseline, over networks nasface cannot build too).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from nasface.core.keys import json_digest
 from nasface.core.atomic import RowLog, write_atomic
 from nasface.core.errors import NasfaceError
 from nasface.fidelity import RECIPE_FIELDS, forget_logged_progress, reports_of_study, teacher_identity, wanted_proxy
@@ -121,7 +121,7 @@ def run_key(settings: ValidateSettings, data_key: str, spec, seed: int, teacher:
     proxy = settings.proxy
     recipe = {"data": data_key, "spec": spec_to_dict(spec), "seed": seed,
               "proxy": {name: getattr(proxy, name) for name in RECIPE_FIELDS}, "teacher": teacher}
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+    return json_digest(recipe, 24)
 
 
 def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, analyse_only: bool = False,
