@@ -16,7 +16,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from nasface.cli.app import NOTHING_HALF_WRITTEN
+from nasface.cli.base import NOTHING_HALF_WRITTEN
 from nasface.arch.model import count
 from nasface.core.stages import Stages
 from nasface.ui.progress import Reporter, StageDisplay

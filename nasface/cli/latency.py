@@ -6,13 +6,13 @@ A thin layer over ``nasface.latency``; imports nothing heavy until a command run
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
 
+from nasface.cli.base import on_interrupt
 from nasface.latency.target import DEFAULT_TARGET, LatencyTarget, default_table, describe_key
 
 
@@ -55,11 +55,8 @@ def measure_command(
     target = _target(runtime, precision, threads)
     target.key()  # a runtime that is not installed: one line before any export
     _check_runs(runs, warmup)
-    try:
+    with on_interrupt("nothing was measured or written"):
         figures = measure([load_spec(spec) for spec in specs], target, runs, warmup, data)
-    except KeyboardInterrupt:
-        print("interrupted: nothing was measured or written", file=sys.stderr, flush=True)
-        sys.exit(130)
     for figure in figures:
         if as_json:
             print(json.dumps(figure.to_dict()))
@@ -100,13 +97,9 @@ def table_command(
     path = table or default_table(target)
     opened = LatencyTable.open(path, key)
     started = time.perf_counter()
-    try:
+    with on_interrupt(f"{path} keeps every part measured so far; the same command continues it"):
         build_table(opened, loaded, target, networks, fit, seed, runs, warmup,
                     StageDisplay("rich", Console(stderr=True)), data)
-    except KeyboardInterrupt:
-        print(f"interrupted: {path} keeps every part measured so far; the same command continues it",
-              file=sys.stderr, flush=True)
-        sys.exit(130)
     line = Correction.fit(opened.networks)
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
           f"(measured ~ {line.slope:.3f} x sum of parts {line.intercept:+.3f} ms) on {describe_key(key)}; "

@@ -46,6 +46,9 @@ def _counts(value, where: str) -> tuple[int, ...]:
     return tuple(counts)
 
 
+# Where a network trains: the proxy (ProxyBudget), a recipe and the command lines choose from these.
+DEVICES = ("auto", "cpu", "cuda")
+
 TEXT = "text"    # a string, or a number written as one (budgets, durations)
 NAMES = "names"  # a list of names, or a comma-separated string
 COUNTS = "counts"  # a list of whole numbers, or a comma-separated string of them

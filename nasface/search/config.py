@@ -17,7 +17,7 @@ from pathlib import Path
 from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
 from nasface.training.losses import DISTILLER_KINDS
-from nasface.core.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
+from nasface.core.options import COUNTS, DEVICES, NAMES, TEXT, Option, flag_name, given, read_options
 from nasface.train import ProxyBudget
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
@@ -189,7 +189,7 @@ SEARCH_OPTIONS = (
     Option("rungs", COUNTS, None, "Successive halving: proxy steps per rung, e.g. 40,120,360 (the top rung "
            "replaces --proxy-steps); every candidate starts at the lowest."),
     Option("eta", int, _CONFIG.eta, "Successive halving's reduction factor: the top 1/eta of a rung are promoted."),
-    Option("device", str, _PROXY.device, "Where candidates train.", choices=("auto", "cpu", "cuda")),
+    Option("device", str, _PROXY.device, "Where candidates train.", choices=DEVICES),
 )
 
 

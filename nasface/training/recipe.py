@@ -17,6 +17,7 @@ import yaml
 
 from nasface.core.atomic import write_atomic
 from nasface.core.errors import NasfaceError
+from nasface.core.options import DEVICES
 from nasface.core.plaindata import coerce_field, read_yaml
 from nasface.train import Optimisation
 
@@ -76,8 +77,8 @@ class Recipe(Optimisation):
         if self.checkpoint_every < 1 or self.eval_every < 1:
             raise NasfaceError(f"recipe: checkpoint_every and eval_every must be at least 1 step, got "
                                f"{self.checkpoint_every} and {self.eval_every}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise NasfaceError(f"recipe.device: unknown device {self.device!r} (choose from auto, cpu, cuda)")
+        if self.device not in DEVICES:
+            raise NasfaceError(f"recipe.device: unknown device {self.device!r} (choose from {', '.join(DEVICES)})")
 
 
 def _coerce(value, hint, where: str):

@@ -1,0 +1,102 @@
+"""What every command shares: the typer app, the consoles, Ctrl-C, and printing facts and tables.
+
+Every user mistake surfaces as ``NasfaceError`` and is printed as one line (``error: ...``) with
+exit status 2 by ``nasface.cli.app.main``; Ctrl-C in a command ends it through ``on_interrupt``
+(one line saying what was kept, exit status 130).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from nasface.core.options import DEVICES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="Neural-architecture search and design-space explorer for lightweight face recognition.")
+
+
+console = Console(soft_wrap=True)
+
+
+# Progress while a command's stdout carries its data (JSON, facts): on stderr, so a pipe gets only the data.
+progress_console = Console(stderr=True, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """A table whole: where the console is narrower than its content (a pipe reads as 80 columns), it is
+    printed at the width it needs rather than with names and numbers cut short."""
+    needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    (console if needed <= console.width else Console(width=needed, soft_wrap=True)).print(table)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        print(f"nasface {version('nasface')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                    help="Print nasface's version and exit.")) -> None:
+    pass  # the options that precede any command
+
+
+class Convention(str, Enum):
+    lfr = "lfr"
+    macs = "macs"
+
+
+# The choices of a device, as typer offers them (declared once: nasface.core.options.DEVICES).
+Device = Enum("Device", {device: device for device in DEVICES}, type=str)
+
+
+class Output(str, Enum):
+    rich = "rich"
+    quiet = "quiet"
+    jsonl = "jsonl"
+
+
+def interrupted(what_next: str) -> NoReturn:
+    """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT, as a shell reports it), no traceback."""
+    print(f"interrupted: {what_next}", file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
+@contextmanager
+def on_interrupt(what_next: str) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command: ``interrupted(what_next)``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted(what_next)
+
+
+# What Ctrl-C leaves before a search's candidates (or a score's training): every cache is whole or absent.
+NOTHING_HALF_WRITTEN = ("no cache is left half-written; the same command starts the unfinished stage again and "
+                        "reuses the finished ones")
+
+
+def print_facts(facts: dict, as_json: bool, lines=None) -> None:
+    """One JSON object for scripts, or aligned ``label: text`` lines for a person (``lines(facts)``:
+    ``nasface.ui.facts.fact_lines`` by default)."""
+    from nasface.ui.facts import fact_lines
+
+    if as_json:
+        print(json.dumps(facts))
+        return
+    rows = (lines or fact_lines)(facts)
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, text in rows:
+        console.print(f"{label:>{width}}: {text}", highlight=False, markup=False)
