@@ -27,7 +27,7 @@ import torch
 from nasface.arch.model import count
 from nasface.ui.progress import Reporter
 from nasface.search import job, record, run_search
-from nasface.search.driver import baseline_presets
+from nasface.search.study import baseline_presets
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec
 from tests.test_search import TINY_DATA, tiny_config

@@ -21,7 +21,8 @@ from nasface.arch.model import count
 from nasface.core.stages import Stages
 from nasface.ui.progress import Reporter, StageDisplay
 from nasface.search import record, run_search
-from nasface.search.driver import Progress, baseline_presets
+from nasface.search.eta import Progress
+from nasface.search.study import baseline_presets
 from nasface.search.live import LiveTrial
 from nasface.arch.space import load_space
 from nasface.training.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING

@@ -12,8 +12,13 @@ The driver loop, top to bottom:
    told to the study, and its record (``record.TrialRecord``: kind, spec, costs, metrics, signals,
    wall time, reason) is stored with the trial.
 
-The package, one job per file: ``checks`` (inputs), ``samplers``, ``job`` (what a worker runs),
-``record`` (the trial record), ``recovery`` (liveness, heartbeats, orphans) and ``driver`` (the loop).
+The package, one job per file: ``config`` (the settings and their option table), ``checks``
+(inputs), ``samplers``, ``job`` (what a worker runs), ``executor`` (inline / Ray), ``record`` (the
+trial record), ``storage`` (the study lock), ``recovery`` (liveness, heartbeats, orphans), ``study``
+(settings, baselines and promotions written to the study), ``rungs`` (successive halving's rule),
+``eta`` (counts and time left), ``live`` and ``periodic`` (trials' progress files), ``latency``
+(latency as a budget and objective), ``driver`` (the loop); then ``results`` (a study read back)
+and ``export`` (a trial as a spec and recipe).
 
 ``--trials N`` counts the candidates whose training any driver started (``nasface.search.record``
 says exactly which kinds of trial that is).  Several drivers may run one study at once: steps 2-4

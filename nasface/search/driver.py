@@ -1,19 +1,17 @@
 """The search driver: open the study, then ask, sample, count, train (by an executor) and tell.
 
 See ``nasface.search`` for the loop step by step.  Every fact kept of a trial goes through
-``nasface.search.record``; liveness and recovery are ``nasface.search.recovery``'s.
+``nasface.search.record``; liveness and recovery are ``nasface.search.recovery``'s; what the driver
+writes to the study besides its trials (settings, baselines, promotions) is ``nasface.search.study``'s,
+and its counts and time left ``nasface.search.eta``'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -25,9 +23,9 @@ from nasface.search.executor import Outcome, make_executor
 from nasface.search.latency import latency_cost, measure_front
 from nasface.arch.model import count, deployed_cost
 from nasface.search.results import pareto_front
-from nasface.search.rungs import RungResult, promotions
 from nasface.search import job, record
 from nasface.search.checks import check_config
+from nasface.search.eta import Progress
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
                                      recover_stale_trials, still_ours, trained_elsewhere)
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
@@ -35,10 +33,10 @@ from nasface.search.samplers import make_sampler
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.training.signals import oriented
 from nasface.arch.space import SearchSpace, fill_budget
-from nasface.arch.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
+from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
-from nasface.core.stages import StageProgress
-from nasface.training.teacher import TEACHER_TRAINING, auto_teacher, teacher_info, teacher_targets
+from nasface.search.study import baseline_presets, check_settings, enqueue_baselines, promote, rung_payload
+from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
 from nasface.train import proxy_spec
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -78,7 +76,7 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
                                         directions=[OBJECTIVES[o] for o in config.objectives],
                                         load_if_exists=True)
         with lock.hold(config.study):
-            launch = _check_settings(study, config)
+            launch = check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
             reporter.start(config, space, study)
@@ -92,52 +90,6 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
         return study
     finally:
         lock.close()
-
-
-def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
-    """Record the study's settings (or refuse other ones); return how many drivers started it before."""
-    fingerprint = json.loads(json.dumps(config.fingerprint()))
-    saved = study.user_attrs.get("nasface_config")
-    if saved is None:
-        study.set_user_attr("nasface_config", fingerprint)
-    elif saved != fingerprint:
-        raise NasfaceError(f"study {config.study} was created with other settings: "
-                           f"{settings_difference(saved, fingerprint)}; continue it with the same settings or "
-                           f"start a new --study")
-    launch = int(study.user_attrs.get("nasface_launches", 0))
-    study.set_user_attr("nasface_launches", launch + 1)
-    return launch
-
-
-def settings_difference(saved: dict, now: dict, limit: int = 3) -> str:
-    """"data.source: 'orl' in the study, 'synthetic' now; ..." for the first ``limit`` settings that differ
-    (nested settings by their dotted name)."""
-    def flat(settings: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in settings.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    before, after = flat(saved), flat(now)
-    changed = [key for key in {**before, **after} if before.get(key) != after.get(key)]
-    shown = [f"{key}: {before.get(key)!r} in the study, {after.get(key)!r} now" for key in changed[:limit]]
-    return "; ".join(shown) + (f"; and {len(changed) - limit} more" if len(changed) > limit else "")
-
-
-def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
-    """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
-    present = {facts.baseline for facts in record.records(study)}
-    enqueued = []
-    for name in baseline_presets(space):
-        if name not in present:
-            record.enqueue(study, space.params_of(load_spec(name)), baseline=name)
-            enqueued.append(name)
-    if enqueued:
-        log(f"baselines enqueued: {', '.join(enqueued)}")
-    return enqueued
 
 
 def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
@@ -155,100 +107,6 @@ def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | No
         else:
             values.append(float(cost[objective]))
     return values
-
-
-@dataclass
-class Progress:
-    """The driver's counts, its time left, and where its time went; ``trained`` counts every driver's
-    candidates.
-
-    The time left is the training work still queued, at the rate measured so far, ``parallel``
-    trials at a time.  Work is steps x FLOPs (a step's time grows with the network's FLOPs): the steps
-    left of the trials in training (``live``, as their jobs report them), the proxy's steps of each
-    baseline or promotion waiting (``queued_flops``), and of each candidate still to start at
-    ``expected_flops`` (the mean of the candidates trained so far; before one, of the seed networks
-    within budget).  The rate, seconds per step per FLOP, is pooled over the trials finished in this
-    run (their wall time, so zero-cost scores and evaluation count); before one has finished, taken
-    from the steps of those in training; before that, from the teacher's steps (the same batches at
-    the same resolution, ``teacher_flops`` a step); with none of these it is unknown.
-    """
-
-    planned: int | None
-    proxy_steps: int = 0
-    parallel: int = 1
-    trained: int = 0
-    running: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    failed: int = 0
-    baselines: int = 0
-    pareto: int | None = None                # the study's Pareto-optimal trials, as last counted
-    queued_flops: dict[int, int] = field(default_factory=dict)  # trial number -> FLOPs
-    expected_flops: float | None = None
-    live: dict[int, LiveTrial] = field(default_factory=dict)
-    finished_seconds: float = 0.0            # wall seconds of the trials finished in this run...
-    finished_work: float = 0.0               # ...and their steps x FLOPs
-    step_seconds: float | None = None        # one training step of the teacher, measured in this run
-    teacher_flops: int | None = None
-    started: float = field(default_factory=time.time)
-    sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
-    interrupted: bool = False  # Ctrl-C ended the candidates
-
-    def finished(self, seconds: float, steps: int, flops: int) -> None:
-        """A trial of ``steps`` steps of a ``flops`` network took ``seconds`` of wall time."""
-        self.finished_seconds += seconds
-        self.finished_work += steps * flops
-
-    def seconds_per_flop_step(self) -> float | None:
-        if self.finished_work > 0:
-            return self.finished_seconds / self.finished_work
-        measured = [rate for rate in (trial.seconds_per_flop_step() for trial in list(self.live.values())) if rate]
-        if measured:
-            return sum(measured) / len(measured)
-        if self.step_seconds and self.teacher_flops:
-            return self.step_seconds / self.teacher_flops
-        return None
-
-    def work_left(self) -> float:
-        """Steps x FLOPs still to train: the trials in training, those queued, the candidates to start."""
-        live = dict(self.live)  # a snapshot: the driver adds and removes trials
-        in_training = list(live.values())
-        to_start = max(0, (self.planned or 0) - self.trained - sum(1 for trial in in_training if not trial.baseline))
-        queued = sum(flops for number, flops in self.queued_flops.items() if number not in live)
-        return (sum(max(0, trial.steps - trial.done) * trial.flops for trial in in_training)
-                + self.proxy_steps * (queued + to_start * (self.expected_flops or 0.0)))
-
-    def eta_seconds(self) -> float | None:
-        rate = self.seconds_per_flop_step()
-        if self.planned is None or rate is None:
-            return None
-        return self.work_left() * rate / self.parallel
-
-    def eta_during(self, stage: StageProgress) -> float | None:
-        """The search's time left while ``stage`` runs: the stage's own ETA, then the candidates'.
-
-        While the teacher trains, its time per step so far is kept for the candidates' estimate.
-        Unknown while the faces are rendered on a first run (no step has been timed yet); the
-        teacher's embedding pass after its training (seconds) is left out."""
-        if stage.name == TEACHER_TRAINING and stage.done:
-            self.step_seconds = stage.seconds_per_unit()
-        own, after = stage.eta_seconds(), self.eta_seconds()
-        return None if own is None or after is None else own + after
-
-    @contextmanager
-    def section(self, name: str):
-        """Add the time spent in the block to ``sections[name]``."""
-        start = time.time()
-        try:
-            yield
-        finally:
-            self.sections[name] = self.sections.get(name, 0.0) + time.time() - start
-
-    def where_the_time_went(self) -> dict[str, float]:
-        """Each section's seconds, the rest (checking the inputs, opening the study, the summary) as
-        ``other``, and ``total``."""
-        total = time.time() - self.started
-        return {**self.sections, "other": max(0.0, total - sum(self.sections.values())), "total": total}
 
 
 @contextmanager
@@ -325,7 +183,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
                     outcome = _prepare(study, trial, space, config)
                     if outcome is None:
-                        payload = {**payload_base, **_rung_payload(study, trial, config),
+                        payload = {**payload_base, **rung_payload(study, trial, config),
                                    "live_file": str(live_path(config.study_dir, trial.number))}
                         record.write(trial, training_started=time.time())
                     else:  # not trained: invalid, over budget, or a repeat
@@ -420,18 +278,6 @@ def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, 
         progress.expected_flops = config.budgets.flops
 
 
-def baseline_presets(space: SearchSpace) -> list[str]:
-    """The presets that are points of the space: the baselines a search trains."""
-    names = []
-    for name in preset_names():
-        try:
-            space.params_of(load_spec(name))
-        except NasfaceError:
-            continue  # not a point of this space (e.g. a teacher)
-        names.append(name)
-    return names
-
-
 def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
     label = f"baseline {facts.baseline}" if facts.baseline else f"trial {facts.number}"
     return LiveTrial(number=facts.number, label=label, flops=facts.cost["flops"],
@@ -443,47 +289,6 @@ def _waiting(study: optuna.Study) -> list:
     """Enqueued trials not asked for yet: baselines, successive halving's promotions, retries of those."""
     return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,))
             if facts.baseline or facts.promoted]
-
-
-def _rung_payload(study: optuna.Study, trial: optuna.trial.Trial, config: SearchConfig) -> dict:
-    """The candidate's spec, its rung's proxy, and the run it continues (successive halving)."""
-    facts = record.read(trial)
-    if facts.rung is None:
-        return {"spec": facts.spec}
-    resume_from = save_to = None
-    if facts.promoted:
-        resume_from = record.read(study.trials[facts.promoted_from]).checkpoint
-    if facts.rung < config.top_rung and not facts.baseline:
-        save_to = str(config.study_dir / "checkpoints" / f"trial-{trial.number}.pt")
-        record.write(trial, checkpoint=save_to)
-    return {"spec": facts.spec, "proxy": dataclasses.asdict(config.rung_budget(facts.rung)),
-            "resume_from": resume_from, "save_to": save_to}
-
-
-def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
-    """Enqueue the candidates successive halving promotes now (run under the study lock).
-
-    A rung's candidates are those trained at it (failed ones included: they count towards the
-    rung's size but never rise), in trial order; ``nasface.search.rungs.promotions`` ranks the feasible
-    ones by non-dominated sorting of the search's objectives, then crowding distance.  A candidate
-    promoted once is never promoted again, whichever driver did it.
-    """
-    everything = record.records(study)
-    promoted = {facts.promoted_from for facts in everything if facts.promoted}
-    signs = [1.0 if OBJECTIVES[name] == "maximize" else -1.0 for name in config.objectives]
-    enqueued = []
-    for rung in range(config.top_rung):
-        results = [RungResult(key=facts.number, failed=facts.kind == "failed", feasible=facts.feasible,
-                              objectives=tuple(sign * value for sign, value in zip(signs, facts.values or signs)))
-                   for facts in everything
-                   if facts.rung == rung and not facts.baseline and facts.kind in ("candidate", "failed")]
-        for number in promotions(results, config.eta, promoted):
-            source = study.trials[number]
-            record.enqueue(study, source.params, rung=rung + 1, promoted_from=number)
-            enqueued.append(number)
-    if enqueued:
-        log(f"promoted to the next rung: trial{'s' if len(enqueued) > 1 else ''} {', '.join(map(str, enqueued))}")
-    return enqueued
 
 
 def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):
