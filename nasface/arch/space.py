@@ -6,6 +6,9 @@ exists (a VarG stage's S, a Seesaw stage's split), and builds the ``ArchSpec`` t
 answers the knobs decides what the walk is: an Optuna trial (``sample``), a spec (``params_of``, its
 inverse: the parameters that make a given spec, which is how the seed presets are enqueued as
 baseline trials), or each knob's declared cost order (``cheapest_spec``).
+
+Over 400 lines on purpose: reading a space, its one walk and the choosers that answer the walk (a
+trial, a spec, the cost order) are one job; apart, each would have to know the others' knobs.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ The run, top to bottom:
    ``eval_every`` steps, and at the end of each stage, the network is verified on the ``.bin``
    files.  A finished stage leaves ``<stage>.safetensors``; the last one is copied to
    ``model.safetensors``, with ``spec.yaml`` beside it.
+
+Over 400 lines on purpose: the run reads top to bottom in one file, as arcface_torch's training
+does; what it shows and logs is apart (``nasface.training.events``, ``nasface.ui.training_progress``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Training-loop contract for distillers::
     params = [p for m in (backbone, head, distiller) for p in m.parameters() if p.requires_grad]
     ...
     loss = distiller.loss(backbone(x), labels, teacher_emb_of_batch, head)
+
+Over 400 lines on purpose: the margin softmax and the three distillers share the normalisation
+and the class centres, and are read together against the papers' equations.
 """
 
 from __future__ import annotations
