@@ -5,7 +5,7 @@ walk that absorbs every block on its own, as ``nasface.count`` did before, at gr
 
 One spec (stem 16, dw head, one bottleneck stage of width 64, gdc embedding), its stage repeated
 1 to 1,000 times (``nasface.arch.spec.MAX_REPEATS``); both ways give the same figures (checked here and
-in tests/test_cost.py). Medians of several counts, the per-block cache warm, in one process.
+in tests/arch/test_cost.py). Medians of several counts, the per-block cache warm, in one process.
 """
 
 from __future__ import annotations

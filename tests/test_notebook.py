@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 import nasface
 from nasface.search.results import open_study, study_frame
-from tests.conftest import REPO
+from tests.factories import REPO
 
 NOTEBOOK = REPO / "notebooks" / "explore_study.ipynb"
 

@@ -19,19 +19,7 @@ from nasface.search import DataSettings, load_proxy_data
 from nasface.arch.spec import spec_from_dict
 from nasface.training.teacher import read_teacher, teacher_targets
 from nasface.train import ProxyBudget, build_student, make_loop_state, proxy_spec, score, train_loop
-
-SMALL = DataSettings(train_identities=16, images_per_identity=5, val_identities=10, pairs=120)
-TINY_BUDGET = ProxyBudget(steps=4, batch_size=8, resolution=32, distill="none", device="cpu")
-SMALL_NET = spec_from_dict({
-    "name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
-    "stages": [{"family": "bottleneck", "repeats": 1, "width": 32, "stride": 2},
-               {"family": "flgc", "repeats": 1, "width": 32, "stride": 2, "groups": 4}],
-    "embedding": {"kind": "gdc", "width": 64, "size": 128}})
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    return load_proxy_data(SMALL, 0, tmp_path_factory.mktemp("cache"))
+from tests.factories import SMALL_NET, TINY_BUDGET
 
 
 def test_score_reports_the_metrics(small_data):

@@ -16,10 +16,9 @@ from PIL import Image
 from nasface.data import open_source
 from nasface.data.recordio import read_record
 from nasface.core.errors import NasfaceError
+from tests.factories import REPO, MAGIC, MAGIC_BYTES, face, ir_header, write_recordio
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MAGIC = 0xCED7230A
-MAGIC_BYTES = struct.pack("<I", MAGIC)
+SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
@@ -32,49 +31,10 @@ def shared() -> Path:
 # ---------------------------------------------------------------- a faithful writer
 
 
-def encode_record(payload: bytes) -> bytes:
-    """One record as dmlc-core writes it: split at every 4-byte-aligned magic number
-    (dropping it), parts flagged 1 (first), 2 (middle), 3 (last), or 0 when unsplit."""
-    out = bytearray()
-    start = 0
-    for position in range(0, len(payload) // 4 * 4, 4):
-        if payload[position:position + 4] == MAGIC_BYTES:
-            flag = 1 if start == 0 else 2
-            out += MAGIC_BYTES + struct.pack("<I", flag << 29 | (position - start)) + payload[start:position]
-            start = position + 4
-    flag = 3 if start else 0
-    out += MAGIC_BYTES + struct.pack("<I", flag << 29 | (len(payload) - start)) + payload[start:]
-    out += bytes(-len(payload) % 4)
-    return bytes(out)
-
-
-def write_recordio(prefix: Path, payloads: list[bytes], keys: list[int] | None = None) -> None:
-    """PREFIX.rec and PREFIX.idx ("key<TAB>offset" lines), as MXIndexedRecordIO writes them."""
-    keys = list(range(len(payloads))) if keys is None else keys
-    rec, index = bytearray(), []
-    for key, payload in zip(keys, payloads):
-        index.append(f"{key}\t{len(rec)}\n")
-        rec += encode_record(payload)
-    Path(f"{prefix}.rec").write_bytes(bytes(rec))
-    Path(f"{prefix}.idx").write_text("".join(index))
-
-
-def ir_header(label, image: bytes = b"", record_id: int = 0, record_id2: int = 0) -> bytes:
-    """mxnet.recordio.pack: a label list becomes flag = len(labels) float32 labels after the header."""
-    if isinstance(label, (list, tuple)):
-        head = struct.pack("<IfQQ", len(label), 0.0, record_id, record_id2)
-        return head + np.asarray(label, np.float32).tobytes() + image
-    return struct.pack("<IfQQ", 0, float(label), record_id, record_id2) + image
-
-
 def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def face(seed: int, size: tuple[int, int] = (112, 112)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 
 
 def part_flags(rec_path: Path) -> list[int]:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import builtins
-import io
 import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from nasface.data import describe, read_bin
 from nasface.core.errors import NasfaceError
+from tests.factories import REPO, faces, png
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
@@ -23,17 +22,6 @@ def shared() -> Path:
     if not (SHARED / "data").is_dir():
         pytest.skip("../shared/data (the insightface reference files) is not next to this checkout")
     return SHARED / "data"
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def faces(count: int, size: tuple[int, int] = (112, 112)) -> list[np.ndarray]:
-    rng = np.random.default_rng(count)
-    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(count)]
 
 
 def write_pickle(path: Path, content) -> Path:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,9 +30,8 @@ from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
 from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
 from tests.killing import killed_then_finished
-from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
+from tests.factories import REPO, SMALL_NET, TINY_BUDGET
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = {"budget_flops": "150M", "budget_mem": "4MB", "teacher": "none", "proxy_steps": 4, "proxy_batch": 8,
         "resolution": 32, "train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80,
         "device": "cpu", "seed": 0}

@@ -22,7 +22,7 @@ from nasface.core.errors import NasfaceError
 from nasface.search.config import SEARCH_OPTIONS
 from nasface.arch.spec import dump_spec, spec_from_dict, spec_to_dict
 from nasface.ui.facts import fact_lines, score_lines
-from tests.test_bad_input import SMALL_NET
+from tests.factories import ONE_STAGE_NET
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -81,7 +81,7 @@ def test_version():
 
 def test_count_header_gives_the_specs_input_size(tmp_path, monkeypatch, capsys):
     path = tmp_path / "small64.yaml"
-    path.write_text(yaml.safe_dump({**SMALL_NET, "input_size": 64}))
+    path.write_text(yaml.safe_dump({**ONE_STAGE_NET, "input_size": 64}))
     code, out, _ = in_process(["count", str(path)], monkeypatch, capsys)
     assert code == 0 and "64x64 input" in out and "112x112" not in out
     assert f"{nasface.count(nasface.load_spec(path))['flops']:,}" in out
@@ -90,7 +90,7 @@ def test_count_header_gives_the_specs_input_size(tmp_path, monkeypatch, capsys):
 # -- data on stdout, progress on stderr, facts a person reads --------------------------------------
 def test_score_json_is_the_only_thing_on_stdout_and_its_text_is_readable(tmp_path):
     spec = tmp_path / "small.yaml"
-    spec.write_text(yaml.safe_dump(SMALL_NET))
+    spec.write_text(yaml.safe_dump(ONE_STAGE_NET))
     result = run("score", str(spec), "--data", "orl", "--proxy-steps", "1", "--proxy-batch", "8", "--resolution",
                  "32", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--json")
     assert result.returncode == 0, result.stderr
@@ -120,7 +120,7 @@ def test_spec_output_format_follows_the_extension(tmp_path, monkeypatch, capsys)
 
 
 def test_checkpoints_get_the_mode_of_any_new_file(tmp_path):
-    spec = spec_from_dict(SMALL_NET)
+    spec = spec_from_dict(ONE_STAGE_NET)
     previous = os.umask(0o022)
     try:
         path = save_weights(tmp_path / "model.safetensors", nasface.build_model(spec), spec)
@@ -171,7 +171,7 @@ def test_search_former_output_flag_still_works(tmp_path):
 @pytest.mark.parametrize("part, knob, value", [("head", "group_size", 16), ("head", "factor", 2),
                                                ("head", "se_ratio", 0), ("embedding", "group_size", 16)])
 def test_a_knob_the_kind_does_not_read_is_an_error_naming_it(part, knob, value):
-    data = spec_to_dict(spec_from_dict(SMALL_NET))
+    data = spec_to_dict(spec_from_dict(ONE_STAGE_NET))
     data[part][knob] = value
     with pytest.raises(NasfaceError, match=rf"spec\.{part}\.{knob}: does not apply to a (dw head|gdc embedding)"):
         spec_from_dict(data)

@@ -24,8 +24,8 @@ from nasface.data.orl import convert_orl
 from nasface.data.proxy import draw_pairs, split_identities
 from nasface.data.synthetic import SyntheticSource
 from nasface.core.errors import NasfaceError
+from tests.factories import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DESCRIBE_KEYS = {"format", "images", "identities", "pairs", "positives", "image_size", "sample_decodes",
                  "path"}

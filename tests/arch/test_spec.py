@@ -12,7 +12,7 @@ from hypothesis import given, settings
 import nasface
 from nasface.core.errors import NasfaceError
 from nasface.arch.spec import dump_spec, spec_from_dict, spec_to_dict
-from tests.test_cost import random_specs
+from tests.factories import random_specs
 
 PRESETS = nasface.preset_names()
 

@@ -15,7 +15,7 @@ from nasface.arch.blocks.flgc import FLGCConv1x1, GroupedPointwise, deploy, grou
 from nasface.arch.blocks.seesaw import channel_shuffle
 from nasface.arch.blocks.varg import VarGDownBlock, VarGNormalBlock
 from nasface.arch.cost import CostCounter
-from tests.conftest import fvcore_macs, param_count
+from tests.factories import fvcore_macs, param_count
 
 
 def convs(module: nn.Module) -> list[nn.Conv2d]:

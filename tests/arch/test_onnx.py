@@ -17,7 +17,7 @@ from nasface.arch.checkpoint import load_checkpoint
 from nasface.training.fulltrain import train_recipe
 from nasface.arch.onnx_export import deployed_network, export_onnx
 from nasface.arch.spec import save_spec
-from tests.test_fulltrain import TINY, write_recipe
+from tests.factories import TINY_NET, write_recipe
 
 
 def onnx_embeddings(path: Path, faces: torch.Tensor) -> np.ndarray:
@@ -48,7 +48,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_deployed_network_is_the_trained_one():
     torch.manual_seed(0)
-    model = nasface.build_model(TINY)
+    model = nasface.build_model(TINY_NET)
     model.train()(torch.randn(16, 3, 112, 112))  # BatchNorm statistics that are not the identity
     model.eval()
     network, folded = deployed_network(model)
@@ -60,7 +60,7 @@ def test_the_deployed_network_is_the_trained_one():
 
 
 def test_a_flgc_spec_exports_as_grouped_convolutions(tmp_path):
-    spec_path = save_spec(TINY, tmp_path / "tiny.yaml")
+    spec_path = save_spec(TINY_NET, tmp_path / "tiny.yaml")
     exported = export_onnx(spec_path, tmp_path / "tiny.onnx")
     assert exported.path.is_file() and not exported.trained and exported.min_cosine >= 0.9999
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "tiny.yaml"]  # no temporary file left
@@ -70,7 +70,7 @@ def test_a_flgc_spec_exports_as_grouped_convolutions(tmp_path):
     assert 4 in groups  # the FLGC layers, deployed as 4-group convolutions
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, free batch dimension
     torch.manual_seed(0)
-    assert_matches_torch(exported.path, nasface.build_model(TINY))  # random weights from seed 0
+    assert_matches_torch(exported.path, nasface.build_model(TINY_NET))  # random weights from seed 0
 
 
 def test_a_trained_checkpoint_exports_through_the_cli(tmp_path):
@@ -93,7 +93,7 @@ def test_presets_match_torch_with_batchnorm_folded(preset, tmp_path):
 
 
 def test_a_spec_says_its_weights_are_random(tmp_path):
-    run = cli("onnx", str(save_spec(TINY, tmp_path / "tiny.yaml")), "-o", str(tmp_path / "tiny.onnx"))
+    run = cli("onnx", str(save_spec(TINY_NET, tmp_path / "tiny.yaml")), "-o", str(tmp_path / "tiny.onnx"))
     assert run.returncode == 0, run.stderr
     assert "RANDOMLY INITIALISED" in run.stdout
 

@@ -8,26 +8,16 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
 from nasface.fidelity import FidelitySettings
 from nasface.ui.progress import Reporter
 from nasface.search.results import pareto_front, study_frame
-from nasface.search import (SearchConfig, cheapest_spec, config_from_options, load_proxy_data, parse_duration,
+from nasface.search import (cheapest_spec, config_from_options, load_proxy_data, parse_duration,
                             record, run_search)
 from nasface.arch.space import load_space
 from nasface.arch.spec import spec_from_dict
 from nasface.train import score
-
-TINY_DATA = {"train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80}
-TINY_PROXY = {"proxy_steps": 3, "proxy_batch": 8, "resolution": 32}
-
-
-def tiny_config(tmp_path: Path, **overrides) -> SearchConfig:
-    flags = {"budget_flops": "1G", "budget_mem": "20MB", "studies_dir": str(tmp_path / "studies"),
-             "study": "t", "teacher": "none", "executor": "inline", "trials": 2, "baselines": False,
-             "seed": 0, "device": "cpu", **TINY_PROXY, **TINY_DATA, **overrides}
-    return config_from_options(flags)
+from tests.factories import assert_budget_invariant, tiny_config
 
 
 def trials_by_kind(study: optuna.Study) -> dict[str, list[record.TrialRecord]]:
@@ -35,17 +25,6 @@ def trials_by_kind(study: optuna.Study) -> dict[str, list[record.TrialRecord]]:
     for facts in record.records(study):
         kinds.setdefault(facts.kind, []).append(facts)
     return kinds
-
-
-def assert_budget_invariant(study: optuna.Study, budgets: Budgets) -> None:
-    """Every trained candidate (not a baseline) is within budget; rejected ones never trained."""
-    for facts in record.records(study):
-        if facts.kind in ("candidate", "failed") and not facts.baseline:
-            assert budgets.fits(facts.cost), (facts.number, facts.cost)
-        if facts.kind == "rejected":
-            assert facts.metrics is None and facts.training_started is None
-            assert facts.reason.startswith("over budget")
-            assert any(value > 0 for value in facts.constraints.values())
 
 
 def test_inline_search_with_baselines(tmp_path):
@@ -139,7 +118,6 @@ def test_ray_search_with_two_workers(tmp_path):
     assert len(trained) == 3
     assert all(facts.state == "COMPLETE" for facts in trained)
     assert_budget_invariant(study, config.budgets)
-
 
 
 def test_an_inline_trial_keeps_beating_while_it_trains(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ import pytest
 
 from nasface.ui.progress import Reporter
 from nasface.search import record, run_search
-from tests.test_faults import POSTGRES, STATES, finish, launch, needs_postgres, search_args
-from tests.test_search import assert_budget_invariant, tiny_config
+from tests.factories import POSTGRES, STATES, finish, launch, needs_postgres, search_args
+from tests.factories import assert_budget_invariant, tiny_config
 
 
 @pytest.fixture

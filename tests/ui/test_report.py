@@ -140,7 +140,7 @@ def tight_study(tmp_path_factory):
     """A study at budgets most of the space misses: rejected trials beside one trained candidate."""
     from nasface.ui.progress import Reporter
     from nasface.search import run_search
-    from tests.test_search import tiny_config
+    from tests.factories import tiny_config
 
     root = tmp_path_factory.mktemp("tight-study")
     run_search(tiny_config(root, study="tight", budget_flops="60M", budget_mem="2MB", trials=1, sampler="random"),

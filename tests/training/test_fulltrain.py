@@ -25,23 +25,7 @@ from nasface.training.fulltrain import (CHECKPOINT_FILE, FINAL_WEIGHTS, plan_fro
 from nasface.ui.training_progress import TrainingReporter
 from nasface.arch.spec import save_spec, spec_from_dict
 from nasface.train import ProxyBudget
-
-TINY = spec_from_dict({
-    "name": "tiny", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
-    "stages": [{"family": "bottleneck", "repeats": 1, "width": 32, "stride": 2},
-               {"family": "flgc", "repeats": 1, "width": 32, "stride": 2, "groups": 4}],
-    "embedding": {"kind": "gdc", "width": 64, "size": 128}})
-# A few steps of 8 faces on the CPU: seconds, yet every part of the run (stages, checkpoints,
-# verification, resume) is exercised.
-QUICK = {"data": "orl", "teacher": "none", "generations": 1, "steps": 6, "batch_size": 8, "device": "cpu",
-         "checkpoint_every": 3, "eval_every": 1000}
-
-
-def write_recipe(folder: Path, **fields) -> Path:
-    """A recipe.yaml beside the tiny spec, as ``nasface export`` would leave it (plus ``fields``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_spec(TINY, folder / "tiny.yaml")
-    return save_recipe(Recipe(spec="tiny.yaml", **{**QUICK, **fields}), folder / "recipe.yaml")
+from tests.factories import TINY_NET, write_recipe
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +76,7 @@ def test_full_training_writes_weights_that_load_and_verifies_on_bins(tmp_path, c
     run = tmp_path / "run"  # the default output: beside the recipe
     assert result.weights == run / FINAL_WEIGHTS and result.spec == run / "spec.yaml"
     spec, model = load_checkpoint(result.weights)
-    assert spec == TINY and nasface.load_spec(result.spec) == TINY
+    assert spec == TINY_NET and nasface.load_spec(result.spec) == TINY_NET
     assert int(read_metadata(result.weights)["step"]) == 6
     # recursive distillation: generation 2 distilled from generation 1, whose weights are kept
     assert [(s["name"], s["teacher"], s["steps"]) for s in result.stages] == \
@@ -145,7 +129,7 @@ def test_resuming_with_another_recipe_or_spec_is_refused(tmp_path, cache_dir):
         prepare_training(recipe, cache_dir=cache_dir)
     with pytest.raises(NasfaceError, match=r"another recipe or spec \(plan.steps: 2 there, 3 now\)"):
         prepare_training(recipe, resume=True, steps=3, cache_dir=cache_dir)
-    save_spec(spec_from_dict({**nasface.spec_to_dict(TINY), "embedding": {"kind": "gdc", "width": 64, "size": 64}}),
+    save_spec(spec_from_dict({**nasface.spec_to_dict(TINY_NET), "embedding": {"kind": "gdc", "width": 64, "size": 64}}),
               tmp_path / "tiny.yaml")
     with pytest.raises(NasfaceError, match=r"another recipe or spec \(spec.embedding.size: 128 there, 64 now\)"):
         prepare_training(recipe, resume=True, cache_dir=cache_dir)
@@ -166,12 +150,12 @@ def test_every_kind_of_data_source_trains(source, tmp_path, cache_dir, request):
             "folder": lambda: _write_folder_source(tmp_path / "faces"),
             "recordio": lambda: str(request.getfixturevalue("shared_dir") / "data" / "orl_rec")}[source]()
     result = train_recipe(write_recipe(tmp_path, steps=2), data=data, cache_dir=cache_dir)
-    assert load_checkpoint(result.weights)[0] == TINY
+    assert load_checkpoint(result.weights)[0] == TINY_NET
     assert result.stages[0]["steps"] == 2
 
 
 def test_auto_teacher_then_generations_with_margin_distillation(tmp_path, cache_dir):
-    save_spec(TINY, tmp_path / "teacher.yaml")
+    save_spec(TINY_NET, tmp_path / "teacher.yaml")
     recipe = write_recipe(tmp_path, teacher="auto", teacher_spec="teacher.yaml", distill="margin", generations=2,
                           steps=3)
     result = train_recipe(recipe, cache_dir=cache_dir)
@@ -184,7 +168,7 @@ def test_auto_teacher_then_generations_with_margin_distillation(tmp_path, cache_
 @pytest.mark.parametrize("distill", ["angular", "margin"])
 def test_a_teacher_checkpoint_of_another_embedding_size_distils(tmp_path, cache_dir, distill):
     # angular through a learnt projection; margin through the teacher's centres carried into the student's space
-    wide = spec_from_dict({**nasface.spec_to_dict(TINY), "name": "wide",
+    wide = spec_from_dict({**nasface.spec_to_dict(TINY_NET), "name": "wide",
                            "embedding": {"kind": "gdc", "width": 64, "size": 256}})
     teacher = save_weights(tmp_path / "teacher.safetensors", nasface.build_model(wide), wide)
     result = train_recipe(write_recipe(tmp_path, teacher=str(teacher), steps=2, distill=distill), cache_dir=cache_dir)
@@ -248,4 +232,4 @@ def test_a_killed_cli_run_resumes_to_the_same_step_count(tmp_path, cache_dir):
     assert int(read_metadata(output / FINAL_WEIGHTS)["step"]) == 150
     assert json.loads((output / "result.json").read_text())["stages"][0]["steps"] == 150
     spec, model = load_checkpoint(output / FINAL_WEIGHTS)
-    assert spec == TINY and model(torch.zeros(1, 3, 112, 112)).shape == (1, 128)
+    assert spec == TINY_NET and model(torch.zeros(1, 3, 112, 112)).shape == (1, 128)

@@ -27,14 +27,12 @@ from nasface.core.errors import NasfaceError
 from nasface.search.config import config_from_options
 from nasface.arch.space import DEFAULT_SPACE, RandomChooser, load_space
 from nasface.arch.spec import PRESETS_DIR, spec_from_dict
-from tests.test_data_bin import faces, png
-from tests.test_data_recordio import face, ir_header, write_recordio
+from tests.factories import faces, png
+from tests.factories import face, ir_header, write_recordio
+from tests.factories import ONE_STAGE_NET
 
 SEARCH = ["search", "--teacher", "none", "--executor", "inline", "--proxy-steps", "1", "--resolution", "32",
           "--device", "cpu", "--no-baselines"]
-SMALL_NET = {"name": "small", "stem": {"width": 16, "stride": 2}, "head": {"kind": "dw"},
-             "stages": [{"family": "bottleneck", "repeats": 1, "width": 32, "stride": 2}],
-             "embedding": {"kind": "gdc", "width": 64, "size": 128}}
 
 
 # Study files and recipes with a value of the wrong type (each a {in}/study-<name>.yaml, recipe-<name>.yaml).
@@ -63,7 +61,7 @@ def write_inputs(folder: Path) -> None:
     spec = yaml.safe_load((PRESETS_DIR / "mobilefacenet.yaml").read_text())
     (folder / "extra-field.yaml").write_text(yaml.safe_dump({**spec, "stem": {**spec["stem"], "colour": "red"}}))
     (folder / "broken.yaml").write_text("name: x\nstages: [\n")
-    narrow = {**SMALL_NET, "stages": [{"family": "varg", "repeats": 1, "width": 84, "stride": 2}]}
+    narrow = {**ONE_STAGE_NET, "stages": [{"family": "varg", "repeats": 1, "width": 84, "stride": 2}]}
     (folder / "indivisible.yaml").write_text(yaml.safe_dump(narrow))
     space = yaml.safe_load(DEFAULT_SPACE.read_text())
     unknown_family = copy.deepcopy(space)
@@ -92,12 +90,12 @@ def write_inputs(folder: Path) -> None:
         (folder / "small-faces" / identity).mkdir(parents=True)
         (folder / "small-faces" / identity / "1.png").write_bytes(png(face(ord(identity), (100, 90))))
 
-    small = spec_from_dict(SMALL_NET)
+    small = spec_from_dict(ONE_STAGE_NET)
     save_weights(folder / "small.safetensors", nasface.build_model(small), small)
 
     for name, text in STUDY_FILES.items():
         (folder / f"study-{name}.yaml").write_text(text)
-    (folder / "small.yaml").write_text(yaml.safe_dump(SMALL_NET))
+    (folder / "small.yaml").write_text(yaml.safe_dump(ONE_STAGE_NET))
     for name, fields in RECIPES.items():
         (folder / f"recipe-{name}.yaml").write_text(yaml.safe_dump({"spec": "small.yaml", "data": "orl",
                                                                     "teacher": "none", **fields}))
@@ -202,7 +200,7 @@ CASES = [
 # Binary files where text is expected, absurd sizes, knobs a kind does not read, output paths that
 # do not say a format or whose folder is missing, and study-file values named by the file's key.
 def _small_net(**changes) -> bytes:
-    return yaml.safe_dump({**SMALL_NET, **changes}).encode()
+    return yaml.safe_dump({**ONE_STAGE_NET, **changes}).encode()
 
 
 def _default_space_with(section: str, kind: str, knob: str, choices: list) -> bytes:
@@ -213,10 +211,10 @@ def _default_space_with(section: str, kind: str, knob: str, choices: list) -> by
 
 SURFACE_FILES = {
     "binary.yaml": bytes(range(256)) * 4,
-    "deep.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "repeats": 1_000_000_000}]),
+    "deep.yaml": _small_net(stages=[{**ONE_STAGE_NET["stages"][0], "repeats": 1_000_000_000}]),
     "dw-group-size.yaml": _small_net(head={"kind": "dw", "group_size": 16}),
-    "gdc-group-size.yaml": _small_net(embedding={**SMALL_NET["embedding"], "group_size": 16}),
-    "expansion-inf.yaml": _small_net(stages=[{**SMALL_NET["stages"][0], "expansion": float("inf")}]),
+    "gdc-group-size.yaml": _small_net(embedding={**ONE_STAGE_NET["embedding"], "group_size": 16}),
+    "expansion-inf.yaml": _small_net(stages=[{**ONE_STAGE_NET["stages"][0], "expansion": float("inf")}]),
     "space-dw-knob.yaml": _default_space_with("head", "dw", "group_size", [16]),
     "space-gdc-knob.yaml": _default_space_with("embedding", "gdc", "group_size", [8, 16]),
     "garbage.bin": pickle.dumps(([b"not an image", b"not an image"], [True])),

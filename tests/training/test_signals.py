@@ -13,7 +13,7 @@ from torch import nn
 from nasface.training.signals import (SIGNALS, grad_norm, linear_cka, loss_signals, naswot, oriented, snip,
                                       synflow, trivial_signals, zero_cost_signals, zico)
 from nasface.train import build_student, proxy_spec
-from tests.test_train import SMALL_NET
+from tests.factories import SMALL_NET
 
 
 def test_loss_signals_of_a_recorded_trace():

@@ -24,7 +24,6 @@ from nasface.core.stages import Stages
 from nasface.training.teacher import DLIB_CHIPS, DLIB_TEACHER, TEACHER_EMBEDDING, teacher_info, teacher_targets
 from nasface.train import ProxyBudget, score
 
-REPO = Path(__file__).resolve().parents[1]
 STUDENT = spec_from_dict({  # 64-d embeddings: not the teacher's 128
     "name": "student", "stem": {"width": 16, "stride": 2},
     "stages": [{"family": "bottleneck", "repeats": 1, "width": 16, "stride": 2, "expansion": 2}],

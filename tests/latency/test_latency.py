@@ -32,7 +32,7 @@ from nasface.ui.study_page import figures
 from nasface.search import config_from_options, record, run_search
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec
-from tests.test_search import tiny_config
+from tests.factories import tiny_config
 
 FP32 = LatencyTarget("onnxruntime", "fp32", 1)
 FAKE_KEY = {"runtime": "onnxruntime", "version": "0.0-test", "precision": "fp32", "threads": 1, "cpu": "test CPU"}
@@ -193,7 +193,7 @@ def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
 
 
 def _one_line_exit_2(arguments: list[str], monkeypatch, capsys) -> str:
-    """``nasface ARGUMENTS`` run in this process (as tests/test_bad_input.py does): exit 2 and one line."""
+    """``nasface ARGUMENTS`` run in this process (as tests/cli/test_bad_input.py does): exit 2 and one line."""
     monkeypatch.setattr(sys, "argv", ["nasface", *arguments])
     with pytest.raises(SystemExit) as exited:
         main()

@@ -30,44 +30,7 @@ from nasface.search import job, record, run_search
 from nasface.search.study import baseline_presets
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec
-from tests.test_search import TINY_DATA, tiny_config
-
-POSTGRES = os.environ.get("NASFACE_TEST_POSTGRES")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES, reason="NASFACE_TEST_POSTGRES is not set (.ci/postgres starts a server and prints its URL)")
-
-STATES = optuna.trial.TrialState
-
-
-def search_args(tmp_path: Path, study: str, *extra: str, steps: int = 3, executor: str = "inline") -> list[str]:
-    definition = tmp_path / "tiny.yaml"
-    definition.write_text(json.dumps(TINY_DATA))  # JSON is YAML: the tiny proxy data sizes
-    return ["search", "--config", str(definition), "--budget-flops", "1G", "--budget-mem", "20MB",
-            "--studies-dir", str(tmp_path / "studies"), "--study", study, "--executor", executor,
-            "--proxy-steps", str(steps), "--proxy-batch", "8", "--resolution", "32", "--teacher", "none",
-            "--device", "cpu", "--output", "jsonl", *extra]
-
-
-def launch(*args: str, **kwargs) -> subprocess.Popen:
-    # One torch thread per driver: several drivers share two cores here, and torch's spinning
-    # OpenMP threads on a contended core make a training step up to 100x slower.
-    return subprocess.Popen([sys.executable, "-m", "nasface", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            **kwargs)
-
-
-def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:  # timed out or interrupted: leave no driver running behind
-            process.kill()
-            process.communicate()
-    return process.returncode, out, err
-
-
-def run(*args: str, **kwargs) -> tuple[int, str, str]:
-    return finish(launch(*args, **kwargs))
+from tests.factories import POSTGRES, STATES, finish, launch, needs_postgres, run, search_args, tiny_config
 
 
 def sqlite_url(tmp_path: Path, study: str) -> str:

@@ -26,8 +26,8 @@ from nasface.search.study import baseline_presets
 from nasface.search.live import LiveTrial
 from nasface.arch.space import load_space
 from nasface.training.teacher import TEACHER_EMBEDDING, TEACHER_TRAINING
-from tests.test_faults import finish, launch, run
-from tests.test_search import TINY_DATA, tiny_config
+from tests.factories import finish, launch, run
+from tests.factories import TINY_DATA, tiny_config
 
 RENDERING = "rendering faces"
 

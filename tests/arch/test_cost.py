@@ -16,7 +16,8 @@ from nasface.arch.blocks.flgc import deploy
 from nasface.arch.cost import CostCounter, lfr_conv_flops
 from nasface.arch.model import cost_counter
 from nasface.arch.spec import MAX_REPEATS, spec_from_dict
-from tests.conftest import fvcore_macs, param_count, ptflops_macs
+from tests.factories import fvcore_macs, param_count, ptflops_macs
+from tests.factories import random_specs
 
 PRESETS = nasface.preset_names()
 
@@ -195,64 +196,6 @@ def test_peak_activation_covers_every_layer(preset):
     measured = measured_peak_elems(nasface.build_model(spec))
     # Every layer's own input + output fits under the peak, and shortcuts make it larger.
     assert 4 * measured <= figures["activation_bytes"] <= 4 * 3 * measured
-
-
-# -- random specs (property-based) ------------------------------------------------------------
-WIDTHS = st.sampled_from([16, 32, 48, 64])
-
-
-@st.composite
-def block_knobs(draw):
-    family = draw(st.sampled_from(["bottleneck", "varg", "seesaw", "flgc", "ir", "mixconv", "ghost", "shufflev2"]))
-    act = draw(st.sampled_from(["prelu", "relu", "swish"]))
-    se_ratio = draw(st.sampled_from([0, 4, 8]))
-    if family == "bottleneck":
-        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 3, 4])), "se_ratio": se_ratio, "act": act}
-    if family == "varg":
-        return {"family": family, "group_size": draw(st.sampled_from([4, 8, 16])),
-                "factor": draw(st.sampled_from([1, 2])), "se_ratio": se_ratio, "act": act}
-    if family == "seesaw":
-        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 4])),
-                "split": draw(st.sampled_from([[1, 3], [1, 1], [3, 5]])),
-                "variant": draw(st.sampled_from(["shuffle", "share"])), "se_ratio": se_ratio, "act": act,
-                "mapping": draw(st.booleans())}
-    if family == "flgc":
-        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 4])),
-                "groups": draw(st.sampled_from([2, 4, 8])), "se_ratio": se_ratio, "act": act}
-    if family == "mixconv":  # group counts of 3 split channels unevenly (the first group takes the rest)
-        return {"family": family, "expansion": draw(st.sampled_from([1, 3, 6])), "kernels": draw(st.integers(1, 4)),
-                "expand_groups": draw(st.integers(1, 3)), "project_groups": draw(st.integers(1, 3)),
-                "se_ratio": se_ratio, "act": act, "shuffle": draw(st.booleans())}
-    if family == "ghost":
-        return {"family": family, "expansion": draw(st.sampled_from([1, 2, 3, 6])), "kernel": draw(st.sampled_from([3, 5])),
-                "se_ratio": se_ratio, "act": act}
-    if family == "shufflev2":
-        return {"family": family, "kernel": draw(st.sampled_from([3, 5])), "act": act}
-    return {"family": family, "se_ratio": se_ratio, "act": act}
-
-
-@st.composite
-def random_specs(draw):
-    stem_stride = draw(st.sampled_from([1, 2]))
-    head = draw(st.sampled_from([{"kind": "dw", "stride": 1}, {"kind": "dw", "stride": 2},
-                                 {"kind": "varg", "stride": 2, "group_size": 8, "factor": 1},
-                                 {"kind": "none", "stride": 1}]))
-    size = 112 // stem_stride // head["stride"]
-    stages = []
-    for _ in range(draw(st.integers(1, 4))):
-        stride = draw(st.sampled_from([1, 2]))
-        size = (size + 1) // 2 if stride == 2 else size
-        stages.append({**draw(block_knobs()), "repeats": draw(st.integers(1, 2)), "width": draw(WIDTHS),
-                       "stride": stride})
-    while size > 14:  # keep the flattened FC embeddings small
-        stages.append({**draw(block_knobs()), "repeats": 1, "width": draw(WIDTHS), "stride": 2})
-        size = (size + 1) // 2
-    kind = draw(st.sampled_from(["gdc", "varg", "fc", "gap"]))
-    embedding = {"kind": kind, "size": draw(st.sampled_from([128, 256, 512])),
-                 "width": draw(st.sampled_from([32, 64])) if kind != "fc" else draw(st.sampled_from([None, 16, 32])),
-                 "group_size": 8}
-    return spec_from_dict({"name": "random", "stem": {"width": draw(WIDTHS), "stride": stem_stride},
-                           "head": head, "stages": stages, "embedding": embedding})
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
