@@ -1,8 +1,11 @@
 """nasface: neural-architecture search and design-space explorer for lightweight face recognition."""
 
-from nasface.core.errors import NasfaceError
 from nasface.arch.model import FaceEmbeddingNet, build_model, count
 from nasface.arch.spec import ArchSpec, dump_spec, load_spec, preset_names, save_spec, spec_from_dict, spec_to_dict
+from nasface.core import moved
+from nasface.core.errors import NasfaceError
+
+moved.install()  # the module paths of the flat layout keep working (nasface.report, nasface.model, ...)
 
 __version__ = "0.1.0"
 
