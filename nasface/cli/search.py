@@ -39,6 +39,23 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
                         "the study")
 
 
+def _measure(kind: str, search_config, out: Path | None, threads: int | None, unit: str, run) -> tuple[Path, dict]:
+    """What ``fidelity`` and ``validate`` share: torch's threads, the output folder (default
+    ``studies/<kind>-<data>``), their log lines and stages on the console, and Ctrl-C, which leaves
+    every finished ``unit`` in the log.  ``run(folder, log=, progress=)`` measures."""
+    import torch
+
+    from nasface.ui.progress import StageDisplay
+
+    if threads:
+        torch.set_num_threads(threads)
+    folder = out or Path("studies") / f"{kind}-{Path(search_config.data.source).name}"
+    with on_interrupt(f"every finished {unit} is in the log, and a run in progress kept its state (at most ten "
+                      f"minutes old); the same command continues"):
+        report = run(folder, log=lambda m: console.print(m, highlight=False), progress=StageDisplay("rich", console))
+    return folder, report
+
+
 # The search options that say what a fidelity study measures: its data, space, budgets, proxy and teacher.
 FIDELITY_SEARCH_OPTIONS = ("data", "val_bin", "train_identities", "val_identities", "pairs", "space", "budget_flops",
                            "budget_mem", "teacher", "teacher_spec", "teacher_steps", "distill", "proxy_steps",
@@ -66,11 +83,8 @@ def fidelity_command(
     **options,
 ) -> None:
     """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
-    import torch
-
     from nasface.fidelity import FidelitySettings, run_fidelity
     from nasface.ui.analysis_tables import print_fidelity
-    from nasface.ui.progress import StageDisplay
     from nasface.search import config_from_options
     from nasface.search.config import parse_duration
     from nasface.training.signals import SIGNALS
@@ -87,13 +101,9 @@ def fidelity_command(
     settings = FidelitySettings(search=search_config, architectures=archs, presets=presets, factors=factor_values,
                                 second_seeds=second_seeds, bootstrap=bootstrap, yardstick=yardstick,
                                 signals=tuple(s.strip() for s in signals.split(",")) if signals else tuple(SIGNALS))
-    if threads:
-        torch.set_num_threads(threads)
-    folder = out or Path("studies") / f"fidelity-{Path(search_config.data.source).name}"
-    with on_interrupt("every finished architecture is in the log, and a run in progress kept its state "
-                      "(at most ten minutes old); the same command continues"):
-        report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
-                              progress=StageDisplay("rich", console), timeout=seconds)
+    folder, report = _measure("fidelity", search_config, out, threads, "architecture",
+                              lambda folder, **shown: run_fidelity(settings, folder, analyse_only=analyse,
+                                                                   timeout=seconds, **shown))
     print_fidelity(report, console)
     console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
 
@@ -114,9 +124,6 @@ def validate_command(
     **options,
 ) -> None:
     """Measure whether the proxy ranks the published networks as their published full training does."""
-    import torch
-
-    from nasface.ui.progress import StageDisplay
     from nasface.search import config_from_options
     from nasface.ui.analysis_tables import print_validate
     from nasface.ui.validity_page import write_page
@@ -125,13 +132,9 @@ def validate_command(
     search_config = config_from_options(options, config)
     search_config.proxy.check()
     settings = ValidateSettings(search=search_config, seeds=seeds, published=None if published is None else str(published))
-    if threads:
-        torch.set_num_threads(threads)
-    folder = out or Path("studies") / f"validate-{Path(search_config.data.source).name}"
-    with on_interrupt("every finished run is in the log, and a run in progress kept its state (at most ten "
-                      "minutes old); the same command continues"):
-        report = run_validate(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
-                              progress=StageDisplay("rich", console), write_page=write_page)
+    folder, report = _measure("validate", search_config, out, threads, "run",
+                              lambda folder, **shown: run_validate(settings, folder, analyse_only=analyse,
+                                                                   write_page=write_page, **shown))
     print_validate(report, console)
     page = folder / "validate.html"
     console.print(f"wrote {folder / 'validate.json'}" + (f" and {page}" if page.is_file() else ""))
