@@ -39,11 +39,22 @@ def coerce_field(value, hint, where: str):
             return None
         (inner,) = [option for option in options if option is not type(None)]
         return coerce_field(value, inner, where)
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:  # tuple[str, ...]: a list, or none given
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise NasfaceError(f"{where}: expected a list, got {shown(value)}")
+        item = typing.get_args(hint)[0]
+        return tuple(coerce_field(entry, item, f"{where}[{i}]") for i, entry in enumerate(value))
     if origin is tuple:
         items = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(items):
             raise NasfaceError(f"{where}: expected a list of {len(items)} numbers such as [1, 3], got {shown(value)}")
         return tuple(coerce_field(item, kind, f"{where}[{i}]") for i, (item, kind) in enumerate(zip(value, items)))
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise NasfaceError(f"{where}: expected a mapping, got {shown(value)}")
+        return value
     if hint is bool:
         if not isinstance(value, bool):
             raise NasfaceError(f"{where}: expected true or false, got {shown(value)}")

@@ -81,22 +81,6 @@ class Recipe(Optimisation):
             raise NasfaceError(f"recipe.device: unknown device {self.device!r} (choose from {', '.join(DEVICES)})")
 
 
-def _coerce(value, hint, where: str):
-    """A recipe value of the field's type, or ``NasfaceError`` naming the field."""
-    if typing.get_origin(hint) is tuple:  # tuple[str, ...] / tuple[float, ...]: a YAML list
-        if value is None:
-            return ()
-        if not isinstance(value, (list, tuple)):
-            raise NasfaceError(f"{where}: expected a list, got {value!r}")
-        item = typing.get_args(hint)[0]
-        return tuple(coerce_field(entry, item, f"{where}[{i}]") for i, entry in enumerate(value))
-    if hint is dict:
-        if not isinstance(value, dict):
-            raise NasfaceError(f"{where}: expected a mapping, got {value!r}")
-        return value
-    return coerce_field(value, hint, where)
-
-
 def _beside(folder: Path, value: str) -> str:
     """A relative path the recipe names, read from the recipe's folder unless it exists from here."""
     path = Path(value)
@@ -117,7 +101,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         raise NasfaceError(f"{path}: unknown recipe field {unknown[0]!r} (fields: {', '.join(sorted(hints))})")
     if "spec" not in data:
         raise NasfaceError(f"{path}: the recipe names no spec")
-    fields = {key: _coerce(value, hints[key], f"{path}: recipe.{key}") for key, value in data.items()}
+    fields = {key: coerce_field(value, hints[key], f"{path}: recipe.{key}") for key, value in data.items()}
     for key in ("spec", "data", "teacher", "teacher_spec"):
         if fields.get(key) is not None:
             fields[key] = _beside(path.parent, fields[key])
