@@ -22,7 +22,7 @@ from nasface.core.errors import NasfaceError
 from nasface.search.config import SEARCH_OPTIONS
 from nasface.arch.spec import dump_spec, spec_from_dict, spec_to_dict
 from nasface.ui.facts import fact_lines, score_lines
-from tests.factories import ONE_STAGE_NET
+from tests.factories import REPO, ONE_STAGE_NET
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -220,9 +220,7 @@ def _stored_specs(tree):
 def test_stored_specs_still_load_and_key_the_same():
     """The specs the repository's logged measurements hold (every field, as written before knobs a kind does not
     read were refused) load, and give back the very dict their keys were computed from."""
-    from pathlib import Path
-
-    results = Path(__file__).parent.parent / "benchmarks" / "results"
+    results = REPO / "benchmarks" / "results"
     found = 0
     for path in sorted(results.rglob("*.json*")):
         text = path.read_text()
