@@ -351,11 +351,12 @@ def fidelity_command(
     """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
     import torch
 
-    from nasface.fidelity import FidelitySettings, run_fidelity
+    from nasface.fidelity import PAGE, REPORT, FidelitySettings, run_fidelity
     from nasface.progress import StageDisplay
     from nasface.search import config_from_options
     from nasface.search.config import parse_duration
     from nasface.signals import SIGNALS
+    from nasface.ui.fidelity_page import write_page
 
     if config is None and options["budget_flops"] is None and options["budget_mem"] is None:
         options.update(budget_flops="1G", budget_mem="20MB")  # the LFR light track's
@@ -378,8 +379,9 @@ def fidelity_command(
     except KeyboardInterrupt:
         _interrupted("every finished architecture is in the log, and a run in progress kept its state "
                      "(at most ten minutes old); the same command continues")
+    write_page(report, folder / PAGE)
     print_fidelity(report)
-    console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
+    console.print(f"wrote {folder / REPORT} and {folder / PAGE}")
 
 
 def print_fidelity(report: dict) -> None:

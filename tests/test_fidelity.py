@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from nasface.checkpoint import load_training_state, save_training_state
 from nasface.errors import NasfaceError
-from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
-                              by_size_text, interleave, modelled_text,
-                              fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset,
+from nasface.fidelity import (FidelitySettings, best_signal, by_size_text, fidelity_sentence, interleave,
+                              measured_fidelity, modelled_text, run_fidelity, run_plan, second_seed_subset,
                               shortest_trusted_budget, teacher_digest)
+from nasface.fidelity.analysis import _like_for_like, _noise_ceiling, _versus_score
+from nasface.fidelity.choice import _spread_order
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
 from nasface.progress import Reporter
@@ -30,6 +31,7 @@ from nasface.report import write_report
 from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
 from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
+from nasface.ui.fidelity_page import write_page
 from tests.killing import killed_then_finished
 from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
@@ -313,7 +315,7 @@ def test_theil_sen_is_not_tilted_by_a_few_outliers():
 
 
 def test_a_run_that_kept_its_progress_is_expected_to_take_only_the_part_left(tmp_path):
-    from nasface.fidelity import _part_left
+    from nasface.fidelity.walltime import _part_left
 
     kept = tmp_path / "run.pt"
     assert _part_left(kept, 960) == 1.0  # none kept
@@ -403,10 +405,10 @@ def test_each_second_seed_is_run_after_its_first(case):
 def test_the_second_seeds_span_the_flops_range_in_every_prefix(monkeypatch):
     """12 of 43 architectures, every k-th by FLOPs, taken in bisection order: the 1st, 9th, 5th and
     3rd of the twelve come first, so four pairs already reach from the cheapest to the upper quarter."""
-    import nasface.fidelity as fidelity
+    import nasface.fidelity.choice as choice
 
     specs = [SimpleNamespace(name=f"a{i:02d}", flops=float(i)) for i in range(43)][::-1]
-    monkeypatch.setattr(fidelity, "count", lambda spec: {"flops": spec.flops})
+    monkeypatch.setattr(choice, "count", lambda spec: {"flops": spec.flops})
     chosen = second_seed_subset(specs, 12)
     flops = [spec.flops for spec in chosen]
     assert sorted(flops) == [0, 4, 8, 11, 15, 19, 23, 27, 31, 34, 38, 42]
@@ -463,6 +465,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert (versus is None) == (report["best"]["signal"] == "accuracy")
     assert versus is None or (versus["score"] == "accuracy" and len(versus["ci"]) == 2)
     assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
+    write_page(report, tmp_path / "f" / "fidelity.html")  # what nasface fidelity draws of the report
     page = (tmp_path / "f" / "fidelity.html").read_text()
     assert "plotly" in page and "Kendall tau" in page and "tau - parameters alone" in page
     assert "top pick's regret" in page and "The proxy's length" in page and "<td>0.5x</td><td>2</td>" in page
