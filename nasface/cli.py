@@ -177,9 +177,9 @@ def _proxy_budget(steps: int | None, batch: int | None, resolution: int | None, 
     """The search's proxy (``ProxyBudget``'s defaults) with what the command line gave."""
     from nasface.train import ProxyBudget
 
-    given = {"steps": steps, "batch_size": batch, "resolution": resolution}
-    budget = ProxyBudget(seed=seed, device=device.value, distill=distill.value, margin=margin.value,
-                         **{name: value for name, value in given.items() if value is not None})
+    budget = ProxyBudget.from_options({"proxy_steps": steps, "proxy_batch": batch, "resolution": resolution,
+                                       "seed": seed, "device": device.value, "distill": distill.value,
+                                       "margin": margin.value})
     budget.check()
     return budget
 

@@ -17,7 +17,7 @@ from nasface.fidelity.settings import FidelitySettings
 from nasface.model import count
 from nasface.space import feasible_sample, load_space
 from nasface.spec import load_spec, preset_names
-from nasface.train import proxy_spec
+from nasface.training.student import proxy_spec
 
 def draw_architectures(settings: FidelitySettings) -> list:
     """N feasible architectures spread evenly over log FLOPs, then the presets that fit.

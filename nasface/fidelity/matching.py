@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from nasface.fidelity.settings import RECIPE_FIELDS, REPORT
-from nasface.train import ProxyBudget
+from nasface.training.settings import default_warmup
 
 def measured_fidelity(study_settings: dict, folders) -> dict | None:
     """The fidelity analysis (``fidelity.json``) whose proxy is the study's, from ``folders``.
@@ -53,5 +53,5 @@ def wanted_proxy(study_settings: dict) -> dict:
     as the schedule takes it, a tenth of the steps when the study leaves it unset."""
     wanted = {k: v for k, v in (study_settings.get("proxy") or {}).items() if k in RECIPE_FIELDS}
     if wanted.get("warmup_steps") is None and "steps" in wanted:  # the default: a tenth of the steps
-        wanted["warmup_steps"] = ProxyBudget(steps=wanted["steps"]).schedule.warmup_steps
+        wanted["warmup_steps"] = default_warmup(wanted["steps"])
     return wanted

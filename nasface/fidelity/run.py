@@ -24,7 +24,7 @@ from nasface.fidelity.yardstick import FILL, YARDSTICK_FILLS, _fill_yardstick, _
 from nasface.model import count
 from nasface.progress import SILENT, Stages, format_duration
 from nasface.spec import spec_to_dict
-from nasface.train import score_budgets
+from nasface.training.proxy import score_budgets
 
 FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
 def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False,

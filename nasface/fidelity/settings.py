@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from nasface.errors import NasfaceError
 from nasface.signals import SIGNALS
 from nasface.spec import spec_to_dict
-from nasface.train import ProxyBudget
+from nasface.training.settings import ProxyBudget
 
 if TYPE_CHECKING:
     from nasface.search import SearchConfig

@@ -14,7 +14,7 @@ import torch
 from nasface.atomic import RowLog
 from nasface.fidelity.analysis import result_at
 from nasface.fidelity.settings import FidelitySettings
-from nasface.train import score_budgets
+from nasface.training.proxy import score_budgets
 
 YARDSTICK_FILLS = "yardstick replays"  # the stage that fills a yardstick in for runs logged without it
 FILL = "yardstick-fill"  # the prefix of a fill line's key in the log

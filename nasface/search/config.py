@@ -18,7 +18,7 @@ from nasface.budget import Budgets
 from nasface.errors import NasfaceError
 from nasface.losses import DISTILLER_KINDS
 from nasface.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
-from nasface.train import ProxyBudget
+from nasface.train import ProxyBudget, default_warmup
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
               "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize",
@@ -116,7 +116,7 @@ class SearchConfig:
         """
         if not self.rungs:
             return self.proxy
-        warmup = self.proxy.warmup_steps if self.proxy.warmup_steps is not None else max(1, round(0.1 * self.rungs[0]))
+        warmup = self.proxy.warmup_steps if self.proxy.warmup_steps is not None else default_warmup(self.rungs[0])
         return dataclasses.replace(self.proxy, steps=self.rungs[rung], warmup_steps=warmup)
 
 
@@ -211,14 +211,12 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
     rungs = get("rungs")
-    warmup = get("proxy_warmup")
+    proxy_values = dict(values)
     if rungs:  # the top rung is the proxy; the warm-up, shared by every rung, fits the lowest
         check_rungs(rungs, get("eta"))
-        if warmup is None:
-            warmup = max(1, round(0.1 * rungs[0]))
-    proxy = ProxyBudget(steps=rungs[-1] if rungs else get("proxy_steps"), batch_size=get("proxy_batch"),
-                        resolution=get("resolution"), distill=get("distill"), seed=get("seed"),
-                        device=get("device"), warmup_steps=warmup)
+        warmup = get("proxy_warmup")
+        proxy_values.update(proxy_steps=rungs[-1], proxy_warmup=default_warmup(rungs[0]) if warmup is None else warmup)
+    proxy = ProxyBudget.from_options(proxy_values)
     return SearchConfig(
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),
