@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nasface.fidelity.report import FidelityReport, MeasuredFidelity
 from nasface.fidelity.settings import RECIPE_FIELDS, REPORT
 from nasface.training.settings import default_warmup
 
-def measured_fidelity(study_settings: dict, folders) -> dict | None:
+def measured_fidelity(study_settings: dict, folders) -> MeasuredFidelity | None:
     """The fidelity analysis (``fidelity.json``) whose proxy is the study's, from ``folders``.
 
     Matched on what decides a score: the data settings, the proxy's recipe (``RECIPE_FIELDS``; the
@@ -18,18 +19,22 @@ def measured_fidelity(study_settings: dict, folders) -> dict | None:
     rung with ``--proxy-warmup`` set to that study's), matches too: bit for bit it trains that
     budget's branch, and ``budget_steps`` says which.  None when no such study has been run there.
     Of several that match (the same study on a CPU and on a GPU, say), an exact match before a
-    budget's, then the one that has measured the most architectures.
+    budget's, then the one that has measured the most architectures.  A file that is not a whole
+    analysis is passed over.
     """
     wanted = wanted_proxy(study_settings)
     steps = wanted.get("steps")
     found = []
-    for path, report, proxy in reports_of_study(study_settings, folders, REPORT):
+    for path, plain, proxy in reports_of_study(study_settings, folders, REPORT):
+        try:
+            report = FidelityReport.from_json(plain)
+        except (KeyError, TypeError, AttributeError):
+            continue
         if proxy == wanted:
-            found.append({"path": str(path), **report})
-        elif ({**proxy, "steps": steps} == wanted and str(steps) in (report.get("budgets") or {})
-              and steps < report.get("reference_steps", 0)):
-            found.append({"path": str(path), **report, "budget_steps": steps})
-    return max(found, key=lambda report: ("budget_steps" not in report, report.get("measured", 0)), default=None)
+            found.append(MeasuredFidelity(report=report, path=str(path)))
+        elif {**proxy, "steps": steps} == wanted and str(steps) in report.budgets and steps < report.reference_steps:
+            found.append(MeasuredFidelity(report=report, path=str(path), budget_steps=steps))
+    return max(found, key=lambda measured: (measured.budget_steps is None, measured.report.measured), default=None)
 
 
 def reports_of_study(study_settings: dict, folders, name: str):

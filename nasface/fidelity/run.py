@@ -16,6 +16,7 @@ import torch
 from nasface.atomic import RowLog, write_atomic
 from nasface.fidelity.analysis import analyse
 from nasface.fidelity.choice import draw_architectures, run_plan, second_seed_subset
+from nasface.fidelity.report import FidelityReport
 from nasface.fidelity.settings import (LOG, PROGRESS, REPORT, FidelitySettings, check_settings, describe, row_key,
                                        teacher_identity)
 from nasface.fidelity.walltime import (TIMEOUT_MARGIN, _part_left, _power_law, expected_run_seconds,
@@ -28,7 +29,7 @@ from nasface.training.proxy import score_budgets
 
 FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
 def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False,
-                 progress: Stages = SILENT, timeout: float | None = None) -> dict:
+                 progress: Stages = SILENT, timeout: float | None = None) -> FidelityReport:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write the report.
 
     The data, the teacher and the runs are stages of ``progress``; the runs' ETA counts the runs
@@ -103,10 +104,10 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                 f"{format_duration(min(left_out))}, {TIMEOUT_MARGIN}x the logged runs' wall time at its FLOPs); "
                 f"the same command continues")
     rows.refresh()
-    report = analyse(settings, specs, repeated, [_with_fill(rows, key, settings.yardstick) for key in keys])
-    report["command_settings"] = describe(settings)
-    report["teacher"] = teacher_info
-    write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    report = dataclasses.replace(analyse(settings, specs, repeated,
+                                         [_with_fill(rows, key, settings.yardstick) for key in keys]),
+                                 command_settings=describe(settings), teacher=teacher_info)
+    write_atomic(out / REPORT, json.dumps(report.to_json(), indent=2) + "\n")
     return report
 
 
