@@ -7,7 +7,7 @@ Given proxy data, a space, budgets and a proxy (a study file's, by default the R
 2. trains each once to the reference budget (``factors``: by default 1/4, 1/2, 1, 2, 4 and 8 times
    the proxy's steps; the largest is the reference) and measures it at every budget on the way:
    under the proxy's warm-up-stable-decay schedule a shorter budget is a branch off the stable
-   phase, equal to the run that budget would train on its own (``nasface.train.score_budgets``);
+   phase, equal to the run that budget would train on its own (``nasface.training.proxy.score_budgets``);
    every ranking signal of ``nasface.signals`` is recorded at every budget, with its CPU time, so
    the log doubles as a tabular benchmark for multi-fidelity search;
 3. repeats the run with a second seed on a subset spread over the FLOPs range, which gives the

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MIN_ARCHITECTURES = 8      # below this a bootstrap interval of tau says nothing
 LOG, REPORT, PAGE = "log.jsonl", "fidelity.json", "fidelity.html"
-PROGRESS = "progress"  # under the cache: each run in progress keeps its state here (nasface.train.score_budgets)
+PROGRESS = "progress"  # under the cache: each run in progress keeps its state here (nasface.training.proxy.BudgetRun)
 
 
 @dataclass(frozen=True)
