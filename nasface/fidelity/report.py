@@ -166,19 +166,25 @@ class Combined(Agreement):
 
 @dataclass(frozen=True, kw_only=True)
 class Estimate(_Json):
+    """A Kendall tau with its 95 % interval."""
+
     tau: float
     ci: list[float] | None
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelledCeiling(_Json):
-    """Seed-to-seed tau over every measured architecture, modelled from the pairs (``ranking.modelled_ceiling``)."""
+class Modelled(Estimate):
+    """Seed-to-seed tau over ``architectures``, modelled from ``pairs`` (``ranking.modelled_ceiling``)."""
 
-    tau: float
-    ci: list[float] | None
     noise: str
     pairs: int
     architectures: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelledCeiling(Modelled):
+    """The ceiling modelled with one seed noise for every architecture."""
+
     sigma: float | None = optional()
     gaussian: Estimate | None = optional()  # the same with Gaussian noise, for comparison
 
@@ -188,14 +194,9 @@ class ModelledCeiling(_Json):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelledBySize(_Json):
+class ModelledBySize(Modelled):
     """The ceiling modelled with the smaller and the larger half's own seed noise (split at ``split_flops``)."""
 
-    tau: float
-    ci: list[float] | None
-    noise: str
-    pairs: int
-    architectures: int
     sigmas: list[float]
     group_pairs: list[int]
     split_flops: float
@@ -241,14 +242,15 @@ class ShortestTrusted(_Json):
 
 
 @dataclass(frozen=True, kw_only=True)
-class VersusScore(_Json):
-    """The best signal against the score the study's search maximises, paired."""
+class VersusScore(Paired):
+    """The best signal against the score the study's search maximises (``score``, at ``tau_score``), paired."""
 
     score: str
     tau_score: float
-    tau_minus: float
-    ci: list[float] | None
-    above_fraction: float | None
+
+    def to_json(self) -> dict:
+        found = super().to_json()
+        return {"score": found.pop("score"), "tau_score": found.pop("tau_score"), **found}
 
 
 @dataclass(frozen=True, kw_only=True)
