@@ -379,10 +379,10 @@ def fidelity_command(
     try:
         report = run_fidelity(settings, folder, log=lambda m: console.print(m, highlight=False), analyse_only=analyse,
                               progress=StageDisplay("rich", console), timeout=seconds)
+        write_page(report, folder / PAGE)
     except KeyboardInterrupt:
         _interrupted("every finished architecture is in the log, and a run in progress kept its state "
                      "(at most ten minutes old); the same command continues")
-    write_page(report, folder / PAGE)
     print_fidelity(report)
     console.print(f"wrote {folder / REPORT} and {folder / PAGE}")
 

@@ -24,7 +24,8 @@ from nasface.fidelity import (FidelitySettings, best_signal, by_size_text, fidel
                               shortest_trusted_budget, teacher_digest)
 from nasface.fidelity.analysis import _like_for_like, _noise_ceiling, _versus_score
 from nasface.fidelity.choice import _spread_order
-from nasface.fidelity.report import Best, FidelityReport, MeasuredFidelity, NoiseCeiling, ShortestTrusted
+from nasface.fidelity.report import (Best, FidelityReport, MeasuredFidelity, NoiseCeiling, ShortestTrusted,
+                                    UnmeasuredSignal)
 from nasface.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau,
                              top_recall)
 from nasface.progress import Reporter
@@ -588,6 +589,17 @@ def fidelity_json(**changes) -> dict:
 def agreement_json(tau: float, **changes) -> dict:
     """A signal's or a budget's agreement with the reference as ``fidelity.json`` holds it, at ``tau``."""
     return {**fidelity_json()["signals"]["accuracy"], "tau": tau, **changes}
+
+
+@pytest.mark.parametrize("source", ["orl", "synthetic"])
+def test_a_committed_analysis_reads_back_as_a_report_that_writes_it_byte_for_byte(source):
+    """fidelity.json is the typed report's JSON form, key for key and in order: what the analysis
+    wrote before the report was typed reads back, and writes back, unchanged."""
+    text = (REPO / "benchmarks" / "results" / f"fidelity-{source}" / "fidelity.json").read_text()
+    report = FidelityReport.from_json(json.loads(text))
+    assert json.dumps(report.to_json(), indent=2) + "\n" == text
+    assert report.measured == 43 and report.best.signal in report.available()
+    assert all(isinstance(row, UnmeasuredSignal) != row.available for row in report.signals.values())
 
 
 def test_a_report_quotes_the_matching_fidelity_study_that_measured_the_most_architectures(tmp_path):
