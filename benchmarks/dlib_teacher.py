@@ -58,7 +58,8 @@ def main() -> None:
     from nasface.ui.progress import StageDisplay
     from nasface.search import DataSettings, load_proxy_data
     from nasface.training.teacher import teacher_info, teacher_targets
-    from nasface.train import ProxyBudget, score
+    from nasface.training.proxy import score
+    from nasface.training.settings import ProxyBudget
 
     log = RowLog(result_path(NAME).with_suffix(".jsonl"))
     load_before = os.getloadavg()

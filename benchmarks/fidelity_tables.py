@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasface.fidelity import (CEILING_MARGIN, TRADEOFF_COLUMNS, TRIVIAL, by_size_text, modelled_text,  # noqa: E402
                               regret_text, shortest_trusted_text, tradeoff_cells, versus_text)
+from nasface.fidelity.report import Agreement, FidelityReport  # noqa: E402
+from nasface.fidelity.verdict import signal_label, strata_text  # noqa: E402
 
 LOWER_BOUND_GOAL, STRATA_GOAL = 0.6, 0.5
 
@@ -29,98 +31,92 @@ def _interval(pair) -> str:
     return "n/a" if not pair else f"[{pair[0]:+.2f}, {pair[1]:+.2f}]"
 
 
-def _strata(row: dict) -> str:
-    mean = row["strata"]["mean_tau"]
-    return "n/a" if mean is None else f"{mean:+.2f}"
-
-
-def signal_table(report: dict) -> list[str]:
-    header = (f"| signal at the proxy ({report['proxy_steps']} steps) | Kendall tau against "
-              f"{report['reference_steps']} steps [95 % CI] | tau within FLOPs terciles | tau - FLOPs alone | "
+def signal_table(report: FidelityReport) -> list[str]:
+    header = (f"| signal at the proxy ({report.proxy_steps} steps) | Kendall tau against "
+              f"{report.reference_steps} steps [95 % CI] | tau within FLOPs terciles | tau - FLOPs alone | "
               f"tau - parameters alone | regret (points) | top pick's regret |")
     lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    rows = [(name, row) for name, row in report["signals"].items() if row.get("available")]
-    if report.get("combined"):
-        rows.append(("combined (leave-one-out)", report["combined"]))
-    rows += [(f"accuracy at {steps} steps", row) for steps, row in report["budgets"].items()
-             if int(steps) != report["proxy_steps"]]
-    for name, row in rows:
-        label = f"{name} ({row['measured']} architectures)" if row.get("partial") else name
-        cells = (label, f"{row['tau']:+.2f} {_interval(row.get('tau_ci'))}", _strata(row),
+    rows: list[tuple[str, Agreement]] = [(signal_label(name, row), row) for name, row in report.available().items()]
+    if report.combined:
+        rows.append(("combined (leave-one-out)", report.combined))
+    rows += [(f"accuracy at {steps} steps", row) for steps, row in report.budgets.items()
+             if int(steps) != report.proxy_steps]
+    for label, row in rows:
+        cells = (label, f"{row.tau:+.2f} {_interval(row.tau_ci)}", strata_text(row),
                  *(versus_text(row, baseline) for baseline in TRIVIAL), *regret_text(row))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def tradeoff_table(report: dict) -> list[str]:
+def tradeoff_table(report: FidelityReport) -> list[str]:
     lines = ["| " + " | ".join(TRADEOFF_COLUMNS) + " |", "| --- |" + " ---: |" * (len(TRADEOFF_COLUMNS) - 1)]
     shortest = shortest_trusted_text(report)
     return (lines + ["| " + " | ".join(cells) + " |" for cells in tradeoff_cells(report)]
             + ([] if shortest is None else ["", f"{shortest[0].upper()}{shortest[1:]}."]))
 
 
-def ceiling_lines(report: dict) -> list[str]:
-    ceiling = report.get("noise_ceiling") or {}
+def ceiling_lines(report: FidelityReport) -> list[str]:
+    ceiling = report.noise_ceiling
+    if ceiling is None:
+        return ["Noise ceiling: not measured."]
     lines = []
-    if "reference" in ceiling:
-        direct = ceiling["reference"]
-        lines.append(f"Noise ceiling, seed 0 against seed 1 of the reference on the {ceiling['pairs']} architectures "
-                     f"trained twice: tau {direct['tau']:+.2f} {_interval(direct['tau_ci'])}.")
+    if ceiling.reference is not None:
+        lines.append(f"Noise ceiling, seed 0 against seed 1 of the reference on the {ceiling.pairs} architectures "
+                     f"trained twice: tau {ceiling.reference.tau:+.2f} {_interval(ceiling.reference.tau_ci)}.")
     modelled = []
-    if "modelled" in ceiling:
-        modelled.append(modelled_text(ceiling["modelled"]))
-    if "modelled_by_size" in ceiling:
-        modelled.append(by_size_text(ceiling["modelled_by_size"]))
+    if ceiling.modelled is not None:
+        modelled.append(modelled_text(ceiling.modelled))
+    if ceiling.modelled_by_size is not None:
+        modelled.append(by_size_text(ceiling.modelled_by_size))
     lines += [f"{text[0].upper()}{text[1:]}." for text in modelled]
-    if ceiling.get("differences"):
-        pairs = sorted(ceiling["differences"], key=lambda pair: pair["flops"])
-        each = (f"{pair['arch']} ({pair['flops'] / 1e6:.0f}M) {100 * pair['reference']:+.2f}" for pair in pairs)
+    if ceiling.differences:
+        pairs = sorted(ceiling.differences, key=lambda pair: pair.flops)
+        each = (f"{pair.arch} ({pair.flops / 1e6:.0f}M) {100 * pair.reference:+.2f}" for pair in pairs)
         lines.append(f"Seed 0 minus seed 1 at the reference, by FLOPs: {', '.join(each)} points.")
     if not lines:
-        lines.append(f"Noise ceiling: {ceiling.get('note', 'not measured')}.")
+        lines.append(f"Noise ceiling: {ceiling.note or 'not measured'}.")
     return lines
 
 
-def goal_table(report: dict, score: str, tau_goal: float) -> list[str]:
-    row = report["signals"][score]
-    low = (row.get("tau_ci") or [float("nan")])[0]
-    strata = row["strata"]["mean_tau"]
-    modelled = (report.get("noise_ceiling") or {}).get("modelled")
+def goal_table(report: FidelityReport, score: str, tau_goal: float) -> list[str]:
+    row = report.signals[score]
+    low = (row.tau_ci or [float("nan")])[0]
+    strata = row.strata.mean_tau
+    modelled = None if report.noise_ceiling is None else report.noise_ceiling.modelled
 
     def mark(met: bool | None) -> str:
         return "not known" if met is None else ("met" if met else "**missed**")
 
     def above(baseline: str) -> tuple[str, bool | None]:
-        versus = (row.get("versus") or {}).get(baseline)
-        if versus is None or not versus["ci"]:
+        versus = row.versus.get(baseline)
+        if versus is None or not versus.ci:
             return "n/a", None
-        return f"{versus['tau_minus']:+.2f} {_interval(versus['ci'])}", versus["ci"][0] > 0
+        return f"{versus.tau_minus:+.2f} {_interval(versus.ci)}", versus.ci[0] > 0
 
     # three decimals where a goal is decided, so that a miss by 0.002 does not read as a hit
-    goals = [(f"tau >= {tau_goal}", f"{row['tau']:+.3f}", row["tau"] >= tau_goal),
+    goals = [(f"tau >= {tau_goal}", f"{row.tau:+.3f}", row.tau >= tau_goal),
              (f"lower 95 % bound >= {LOWER_BOUND_GOAL}", f"{low:+.3f}", low >= LOWER_BOUND_GOAL),
              (f"tau within the FLOPs strata >= {STRATA_GOAL}", "n/a" if strata is None else f"{strata:+.3f}",
               None if strata is None else strata >= STRATA_GOAL)]
     if modelled:
         goals.append((f"within {CEILING_MARGIN} of the noise ceiling (modelled)",
-                      f"{row['tau']:+.3f} against {modelled['tau']:+.3f}",
-                      row["tau"] >= modelled["tau"] - CEILING_MARGIN))
+                      f"{row.tau:+.3f} against {modelled.tau:+.3f}",
+                      row.tau >= modelled.tau - CEILING_MARGIN))
     else:
         goals.append((f"within {CEILING_MARGIN} of the noise ceiling", "fewer than 4 pairs", None))
     for baseline, label in (("log_flops", "FLOPs"), ("log_params", "parameters")):
         text, met = above(baseline)
         goals.append((f"above {label} alone, interval above zero", text, met))
-    lines = [f"| goal ({score}, {report['measured']} architectures) | measured | |", "| --- | --- | --- |"]
+    lines = [f"| goal ({score}, {report.measured} architectures) | measured | |", "| --- | --- | --- |"]
     lines += [f"| {goal} | {measured} | {mark(met)} |" for goal, measured, met in goals]
     return lines
 
 
-def tables(report: dict, score: str, tau_goal: float) -> str:
-    if report.get("note"):
-        return report["note"]
-    if score not in report["signals"] or not report["signals"][score].get("available"):
-        raise SystemExit(f"the study has no measured signal {score!r}: give one of "
-                         f"{', '.join(n for n, r in report['signals'].items() if r.get('available'))}")
+def tables(report: FidelityReport, score: str, tau_goal: float) -> str:
+    if report.note:
+        return report.note
+    if score not in report.available():
+        raise SystemExit(f"the study has no measured signal {score!r}: give one of {', '.join(report.available())}")
     return "\n".join([*signal_table(report), "", *tradeoff_table(report), "", *ceiling_lines(report), "",
                       *goal_table(report, score, tau_goal)])
 
@@ -133,8 +129,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     path = args.folder / "fidelity.json"
     try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        report = FidelityReport.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise SystemExit(f"{path}: cannot read a fidelity analysis ({error}); run nasface fidelity --analyse first")
     print(tables(report, args.score, args.tau_goal))
 

@@ -29,7 +29,8 @@ from benchmarks._common import machine, write_result  # noqa: E402
 from nasface.search.config import DataSettings  # noqa: E402
 from nasface.search.job import load_proxy_data  # noqa: E402
 from nasface.arch.spec import load_spec  # noqa: E402
-from nasface.train import ProxyBudget, score  # noqa: E402
+from nasface.training.proxy import score  # noqa: E402
+from nasface.training.settings import ProxyBudget
 
 
 def main() -> int:

@@ -45,7 +45,7 @@ from nasface.search.results import pareto_front  # noqa: E402
 from nasface.search import config_from_options, load_proxy_data, record, run_search  # noqa: E402
 from nasface.arch.spec import spec_from_dict  # noqa: E402
 from nasface.training.teacher import teacher_targets  # noqa: E402
-from nasface.train import score  # noqa: E402
+from nasface.training.proxy import score  # noqa: E402
 
 NAME = "multifidelity_search"
 UNCAPPED = 1_000_000  # candidates: far more than any search here can train in its time

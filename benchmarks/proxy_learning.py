@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result  # noqa: E402
 from nasface.search import DataSettings, load_proxy_data  # noqa: E402
-from nasface.train import ProxyBudget, score  # noqa: E402
+from nasface.training.proxy import score  # noqa: E402
+from nasface.training.settings import ProxyBudget
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ from benchmarks._common import write_result  # noqa: E402
 from nasface.data import open_source  # noqa: E402
 from nasface.training.evaluate import to_input_tensor  # noqa: E402
 from nasface.arch.spec import load_spec  # noqa: E402
-from nasface.train import ProxyBudget, build_student, make_loop_state, train_loop  # noqa: E402
+from nasface.training.loop import make_loop_state, train_loop  # noqa: E402
+from nasface.training.proxy import build_student
+from nasface.training.settings import ProxyBudget
 
 
 def plain_loop(model, head, optimiser, images, labels, batch, steps, rng) -> None:

@@ -29,7 +29,7 @@ from benchmarks.search_efficiency import BUDGETS, QUICK_DATA  # noqa: E402
 from nasface.ui.progress import Reporter  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, run_search  # noqa: E402
 from nasface.search.record import read  # noqa: E402
-from nasface.train import ProxyBudget  # noqa: E402
+from nasface.training.settings import ProxyBudget  # noqa: E402
 
 NAME = "ray_scaling"
 

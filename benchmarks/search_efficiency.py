@@ -50,7 +50,8 @@ from nasface.ui.study_page import hypervolume, normalised_objectives  # noqa: E4
 from nasface.search import DataSettings, SearchConfig, load_proxy_data, run_search  # noqa: E402
 from nasface.search.record import read, records  # noqa: E402
 from nasface.arch.spec import load_spec, preset_names  # noqa: E402
-from nasface.train import ProxyBudget, score  # noqa: E402
+from nasface.training.proxy import score  # noqa: E402
+from nasface.training.settings import ProxyBudget
 
 NAME = "search_efficiency"
 SAMPLERS = ("tpe", "random")

@@ -32,7 +32,8 @@ from nasface.search.record import read  # noqa: E402
 from nasface.arch.model import _block_cost, count  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.arch.spec import spec_from_dict  # noqa: E402
-from nasface.train import ProxyBudget, score  # noqa: E402
+from nasface.training.proxy import score  # noqa: E402
+from nasface.training.settings import ProxyBudget
 
 
 def optuna_overhead(trials: int, sampler: str) -> dict:

@@ -26,7 +26,7 @@ from torch import nn
 from nasface.arch.budget import Budgets
 from nasface.arch.spec import save_spec, spec_from_dict
 from nasface.search import DataSettings, SearchConfig, config_from_options, record
-from nasface.train import ProxyBudget
+from nasface.training.settings import ProxyBudget
 from nasface.training.recipe import Recipe, save_recipe
 
 

@@ -19,10 +19,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nasface"
 
-# Bottom to top.  ``nasface.train`` and ``nasface.fidelity`` are modules of the training and the
-# fidelity layers (issue 27 turns them into modules of their packages).
+# Bottom to top.
 LAYERS = ("core", "arch", "data", "training", "latency", "search", "fidelity", "validity", "ui", "cli")
-LAYER_OF_MODULE = {"train": "training", "fidelity": "fidelity"}
 ENTRY_POINTS = ("nasface", "nasface.__main__")
 
 
@@ -34,7 +32,6 @@ def module_name(path: Path) -> str:
 def layer(module: str) -> str | None:
     """The layer of a ``nasface.*`` module; None for one outside every role package."""
     role = module.split(".")[1] if module.count(".") else ""
-    role = LAYER_OF_MODULE.get(role, role)
     return role if role in LAYERS else None
 
 
@@ -67,7 +64,7 @@ def modules() -> list[Path]:
 def test_the_layers_are_read_from_every_module():
     """The walk sees the package (a moved or renamed tree would leave the other tests empty)."""
     names = {module_name(path) for path in modules()}
-    assert {"nasface.core.errors", "nasface.arch.spec", "nasface.cli.app", "nasface.train"} <= names
+    assert {"nasface.core.errors", "nasface.arch.spec", "nasface.cli.app", "nasface.training.loop"} <= names
     assert ("nasface.arch.spec", "nasface.core.errors") in {
         (module_name(path), module) for path in modules() for _, module in imported(path)}
 

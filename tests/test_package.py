@@ -49,7 +49,7 @@ def test_training_and_the_fidelity_study_need_no_search_stack():
         "from nasface.search import check_config, load_proxy_data\n"
         "from nasface.search.config import config_from_options\n"
         "from nasface.fidelity import FidelitySettings, draw_architectures\n"
-        "import nasface.cli, nasface.training.teacher, nasface.train\n"
+        "import nasface.cli, nasface.training.teacher, nasface.training.proxy\n"
         "config = config_from_options({'data': 'orl'}, 'studies/lfr-light.yaml')\n"
         "check_config(config)\n"
         "print(len(draw_architectures(FidelitySettings(search=config, architectures=8))))\n")

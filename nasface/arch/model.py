@@ -124,7 +124,7 @@ def learnt_structure(model: nn.Module) -> dict[str, list]:
 
 def deployed_cost(spec: ArchSpec, metrics: dict, convention: str) -> dict:
     """The costs of a scored candidate as it deploys, ``flops`` in ``convention``: counted from what its
-    training decided (``metrics["learnt_structure"]``, recorded by ``nasface.train.score``)."""
+    training decided (``metrics["learnt_structure"]``, recorded by ``nasface.training.proxy.score``)."""
     figures = count(spec, convention, metrics.get("learnt_structure"))
     figures.pop("stages")
     return figures

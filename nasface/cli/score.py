@@ -25,11 +25,11 @@ class Margin(str, Enum):
 def _proxy_budget(steps: int | None, batch: int | None, resolution: int | None, seed: int, device: Device,
                   distill: Distill, margin: Margin = Margin.arcface):
     """The search's proxy (``ProxyBudget``'s defaults) with what the command line gave."""
-    from nasface.train import ProxyBudget
+    from nasface.training.settings import ProxyBudget
 
-    given = {"steps": steps, "batch_size": batch, "resolution": resolution}
-    budget = ProxyBudget(seed=seed, device=device.value, distill=distill.value, margin=margin.value,
-                         **{name: value for name, value in given.items() if value is not None})
+    budget = ProxyBudget.from_options({"proxy_steps": steps, "proxy_batch": batch, "resolution": resolution,
+                                       "seed": seed, "device": device.value, "distill": distill.value,
+                                       "margin": margin.value})
     budget.check()
     return budget
 
@@ -72,7 +72,7 @@ def score_command(
     from nasface.search import DataSettings, load_proxy_data
     from nasface.arch.spec import load_spec
     from nasface.training.teacher import check_teacher, teacher_targets
-    from nasface.train import score
+    from nasface.training.proxy import score
     from nasface.ui.facts import score_lines
 
     arch = load_spec(spec)

@@ -83,8 +83,9 @@ def fidelity_command(
     **options,
 ) -> None:
     """Measure how well the proxy (and every other ranking signal) ranks architectures as longer training does."""
-    from nasface.fidelity import FidelitySettings, run_fidelity
+    from nasface.fidelity import PAGE, REPORT, FidelitySettings, run_fidelity
     from nasface.ui.analysis_tables import print_fidelity
+    from nasface.ui.fidelity_page import write_page
     from nasface.search import config_from_options
     from nasface.search.config import parse_duration
     from nasface.training.signals import SIGNALS
@@ -101,11 +102,15 @@ def fidelity_command(
     settings = FidelitySettings(search=search_config, architectures=archs, presets=presets, factors=factor_values,
                                 second_seeds=second_seeds, bootstrap=bootstrap, yardstick=yardstick,
                                 signals=tuple(s.strip() for s in signals.split(",")) if signals else tuple(SIGNALS))
-    folder, report = _measure("fidelity", search_config, out, threads, "architecture",
-                              lambda folder, **shown: run_fidelity(settings, folder, analyse_only=analyse,
-                                                                   timeout=seconds, **shown))
+
+    def measure(folder: Path, **shown):
+        report = run_fidelity(settings, folder, analyse_only=analyse, timeout=seconds, **shown)
+        write_page(report, folder / PAGE)  # inside _measure's Ctrl-C handling, as the analysis is
+        return report
+
+    folder, report = _measure("fidelity", search_config, out, threads, "architecture", measure)
     print_fidelity(report, console)
-    console.print(f"wrote {folder / 'fidelity.json'} and {folder / 'fidelity.html'}")
+    console.print(f"wrote {folder / REPORT} and {folder / PAGE}")
 
 
 # What a validation measures: a fidelity study's settings less the space and budgets (it trains the published networks).

@@ -41,6 +41,8 @@ MOVED = {
     "nasface.rungs": ("nasface.search.rungs",),
     "nasface.export": ("nasface.search.export", "nasface.training.recipe"),
     "nasface.report": ("nasface.search.results", "nasface.ui.study_page"),
+    "nasface.train": ("nasface.training.settings", "nasface.training.loop", "nasface.training.proxy",
+                      "nasface.training.student"),
 }
 # old packages whose modules moved with them (``nasface.blocks.flgc`` -> ``nasface.arch.blocks.flgc``)
 MOVED_PACKAGES = {"nasface.blocks": "nasface.arch.blocks"}

@@ -1,7 +1,7 @@
 """The settings of a search (``SearchConfig``) and every option that sets them, declared once.
 
 ``SEARCH_OPTIONS`` is the one table of ``nasface search``'s options: the command line's parameters
-and the study-file reader are derived from it (``nasface.core.options``), and its defaults are the
+and the study-file reader are derived from it (``nasface.options``), and its defaults are the
 dataclasses' own.  Kept apart from ``nasface.search`` so the command line can read the table
 without importing Optuna, pandas and plotly.
 """
@@ -17,15 +17,15 @@ from pathlib import Path
 from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
 from nasface.training.losses import DISTILLER_KINDS
-from nasface.core.options import COUNTS, DEVICES, NAMES, TEXT, Option, flag_name, given, read_options
-from nasface.train import ProxyBudget
+from nasface.core.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
+from nasface.training.settings import ProxyBudget, default_warmup
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
               "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize",
               "latency_ms": "minimize"}
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
 LATENCY_OBJECTIVES = ("accuracy", "latency_ms", "weight_bytes")  # the default where a latency target is set
-DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.training.signals) the objective "score" maximises
+DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.signals) the objective "score" maximises
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class SearchConfig:
         """
         if not self.rungs:
             return self.proxy
-        warmup = self.proxy.warmup_steps if self.proxy.warmup_steps is not None else max(1, round(0.1 * self.rungs[0]))
+        warmup = self.proxy.warmup_steps if self.proxy.warmup_steps is not None else default_warmup(self.rungs[0])
         return dataclasses.replace(self.proxy, steps=self.rungs[rung], warmup_steps=warmup)
 
 
@@ -173,7 +173,7 @@ SEARCH_OPTIONS = (
     Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size)."),
     Option("objectives", NAMES, _CONFIG.objectives, f"Comma-separated, from {', '.join(OBJECTIVES)}."),
     Option("score", str, _CONFIG.score, "The ranking signal the objective 'score' maximises (see nasface "
-           "fidelity): accuracy, loss_sum, synflow, ... (nasface.training.signals)."),
+           "fidelity): accuracy, loss_sum, synflow, ... (nasface.signals)."),
     Option("sampler", str, _CONFIG.sampler, f"{', '.join(SAMPLERS)}."),
     Option("trials", int | None, _CONFIG.trials, "Trained candidates to aim for (null in a file: no limit)."),
     Option("timeout", TEXT, None, "Stop after this long, e.g. 30m, 2h, 90s."),
@@ -189,7 +189,7 @@ SEARCH_OPTIONS = (
     Option("rungs", COUNTS, None, "Successive halving: proxy steps per rung, e.g. 40,120,360 (the top rung "
            "replaces --proxy-steps); every candidate starts at the lowest."),
     Option("eta", int, _CONFIG.eta, "Successive halving's reduction factor: the top 1/eta of a rung are promoted."),
-    Option("device", str, _PROXY.device, "Where candidates train.", choices=DEVICES),
+    Option("device", str, _PROXY.device, "Where candidates train.", choices=("auto", "cpu", "cuda")),
 )
 
 
@@ -211,14 +211,12 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
     rungs = get("rungs")
-    warmup = get("proxy_warmup")
+    proxy_values = dict(values)
     if rungs:  # the top rung is the proxy; the warm-up, shared by every rung, fits the lowest
         check_rungs(rungs, get("eta"))
-        if warmup is None:
-            warmup = max(1, round(0.1 * rungs[0]))
-    proxy = ProxyBudget(steps=rungs[-1] if rungs else get("proxy_steps"), batch_size=get("proxy_batch"),
-                        resolution=get("resolution"), distill=get("distill"), seed=get("seed"),
-                        device=get("device"), warmup_steps=warmup)
+        warmup = get("proxy_warmup")
+        proxy_values.update(proxy_steps=rungs[-1], proxy_warmup=default_warmup(rungs[0]) if warmup is None else warmup)
+    proxy = ProxyBudget.from_options(proxy_values)
     return SearchConfig(
         study=get("study"), studies_dir=get("studies_dir"), storage=get("storage"), space=get("space"),
         budgets=budgets, data=data, proxy=proxy, teacher=get("teacher"), teacher_spec=get("teacher_spec"),

@@ -37,7 +37,7 @@ from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
 from nasface.search.study import baseline_presets, check_settings, enqueue_baselines, promote, rung_payload
 from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
-from nasface.train import proxy_spec
+from nasface.training.student import proxy_spec
 
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C during the candidates: the search stopped in order (finished trials kept, the unfinished

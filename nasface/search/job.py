@@ -14,7 +14,8 @@ from nasface.search.config import DataSettings
 from nasface.search.live import LiveFile
 from nasface.arch.spec import spec_from_dict
 from nasface.training.teacher import read_teacher
-from nasface.train import ProxyBudget, score, score_budgets
+from nasface.training.proxy import score, score_budgets
+from nasface.training.settings import ProxyBudget
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,2 +1,2 @@
-"""Training: losses, evaluation, ranking signals, teachers, full training and its recipe and events
-(the proxy's loop is ``nasface.train`` until issue 27's split lands)."""
+"""Training: the settings, the proxy's loop, the model as the proxy trains it, proxy scoring, losses,
+evaluation, ranking signals, teachers, and full training with its recipe and events."""

@@ -18,7 +18,7 @@ import numpy as np
 from nasface.core.stages import SILENT, Stages, format_duration
 
 if TYPE_CHECKING:
-    from nasface.train import LoopState
+    from nasface.training.loop import LoopState
     from nasface.training.fulltrain import TrainingPlan, TrainingResult, TrainingRun
 
 FINAL_LOSS_STEPS = 20  # a loss is reported as the mean over this many steps: one batch is noisy

@@ -7,7 +7,7 @@ The run, top to bottom:
    checkpoint of the right kind, ``auto`` or ``none``), the device, and the output folder (a run
    already there is continued only with ``resume`` and only with the same recipe and spec).
 2. ``run_training`` decodes the training faces once into a memory-mapped cache, then trains the
-   *stages* in order with the proxy's loop (``nasface.train.train_loop``) under the papers' step
+   *stages* in order with the proxy's loop (``nasface.training.loop.train_loop``) under the papers' step
    decay: the teacher first when the recipe says ``teacher: auto``, then generations 1..N of the
    student, generation k+1 distilling from generation k (VarGFaceNet's recursive knowledge
    distillation; generation 1 distils from the recipe's teacher).
@@ -51,9 +51,8 @@ from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import ArchSpec, load_spec, save_spec, spec_to_dict
 from nasface.training.teacher import (TEACHER_EMBEDDING, add_to_centres, default_teacher_spec, head_centres,
                                       normalised_centres)
-from nasface.train import (CandidateFailed, LoopSettings, LoopState, StepDecaySchedule, TeacherNetwork,
-                           check_device, loop_checkpoint, make_loop_state, resolve_device, restore_loop,
-                           train_loop)
+from nasface.training.loop import CandidateFailed, LoopState, loop_checkpoint, make_loop_state, restore_loop, train_loop
+from nasface.training.settings import LoopSettings, StepDecaySchedule, TeacherNetwork, check_device, resolve_device
 
 RUN_FILE = "run.json"              # what the run is (recipe, spec, data, teacher): checked on resume
 CHECKPOINT_FILE = "checkpoint.pt"  # the resumable state of the stage in progress

@@ -19,7 +19,7 @@ from nasface.core.atomic import write_atomic
 from nasface.core.errors import NasfaceError
 from nasface.core.options import DEVICES
 from nasface.core.plaindata import coerce_field, read_yaml
-from nasface.train import Optimisation
+from nasface.training.settings import Optimisation
 
 
 # What ``nasface export`` leaves for the user to fill in (``nasface train`` refuses to start on them).

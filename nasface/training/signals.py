@@ -3,7 +3,7 @@
 The search needs one number per candidate that ranks architectures as longer training would.
 Final verification accuracy is one candidate for that number; the literature offers others, and
 ``nasface fidelity`` measures which ranks best on the user's data.  Every trained candidate
-records all of them (``score`` in ``nasface.train``), so a study can be re-ranked later:
+records all of them (``score`` in ``nasface.training.proxy``), so a study can be re-ranked later:
 
 - **from the training run it already does** (no second training): the loss trajectory's sum
   (Ru et al. 2021, "training speed estimation"), an exponential moving average of the loss, the

@@ -39,7 +39,9 @@ from nasface.core.errors import NasfaceError
 from nasface.training.evaluate import distinct_faces, embed, pair_metrics
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import load_spec, spec_to_dict
-from nasface.train import ProxyBudget, TeacherTargets, build_student, make_loop_state, train_loop
+from nasface.training.loop import make_loop_state, train_loop
+from nasface.training.proxy import build_student
+from nasface.training.settings import ProxyBudget, TeacherTargets
 
 TEACHER_STEPS_FACTOR = 4
 ARRAYS = ("embeddings", "flipped", "centres")

@@ -39,7 +39,9 @@ from nasface.fidelity import RECIPE_FIELDS, forget_logged_progress, reports_of_s
 from nasface.arch.model import count
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import load_spec, preset_names, spec_to_dict
-from nasface.train import ProxyBudget, proxy_spec, score_budgets
+from nasface.training.proxy import score_budgets
+from nasface.training.settings import ProxyBudget
+from nasface.training.student import proxy_spec
 from nasface.validity.pairs import NO_PAIRS, PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, PublishedTable, load_published
 

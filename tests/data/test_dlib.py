@@ -22,7 +22,8 @@ from nasface.core.errors import NasfaceError
 from nasface.arch.spec import spec_from_dict
 from nasface.core.stages import Stages
 from nasface.training.teacher import DLIB_CHIPS, DLIB_TEACHER, TEACHER_EMBEDDING, teacher_info, teacher_targets
-from nasface.train import ProxyBudget, score
+from nasface.training.proxy import score
+from nasface.training.settings import ProxyBudget
 
 STUDENT = spec_from_dict({  # 64-d embeddings: not the teacher's 128
     "name": "student", "stem": {"width": 16, "stride": 2},

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,20 +19,25 @@ from hypothesis import strategies as st
 
 from nasface.arch.checkpoint import load_training_state, save_training_state
 from nasface.core.errors import NasfaceError
-from nasface.fidelity import (FidelitySettings, _like_for_like, _noise_ceiling, _spread_order, _versus_score, best_signal,
-                              by_size_text, interleave, modelled_text,
-                              fidelity_sentence, measured_fidelity, run_fidelity, run_plan, second_seed_subset,
+from nasface.fidelity import (FidelitySettings, best_signal, by_size_text, fidelity_sentence, interleave,
+                              measured_fidelity, modelled_text, run_fidelity, run_plan, second_seed_subset,
                               shortest_trusted_budget, teacher_digest)
-from nasface.core.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of,
-                                  stratified_tau, top_recall)
+from nasface.fidelity.analysis import _like_for_like, _noise_ceiling, _versus_score
+from nasface.fidelity.choice import _spread_order
+from nasface.fidelity.report import (Best, FidelityReport, MeasuredFidelity, NoiseCeiling, ShortestTrusted,
+                                    UnmeasuredSignal)
+from nasface.core.ranking import (budget_regret, loo_combination, modelled_ceiling, rank_agreement, strata_of, stratified_tau, top_recall)
 from nasface.ui.progress import Reporter
 from nasface.ui.study_page import write_report
 from nasface.search import config_from_options, run_search
 from nasface.search.job import payload_base, run_candidate
-from nasface.train import ProxyBudget, TeacherTargets, WarmupStableDecay, score, score_budgets
+from nasface.training.proxy import score, score_budgets
+from nasface.training.settings import ProxyBudget, TeacherTargets, WarmupStableDecay
+from nasface.ui.fidelity_page import write_page
 from tests.killing import killed_then_finished
-from tests.factories import REPO, SMALL_NET, TINY_BUDGET
+from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = {"budget_flops": "150M", "budget_mem": "4MB", "teacher": "none", "proxy_steps": 4, "proxy_batch": 8,
         "resolution": 32, "train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80,
         "device": "cpu", "seed": 0}
@@ -285,10 +291,10 @@ def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
     assert any(m.startswith("--timeout: ") and "runs not started" in m for m in messages)
     before = (out / "log.jsonl").read_bytes()
     report = run_fidelity(settings, out, log=messages.append, timeout=1e-6)
-    assert (out / "log.jsonl").read_bytes() == before and report["measured"] == len({a for a, _ in trained})
+    assert (out / "log.jsonl").read_bytes() == before and report.measured == len({a for a, _ in trained})
     assert (out / "fidelity.json").is_file()
     final = run_fidelity(settings, out, log=lambda m: None)
-    assert final["measured"] == 8
+    assert final.measured == 8
 
 
 def test_the_timeout_expects_the_logs_law_at_this_processs_own_pace():
@@ -311,7 +317,7 @@ def test_theil_sen_is_not_tilted_by_a_few_outliers():
 
 
 def test_a_run_that_kept_its_progress_is_expected_to_take_only_the_part_left(tmp_path):
-    from nasface.fidelity import _part_left
+    from nasface.fidelity.walltime import _part_left
 
     kept = tmp_path / "run.pt"
     assert _part_left(kept, 960) == 1.0  # none kept
@@ -401,10 +407,10 @@ def test_each_second_seed_is_run_after_its_first(case):
 def test_the_second_seeds_span_the_flops_range_in_every_prefix(monkeypatch):
     """12 of 43 architectures, every k-th by FLOPs, taken in bisection order: the 1st, 9th, 5th and
     3rd of the twelve come first, so four pairs already reach from the cheapest to the upper quarter."""
-    import nasface.fidelity as fidelity
+    import nasface.fidelity.choice as choice
 
     specs = [SimpleNamespace(name=f"a{i:02d}", flops=float(i)) for i in range(43)][::-1]
-    monkeypatch.setattr(fidelity, "count", lambda spec: {"flops": spec.flops})
+    monkeypatch.setattr(choice, "count", lambda spec: {"flops": spec.flops})
     chosen = second_seed_subset(specs, 12)
     flops = [spec.flops for spec in chosen]
     assert sorted(flops) == [0, 4, 8, 11, 15, 19, 23, 27, 31, 34, 38, 42]
@@ -433,34 +439,38 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert len(rows) == 8 + 4 and sum(r["seed"] == 1 for r in rows) == 4
     assert all("teacher_digest" in row and row["teacher_digest"] is None for row in rows)  # no teacher
     assert all([r["steps"] for r in row["results"]] == [2, 4, 8] for row in rows)
-    assert report["measured"] == 8 and report["reference_steps"] == 8 and report["proxy_steps"] == 4
+    assert report.measured == 8 and report.reference_steps == 8 and report.proxy_steps == 4
     for name in ("accuracy", "loss_sum", "synflow", "naswot", "zico", "log_flops"):
-        row = report["signals"][name]
-        assert row["available"] and -1 <= row["tau"] <= 1 and row["tau_ci"][0] <= row["tau_ci"][1]
-    assert set(report["budgets"]) == {"2", "4"}
+        row = report.signals[name]
+        assert row.available and -1 <= row.tau <= 1 and row.tau_ci[0] <= row.tau_ci[1]
+    assert set(report.budgets) == {"2", "4"}
     # each score is paired with FLOPs alone and with parameters alone, on the same resamples
-    accuracy = report["signals"]["accuracy"]
+    accuracy = report.signals["accuracy"]
     for baseline in ("log_flops", "log_params"):
-        paired = accuracy["versus"][baseline]
-        assert paired["tau_minus"] == pytest.approx(accuracy["tau"] - report["signals"][baseline]["tau"])
-        assert paired["ci"][0] <= paired["ci"][1] and 0 <= paired["above_fraction"] <= 1
-    assert set(report["signals"]["log_params"]["versus"]) == {"log_flops"}
-    assert report["noise_ceiling"]["pairs"] == 4 and -1 <= report["noise_ceiling"]["reference"]["tau"] <= 1
-    modelled = report["noise_ceiling"]["modelled"]  # over all 8 architectures, from the 4 pairs
-    assert modelled["architectures"] == 8 and modelled["pairs"] == 4 and -1 <= modelled["tau"] <= 1
-    differences = report["noise_ceiling"]["differences"]
-    assert len(differences) == 4 and modelled["sigma"] == pytest.approx(
-        np.sqrt(np.mean([pair["reference"] ** 2 for pair in differences]) / 2))
-    assert "modelled_by_size" not in report["noise_ceiling"]  # 2 pairs a half: too few for a sigma each
-    assert report["combined"] is not None and report["best"]["signal"] in {*report["signals"], "combined"}
+        paired = accuracy.versus[baseline]
+        assert paired.tau_minus == pytest.approx(accuracy.tau - report.signals[baseline].tau)
+        assert paired.ci[0] <= paired.ci[1] and 0 <= paired.above_fraction <= 1
+    assert set(report.signals["log_params"].versus) == {"log_flops"}
+    assert report.noise_ceiling.pairs == 4 and -1 <= report.noise_ceiling.reference.tau <= 1
+    modelled = report.noise_ceiling.modelled  # over all 8 architectures, from the 4 pairs
+    assert modelled.architectures == 8 and modelled.pairs == 4 and -1 <= modelled.tau <= 1
+    differences = report.noise_ceiling.differences
+    assert len(differences) == 4 and modelled.sigma == pytest.approx(
+        np.sqrt(np.mean([pair.reference ** 2 for pair in differences]) / 2))
+    assert report.noise_ceiling.modelled_by_size is None  # 2 pairs a half: too few for a sigma each
+    assert report.combined is not None and report.best.signal in {*report.signals, "combined"}
     # what picking by each signal under a FLOPs budget loses at the reference, beside a random pick's
-    accuracy_regret = accuracy["regret"]
-    assert 0 <= accuracy_regret["mean"] <= 1 and 0 <= accuracy_regret["top"] <= 1
-    assert all(row["regret"]["random"] == accuracy_regret["random"] for row in report["budgets"].values())
-    versus = report["best"]["versus_score"]  # the best signal paired with the search's own score
-    assert (versus is None) == (report["best"]["signal"] == "accuracy")
-    assert versus is None or (versus["score"] == "accuracy" and len(versus["ci"]) == 2)
-    assert "teacher_cka" in report["signals"] and not report["signals"]["teacher_cka"]["available"]  # no teacher
+    accuracy_regret = accuracy.regret
+    assert 0 <= accuracy_regret.mean <= 1 and 0 <= accuracy_regret.top <= 1
+    assert all(row.regret.random == accuracy_regret.random for row in report.budgets.values())
+    versus = report.best.versus_score  # the best signal paired with the search's own score
+    assert (versus is None) == (report.best.signal == "accuracy")
+    assert versus is None or (versus.score == "accuracy" and len(versus.ci) == 2)
+    assert "teacher_cka" in report.signals and not report.signals["teacher_cka"].available  # no teacher
+    # fidelity.json is the report's JSON form, and reads back as the same report
+    written = json.loads((tmp_path / "f" / "fidelity.json").read_text())
+    assert written == report.to_json() and FidelityReport.from_json(written) == report
+    write_page(report, tmp_path / "f" / "fidelity.html")  # what nasface fidelity draws of the report
     page = (tmp_path / "f" / "fidelity.html").read_text()
     assert "plotly" in page and "Kendall tau" in page and "tau - parameters alone" in page
     assert "top pick's regret" in page and "The proxy's length" in page and "<td>0.5x</td><td>2</td>" in page
@@ -468,10 +478,10 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     log_before = (tmp_path / "f" / "log.jsonl").read_bytes()
     again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
     assert (tmp_path / "f" / "log.jsonl").read_bytes() == log_before
-    assert again["signals"]["accuracy"]["tau"] == report["signals"]["accuracy"]["tau"]
+    assert again.signals["accuracy"].tau == report.signals["accuracy"].tau
     # a study of the same proxy states the measured fidelity in its report; another proxy's does not
-    quoted = (f"Kendall tau {report['signals']['accuracy']['tau']:.2f}",
-              f"loses {100 * accuracy_regret['mean']:.1f} points of 8-step accuracy")
+    quoted = (f"Kendall tau {report.signals['accuracy'].tau:.2f}",
+              f"loses {100 * accuracy_regret.mean:.1f} points of 8-step accuracy")
     for steps, expected in ((4, quoted), (5, ("not measured",))):
         study = run_search(config_from_options({**TINY, "proxy_steps": steps, "studies_dir": str(tmp_path / "s"),
                                                 "study": f"p{steps}", "trials": 1, "baselines": False,
@@ -496,7 +506,8 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
                                              "studies_dir": str(tmp_path / "s"), "study": "branch", "trials": 1,
                                              "baselines": False, "executor": "inline"}), Reporter("quiet"))
     page = write_report(branch, tmp_path / "branch.html", fidelity_dirs=[tmp_path]).read_text()
-    assert f"accuracy at 2 steps, a branch of the 4-step proxy's runs): Kendall tau {report['budgets']['2']['tau']:.2f}" in page
+    branch_tau = report.budgets["2"].tau
+    assert f"accuracy at 2 steps, a branch of the 4-step proxy's runs): Kendall tau {branch_tau:.2f}" in page
     # `nasface report` looks in the studies folder and in benchmarks/results (where the repository
     # keeps its measurement of the README study's proxy), relative to where it runs
     (tmp_path / "benchmarks" / "results" / "f").mkdir(parents=True)
@@ -504,7 +515,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "nasface", "report", "p4", "--studies-dir", "s"], cwd=tmp_path,
                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr
-    assert f"Kendall tau {report['signals']['accuracy']['tau']:.2f}" in (tmp_path / "s" / "p4" / "report.html").read_text()
+    assert f"Kendall tau {report.signals['accuracy'].tau:.2f}" in (tmp_path / "s" / "p4" / "report.html").read_text()
 
 
 def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(tmp_path):
@@ -540,26 +551,26 @@ def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(
     differs = fills[kept[0]["arch"]]
     assert differs["yardstick_cka"] == {} and differs["replay_differs"]["steps"] == 4
     assert any(f"yardstick for {kept[0]['arch']} seed 0: not filled in" in m for m in messages)
-    row = report["signals"]["yardstick_cka"]
-    assert row["available"] and row["partial"] and row["measured"] == 7 and len(report["points"]["yardstick_cka"][2]) == 7
-    assert kept[0]["arch"] not in report["points"]["yardstick_cka"][2]
-    assert report["signals"]["accuracy"]["measured"] == 8 and not report["signals"]["accuracy"]["partial"]
-    assert report["best"]["signal"] != "yardstick_cka" and "yardstick_cka" not in report["combined"]["weights"]
+    row = report.signals["yardstick_cka"]
+    assert row.available and row.partial and row.measured == 7 and len(report.points["yardstick_cka"][2]) == 7
+    assert kept[0]["arch"] not in report.points["yardstick_cka"][2]
+    assert report.signals["accuracy"].measured == 8 and not report.signals["accuracy"].partial
+    assert report.best.signal != "yardstick_cka" and "yardstick_cka" not in report.combined.weights
     # the complete signals are also ranked on the yardstick's 7 architectures, like for like
-    names = report["points"]["yardstick_cka"][2]
-    values, reference, archs = report["points"]["accuracy"]
+    names = report.points["yardstick_cka"][2]
+    values, reference, archs = report.points["accuracy"]
     chosen = [arch in names for arch in archs]
-    assert row["same_architectures"]["accuracy"] == pytest.approx(
+    assert row.same_architectures["accuracy"] == pytest.approx(
         rank_agreement(np.array(values)[chosen], np.array(reference)[chosen], 0)["tau"])
-    assert "paired" not in row  # this study has no teacher of its own to pair the yardstick with
-    assert report["command_settings"]["yardstick"] == "auto"
+    assert row.paired is None  # this study has no teacher of its own to pair the yardstick with
+    assert report.command_settings["yardstick"] == "auto"
     # the filled values are the ones analysed; once filled (or found differing) nothing is replayed again
-    filled = dict(zip(report["points"]["yardstick_cka"][2], report["points"]["yardstick_cka"][0]))
+    filled = dict(zip(report.points["yardstick_cka"][2], report.points["yardstick_cka"][0]))
     assert filled[kept[1]["arch"]] == pytest.approx(expected[kept[1]["arch"]]["4"])
     # measured on every architecture, it is still only measured: no search can score with it
-    assert whole["signals"]["yardstick_cka"]["measured"] == 8 and not whole["signals"]["yardstick_cka"]["partial"]
-    assert whole["signals"]["yardstick_cka"]["measure_only"] and whole["best"]["signal"] != "yardstick_cka"
-    assert "yardstick_cka" not in whole["combined"]["weights"]
+    assert whole.signals["yardstick_cka"].measured == 8 and not whole.signals["yardstick_cka"].partial
+    assert whole.signals["yardstick_cka"].measure_only and whole.best.signal != "yardstick_cka"
+    assert "yardstick_cka" not in whole.combined.weights
     run_fidelity(with_yardstick, out, log=lambda m: None)
     assert log.read_text().splitlines() == lines
     for bad, message in (("none", "other than the study's own"), (str(tmp_path / "missing.safetensors"),
@@ -569,20 +580,46 @@ def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(
     assert log.read_text().splitlines() == lines
 
 
+def fidelity_json(**changes) -> dict:
+    """A whole ``fidelity.json`` (the committed synthetic study's) with ``changes``."""
+    return {**json.loads((REPO / "benchmarks" / "results" / "fidelity-synthetic" / "fidelity.json").read_text()),
+            **changes}
+
+
+def agreement_json(tau: float, **changes) -> dict:
+    """A signal's or a budget's agreement with the reference as ``fidelity.json`` holds it, at ``tau``."""
+    return {**fidelity_json()["signals"]["accuracy"], "tau": tau, **changes}
+
+
+@pytest.mark.parametrize("source", ["orl", "synthetic"])
+def test_a_committed_analysis_reads_back_as_a_report_that_writes_it_byte_for_byte(source):
+    """fidelity.json is the typed report's JSON form, key for key and in order: what the analysis
+    wrote before the report was typed reads back, and writes back, unchanged."""
+    text = (REPO / "benchmarks" / "results" / f"fidelity-{source}" / "fidelity.json").read_text()
+    report = FidelityReport.from_json(json.loads(text))
+    assert json.dumps(report.to_json(), indent=2) + "\n" == text
+    assert report.measured == 43 and report.best.signal in report.available()
+    assert all(isinstance(row, UnmeasuredSignal) != row.available for row in report.signals.values())
+
+
 def test_a_report_quotes_the_matching_fidelity_study_that_measured_the_most_architectures(tmp_path):
     """The same study on a GPU (``-cuda``, sorted first) with 4 architectures and on a CPU with 19:
-    the 19 are quoted; a study of another proxy is never quoted, however complete."""
+    the 19 are quoted; a study of another proxy is never quoted, however complete; a file that is
+    not a whole analysis is passed over."""
     proxy = {"steps": 120, "batch_size": 32, "resolution": 64, "warmup_steps": 12}
     study = {"data": {"source": "orl"}, "proxy": proxy, "teacher": "auto"}
     for folder, measured, steps in (("fid-cuda", 4, 120), ("fid", 19, 120), ("other", 40, 150)):
         (tmp_path / folder).mkdir()
         settings = {"data": {"source": "orl"}, "proxy": {**proxy, "steps": steps}, "teacher": "auto"}
-        (tmp_path / folder / "fidelity.json").write_text(json.dumps({"measured": measured,
-                                                                     "command_settings": settings}))
-    assert measured_fidelity(study, [tmp_path])["measured"] == 19
+        (tmp_path / folder / "fidelity.json").write_text(json.dumps(fidelity_json(measured=measured, budgets={},
+                                                                                  command_settings=settings)))
+    (tmp_path / "part").mkdir()
+    whole_study = {"data": {"source": "orl"}, "proxy": proxy, "teacher": "auto"}  # but not a whole analysis
+    (tmp_path / "part" / "fidelity.json").write_text(json.dumps({"measured": 43, "command_settings": whole_study}))
+    assert measured_fidelity(study, [tmp_path]).report.measured == 19
     assert measured_fidelity({**study, "teacher": "none"}, [tmp_path]) is None
     # a study that leaves its warm-up unset has a tenth of its steps, what the fidelity pinned; another does not match
-    assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": None}}, [tmp_path])["measured"] == 19
+    assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": None}}, [tmp_path]).report.measured == 19
     assert measured_fidelity({**study, "proxy": {**proxy, "warmup_steps": 3}}, [tmp_path]) is None
 
 
@@ -592,16 +629,17 @@ def test_a_study_that_trains_a_measured_budget_is_quoted_that_budgets_fidelity(t
     proxy's; a recipe that differs otherwise (another warm-up) is not measured; and a fidelity
     study of exactly the study's proxy comes first."""
     proxy = {"steps": 120, "batch_size": 32, "resolution": 64, "warmup_steps": 12}
-    row = {"available": True, "tau_ci": [0.6, 0.8], "regret": {"mean": 0.003, "random": 0.03}}
-    report = {"measured": 43, "architectures": 43, "proxy_steps": 120, "reference_steps": 960,
-              "signals": {"accuracy": {**row, "tau": 0.55}},
-              "budgets": {"30": {**row, "tau": 0.42}, "480": {**row, "tau": 0.75}, "960": {**row, "tau": 1.0}},
-              "command_settings": {"data": {"source": "synthetic"}, "proxy": proxy, "teacher": "auto"}}
+    row = {"tau_ci": [0.6, 0.8]}
+    report = fidelity_json(measured=43, architectures=43, proxy_steps=120, reference_steps=960,
+                           signals={"accuracy": agreement_json(0.55, **row)},
+                           budgets={"30": agreement_json(0.42, **row), "480": agreement_json(0.75, **row),
+                                    "960": agreement_json(1.0, **row)},
+                           command_settings={"data": {"source": "synthetic"}, "proxy": proxy, "teacher": "auto"})
     (tmp_path / "fid").mkdir()
     (tmp_path / "fid" / "fidelity.json").write_text(json.dumps(report))
     study = {"data": {"source": "synthetic"}, "teacher": "auto"}
     top_rung = measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path])
-    assert top_rung["budget_steps"] == 480
+    assert top_rung.budget_steps == 480
     assert "Kendall tau 0.75" in fidelity_sentence(top_rung) and "accuracy at 480 steps" in fidelity_sentence(top_rung)
     assert "not measured" in fidelity_sentence(top_rung, "loss_sum")
     for unmeasured in ({**proxy, "steps": 480, "warmup_steps": 3}, {**proxy, "steps": 960}, {**proxy, "steps": 240}):
@@ -609,26 +647,34 @@ def test_a_study_that_trains_a_measured_budget_is_quoted_that_budgets_fidelity(t
     (tmp_path / "exact").mkdir()
     exact = {**report, "measured": 8, "command_settings": {**report["command_settings"], "proxy": {**proxy, "steps": 480}}}
     (tmp_path / "exact" / "fidelity.json").write_text(json.dumps(exact))
-    assert measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path])["measured"] == 8
+    assert measured_fidelity({**study, "proxy": {**proxy, "steps": 480}}, [tmp_path]).report.measured == 8
 
 
 def test_the_shortest_budget_within_a_tenth_of_the_noise_ceiling_is_named():
     """Synthetic faces' figures: 30, 120 and 480 steps rank at 0.42, 0.55 and 0.75 against a
     ceiling of 0.76, so 480 steps is the shortest proxy within 0.1 of it; a report of the 120-step
     study says so, a report of a 480-step study has nothing to add."""
-    budget = {"tau_ci": [0.3, 0.9], "regret": {"mean": 0.01, "random": 0.03}, "available": True}
-    report = {"proxy_steps": 120, "reference_steps": 960, "cpu_seconds": {}, "measured": 43, "architectures": 43,
-              "path": "fidelity.json", "noise_ceiling": {"modelled": {"tau": 0.76, "pairs": 12}},
-              "budgets": {"30": {**budget, "tau": 0.42}, "120": {**budget, "tau": 0.55}, "480": {**budget, "tau": 0.75}},
-              "signals": {"accuracy": {**budget, "tau": 0.55}}}
-    assert shortest_trusted_budget(report) == {"ceiling": 0.76, "margin": 0.1, "steps": 480, "factor": 4.0, "tau": 0.75}
-    assert "within 0.1 of that ceiling: 480 steps (tau 0.75)" in fidelity_sentence(report)
-    assert "shortest" not in fidelity_sentence({**report, "budget_steps": 480})
-    assert shortest_trusted_budget({**report, "noise_ceiling": {"modelled": {"tau": 0.5}}})["steps"] == 30
-    unreachable = {**report, "noise_ceiling": {"modelled": {"tau": 0.95, "pairs": 12}}}
-    assert shortest_trusted_budget(unreachable)["steps"] is None
+    plain = fidelity_json(proxy_steps=120, reference_steps=960, cpu_seconds={}, measured=43, architectures=43,
+                          budgets={steps: agreement_json(tau) for steps, tau in (("30", 0.42), ("120", 0.55),
+                                                                                 ("480", 0.75))},
+                          signals={"accuracy": agreement_json(0.55)})
+    report = FidelityReport.from_json(plain)
+
+    def with_ceiling(tau: float) -> FidelityReport:
+        modelled = dataclasses.replace(report.noise_ceiling.modelled, tau=tau, pairs=12)
+        return dataclasses.replace(report, noise_ceiling=dataclasses.replace(report.noise_ceiling, modelled=modelled))
+
+    shortest = shortest_trusted_budget(with_ceiling(0.76))
+    assert shortest == ShortestTrusted(ceiling=0.76, margin=0.1, steps=480, factor=4.0, tau=0.75)
+    measured = MeasuredFidelity(report=with_ceiling(0.76), path="fidelity.json")
+    assert "within 0.1 of that ceiling: 480 steps (tau 0.75)" in fidelity_sentence(measured)
+    assert "shortest" not in fidelity_sentence(dataclasses.replace(measured, budget_steps=480))
+    assert shortest_trusted_budget(with_ceiling(0.5)).steps == 30
+    assert shortest_trusted_budget(with_ceiling(0.95)).steps is None
+    unreachable = MeasuredFidelity(report=with_ceiling(0.95), path="fidelity.json")
     assert "None of the budgets it measured below 960 steps" in fidelity_sentence(unreachable)
-    assert shortest_trusted_budget({**report, "noise_ceiling": {"pairs": 2, "note": "too few"}}) is None
+    too_few = dataclasses.replace(report, noise_ceiling=NoiseCeiling(pairs=2, note="too few"))
+    assert shortest_trusted_budget(too_few) is None
 
 
 def test_the_teacher_digest_tells_a_teacher_from_one_that_differs_in_one_bit():
@@ -644,14 +690,16 @@ def test_the_teacher_digest_tells_a_teacher_from_one_that_differs_in_one_bit():
 
 
 def test_the_best_signal_is_never_a_trivial_baseline_which_is_reported_beside_it():
-    report = {"signals": {"accuracy": {"available": True, "tau": 0.78}, "log_params": {"available": True, "tau": 0.87},
-                          "log_flops": {"available": True, "tau": 0.56}, "zico": {"available": False},
-                          "yardstick_cka": {"available": True, "partial": True, "tau": 0.95}},
-              "combined": {"tau": 0.70}}
-    assert best_signal(report) == {"signal": "accuracy", "tau": 0.78, "baseline": "log_params", "baseline_tau": 0.87}
-    report["combined"]["tau"] = 0.80
-    assert best_signal(report)["signal"] == "combined"
-    assert best_signal({"signals": {"log_flops": {"available": True, "tau": 0.5}}, "combined": None}) is None
+    plain = fidelity_json(signals={"accuracy": agreement_json(0.78), "log_params": agreement_json(0.87),
+                                   "log_flops": agreement_json(0.56), "zico": {"available": False, "measured": 3},
+                                   "yardstick_cka": agreement_json(0.95, partial=True)},
+                          combined={**fidelity_json()["combined"], "tau": 0.70})
+    report = FidelityReport.from_json(plain)
+    assert best_signal(report) == Best(signal="accuracy", tau=0.78, baseline="log_params", baseline_tau=0.87)
+    assert best_signal(dataclasses.replace(report, combined=dataclasses.replace(report.combined, tau=0.80))).signal \
+        == "combined"
+    alone = FidelityReport.from_json({**plain, "signals": {"log_flops": agreement_json(0.5)}, "combined": None})
+    assert best_signal(alone) is None
 
 
 def test_the_best_signal_is_paired_with_the_score_the_search_maximises():
@@ -661,9 +709,9 @@ def test_the_best_signal_is_paired_with_the_score_the_search_maximises():
     reference = np.arange(10.0)
     values = {"loss_ema": reference.copy(), "accuracy": -reference}
     versus = _versus_score("loss_ema", "accuracy", values, reference, 200)
-    assert versus["score"] == "accuracy" and versus["tau_score"] == pytest.approx(-1.0)
-    assert versus["tau_minus"] == pytest.approx(2.0) and versus["ci"] == pytest.approx([2.0, 2.0])
-    assert versus["above_fraction"] == 1.0
+    assert versus.score == "accuracy" and versus.tau_score == pytest.approx(-1.0)
+    assert versus.tau_minus == pytest.approx(2.0) and versus.ci == pytest.approx([2.0, 2.0])
+    assert versus.above_fraction == 1.0
     assert _versus_score("accuracy", "accuracy", values, reference, 200) is None
     assert _versus_score("loss_ema", "tar_at_far", values, reference, 200) is None
 
@@ -680,14 +728,14 @@ def test_a_partial_signal_is_paired_with_its_counterpart_on_its_own_architecture
     found = _like_for_like("yardstick_cka", yardstick, have, reference, features, {"yardstick_cka": have}, 200)
     assert found["same_architectures"] == {"teacher_cka": pytest.approx(-1.0)}  # constant FLOPs: no tau
     paired = found["paired"]
-    assert paired["with"] == "teacher_cka" and paired["tau_other"] == pytest.approx(-1.0)
-    assert paired["tau_minus_other"] == pytest.approx(2.0) and paired["tau_above_other_fraction"] == 1.0
+    assert paired.rival == "teacher_cka" and paired.tau_other == pytest.approx(-1.0)
+    assert paired.tau_minus_other == pytest.approx(2.0) and paired.tau_above_other_fraction == 1.0
     # measured on all 8 (filled in), it is still paired with its rival, on all 8, and not with itself
     everywhere = np.ones(8, bool)
     features["yardstick_cka"] = reference.copy()
     found = _like_for_like("yardstick_cka", reference, everywhere, reference, features, {}, 200)
     assert set(found["same_architectures"]) == {"teacher_cka"}
-    assert found["paired"]["tau_other"] == pytest.approx(rank_agreement(teacher, reference, 0)["tau"])
+    assert found["paired"].tau_other == pytest.approx(rank_agreement(teacher, reference, 0)["tau"])
 
 
 @pytest.mark.slow

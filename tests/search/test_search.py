@@ -16,7 +16,7 @@ from nasface.search import (cheapest_spec, config_from_options, load_proxy_data,
                             record, run_search)
 from nasface.arch.space import load_space
 from nasface.arch.spec import spec_from_dict
-from nasface.train import score
+from nasface.training.proxy import score
 from tests.factories import assert_budget_invariant, tiny_config
 
 

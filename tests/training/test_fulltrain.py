@@ -24,7 +24,7 @@ from nasface.training.fulltrain import (CHECKPOINT_FILE, FINAL_WEIGHTS, plan_fro
                                         run_training, train_recipe)
 from nasface.ui.training_progress import TrainingReporter
 from nasface.arch.spec import save_spec, spec_from_dict
-from nasface.train import ProxyBudget
+from nasface.training.settings import ProxyBudget
 from tests.factories import TINY_NET, write_recipe
 
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from nasface.training.signals import (SIGNALS, grad_norm, linear_cka, loss_signals, naswot, oriented, snip,
                                       synflow, trivial_signals, zero_cost_signals, zico)
-from nasface.train import build_student, proxy_spec
+from nasface.training.proxy import build_student
+from nasface.training.student import proxy_spec
 from tests.factories import SMALL_NET
 
 

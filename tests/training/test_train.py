@@ -18,7 +18,10 @@ from nasface.arch.model import deployed_cost
 from nasface.search import DataSettings, load_proxy_data
 from nasface.arch.spec import spec_from_dict
 from nasface.training.teacher import read_teacher, teacher_targets
-from nasface.train import ProxyBudget, build_student, make_loop_state, proxy_spec, score, train_loop
+from nasface.training.loop import make_loop_state, train_loop
+from nasface.training.proxy import build_student, score
+from nasface.training.settings import ProxyBudget
+from nasface.training.student import proxy_spec
 from tests.factories import SMALL_NET, TINY_BUDGET
 
 
