@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from nasface.ui.timed_console import TimedConsole
+
 
 
 def format_duration(seconds: float | None) -> str:
@@ -189,7 +191,7 @@ class Reporter:
 
     def __init__(self, mode: str = "rich", interval: float = 10.0):
         self.mode, self.interval = mode, interval
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.console = TimedConsole(highlight=False, soft_wrap=True)
         self.started = time.time()
         self.stages = StageDisplay(mode, self.console, self._emit, interval)
         self._writing = threading.Lock()
@@ -200,6 +202,7 @@ class Reporter:
             with self._writing:
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
+            self.console.last_line = time.monotonic()
 
     def log(self, message: str) -> None:
         if self.mode == "rich":

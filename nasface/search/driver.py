@@ -30,11 +30,13 @@ from nasface.search import job, record
 from nasface.search.checks import check_config
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
                                      recover_stale_trials, still_ours, trained_elsewhere)
+from nasface.search.eta import TrialCostModel, calibrate, modelled_time_left
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.samplers import make_sampler
+from nasface.search.silence import SilenceWatch
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.signals import oriented
-from nasface.space import SearchSpace, fill_budget
+from nasface.space import SearchSpace, cheapest_spec, fill_budget
 from nasface.spec import load_spec, preset_names, spec_from_dict, spec_to_dict
 from nasface.storage import StudyLock, open_storage, write_failure
 from nasface.progress import StageProgress
@@ -57,8 +59,10 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
 
     progress = Progress(planned=config.trials, proxy_steps=config.proxy.steps,
                         parallel=1 if config.executor == "inline" else config.workers)
-    space = check_config(config)
+    silence = SilenceWatch(reporter, progress)
+    silence.start()
     try:
+        space = check_config(config)
         return _search(config, space, reporter, progress)
     except (optuna.exceptions.StorageInternalError, OperationalError) as err:
         raise write_failure(f"the study storage {config.storage_url}", err) from None
@@ -66,10 +70,18 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
         if err.errno not in WRITE_ERRNOS:
             raise
         raise write_failure(err.filename or str(config.study_dir), err) from None
+    finally:
+        silence.stop()
 
 
 def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progress) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    reporter.start(config, space, None)
+    # The faces the proxy uses are decoded before the study exists: a corrupt image is refused
+    # without leaving a study that would then refuse the corrected command.
+    progress.doing = "decoding the proxy data"
+    data = _proxy_data_first(config, reporter, progress)
+    progress.doing = "opening the study"
     lock = StudyLock(config.storage_url)
     try:
         with lock.hold("storage"):  # two drivers creating the same new database would collide
@@ -81,17 +93,33 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             launch = _check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
-            reporter.start(config, space, study)
             recover_stale_trials(study, space, reporter.log)
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
-        config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        study = _drive(study, lock, space, config, reporter, progress)
+        study = _drive(study, lock, space, config, reporter, progress, data)
+        progress.doing = "finishing"
         if not progress.interrupted:  # with a latency target: the front's measured latency
             measure_front(study, config, reporter.log)
         return study
     finally:
         lock.close()
+
+
+def _proxy_data_first(config: SearchConfig, reporter, progress: Progress):
+    """The proxy data, decoded into the study's cache (a stage); if that fails, a study folder this
+    call created is removed again (it holds nothing then)."""
+    cache = config.study_dir / "cache"
+    created = [folder for folder in (cache, *cache.parents) if not folder.exists()]
+    try:
+        with progress.section("data"):
+            return job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
+    except BaseException:
+        for folder in created:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # not empty: something else now uses it
+        raise
 
 
 def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
@@ -171,6 +199,11 @@ class Progress:
     run (their wall time, so zero-cost scores and evaluation count); before one has finished, taken
     from the steps of those in training; before that, from the teacher's steps (the same batches at
     the same resolution, ``teacher_flops`` a step); with none of these it is unknown.
+
+    With a ``model`` (``nasface.search.eta``: each part of a trial timed on seed networks before the
+    candidates) the time left is instead the model's seconds of each trial left, corrected by the
+    finished trials' measured / modelled wall time (``finished_modelled``), so the first estimate
+    already counts zero-cost scores and evaluation.
     """
 
     planned: int | None
@@ -193,11 +226,19 @@ class Progress:
     started: float = field(default_factory=time.time)
     sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
     interrupted: bool = False  # Ctrl-C ended the candidates
+    doing: str = "checking the inputs"      # what the driver does now, for a line in a silent stretch
+    model: TrialCostModel | None = None
+    finished_modelled: float = 0.0           # the model's seconds for the trials finished in this run
 
     def finished(self, seconds: float, steps: int, flops: int) -> None:
         """A trial of ``steps`` steps of a ``flops`` network took ``seconds`` of wall time."""
         self.finished_seconds += seconds
         self.finished_work += steps * flops
+        if self.model is not None:
+            self.finished_modelled += self.model.seconds(flops, steps)
+
+    def candidates_to_start(self, live: dict[int, LiveTrial]) -> int:
+        return max(0, (self.planned or 0) - self.trained - sum(1 for trial in live.values() if not trial.baseline))
 
     def seconds_per_flop_step(self) -> float | None:
         if self.finished_work > 0:
@@ -213,12 +254,14 @@ class Progress:
         """Steps x FLOPs still to train: the trials in training, those queued, the candidates to start."""
         live = dict(self.live)  # a snapshot: the driver adds and removes trials
         in_training = list(live.values())
-        to_start = max(0, (self.planned or 0) - self.trained - sum(1 for trial in in_training if not trial.baseline))
+        to_start = self.candidates_to_start(live)
         queued = sum(flops for number, flops in self.queued_flops.items() if number not in live)
         return (sum(max(0, trial.steps - trial.done) * trial.flops for trial in in_training)
                 + self.proxy_steps * (queued + to_start * (self.expected_flops or 0.0)))
 
     def eta_seconds(self) -> float | None:
+        if self.planned is not None and self.model is not None:
+            return modelled_time_left(self)
         rate = self.seconds_per_flop_step()
         if self.planned is None or rate is None:
             return None
@@ -271,9 +314,9 @@ def held_interrupt():
 
 
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
-           reporter, progress: Progress) -> optuna.Study:
-    """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
-    trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
+           reporter, progress: Progress, data) -> optuna.Study:
+    """The teacher (built once), then the ask / train / tell loop on the proxy ``data``, until the
+    study has its trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
     progress.trained = record.trained_candidates(study)
     progress.pareto = len(pareto_front(study))
     _queued_work(study, space, config, progress)
@@ -281,8 +324,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         progress.teacher_flops = count(auto_teacher(config.proxy, config.teacher_spec)[0],
                                        config.budgets.convention)["flops"]
     reporter.stages.search_eta = progress.eta_during
-    with progress.section("data"):
-        data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
+    if progress.planned is not None and (progress.queued_flops or progress.candidates_to_start({})):
+        progress.doing = "timing a trial's parts"
+        with progress.section("timing"):  # before the teacher, whose stage then shows the whole time left
+            progress.model = calibrate(_calibration_networks(space, config), data, config.proxy, reporter.stages)
+    progress.doing = "preparing the teacher"
     with progress.section("teacher"):
         teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
@@ -292,6 +338,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     payload_base = job.payload_base(config, teacher)
 
     candidates_started = time.time()
+    progress.doing = "starting the candidates' workers"
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
@@ -317,6 +364,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     interrupted = False
     try:
         while True:
+            progress.doing = "training candidates" if running else "sampling the next candidate"
             while len(running) < executor.capacity():
                 with lock.hold(config.study), held_interrupt():
                     if not want_more():
@@ -430,6 +478,18 @@ def baseline_presets(space: SearchSpace) -> list[str]:
             continue  # not a point of this space (e.g. a teacher)
         names.append(name)
     return names
+
+
+def _calibration_networks(space: SearchSpace, config: SearchConfig) -> list[tuple[object, int]]:
+    """The cheapest and the most expensive seed network of the space, with their FLOPs (the space's
+    cheapest network when it has none): what a trial's parts are timed on."""
+    convention = config.budgets.convention
+    seeds = sorted(((name, count(name, convention)["flops"]) for name in baseline_presets(space)),
+                   key=lambda seed: seed[1])
+    if not seeds:
+        cheapest = cheapest_spec(space)
+        return [(cheapest, count(cheapest, convention)["flops"])]
+    return [seeds[0], seeds[-1]] if len(seeds) > 1 else seeds
 
 
 def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
