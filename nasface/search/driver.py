@@ -32,6 +32,7 @@ from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fa
                                      recover_stale_trials, still_ours, trained_elsewhere)
 from nasface.search.eta import TrialCostModel, calibrate, modelled_time_left
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
+from nasface.search.orphans import note_ray_session, stop_orphans
 from nasface.search.samplers import make_sampler
 from nasface.search.silence import SilenceWatch
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
@@ -339,8 +340,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
 
     candidates_started = time.time()
     progress.doing = "starting the candidates' workers"
+    stop_orphans(config.study_dir, reporter.log)  # a killed driver's local Ray agents
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
+    session_dir = getattr(executor, "session_dir", None)
+    ray_note = note_ray_session(config.study_dir, session_dir) if session_dir else None
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
     deadline = None if config.timeout is None else time.time() + config.timeout
     rejections_in_a_row = 0
@@ -443,6 +447,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         watch.stop()
         heartbeat.stop()
         executor.shutdown()
+        if ray_note is not None:
+            ray_note.unlink(missing_ok=True)
         progress.sections["candidates"] = time.time() - candidates_started
     reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
     if interrupted:
