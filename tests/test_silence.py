@@ -41,11 +41,11 @@ def test_a_silent_stretch_gets_a_line_naming_what_the_driver_does():
 
 def test_no_extra_line_while_other_lines_keep_coming():
     buffer = io.StringIO()
-    reporter = reporter_into(buffer, interval=3.0)
+    reporter = reporter_into(buffer, interval=2.0)
     watch = SilenceWatch(reporter, Progress(planned=None))
     watch.start()
     try:
-        for step in range(20):  # a line every 0.1 s for 2 s: never 3 s of silence
+        for step in range(20):  # a line every 0.1 s for 2 s: never 3 s (2 + the slack) of silence
             reporter.log(f"step {step}")
             time.sleep(0.1)
     finally:

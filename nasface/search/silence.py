@@ -1,4 +1,4 @@
-"""No silent stretch in a search: a line whenever ``interval`` seconds have passed since the last one.
+"""No silent stretch in a search: a line whenever ``interval`` seconds (10) have passed since the last one.
 
 Trials in training, stages and trial results print lines of their own; what falls between them
 (checking the inputs, opening the study, a stage whose units are slow, sampling the next candidate,
@@ -14,11 +14,12 @@ from nasface.progress import format_duration
 from nasface.search.periodic import Periodic
 
 CHECK_SECONDS = 0.5
+SLACK_SECONDS = 1.0  # after the interval, so that the lines that come every interval anyway come first
 
 
 class SilenceWatch(Periodic):
     """A thread that logs "still working: ..." through ``reporter`` when its console has printed
-    nothing for ``reporter.interval`` seconds."""
+    nothing for ``reporter.interval`` (+ ``SLACK_SECONDS``) seconds."""
 
     seconds, name = CHECK_SECONDS, "nasface-silence-watch"
 
@@ -28,7 +29,7 @@ class SilenceWatch(Periodic):
 
     def tick(self) -> None:
         console = self.reporter.console
-        if time.monotonic() - console.last_line < self.reporter.interval:
+        if time.monotonic() - console.last_line < self.reporter.interval + SLACK_SECONDS:
             return
         eta = self.progress.eta_seconds()
         left = f"; search ~{format_duration(eta)} left" if eta is not None else ""
