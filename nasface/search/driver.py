@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -81,15 +82,29 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
     # The faces the proxy uses are decoded before the study exists: a corrupt image is refused
     # without leaving a study that would then refuse the corrected command.
     progress.doing = "decoding the proxy data"
-    data = _proxy_data_first(config, reporter, progress)
-    progress.doing = "opening the study"
-    lock = StudyLock(config.storage_url)
+    cache = config.study_dir / "cache"
+    created = [folder for folder in (cache, *cache.parents) if not folder.exists()]
     try:
-        with lock.hold("storage"):  # two drivers creating the same new database would collide
-            storage = open_storage(config.storage_url)
-            study = optuna.create_study(study_name=config.study, storage=storage,
-                                        directions=[OBJECTIVES[o] for o in config.objectives],
-                                        load_if_exists=True)
+        with progress.section("data"):
+            data = job.load_proxy_data(config.data, config.seed, cache, reporter.stages)
+    except BaseException:
+        _remove_new_folders(created)
+        raise
+    progress.doing = "opening the study"
+    lock = None
+    try:
+        try:
+            lock = StudyLock(config.storage_url)  # a PostgreSQL storage is reached here
+            with lock.hold("storage"):  # two drivers creating the same new database would collide
+                storage = open_storage(config.storage_url)
+                study = optuna.create_study(study_name=config.study, storage=storage,
+                                            directions=[OBJECTIVES[o] for o in config.objectives],
+                                            load_if_exists=True)
+        except BaseException:  # e.g. a storage that cannot be reached: the new study folder goes
+            if created:
+                shutil.rmtree(cache / data.key, ignore_errors=True)
+                _remove_new_folders(created)
+            raise
         with lock.hold(config.study):
             launch = _check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
@@ -103,24 +118,17 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             measure_front(study, config, reporter.log)
         return study
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
-def _proxy_data_first(config: SearchConfig, reporter, progress: Progress):
-    """The proxy data, decoded into the study's cache (a stage); if that fails, a study folder this
-    call created is removed again (it holds nothing then)."""
-    cache = config.study_dir / "cache"
-    created = [folder for folder in (cache, *cache.parents) if not folder.exists()]
-    try:
-        with progress.section("data"):
-            return job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
-    except BaseException:
-        for folder in created:  # the deepest first
-            try:
-                folder.rmdir()
-            except OSError:
-                pass  # not empty: something else now uses it
-        raise
+def _remove_new_folders(created: list[Path]) -> None:
+    """Remove the folders (deepest first) that a search that failed had created, where empty."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: something else now uses it
 
 
 def _check_settings(study: optuna.Study, config: SearchConfig) -> int:
