@@ -50,11 +50,12 @@ def test_the_time_left_counts_every_trial_left_with_its_overhead_then_follows_th
     assert Progress(planned=2, proxy_steps=10, parallel=2, expected_flops=200, model=MODEL,
                     queued_flops={0: 100, 1: 300}).eta_seconds() == pytest.approx(whole / 2)
 
-    # trial 0 in training, 4 of 10 steps done at 2 steps/s: its steps left at that rate, then its evaluation
+    # trial 0 in training, 4 of 10 steps done at 10 steps/s (as modelled): its steps left at that rate,
+    # then its evaluation
     progress.live[0] = LiveTrial(number=0, label="baseline a", flops=100, steps=10, baseline=True,
-                                 started=time.time(), phase="training", done=4, steps_per_second=2.0)
+                                 started=time.time(), phase="training", done=4, steps_per_second=10.0)
     after = MODEL.seconds(300, 10) + 2 * MODEL.seconds(200, 10)
-    assert progress.eta_seconds() == pytest.approx(6 / 2.0 + MODEL.evaluation_seconds(100) + after)
+    assert progress.eta_seconds() == pytest.approx(6 / 10.0 + MODEL.evaluation_seconds(100) + after)
 
     # it finished at twice what the model said: everything left is corrected by that ratio
     progress.live.clear()
@@ -62,6 +63,24 @@ def test_the_time_left_counts_every_trial_left_with_its_overhead_then_follows_th
     progress.finished(seconds=2 * MODEL.seconds(100, 10), steps=10, flops=100)
     assert progress.eta_seconds() == pytest.approx(2 * after)
     assert modelled_time_left(progress) == progress.eta_seconds()
+
+
+def test_before_any_trial_finishes_the_trials_in_training_correct_the_estimate_of_the_others():
+    progress = Progress(planned=1, proxy_steps=10, model=MODEL, expected_flops=100, queued_flops={1: 300})
+    waiting = MODEL.seconds(300, 10) + MODEL.seconds(100, 10)
+    # training at half the modelled step rate: the trials waiting are taken to go twice as slowly
+    progress.live[0] = LiveTrial(number=0, label="baseline a", flops=100, steps=10, baseline=True,
+                                 started=time.time(), phase="training", done=5, steps_per_second=5.0)
+    assert MODEL.measured_ratio(progress.live[0]) == pytest.approx(2.0)
+    assert progress.eta_seconds() == pytest.approx(5 / 5.0 + 2 * MODEL.evaluation_seconds(100) + 2 * waiting)
+    # still starting, 3x past its modelled setup: at least 3x
+    progress.live[0] = LiveTrial(number=0, label="baseline a", flops=100, steps=10, baseline=True,
+                                 started=time.time() - 9.0, phase="starting")
+    assert MODEL.measured_ratio(progress.live[0]) == pytest.approx(3.0, rel=0.05)
+    assert progress.eta_seconds() == pytest.approx(3 * (10 * 0.1 + 2.0) + 3 * waiting, rel=0.05)
+    # starting within its modelled setup: nothing measured yet
+    progress.live[0].started = time.time()
+    assert MODEL.measured_ratio(progress.live[0]) is None
 
 
 def test_a_starting_trial_still_owes_the_rest_of_its_setup():

@@ -7,8 +7,9 @@ cheapest and the most expensive seed network of the space (``calibrate``: a few 
 the real zero-cost scores and one batch of held-out faces), and ``TrialCostModel`` draws a line in
 FLOPs through the two for each part.  The search's time left (``Progress.eta_seconds``) is then the
 model's seconds of every trial still to run, times the ratio of measured to modelled wall time of the
-trials finished in this run (1 before the first), which folds in what the model cannot see (a Ray
-worker's start, a machine busier than when it was timed).
+trials finished in this run (before the first, how the trials in training go against it; 1 before
+that), which folds in what the model cannot see (a Ray worker's start, a machine busier than when it
+was timed).
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ class TrialCostModel:
         return left
 
 
+    def measured_ratio(self, trial) -> float | None:
+        """How much slower than modelled a trial in training goes: its steps at the rate its job
+        reports, or, still starting past its modelled setup, at least that overrun; None before either."""
+        if trial.steps_per_second:
+            return 1.0 / trial.steps_per_second / self.step_seconds(trial.flops)
+        elapsed = time.time() - trial.started
+        if trial.phase == "starting" and elapsed > self.setup_seconds(trial.flops):
+            return elapsed / self.setup_seconds(trial.flops)
+        return None
+
+
 def calibration_pairs(pairs: PairSet, faces: int = CALIBRATION_FACES) -> tuple[PairSet, float]:
     """(a pair set of ``faces`` distinct held-out faces, how many times more distinct faces the whole
     set has): evaluation embeds each distinct face once, so its time scales with their number."""
@@ -137,10 +149,15 @@ def calibrate(networks: list[tuple[object, int]], data, proxy, stages) -> TrialC
 def modelled_time_left(progress) -> float:
     """The search's seconds left by ``progress.model`` (a driver's ``Progress``): the trials in training,
     the baselines and promotions queued, and the candidates still to start at the expected FLOPs, each
-    corrected by the finished trials' measured / modelled wall time, ``progress.parallel`` at a time."""
+    corrected by the finished trials' measured / modelled wall time (before one has finished, by the
+    trials in training's), ``progress.parallel`` at a time."""
     model = progress.model
-    correction = progress.finished_seconds / progress.finished_modelled if progress.finished_modelled > 0 else 1.0
     live = dict(progress.live)  # a snapshot: the driver adds and removes trials
+    if progress.finished_modelled > 0:
+        correction = progress.finished_seconds / progress.finished_modelled
+    else:  # before a trial has finished: how the trials in training go against the model, if known
+        ratios = [ratio for ratio in (model.measured_ratio(trial) for trial in live.values()) if ratio]
+        correction = statistics.fmean(ratios) if ratios else 1.0
     queued = [flops for number, flops in progress.queued_flops.items() if number not in live]
     to_start = progress.candidates_to_start(live)
     waiting = sum(model.seconds(flops, progress.proxy_steps) for flops in queued)
