@@ -1,8 +1,8 @@
 """A trial's wall time before any has finished: timed on the seed networks, then corrected by the trials.
 
-Training by FLOPs alone is not what a trial costs: on a CPU proxy a small network's trial is mostly
-the rest (building it, its zero-cost scores, embedding the held-out faces; measured 4.4x more than
-its training steps at 32 px).  So before the candidates the driver times each part of a trial on the
+Training by FLOPs alone is not what a trial costs: on a CPU proxy much of a trial is the rest
+(building the network, its zero-cost scores, embedding the held-out faces), and an estimate from
+training steps alone was 4.4x low on a 40-step proxy at 32 px.  So before the candidates the driver times each part of a trial on the
 cheapest and the most expensive seed network of the space (``calibrate``: a few real training steps,
 the real zero-cost scores and one batch of held-out faces), and ``TrialCostModel`` draws a line in
 FLOPs through the two for each part.  The search's time left (``Progress.eta_seconds``) is then the
@@ -54,7 +54,7 @@ class TrialCostModel:
         if high.flops == low.flops:
             return statistics.fmean(getattr(t, name) for t in points)
         slope = (at_high - at_low) / (high.flops - low.flops)
-        # a part never costs less than the cheapest network's share of it (noise can tilt the line)
+        # never below half the smaller timed value: noise can tilt the line down to zero or less
         return max(min(at_low, at_high) * 0.5, at_low + slope * (flops - low.flops))
 
     def setup_seconds(self, flops: float) -> float:
