@@ -299,3 +299,16 @@ def test_the_fidelity_tables_mark_each_goal_with_the_number_that_decides_it(tmp_
         main([str(tmp_path / "missing")])
     with pytest.raises(SystemExit, match="no measured signal 'zico'"):
         main([str(tmp_path), "--score", "zico"])
+
+
+def test_first_eta_reads_the_first_estimate_and_the_longest_silence_from_a_stamped_log():
+    from benchmarks.first_eta import analyse
+
+    stamped = [(100.0, "nasface search study s"), (104.0, "  rendering faces: 30 faces in 0m04s"),
+               (116.0, "  still working: timing a trial's parts, 0m16s elapsed; search ~1h02m left"),
+               (120.0, "  trial 1: step 3/40, loss 4.2, 1.00 steps/s, ~0m37s left, 0m10s elapsed; search ~3m20s left"),
+               (416.0, "where the time went: total 5m16s")]
+    found = analyse(stamped)
+    assert found["first_eta_seconds"] == 3720 and found["printed_after_seconds"] == 16.0
+    assert found["actual_left_seconds"] == 300.0 and found["ratio_actual_to_eta"] == pytest.approx(300 / 3720)
+    assert found["worst_gap_seconds"] == 296.0 and found["lines"] == 5

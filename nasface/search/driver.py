@@ -8,6 +8,7 @@ and its counts and time left ``nasface.search.eta``'s.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -28,11 +29,14 @@ from nasface.search.checks import check_config
 from nasface.search.eta import Progress
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
                                      recover_stale_trials, still_ours, trained_elsewhere)
+from nasface.search.trial_time import calibrate
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
+from nasface.search.orphans import note_ray_session, stop_orphans
 from nasface.search.samplers import make_sampler
+from nasface.search.silence import SilenceWatch
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.training.signals import oriented
-from nasface.arch.space import SearchSpace, fill_budget
+from nasface.arch.space import SearchSpace, cheapest_spec, fill_budget
 from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
 from nasface.search.study import baseline_presets, check_settings, enqueue_baselines, promote, rung_payload
@@ -55,8 +59,10 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
 
     progress = Progress(planned=config.trials, proxy_steps=config.proxy.steps,
                         parallel=1 if config.executor == "inline" else config.workers)
-    space = check_config(config)
+    silence = SilenceWatch(reporter, progress)
+    silence.start()
     try:
+        space = check_config(config)
         return _search(config, space, reporter, progress)
     except (optuna.exceptions.StorageInternalError, OperationalError) as err:
         raise write_failure(f"the study storage {config.storage_url}", err) from None
@@ -64,32 +70,63 @@ def run_search(config: SearchConfig, reporter) -> optuna.Study:
         if err.errno not in WRITE_ERRNOS:
             raise
         raise write_failure(err.filename or str(config.study_dir), err) from None
+    finally:
+        silence.stop()
 
 
 def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progress) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    lock = StudyLock(config.storage_url)
+    reporter.start(config, space, None)
+    # The faces the proxy uses are decoded before the study exists: a corrupt image is refused
+    # without leaving a study that would then refuse the corrected command.
+    progress.doing = "decoding the proxy data"
+    cache = config.study_dir / "cache"
+    created = [folder for folder in (cache, *cache.parents) if not folder.exists()]
     try:
-        with lock.hold("storage"):  # two drivers creating the same new database would collide
-            storage = open_storage(config.storage_url)
-            study = optuna.create_study(study_name=config.study, storage=storage,
-                                        directions=[OBJECTIVES[o] for o in config.objectives],
-                                        load_if_exists=True)
+        with progress.section("data"):
+            data = job.load_proxy_data(config.data, config.seed, cache, reporter.stages)
+    except BaseException:
+        _remove_new_folders(created)
+        raise
+    progress.doing = "opening the study"
+    lock = None
+    try:
+        try:
+            lock = StudyLock(config.storage_url)  # a PostgreSQL storage is reached here
+            with lock.hold("storage"):  # two drivers creating the same new database would collide
+                storage = open_storage(config.storage_url)
+                study = optuna.create_study(study_name=config.study, storage=storage,
+                                            directions=[OBJECTIVES[o] for o in config.objectives],
+                                            load_if_exists=True)
+        except BaseException:  # e.g. a storage that cannot be reached: the new study folder goes
+            if created:
+                shutil.rmtree(cache / data.key, ignore_errors=True)
+                _remove_new_folders(created)
+            raise
         with lock.hold(config.study):
             launch = check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
-            reporter.start(config, space, study)
             recover_stale_trials(study, space, reporter.log)
             if config.baselines:
                 enqueue_baselines(study, space, reporter.log)
-        config.study_dir.mkdir(parents=True, exist_ok=True)  # the proxy-data and teacher caches
-        study = _drive(study, lock, space, config, reporter, progress)
+        study = _drive(study, lock, space, config, reporter, progress, data)
+        progress.doing = "finishing"
         if not progress.interrupted:  # with a latency target: the front's measured latency
             measure_front(study, config, reporter.log)
         return study
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
+
+
+def _remove_new_folders(created: list[Path]) -> None:
+    """Remove the folders (deepest first) that a search that failed had created, where empty."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: something else now uses it
 
 
 def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
@@ -129,9 +166,9 @@ def held_interrupt():
 
 
 def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: SearchConfig,
-           reporter, progress: Progress) -> optuna.Study:
-    """Data and teacher (each built once), then the ask / train / tell loop, until the study has its
-    trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
+           reporter, progress: Progress, data) -> optuna.Study:
+    """The teacher (built once), then the ask / train / tell loop on the proxy ``data``, until the
+    study has its trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
     progress.trained = record.trained_candidates(study)
     progress.pareto = len(pareto_front(study))
     _queued_work(study, space, config, progress)
@@ -139,8 +176,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         progress.teacher_flops = count(auto_teacher(config.proxy, config.teacher_spec)[0],
                                        config.budgets.convention)["flops"]
     reporter.stages.search_eta = progress.eta_during
-    with progress.section("data"):
-        data = job.load_proxy_data(config.data, config.seed, config.study_dir / "cache", reporter.stages)
+    if progress.planned is not None and (progress.queued_flops or progress.candidates_to_start({})):
+        progress.doing = "timing a trial's parts"
+        with progress.section("timing"):  # before the teacher, whose stage then shows the whole time left
+            progress.model = calibrate(_calibration_networks(space, config), data, config.proxy, reporter.stages)
+    progress.doing = "preparing the teacher"
     with progress.section("teacher"):
         teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
@@ -150,8 +190,12 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     payload_base = job.payload_base(config, teacher)
 
     candidates_started = time.time()
+    progress.doing = "starting the candidates' workers"
+    stop_orphans(config.study_dir, reporter.log)  # a killed driver's local Ray agents
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
+    session_dir = getattr(executor, "session_dir", None)
+    ray_note = note_ray_session(config.study_dir, session_dir) if session_dir else None
     running: dict[int, tuple[optuna.trial.Trial, float]] = {}
     deadline = None if config.timeout is None else time.time() + config.timeout
     rejections_in_a_row = 0
@@ -175,6 +219,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     interrupted = False
     try:
         while True:
+            progress.doing = "training candidates" if running else "sampling the next candidate"
             while len(running) < executor.capacity():
                 with lock.hold(config.study), held_interrupt():
                     if not want_more():
@@ -253,6 +298,8 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         watch.stop()
         heartbeat.stop()
         executor.shutdown()
+        if ray_note is not None:
+            ray_note.unlink(missing_ok=True)
         progress.sections["candidates"] = time.time() - candidates_started
     reporter.finish(study, pareto_front(study), config, progress.where_the_time_went())
     if interrupted:
@@ -276,6 +323,18 @@ def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, 
         progress.expected_flops = sum(trained) / len(trained)
     else:
         progress.expected_flops = config.budgets.flops
+
+
+def _calibration_networks(space: SearchSpace, config: SearchConfig) -> list[tuple[object, int]]:
+    """The cheapest and the most expensive seed network of the space, with their FLOPs (the space's
+    cheapest network when it has none): what a trial's parts are timed on."""
+    convention = config.budgets.convention
+    seeds = sorted(((name, count(name, convention)["flops"]) for name in baseline_presets(space)),
+                   key=lambda seed: seed[1])
+    if not seeds:
+        cheapest = cheapest_spec(space)
+        return [(cheapest, count(cheapest, convention)["flops"])]
+    return [seeds[0], seeds[-1]] if len(seeds) > 1 else seeds
 
 
 def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:

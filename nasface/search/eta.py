@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from nasface.core.stages import StageProgress
 from nasface.search.live import LiveTrial
+from nasface.search.trial_time import TrialCostModel, modelled_time_left
 from nasface.training.teacher import TEACHER_TRAINING
 
 
@@ -25,6 +26,11 @@ class Progress:
     run (their wall time, so zero-cost scores and evaluation count); before one has finished, taken
     from the steps of those in training; before that, from the teacher's steps (the same batches at
     the same resolution, ``teacher_flops`` a step); with none of these it is unknown.
+
+    With a ``model`` (``nasface.search.trial_time``: each part of a trial timed on seed networks
+    before the candidates) the time left is instead the model's seconds of each trial left, corrected
+    by the finished trials' measured / modelled wall time (``finished_modelled``), so the first
+    estimate already counts zero-cost scores and evaluation.
     """
 
     planned: int | None
@@ -47,11 +53,19 @@ class Progress:
     started: float = field(default_factory=time.time)
     sections: dict[str, float] = field(default_factory=dict)   # data, teacher, candidates -> seconds
     interrupted: bool = False  # Ctrl-C ended the candidates
+    doing: str = "checking the inputs"      # what the driver does now, for a line in a silent stretch
+    model: TrialCostModel | None = None
+    finished_modelled: float = 0.0           # the model's seconds for the trials finished in this run
 
     def finished(self, seconds: float, steps: int, flops: int) -> None:
         """A trial of ``steps`` steps of a ``flops`` network took ``seconds`` of wall time."""
         self.finished_seconds += seconds
         self.finished_work += steps * flops
+        if self.model is not None:
+            self.finished_modelled += self.model.seconds(flops, steps)
+
+    def candidates_to_start(self, live: dict[int, LiveTrial]) -> int:
+        return max(0, (self.planned or 0) - self.trained - sum(1 for trial in live.values() if not trial.baseline))
 
     def seconds_per_flop_step(self) -> float | None:
         if self.finished_work > 0:
@@ -67,12 +81,14 @@ class Progress:
         """Steps x FLOPs still to train: the trials in training, those queued, the candidates to start."""
         live = dict(self.live)  # a snapshot: the driver adds and removes trials
         in_training = list(live.values())
-        to_start = max(0, (self.planned or 0) - self.trained - sum(1 for trial in in_training if not trial.baseline))
+        to_start = self.candidates_to_start(live)
         queued = sum(flops for number, flops in self.queued_flops.items() if number not in live)
         return (sum(max(0, trial.steps - trial.done) * trial.flops for trial in in_training)
                 + self.proxy_steps * (queued + to_start * (self.expected_flops or 0.0)))
 
     def eta_seconds(self) -> float | None:
+        if self.planned is not None and self.model is not None:
+            return modelled_time_left(self)
         rate = self.seconds_per_flop_step()
         if self.planned is None or rate is None:
             return None

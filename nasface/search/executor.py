@@ -90,6 +90,7 @@ class RayExecutor:
         import ray
 
         self.ray = ray
+        self.session_dir: str | None = None  # of a local Ray this executor started
         if not ray.is_initialized():
             options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
                        "configure_logging": True}
@@ -98,8 +99,9 @@ class RayExecutor:
                     ray.init(address=address, **options)
                 else:
                     # nasface's own local Ray: sized for the asked workers, nothing to install or start.
-                    ray.init(num_cpus=max(1, int(workers * cpus_per_trial + 0.999)),
-                             num_gpus=None if gpus_per_trial else 0, **options)
+                    started = ray.init(num_cpus=max(1, int(workers * cpus_per_trial + 0.999)),
+                                       num_gpus=None if gpus_per_trial else 0, **options)
+                    self.session_dir = started.address_info["session_dir"]
             except (ConnectionError, RuntimeError, ValueError) as err:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise NasfaceError(f"cannot start or join {where}: {describe_exception(err)}") from None

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from nasface.core.stages import StageProgress, Stages, format_duration
+from nasface.ui.timed_console import TimedConsole
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -104,7 +105,7 @@ class Reporter:
 
     def __init__(self, mode: str = "rich", interval: float = 10.0):
         self.mode, self.interval = mode, interval
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.console = TimedConsole(highlight=False, soft_wrap=True)
         self.started = time.time()
         self.stages = StageDisplay(mode, self.console, self._emit, interval)
         self._writing = threading.Lock()
@@ -115,6 +116,7 @@ class Reporter:
             with self._writing:
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
+            self.console.last_line = time.monotonic()
 
     def log(self, message: str) -> None:
         if self.mode == "rich":

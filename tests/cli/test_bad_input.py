@@ -78,6 +78,9 @@ def write_inputs(folder: Path) -> None:
     rec.write_bytes(rec.read_bytes()[:-50])
     (folder / "two-people").mkdir()
     write_recordio(folder / "two-people" / "train", records)  # 2 identities, 2 faces each
+    (folder / "corrupt-jpeg").mkdir()  # 4 identities x 2 faces; the sixth face's bytes are not an image
+    people = [ir_header(float(k % 4), png(face(k)) if k != 5 else b"\xff\xd8 not really a jpeg") for k in range(8)]
+    write_recordio(folder / "corrupt-jpeg" / "train", people)
     (folder / "past-end").mkdir()
     write_recordio(folder / "past-end" / "train", records)
     with open(folder / "past-end" / "train.idx", "a") as index:
@@ -132,6 +135,9 @@ CASES = [
     ("data-missing", [*SEARCH, "--data", "no/such/folder"], "data source 'no/such/folder' not found", False),
     ("data-missing-describe", ["data", "no/such/folder"], "data source 'no/such/folder' not found", False),
     ("rec-truncated", [*SEARCH, "--data", "{in}/truncated"], "train.rec: truncated", True),
+    ("rec-corrupt-jpeg", [*SEARCH, "--data", "{in}/corrupt-jpeg", "--train-identities", "2", "--val-identities",
+                          "2", "--images-per-identity", "2", "--pairs", "2"],
+     "train.rec record 5: cannot decode image", False),
     ("idx-past-end", [*SEARCH, "--data", "{in}/past-end"], "record 4 starts at byte 999999, past the end", False),
     ("bin-pickle-code", [*SEARCH, "--val-bin", "{in}/evil.bin"], "refusing to unpickle", True),
     ("bin-pickle-code-describe", ["data", "{in}/evil.bin"], "refusing to unpickle", False),

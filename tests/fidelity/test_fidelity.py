@@ -35,9 +35,7 @@ from nasface.training.proxy import score, score_budgets
 from nasface.training.settings import ProxyBudget, TeacherTargets, WarmupStableDecay
 from nasface.ui.fidelity_page import write_page
 from tests.killing import killed_then_finished
-from tests.test_train import SMALL_NET, TINY_BUDGET, small_data  # noqa: F401  (a fixture)
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.factories import REPO, SMALL_NET, TINY_BUDGET
 TINY = {"budget_flops": "150M", "budget_mem": "4MB", "teacher": "none", "proxy_steps": 4, "proxy_batch": 8,
         "resolution": 32, "train_identities": 12, "images_per_identity": 4, "val_identities": 8, "pairs": 80,
         "device": "cpu", "seed": 0}
