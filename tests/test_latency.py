@@ -18,7 +18,11 @@ from nasface.budget import Budgets
 from nasface.cli import main
 from nasface.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
-from nasface.latency.measure import measure
+import time
+
+import numpy as np
+
+from nasface.latency.measure import calibration_faces, clock, face_maps, measure, time_in_turn
 from nasface.latency.parts import part_keys, parts
 from nasface.latency.search import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
@@ -178,6 +182,16 @@ def test_missing_parts_are_named_not_guessed(tmp_path):
     assert table.missing([spec]) == []
 
 
+def test_a_table_measured_the_old_way_is_refused_in_one_line(tmp_path):
+    from nasface.latency.table import FORMAT
+
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"kind": "header", "format": FORMAT - 1, "key": FAKE_KEY}) + "\n")
+    with pytest.raises(NasfaceError, match="build a new one") as caught:
+        LatencyTable.open(path, FAKE_KEY)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
     spec = load_spec("mobilefacenet")
     path = tmp_path / "table.jsonl"
@@ -233,6 +247,42 @@ def test_a_table_is_refused_by_a_subprocess_too(tmp_path):
 
 
 # -- measurement on the real runtime (tiny networks) -----------------------------------------------------
+@pytest.fixture(scope="module")
+def faces():
+    return calibration_faces("synthetic", 3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 96), st.sampled_from([1, 2, 4, 7, 14, 28, 56]))
+def test_a_part_runs_on_maps_drawn_from_faces_not_noise(faces, channels, size):
+    maps = face_maps((1, channels, size, size), faces)
+    assert len(maps) == len(faces)
+    for drawn in maps:
+        assert drawn.shape == (1, channels, size, size) and drawn.dtype == np.float32
+        assert np.isfinite(drawn).all()
+    again = face_maps((1, channels, size, size), faces)
+    assert all(np.array_equal(a, b) for a, b in zip(maps, again))  # a part's input is the same each time
+    if size >= 14:  # a face's maps are smooth: neighbours agree in sign far more often than noise's (half)
+        signs = np.sign(maps[0][0])
+        assert (signs[:, :, 1:] == signs[:, :, :-1]).mean() > 0.7
+
+
+def test_a_network_runs_on_the_faces_themselves(faces):
+    assert all(np.array_equal(drawn[0], face) for drawn, face in zip(face_maps((1, 3, 112, 112), faces), faces))
+
+
+def test_one_thread_is_timed_by_cpu_time_so_waiting_is_not_counted():
+    assert clock(FP32) is time.process_time
+    assert clock(LatencyTarget("onnxruntime", "fp32", 2)) is time.perf_counter
+
+    def waits():
+        time.sleep(0.02)  # the core is someone else's meanwhile, as on a loaded machine
+
+    (cpu,) = time_in_turn([waits], warmup=0, runs=2, now=clock(FP32))
+    (wall,) = time_in_turn([waits], warmup=0, runs=2, now=time.perf_counter)
+    assert wall.ms >= 20 > 10 * cpu.ms
+
+
 def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
     specs = sample_networks(load_space(tiny_space), 2, seed=3)
     figures = measure(specs, FP32, runs=5, warmup=1)

@@ -27,7 +27,7 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.spec import ArchSpec
 
-FORMAT = 1
+FORMAT = 2  # 2: run on face maps, not noise, and timed by CPU time on one thread (format 1: noise, wall time)
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 
 
@@ -62,8 +62,12 @@ class LatencyTable:
     def _read(self) -> None:
         lines = self.path.read_text().splitlines()
         header = _decode(lines[0]) if lines else None
-        if not header or header.get("kind") != "header" or header.get("format") != FORMAT:
-            raise NasfaceError(f"{self.path}: not a nasface latency table (format {FORMAT})")
+        if not header or header.get("kind") != "header":
+            raise NasfaceError(f"{self.path}: not a nasface latency table")
+        if header.get("format") != FORMAT:
+            raise NasfaceError(f"{self.path}: a latency table of format {header.get('format')}, measured another "
+                               f"way than this nasface measures (format {FORMAT}): build a new one with nasface "
+                               f"latency table (or give another --table)")
         if header["key"] != self.key:
             raise NasfaceError(f"{self.path} was built for {describe_key(header['key'])}; this is "
                                f"{describe_key(self.key)}: build a table here with nasface latency table "
