@@ -170,7 +170,25 @@ def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
     line = Correction.fit(rows)
     assert line.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
     assert line.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
+    assert line.per_part == 0.0  # rows without a number of parts: no per-part term
     assert Correction.fit(rows[:1]) == Correction()  # one network fits no line: the plain sum
+
+
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.1),
+       st.floats(min_value=-0.3, max_value=0.3),
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(4, 80)), min_size=5, max_size=12,
+                unique_by=lambda row: row[0]))
+def test_the_correction_recovers_an_exact_cost_per_part(slope, per_part, intercept, networks):
+    rows = [{"parts_ms": x, "parts": n, "ms": slope * x + per_part * n + intercept} for x, n in networks]
+    sums_and_counts = np.array([[x, n, 1.0] for x, n in networks])
+    line = Correction.fit(rows)
+    if np.linalg.matrix_rank(sums_and_counts) < 3:  # the counts follow the sums: no plane, a line
+        assert line.per_part == 0.0
+        return
+    assert (line.slope, line.per_part, line.intercept) == pytest.approx((slope, per_part, intercept), abs=1e-6)
+    for x, n in networks:
+        assert line(x, n) == pytest.approx(slope * x + per_part * n + intercept, rel=1e-6)
+    assert Correction.fit(rows[:4]).per_part == 0.0  # too few networks for three terms: the line on the sum
 
 
 def test_missing_parts_are_named_not_guessed(tmp_path):
@@ -316,7 +334,7 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
     for spec, row in zip(specs, reopened.networks):
-        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec))
+        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec)) and row["parts"] == len(parts(spec))
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------

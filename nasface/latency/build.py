@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from nasface.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
+from nasface.latency.parts import parts
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import LatencyTarget
 from nasface.progress import SILENT, Stages
@@ -53,7 +54,8 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
         for first in range(0, len(wanted), GROUP):
             group = wanted[first:first + GROUP]
             for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs)
+                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs,
+                                  len(parts(spec)))
             stage.update(first + len(group))
 
 
@@ -66,7 +68,7 @@ def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, 
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
                 source: str = "synthetic") -> LatencyTable:
     """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
-    (the correction's line is fitted on them)."""
+    (the correction is fitted on them)."""
     specs = sample_networks(space, networks, seed)
     ensure_parts(table, specs, target, runs, warmup, stages, source)
     ensure_networks(table, specs[:fit], target, runs, warmup, stages, source)

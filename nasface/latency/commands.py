@@ -108,7 +108,8 @@ def table_command(
         sys.exit(130)
     line = Correction.fit(opened.networks)
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
-          f"(measured ~ {line.slope:.3f} x sum of parts {line.intercept:+.3f} ms) on {describe_key(key)}; "
+          f"(measured ~ {line.slope:.3f} x sum of parts {line.per_part:+.4f} ms x parts {line.intercept:+.3f} ms) "
+          f"on {describe_key(key)}; "
           f"{format_duration(time.perf_counter() - started)}")
 
 
