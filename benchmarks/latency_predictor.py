@@ -87,7 +87,8 @@ def main() -> None:
     measured = [figures[spec.name]["ms"] for spec in specs]
     macs = [count(spec)["macs"] for spec in specs]
     fit, held = slice(0, args.fit), slice(args.fit, None)
-    line = Correction.fit([{"parts_ms": s, "parts": n, "ms": m} for s, n, m in zip(sums[fit], counts[fit], measured[fit])])
+    line = Correction.fit([{"parts_ms": s, "parts": n, "ms": m}
+                           for s, n, m in zip(sums[fit], counts[fit], measured[fit])])
     sum_line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
     by_macs = Correction.fit([{"parts_ms": x, "ms": m} for x, m in zip(macs[fit], measured[fit])])
 

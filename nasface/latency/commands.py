@@ -34,7 +34,8 @@ PRECISION = typer.Option(_default.precision, help="fp32, or int8 (static quantis
 THREADS = typer.Option(_default.threads, help="Threads the runtime may use.")
 RUNS = typer.Option(50, help="Timed runs per network, after the warm-up; the figure is their minimum.")
 WARMUP = typer.Option(10, help="Untimed runs first.")
-DATA = typer.Option("synthetic", help="The faces int8 is calibrated on (a data source, as --data of search).")
+DATA = typer.Option("synthetic", help="The faces networks run on and int8 is calibrated on (a data source, as "
+                                        "--data of search).")
 
 
 def _target(runtime: str, precision: str, threads: int) -> LatencyTarget:
