@@ -8,7 +8,8 @@ Draws ``--networks`` random networks of search_spaces/lfr.yaml, measures every p
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
 networks at a time run in turn), fits the correction on the first ``--fit`` and scores the others
 (held out): share within +-10 % and +-5 % of measured, mean absolute percentage error, Kendall tau.
-The baseline is a line fitted on MACs over the same ``--fit`` networks.  One prediction is timed
+Beside it: a line on the sum alone (no per-part term), the plain sum, and the baseline, a line fitted
+on MACs over the same ``--fit`` networks.  One prediction is timed
 over every held-out network.  The machine is shared: its load average is recorded before and after.
 """
 
@@ -32,6 +33,7 @@ from rich.console import Console  # noqa: E402
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS  # noqa: E402
+from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
 from nasface.arch.model import count  # noqa: E402
@@ -81,10 +83,13 @@ def main() -> None:
 
     predictor = LatencyPredictor(table)
     sums = [predictor.parts_ms(spec) for spec in specs]
+    counts = [len(parts(spec)) for spec in specs]
     measured = [figures[spec.name]["ms"] for spec in specs]
     macs = [count(spec)["macs"] for spec in specs]
     fit, held = slice(0, args.fit), slice(args.fit, None)
-    line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
+    line = Correction.fit([{"parts_ms": s, "parts": n, "ms": m}
+                           for s, n, m in zip(sums[fit], counts[fit], measured[fit])])
+    sum_line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
     by_macs = Correction.fit([{"parts_ms": x, "ms": m} for x, m in zip(macs[fit], measured[fit])])
 
     predictor.correction = line
@@ -102,20 +107,22 @@ def main() -> None:
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,
-        "correction": {"slope": line.slope, "intercept_ms": line.intercept},
+        "correction": {"slope": line.slope, "per_part_ms": line.per_part, "intercept_ms": line.intercept},
         "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
-        "predictor": scores([line(s) for s in sums[held]], measured[held]),
+        "predictor": scores([line(s, n) for s, n in zip(sums[held], counts[held])], measured[held]),
+        "sum_line": scores([sum_line(s) for s in sums[held]], measured[held]),
         "raw_sum": scores(sums[held], measured[held]),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
         "prediction_microseconds": prediction_us,
         "runs": args.runs, "warmup": args.warmup,
-        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "measured_ms": m,
-                  "median_ms": figures[spec.name]["median_ms"]} for spec, x, s, m in zip(specs, macs, sums, measured)],
+        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "parts": n, "measured_ms": m,
+                  "median_ms": figures[spec.name]["median_ms"]}
+                 for spec, x, s, n, m in zip(specs, macs, sums, counts, measured)],
     }
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")
     path = write_result(name, result)
     print(f"wrote {path}")
-    for label in ("predictor", "raw_sum", "macs_line"):
+    for label in ("predictor", "sum_line", "raw_sum", "macs_line"):
         row = result[label]
         print(f"{label:10s} within 10%: {row['within_10']:.1%}  within 5%: {row['within_5']:.1%}  "
               f"MAPE {row['mape']:.1%}  max {row['max_error']:.1%}  Kendall {row['kendall_tau']:.3f}")

@@ -34,7 +34,8 @@ PRECISION = typer.Option(_default.precision, help="fp32, or int8 (static quantis
 THREADS = typer.Option(_default.threads, help="Threads the runtime may use.")
 RUNS = typer.Option(50, help="Timed runs per network, after the warm-up; the figure is their minimum.")
 WARMUP = typer.Option(10, help="Untimed runs first.")
-DATA = typer.Option("synthetic", help="The faces int8 is calibrated on (a data source, as --data of search).")
+DATA = typer.Option("synthetic", help="The faces networks run on and int8 is calibrated on (a data source, as "
+                                        "--data of search).")
 
 
 def _target(runtime: str, precision: str, threads: int) -> LatencyTarget:
@@ -102,7 +103,8 @@ def table_command(
                     StageDisplay("rich", Console(stderr=True)), data)
     line = Correction.fit(opened.networks)
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
-          f"(measured ~ {line.slope:.3f} x sum of parts {line.intercept:+.3f} ms) on {describe_key(key)}; "
+          f"(measured ~ {line.slope:.3f} x sum of parts {line.per_part:+.4f} ms x parts {line.intercept:+.3f} ms) "
+          f"on {describe_key(key)}; "
           f"{format_duration(time.perf_counter() - started)}")
 
 

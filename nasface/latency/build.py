@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
+from nasface.latency.parts import parts
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import LatencyTarget
 from nasface.core.stages import SILENT, Stages
@@ -22,15 +23,16 @@ GROUP = 8  # parts timed in turn at once
 
 
 def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
-                 warmup: int = WARMUP_RUNS, stages: Stages = SILENT) -> int:
-    """Measure every part of ``specs`` the table lacks; return how many were measured."""
+                 warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic") -> int:
+    """Measure every part of ``specs`` the table lacks (on maps drawn from faces of ``source``); return how
+    many were measured."""
     missing = table.missing(specs)
     if not missing:
         return 0
     with stages.stage("latency of parts", len(missing), "parts") as stage:
         for first in range(0, len(missing), GROUP):
             group = missing[first:first + GROUP]
-            for part, timing in zip(group, measure_parts(group, target, runs, warmup)):
+            for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
                 table.add_part(part, timing.ms, timing.median_ms, timing.runs)
             stage.update(first + len(group))
     return len(missing)
@@ -38,11 +40,11 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
 
 def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
                     warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic") -> None:
-    """Measure the networks of ``specs`` the table has not measured whole (their parts first); int8
-    calibrates them on faces of ``source``."""
+    """Measure the networks of ``specs`` the table has not measured whole (their parts first), on faces
+    of ``source``."""
     from nasface.latency.table import LatencyPredictor
 
-    ensure_parts(table, specs, target, runs, warmup, stages)
+    ensure_parts(table, specs, target, runs, warmup, stages, source)
     measured = {row["name"] for row in table.networks}
     wanted = [spec for spec in specs if spec.name not in measured]
     if not wanted:
@@ -52,7 +54,8 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
         for first in range(0, len(wanted), GROUP):
             group = wanted[first:first + GROUP]
             for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs)
+                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs,
+                                  len(parts(spec)))
             stage.update(first + len(group))
 
 
@@ -65,8 +68,8 @@ def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, 
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
                 source: str = "synthetic") -> LatencyTable:
     """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
-    (the correction's line is fitted on them)."""
+    (the correction is fitted on them)."""
     specs = sample_networks(space, networks, seed)
-    ensure_parts(table, specs, target, runs, warmup, stages)
+    ensure_parts(table, specs, target, runs, warmup, stages, source)
     ensure_networks(table, specs[:fit], target, runs, warmup, stages, source)
     return table

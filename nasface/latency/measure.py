@@ -5,9 +5,16 @@ with a fixed input shape, and run by onnxruntime or OpenVINO with a given number
 onnxruntime's static quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on faces of
 the study's source; OpenVINO runs the same QDQ model.
 
+Run times depend on the data as well as the shapes (onnxruntime's PReLU takes about three times as
+long on white noise as on a face's smooth maps), so a network runs on a face of the study's source and
+a lone part on maps drawn from those faces at its own size and channel count: never on noise.
+
 On a shared machine single runs mostly measure the neighbours' load, so a figure is the minimum of N
 runs after a warm-up (the median is kept as a check), and the models compared in one call are run in
-turn, one run each round, so that load falls on all of them alike.
+turn, one run each round, so that load falls on all of them alike.  On one thread a run is timed by the
+CPU time the process spends on it, which is its latency on a quiet machine and leaves out the time the
+neighbours hold the core (at a load of 10 on 2 cores the minimum wall time of a 12 ms network read
+19 ms, its CPU time 11.8 ms); on several threads CPU time adds up over them, so wall time is used.
 """
 
 from __future__ import annotations
@@ -110,13 +117,21 @@ def calibration_faces(source: str = "synthetic", count: int = CALIBRATION_BATCHE
     return ((faces.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
 
 
-def calibration_for(shape: tuple[int, ...], faces: np.ndarray | None) -> list[np.ndarray]:
-    """Batches of one to calibrate a model with ``shape`` input: the faces where they fit it, else a seeded
-    normal draw (a lone block's input is an activation map, not a face)."""
-    if faces is not None and tuple(faces.shape[1:]) == tuple(shape[1:]):
+def face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarray]:
+    """Batches of one in ``shape`` with the faces' structure, one per face: the faces themselves where
+    they fit, else each face resized to the map's size (nearest pixel) with its channels mixed into
+    ``shape[1]`` by a fixed random matrix, at unit spread, as a block inside a network meets them."""
+    _, channels, height, width = shape
+    if tuple(faces.shape[1:]) == (channels, height, width):
         return [face[None] for face in faces]
-    generator = np.random.default_rng(0)
-    return [generator.standard_normal(shape).astype(np.float32) for _ in range(CALIBRATION_BATCHES)]
+    rows = ((np.arange(height) + 0.5) * faces.shape[2] / height).astype(int)
+    columns = ((np.arange(width) + 0.5) * faces.shape[3] / width).astype(int)
+    mixing = np.random.default_rng(channels).standard_normal((channels, faces.shape[1])).astype(np.float32)
+    maps = []
+    for face in faces:
+        mixed = np.einsum("ck,khw->chw", mixing, face[:, rows][:, :, columns])
+        maps.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
+    return maps
 
 
 def quantized(model: bytes, batches: Sequence[np.ndarray]) -> bytes:
@@ -188,27 +203,32 @@ def _openvino_runner(model: bytes, threads: int, sample: np.ndarray) -> Callable
 _RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
 
 
-def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget,
-           faces: np.ndarray | None = None) -> Callable[[], object]:
-    """One inference of ``model`` (fp32 ONNX) on ``target``, ready to time; int8 is quantised first."""
-    batches = calibration_for(shape, faces)
+def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget, faces: np.ndarray) -> Callable[[], object]:
+    """One inference of ``model`` (fp32 ONNX) on ``target`` with an input drawn from ``faces``, ready to time;
+    int8 is quantised first, calibrated on such inputs."""
+    batches = face_maps(shape, faces)
     if target.precision == "int8":
         model = quantized(model, batches)
     return _RUNNERS[target.runtime](model, target.threads, batches[0])
 
 
-def time_in_turn(runners: Sequence[Callable[[], object]], warmup: int = WARMUP_RUNS,
-                 runs: int = TIMED_RUNS) -> list[Timing]:
-    """Warm each up, then run them in turn ``runs`` rounds: the minimum and median of each."""
+def clock(target: LatencyTarget) -> Callable[[], float]:
+    """What a run of ``target`` is timed by: the process's CPU time on one thread, wall time on several."""
+    return time.process_time if target.threads == 1 else time.perf_counter
+
+
+def time_in_turn(runners: Sequence[Callable[[], object]], warmup: int = WARMUP_RUNS, runs: int = TIMED_RUNS,
+                 now: Callable[[], float] = time.perf_counter) -> list[Timing]:
+    """Warm each up, then run them in turn ``runs`` rounds, timed by ``now``: the minimum and median of each."""
     for run in runners:
         for _ in range(warmup):
             run()
     seconds: list[list[float]] = [[] for _ in runners]
     for _ in range(runs):
         for run, taken in zip(runners, seconds):
-            start = time.perf_counter()
+            start = now()
             run()
-            taken.append(time.perf_counter() - start)
+            taken.append(now() - start)
     return [Timing(min(taken) * 1e3, statistics.median(taken) * 1e3, runs) for taken in seconds]
 
 
@@ -216,19 +236,20 @@ def measure(specs: Sequence[ArchSpec], target: LatencyTarget, runs: int = TIMED_
             source: str = "synthetic") -> list[Measurement]:
     """Each network of ``specs`` exported and timed on ``target``, their runs in turn (``runs`` each).
 
-    int8 is calibrated on faces of ``source`` (a data spec, as ``--data`` takes).
+    Each runs on a face of ``source`` (a data spec, as ``--data`` takes), and int8 is calibrated on its faces.
     """
     key = target.key()  # first: a runtime that is not installed is one line before any export
-    faces = calibration_faces(source) if target.precision == "int8" else None
+    faces = calibration_faces(source)
     shapes = [(1, 3, spec.input_size, spec.input_size) for spec in specs]
     runners = [runner(network_onnx(spec), shape, target, faces) for spec, shape in zip(specs, shapes)]
-    timings = time_in_turn(runners, warmup, runs)
+    timings = time_in_turn(runners, warmup, runs, clock(target))
     return [Measurement(spec.name, timing.ms, timing.median_ms, timing.runs, {**key, "input_size": spec.input_size})
             for spec, timing in zip(specs, timings)]
 
 
 def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
-                  warmup: int = WARMUP_RUNS) -> list[Timing]:
-    """Each part exported alone and timed on ``target``, in turn."""
-    runners = [runner(part_onnx(part), part_shape(part), target) for part in parts]
-    return time_in_turn(runners, warmup, runs)
+                  warmup: int = WARMUP_RUNS, source: str = "synthetic") -> list[Timing]:
+    """Each part exported alone and timed on ``target``, in turn, on maps drawn from faces of ``source``."""
+    faces = calibration_faces(source)
+    runners = [runner(part_onnx(part), part_shape(part), target, faces) for part in parts]
+    return time_in_turn(runners, warmup, runs, clock(target))

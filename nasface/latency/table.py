@@ -2,15 +2,14 @@
 
 The table is an append-only log (JSON lines): a header with its key (runtime and version, precision,
 threads, CPU model), then one line per measured part (``nasface.latency.parts``) and one per measured
-whole network (the sum of its parts beside its measured figure).  Lines are appended whole and synced,
+whole network (the sum and number of its parts beside its measured figure).  Lines are appended whole and synced,
 so a killed build keeps every part it finished and the same command continues it; a torn last line is
 ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
 or machine is refused, never reused.
 
-A network's prediction is the sum of its parts, corrected by a straight line fitted on the whole
-networks the table measured: lone parts run a little slower than inside a network (a run call each,
-cold caches, layout changes at their ends), and the line takes that out.  Predicting reads a dict and
-runs no torch.
+A network's prediction is the sum of its parts, corrected by a fit on the whole networks the table
+measured (``Correction``: a slope on the sum and a cost per part, as a lone part runs otherwise than
+inside a network).  Predicting reads a dict and runs no torch.
 """
 
 from __future__ import annotations
@@ -21,14 +20,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from nasface.core.atomic import write_atomic
 from nasface.core.errors import NasfaceError
 from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-FORMAT = 1
+FORMAT = 2  # 2: run on face maps, not noise, and timed by CPU time on one thread (format 1: noise, wall time)
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
+MIN_PLANE_NETWORKS = 5  # below this the correction has no per-part term (three terms on fewer would chase noise)
 
 
 class MissingParts(KeyError):
@@ -44,7 +46,7 @@ class LatencyTable:
     path: Path
     key: dict
     entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs)
-    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, ms, median_ms, runs}
+    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, parts, ms, median_ms, runs}
 
     @classmethod
     def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
@@ -62,8 +64,12 @@ class LatencyTable:
     def _read(self) -> None:
         lines = self.path.read_text().splitlines()
         header = _decode(lines[0]) if lines else None
-        if not header or header.get("kind") != "header" or header.get("format") != FORMAT:
-            raise NasfaceError(f"{self.path}: not a nasface latency table (format {FORMAT})")
+        if not header or header.get("kind") != "header":
+            raise NasfaceError(f"{self.path}: not a nasface latency table")
+        if header.get("format") != FORMAT:
+            raise NasfaceError(f"{self.path}: a latency table of format {header.get('format')}, measured another "
+                               f"way than this nasface measures (format {FORMAT}): build a new one with nasface "
+                               f"latency table (or give another --table)")
         if header["key"] != self.key:
             raise NasfaceError(f"{self.path} was built for {describe_key(header['key'])}; this is "
                                f"{describe_key(self.key)}: build a table here with nasface latency table "
@@ -89,8 +95,9 @@ class LatencyTable:
         self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs})
         self.entries.setdefault(part.key, ms)
 
-    def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int) -> None:
-        row = {"name": name, "parts_ms": parts_ms, "ms": ms, "median_ms": median_ms, "runs": runs}
+    def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
+                    count: int) -> None:
+        row = {"name": name, "parts_ms": parts_ms, "parts": count, "ms": ms, "median_ms": median_ms, "runs": runs}
         self._append({"kind": "network", **row})
         self.networks.append(row)
 
@@ -114,33 +121,45 @@ def _decode(line: str) -> dict | None:
 
 @dataclass(frozen=True)
 class Correction:
-    """measured ~ slope x (sum of parts) + intercept, fitted on ``networks`` measured networks.
+    """measured ~ slope x (sum of parts) + per_part x (number of parts) + intercept, fitted on ``networks``
+    measured networks.
 
-    The line minimises the squared *relative* residuals ((fitted - measured) / measured), as the
-    predictor is judged: networks of a space range over tens of times in latency, and a plain least
-    squares line would serve the slowest few and miss the fast ones by far more in percent.
+    A lone part is timed with its weights in cache and with its input and output in the plain layout,
+    so a big part reads slow (the runtime reorders its maps at both ends, which it does not between
+    blocks in a network) and a small one fast (in a network its weights come from further away): the
+    slope takes out the first, the per-part term the second.  Summed alone the parts of networks of
+    many small blocks read 15-30 % low and of a few big ones up to 25 % high.  The fit minimises the
+    squared *relative* residuals, as the predictor is judged: networks range over tens of times in
+    latency, and plain least squares would serve the slowest few.  Too few networks for the plane give
+    a line on the sum alone, too few for a line the plain sum.
     """
 
     slope: float = 1.0
     intercept: float = 0.0
     networks: int = 0
+    per_part: float = 0.0
 
     @classmethod
     def fit(cls, networks: list[dict]) -> "Correction":
-        pairs = [(row["parts_ms"], row["ms"]) for row in networks if row["ms"] > 0]
-        if len(pairs) < MIN_FIT_NETWORKS or len({x for x, _ in pairs}) < 2:
-            return cls()
-        # weighted least squares, weights 1 / measured^2, about the weighted means (no cancellation)
-        weights = [1.0 / (y * y) for _, y in pairs]
-        total = sum(weights)
-        mean_x = sum(w * x for w, (x, _) in zip(weights, pairs)) / total
-        mean_y = sum(w * y for w, (_, y) in zip(weights, pairs)) / total
-        slope = (sum(w * (x - mean_x) * (y - mean_y) for w, (x, y) in zip(weights, pairs))
-                 / sum(w * (x - mean_x) ** 2 for w, (x, _) in zip(weights, pairs)))
-        return cls(slope, mean_y - slope * mean_x, len(pairs))
+        """Fitted on rows with ``parts_ms``, ``ms`` and (for the per-part term) ``parts``, their number."""
+        rows = [row for row in networks if row["ms"] > 0]
+        measured = np.array([row["ms"] for row in rows], dtype=float)
+        sums = [row["parts_ms"] for row in rows]
+        forms = [([sums], MIN_FIT_NETWORKS)]
+        if all("parts" in row for row in rows):
+            forms.insert(0, ([sums, [row["parts"] for row in rows]], MIN_PLANE_NETWORKS))
+        for terms, least in forms:
+            design = np.array([*terms, [1.0] * len(rows)], dtype=float).T
+            if len(rows) < least or np.linalg.matrix_rank(design) < design.shape[1]:
+                continue
+            # each row divided by its measured figure: least squares on relative residuals
+            fitted = np.linalg.lstsq(design / measured[:, None], np.ones(len(rows)), rcond=None)[0]
+            per_part = float(fitted[1]) if len(terms) == 2 else 0.0
+            return cls(float(fitted[0]), float(fitted[-1]), len(rows), per_part)
+        return cls()
 
-    def __call__(self, parts_ms: float) -> float:
-        return self.slope * parts_ms + self.intercept
+    def __call__(self, parts_ms: float, parts: int = 0) -> float:
+        return self.slope * parts_ms + self.per_part * parts + self.intercept
 
 
 class LatencyPredictor:
@@ -153,9 +172,12 @@ class LatencyPredictor:
 
     def parts_ms(self, spec: ArchSpec) -> float:
         """The plain sum of the parts of ``spec``; ``MissingParts`` when the table lacks some."""
+        return self._summed(parts(spec))
+
+    def _summed(self, found: list[Part]) -> float:
         total = 0.0
         missing = []
-        for part in parts(spec):
+        for part in found:
             ms = self.entries.get(part.key)
             if ms is None:
                 missing.append(part)
@@ -167,4 +189,5 @@ class LatencyPredictor:
 
     def predict(self, spec: ArchSpec) -> float:
         """The predicted latency of ``spec`` in milliseconds."""
-        return self.correction(self.parts_ms(spec))
+        found = parts(spec)
+        return self.correction(self._summed(found), len(found))

@@ -29,32 +29,32 @@ MEASURED_ATTR = "nasface_latency_measured"  # the study's user attribute: trial 
 class SearchLatency:
     """The predictor of one search: its target's table on this machine, filled as candidates need it."""
 
-    def __init__(self, target: LatencyTarget, table: LatencyTable, space: SearchSpace, seed: int):
-        self.target, self.table = target, table
+    def __init__(self, target: LatencyTarget, table: LatencyTable, space: SearchSpace, seed: int, source: str):
+        self.target, self.table, self.source = target, table, source
         if len(table.networks) < FIT_NETWORKS:
-            ensure_networks(table, sample_networks(space, FIT_NETWORKS, seed), target)
+            ensure_networks(table, sample_networks(space, FIT_NETWORKS, seed), target, source=source)
         self.predictor = LatencyPredictor(table)
 
     def predict(self, spec: ArchSpec) -> float:
         try:
             return self.predictor.predict(spec)
         except MissingParts:
-            ensure_parts(self.table, [spec], self.target)
+            ensure_parts(self.table, [spec], self.target, source=self.source)
             return self.predictor.predict(spec)
 
 
 @functools.lru_cache(maxsize=4)
-def _search_latency(latency: str, studies_dir: str, space: str | None, seed: int) -> SearchLatency:
+def _search_latency(latency: str, studies_dir: str, space: str | None, seed: int, source: str) -> SearchLatency:
     target = LatencyTarget.parse(latency)
     table = LatencyTable.open(default_table(target, studies_dir), target.key())
-    return SearchLatency(target, table, load_space(space), seed)
+    return SearchLatency(target, table, load_space(space), seed, source)
 
 
 def latency_cost(spec: ArchSpec, config) -> dict:
     """``{"latency_ms": predicted}`` for a search with a latency target (``config.latency``), else ``{}``."""
     if config.latency is None:
         return {}
-    model = _search_latency(config.latency, str(config.studies_dir), config.space, config.seed)
+    model = _search_latency(config.latency, str(config.studies_dir), config.space, config.seed, config.data.source)
     return {"latency_ms": model.predict(spec)}
 
 

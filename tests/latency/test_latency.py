@@ -18,7 +18,11 @@ from nasface.arch.budget import Budgets
 from nasface.cli import main
 from nasface.core.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
-from nasface.latency.measure import measure
+import time
+
+import numpy as np
+
+from nasface.latency.measure import calibration_faces, clock, face_maps, measure, time_in_turn
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
@@ -91,6 +95,7 @@ def test_a_runtime_that_is_not_installed_names_its_extra(monkeypatch):
         runtime_version("absent")
 
 
+@settings(deadline=None)  # a parse takes microseconds; a loaded machine can hold one past the default deadline
 @given(st.floats(min_value=0.001, max_value=1e5, allow_nan=False), st.sampled_from(["us", "ms", "s", "MS"]))
 def test_latency_budgets_in_any_unit_are_milliseconds(value, unit):
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit.lower()]
@@ -162,6 +167,7 @@ def test_prediction_is_the_sum_of_the_parts_of_a_hand_made_table(tmp_path_factor
     assert reopened.parts_ms(spec) == pytest.approx(expected)
 
 
+@settings(deadline=None)  # a least-squares fit; a loaded machine can hold one past the default deadline
 @given(st.floats(min_value=0.2, max_value=3), st.floats(min_value=-0.3, max_value=1),  # measured > 0
        st.lists(st.floats(min_value=2, max_value=100), min_size=2, max_size=12, unique=True))
 def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
@@ -169,7 +175,26 @@ def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
     line = Correction.fit(rows)
     assert line.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
     assert line.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
+    assert line.per_part == 0.0  # rows without a number of parts: no per-part term
     assert Correction.fit(rows[:1]) == Correction()  # one network fits no line: the plain sum
+
+
+@settings(deadline=None)  # a least-squares fit; a loaded machine can hold one past the default deadline
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.1),
+       st.floats(min_value=-0.3, max_value=0.3),
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(4, 80)), min_size=5, max_size=12,
+                unique_by=lambda row: row[0]))
+def test_the_correction_recovers_an_exact_cost_per_part(slope, per_part, intercept, networks):
+    rows = [{"parts_ms": x, "parts": n, "ms": slope * x + per_part * n + intercept} for x, n in networks]
+    sums_and_counts = np.array([[x, n, 1.0] for x, n in networks])
+    line = Correction.fit(rows)
+    if np.linalg.matrix_rank(sums_and_counts) < 3:  # the counts follow the sums: no plane, a line
+        assert line.per_part == 0.0
+        return
+    assert (line.slope, line.per_part, line.intercept) == pytest.approx((slope, per_part, intercept), abs=1e-6)
+    for x, n in networks:
+        assert line(x, n) == pytest.approx(slope * x + per_part * n + intercept, rel=1e-6)
+    assert Correction.fit(rows[:4]).per_part == 0.0  # too few networks for three terms: the line on the sum
 
 
 def test_missing_parts_are_named_not_guessed(tmp_path):
@@ -179,6 +204,16 @@ def test_missing_parts_are_named_not_guessed(tmp_path):
         LatencyPredictor(table).predict(load_spec("vargfacenet"))
     assert caught.value.parts and all(part.key not in table.entries for part in caught.value.parts)
     assert table.missing([spec]) == []
+
+
+def test_a_table_measured_the_old_way_is_refused_in_one_line(tmp_path):
+    from nasface.latency.table import FORMAT
+
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"kind": "header", "format": FORMAT - 1, "key": FAKE_KEY}) + "\n")
+    with pytest.raises(NasfaceError, match="build a new one") as caught:
+        LatencyTable.open(path, FAKE_KEY)
+    assert "\n" not in str(caught.value)
 
 
 def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
@@ -236,6 +271,42 @@ def test_a_table_is_refused_by_a_subprocess_too(tmp_path):
 
 
 # -- measurement on the real runtime (tiny networks) -----------------------------------------------------
+@pytest.fixture(scope="module")
+def faces():
+    return calibration_faces("synthetic", 3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 96), st.sampled_from([1, 2, 4, 7, 14, 28, 56]))
+def test_a_part_runs_on_maps_drawn_from_faces_not_noise(faces, channels, size):
+    maps = face_maps((1, channels, size, size), faces)
+    assert len(maps) == len(faces)
+    for drawn in maps:
+        assert drawn.shape == (1, channels, size, size) and drawn.dtype == np.float32
+        assert np.isfinite(drawn).all()
+    again = face_maps((1, channels, size, size), faces)
+    assert all(np.array_equal(a, b) for a, b in zip(maps, again))  # a part's input is the same each time
+    if size >= 14:  # a face's maps are smooth: neighbours agree in sign far more often than noise's (half)
+        signs = np.sign(maps[0][0])
+        assert (signs[:, :, 1:] == signs[:, :, :-1]).mean() > 0.7
+
+
+def test_a_network_runs_on_the_faces_themselves(faces):
+    assert all(np.array_equal(drawn[0], face) for drawn, face in zip(face_maps((1, 3, 112, 112), faces), faces))
+
+
+def test_one_thread_is_timed_by_cpu_time_so_waiting_is_not_counted():
+    assert clock(FP32) is time.process_time
+    assert clock(LatencyTarget("onnxruntime", "fp32", 2)) is time.perf_counter
+
+    def waits():
+        time.sleep(0.02)  # the core is someone else's meanwhile, as on a loaded machine
+
+    (cpu,) = time_in_turn([waits], warmup=0, runs=2, now=clock(FP32))
+    (wall,) = time_in_turn([waits], warmup=0, runs=2, now=time.perf_counter)
+    assert wall.ms >= 20 > 10 * cpu.ms
+
+
 def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
     specs = sample_networks(load_space(tiny_space), 2, seed=3)
     figures = measure(specs, FP32, runs=5, warmup=1)
@@ -269,7 +340,7 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
     for spec, row in zip(specs, reopened.networks):
-        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec))
+        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec)) and row["parts"] == len(parts(spec))
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------
