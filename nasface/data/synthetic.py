@@ -332,12 +332,13 @@ class SyntheticSource(FaceSourceBase):
 
     name = "synthetic"
     making = "rendering"
+    version = GENERATOR_VERSION
 
     def __init__(self, seed: int = 0, num_identities: int = DEFAULT_IDENTITIES,
                  per_identity: int = DEFAULT_PER_IDENTITY):
         self.seed = check_seed(seed)
-        self.num_identities = check_count(num_identities, "synthetic num_identities")
-        self.per_identity = check_count(per_identity, "synthetic per_identity")
+        self.num_identities = check_count(num_identities, f"{self.name} num_identities")
+        self.per_identity = check_count(per_identity, f"{self.name} per_identity")
 
     def identities(self) -> list:
         return list(range(self.num_identities))
@@ -351,11 +352,11 @@ class SyntheticSource(FaceSourceBase):
 
     def describe(self) -> dict:
         sample = self.read_images(0, np.arange(1))
-        return {"format": "synthetic", "images": self.num_identities * self.per_identity,
+        return {"format": self.name, "images": self.num_identities * self.per_identity,
                 "identities": self.num_identities, "pairs": None, "positives": None,
                 "image_size": list(sample.shape[1:3]), "sample_decodes": True, "sample_error": None,
                 "path": None}
 
     def fingerprint(self) -> dict:
-        return {"format": "synthetic", "version": GENERATOR_VERSION, "seed": self.seed,
+        return {"format": self.name, "version": self.version, "seed": self.seed,
                 "num_identities": self.num_identities, "per_identity": self.per_identity}
