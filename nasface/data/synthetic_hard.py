@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from nasface.data.base import FACE_SIZE
-from nasface.data.synthetic import (_NOISE_FIELDS, _NOISE_MARGIN, _PIXEL, _RENDER_SIZE, _X, _Y, SyntheticSource,
+from nasface.data.synthetic import (_NOISE_FIELDS, _NOISE_MARGIN, _RENDER_SIZE, _X, _Y, SyntheticSource,
                                     _camera, _draw_eyes_and_brows, _draw_nose_and_mouth, _f32, _noise_bank, _Render)
 
 # Bump when the generator changes, so cached proxies made with the old one are not reused.
@@ -141,7 +141,8 @@ class _TurnedRender(_Render):
         self.front = np.clip((_SKIN_PAST_PROFILE - beyond) * 8, 0, 1)
         # The frontal coordinate of the nearest front point (continuous past the profile, for the hairline).
         self.surface_u = (half_width * np.sin(np.clip(azimuth, -np.pi / 2, np.pi / 2))).astype(np.float32)
-        self.feature_u = np.where(beyond <= 0, self.surface_u, _f32(_HIDDEN))
+        shows_front = (beyond <= 0) & (np.abs(self.u) < half_width)  # off the head is not the face's front
+        self.feature_u = np.where(shows_front, self.surface_u, _f32(_HIDDEN))
         self.feature_shift = np.zeros_like(self.yaw)
 
     def half_width(self, v):
@@ -151,30 +152,22 @@ class _TurnedRender(_Render):
         chin = 1.0 - person["chin"] * np.clip(v - person["face_cy"], 0, None)
         return _f32(np.maximum(person["face_rx"] * np.sqrt(np.clip(1 - np.square(height), 0, 1)) * chin, 1e-3))
 
-    def turned(self, frontal_u, v) -> np.ndarray:
-        """Where a frontal coordinate shows on the turned head (per image), profile points clamped."""
-        half_width = float(self.half_width(np.float32(v)))
-        azimuth = np.arcsin(np.clip(frontal_u / half_width, -1, 1)) + self.yaw
-        return half_width * np.sin(np.clip(azimuth, -np.pi / 2, np.pi / 2))
-
     def window(self, centre_u, centre_v, extent: float, edge_px: float) -> tuple[slice, slice]:
-        """Rows and columns a feature within ``extent`` of its centre can touch on any turned head."""
-        scale, angle = self.pose["scale"][:, 0, 0], self.pose["angle"][:, 0, 0]
-        cos, sin = np.cos(angle), np.sin(angle)
-        xs, ys = [], []
-        for v in (centre_v - extent, centre_v, centre_v + extent):
-            for u in (centre_u - extent, centre_u, centre_u + extent):
-                face_u = self.turned(u, v)
-                xs.append(scale * (face_u * cos - v * sin) + self.pose["shift_x"][:, 0, 0])
-                ys.append(scale * (face_u * sin + v * cos) + self.pose["shift_y"][:, 0, 0])
-        reach = edge_px + 2
+        """Rows and columns whose frontal point lies within ``extent`` of the centre in any image.
 
-        def span(positions: list) -> slice:
-            centre = (np.stack(positions) + 1) / _PIXEL - 0.5
-            low = int(np.clip(np.floor(centre.min() - reach), 0, _RENDER_SIZE))
-            return slice(low, int(np.clip(np.ceil(centre.max() + reach) + 1, low, _RENDER_SIZE)))
+        Read off the pixels themselves (the turned head bends a feature's outline), so a feature is
+        never cut by its window and an image is the same whatever images share its batch.
+        """
+        near = (np.abs(self.feature_u - centre_u) <= extent) & (np.abs(self.v - centre_v) <= extent)
+        rows, columns = np.flatnonzero(near.any(axis=(0, 2))), np.flatnonzero(near.any(axis=(0, 1)))
+        if not len(rows):
+            return slice(0, 0), slice(0, 0)
+        margin = int(np.ceil(edge_px)) + 1
 
-        return span(ys), span(xs)
+        def span(indices: np.ndarray) -> slice:
+            return slice(max(int(indices[0]) - margin, 0), min(int(indices[-1]) + margin + 1, _RENDER_SIZE))
+
+        return span(rows), span(columns)
 
 
 def render(person: dict, shot: dict) -> np.ndarray:
