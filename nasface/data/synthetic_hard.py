@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from nasface.data.base import FACE_SIZE
-from nasface.data.synthetic import (_NOISE_FIELDS, _NOISE_MARGIN, _RENDER_SIZE, _X, _Y, SyntheticSource,
-                                    _camera, _draw_eyes_and_brows, _draw_nose_and_mouth, _f32, _noise_bank, _Render)
+from nasface.data.synthetic import (_RENDER_SIZE, _X, _Y, SyntheticSource, _draw_eyes_and_brows, _draw_nose_and_mouth,
+                                    _f32, _Render, develop, image_draws, paint_backdrop, paint_beard_and_moles)
 
 # Bump when the generator changes, so cached proxies made with the old one are not reused.
 GENERATOR_VERSION = 1
@@ -86,13 +86,7 @@ def identity_params(seed: int, identity: int) -> dict:
 
 def image_params(seed: int, identity: int, images: np.ndarray) -> dict:
     """Per-image pose, expression, light, occluders and camera (arrays, one entry per image)."""
-    normals, uniforms, noise_picks = [], [], []
-    for image in images:
-        rng = np.random.default_rng([seed, _IMAGE_STREAM, identity, int(image)])
-        normals.append(rng.standard_normal(6))
-        uniforms.append(rng.random(40))
-        noise_picks.append(rng.integers(0, [_NOISE_FIELDS, _NOISE_MARGIN, _NOISE_MARGIN]))
-    normal, uniform = np.array(normals), np.array(uniforms)
+    normal, uniform, noise_picks = image_draws([seed, _IMAGE_STREAM, identity], images, 40)
     occluder = uniform[:, 30]
     return {
         "angle": _f32(0.2 * normal[:, 0]), "scale": _f32(np.exp(0.1 * normal[:, 1])),
@@ -108,7 +102,7 @@ def image_params(seed: int, identity: int, images: np.ndarray) -> dict:
         "blur": _f32(2.5 * uniform[:, 11]), "noise": _f32(0.01 + 0.07 * uniform[:, 12]),
         "glasses_on": _f32(uniform[:, 13] < 0.8), "backdrop_angle": _f32(2 * np.pi * uniform[:, 14]),
         "background": _f32(uniform[:, 15:18]), "background_far": _f32(uniform[:, 18:21]),
-        "cast": _f32(0.8 + 0.4 * uniform[:, 21:24]), "noise_pick": np.array(noise_picks),
+        "cast": _f32(0.8 + 0.4 * uniform[:, 21:24]), "noise_pick": noise_picks,
         "low_resolution": np.searchsorted(_FACTOR_ODDS, uniform[:, 24] * _FACTOR_ODDS[-1]),
         # One occluder at most: sunglasses, a hand or a bar, a face mask, or none (55 %).
         "sunglasses": _f32(occluder < 0.12), "band": _f32((occluder >= 0.12) & (occluder < 0.32)),
@@ -177,9 +171,7 @@ def render(person: dict, shot: dict) -> np.ndarray:
     col = {key: value[:, None, None] for key, value in shot.items() if value.ndim == 1}
     skin, hair = person["skin"], person["hair"]
 
-    backdrop = 0.5 + 0.5 * (np.cos(col["backdrop_angle"]) * _X + np.sin(col["backdrop_angle"]) * _Y)
-    draw.canvas[:] = (shot["background"][:, :, None, None] * backdrop[:, None]
-                      + shot["background_far"][:, :, None, None] * (1 - backdrop[:, None]))
+    paint_backdrop(draw, shot, col)
     neck = np.clip((0.36 - np.abs(u + np.sin(col["yaw"]) * 0.1)) * 15, 0, 1) * np.clip((v - 0.6) * 15, 0, 1)
     draw.paint(neck, skin * 0.75)
 
@@ -197,11 +189,7 @@ def render(person: dict, shot: dict) -> np.ndarray:
         draw.paint(blotch * face[:, window[0], window[1]] * abs(tone) * 2, skin * (1 + np.sign(tone) * 0.4), window)
     hairline = person["hairline"] + person["hair_slant"] * draw.surface_u
     draw.paint(face * np.clip((hairline - v) * 12 + 0.5, 0, 1), hair)
-    if person["beard"]:
-        draw.paint(face * np.clip((v - (person["mouth_y"] - 0.15)) * 8, 0, 1) * person["beard"], hair)
-    for mole_u, mole_v, radius in person["moles"]:
-        window, mole = draw.ellipse(mole_u, mole_v, radius, radius)
-        draw.paint(mole * face[:, window[0], window[1]] * 0.8, skin * 0.45, window)
+    paint_beard_and_moles(draw, person, face)
     for side in (-1.0, 1.0):  # ears sit on the profile line: one comes into view as the head turns
         ear_u = side * float(draw.half_width(np.float32(person["ear_y"]))) * 0.97
         window, ear = draw.ellipse(ear_u, person["ear_y"], person["ear_size"] * 0.35, person["ear_size"], edge_px=1.5)
@@ -229,24 +217,8 @@ def render(person: dict, shot: dict) -> np.ndarray:
                       + np.sqrt(np.clip(1 - np.square(across) - np.square(down), 0, 1)) * light_z, 0, 1)
     flat = 0.5 + 0.5 * (_X * light_x + _Y * light_y)
     shading = col["ambient"] + (1 - col["ambient"]) * (head * lambert + (1 - head) * flat)
-    canvas = draw.canvas
-    canvas *= shading[:, None]
-    canvas *= (shot["exposure"][:, None] * shot["cast"])[:, :, None, None]
-    canvas -= 0.5
-    canvas *= col["contrast"][:, None]
-    canvas += 0.5
-    np.clip(canvas, 0, 1, out=canvas)
-    canvas **= col["gamma"][:, None]
-
-    image = _camera(canvas, shot["blur"] / 2)
-    _lower_resolution(image, shot["low_resolution"])
-    bank = _noise_bank()
-    for index, (field, row, column) in enumerate(shot["noise_pick"]):
-        image[index] += bank[field, :, row:row + FACE_SIZE, column:column + FACE_SIZE] * shot["noise"][index]
-    image *= 255
-    image += 0.5
-    np.clip(image, 0, 255, out=image)
-    return image.astype(np.uint8).transpose(0, 2, 3, 1).copy()
+    return develop(draw.canvas, shading, shot, col,
+                   degrade=lambda image: _lower_resolution(image, shot["low_resolution"]))
 
 
 def _draw_occluders(draw: _TurnedRender, person: dict, shot: dict, col: dict) -> None:
