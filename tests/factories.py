@@ -6,6 +6,7 @@ One home for them, so no test module imports another.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import os
@@ -289,3 +290,13 @@ def ptflops_macs(model: nn.Module, size: int = 112) -> int:
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def run_python(code: str, **env) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=REPO, env={**os.environ, **env})
+    return result.stdout.strip()

@@ -126,6 +126,7 @@ def validate_command(
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/validate-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
+    score: str = typer.Option("accuracy", help="What ranks the proxy's networks: accuracy or tar_at_far."),
     **options,
 ) -> None:
     """Measure whether the proxy ranks the published networks as their published full training does."""
@@ -136,7 +137,8 @@ def validate_command(
 
     search_config = config_from_options(options, config)
     search_config.proxy.check()
-    settings = ValidateSettings(search=search_config, seeds=seeds, published=None if published is None else str(published))
+    settings = ValidateSettings(search=search_config, seeds=seeds, published=None if published is None else str(published),
+                                score=score)
     folder, report = _measure("validate", search_config, out, threads, "run",
                               lambda folder, **shown: run_validate(settings, folder, analyse_only=analyse,
                                                                    write_page=write_page, **shown))

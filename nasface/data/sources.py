@@ -14,8 +14,9 @@ from nasface.data.recordio import RecordIOSource
 from nasface.data.synthetic import SyntheticSource
 from nasface.core.errors import NasfaceError
 from nasface.core.stages import SILENT, Stages
+from nasface.data.synthetic_hard import HardSyntheticSource
 
-SPEC_HELP = ("'synthetic', 'orl', 'orl-aligned', a folder of identity sub-folders (aligned:FOLDER to align "
+SPEC_HELP = ("'synthetic', 'synthetic-hard', 'orl', 'orl-aligned', a folder of identity sub-folders (aligned:FOLDER to align "
              "its photos), or a RecordIO folder/prefix (train.rec + train.idx)")
 ALIGNED_PREFIX = "aligned:"
 
@@ -53,11 +54,13 @@ def _photos(spec: str) -> FaceSourceBase:
 
 
 def open_source(spec: str, **options) -> FaceSourceBase:
-    """A face source from a spec: "synthetic" (options seed, num_identities, per_identity),
+    """A face source from a spec: "synthetic" or "synthetic-hard" (options seed, num_identities, per_identity),
     "orl", "orl-aligned", a folder of identity sub-folders or a RecordIO folder/prefix (option resize),
     or "aligned:FOLDER" (a folder of photos, aligned on loading)."""
     if spec == "synthetic":
         return _construct(SyntheticSource, spec, **options)
+    if spec == "synthetic-hard":
+        return _construct(HardSyntheticSource, spec, **options)
     if spec == "orl":
         return _construct(OrlSource, spec, **options)
     if spec == "orl-aligned" or spec.startswith(ALIGNED_PREFIX):
@@ -80,7 +83,7 @@ def open_source(spec: str, **options) -> FaceSourceBase:
 def describe(spec: str, progress: Stages = SILENT) -> dict:
     """What ``nasface data SPEC --json`` prints.
 
-    Keys: format ("synthetic" | "orl" | "folder" | "recordio" | "bin" | "aligned"), images,
+    Keys: format ("synthetic" | "synthetic-hard" | "orl" | "folder" | "recordio" | "bin" | "aligned"), images,
     identities, pairs, positives (null where they do not apply), image_size
     ([height, width] of a decoded sample as the source stores it; ORL's as padded),
     sample_decodes (a sample was actually decoded), sample_error (why not, else

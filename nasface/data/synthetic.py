@@ -97,13 +97,7 @@ def identity_params(seed: int, identity: int) -> dict:
 
 def image_params(seed: int, identity: int, images: np.ndarray) -> dict:
     """Per-image pose, expression and nuisances (arrays, one entry per image)."""
-    normals, uniforms, noise_picks = [], [], []
-    for image in images:
-        rng = np.random.default_rng([seed, _IMAGE_STREAM, identity, int(image)])
-        normals.append(rng.standard_normal(6))
-        uniforms.append(rng.random(24))
-        noise_picks.append(rng.integers(0, [_NOISE_FIELDS, _NOISE_MARGIN, _NOISE_MARGIN]))
-    normal, uniform = np.array(normals), np.array(uniforms)
+    normal, uniform, noise_picks = image_draws([seed, _IMAGE_STREAM, identity], images, 24)
     return {
         "angle": _f32(0.14 * normal[:, 0]), "scale": _f32(np.exp(0.08 * normal[:, 1])),
         "shift_x": _f32(0.06 * normal[:, 2]), "shift_y": _f32(0.06 * normal[:, 3]),
@@ -117,8 +111,20 @@ def image_params(seed: int, identity: int, images: np.ndarray) -> dict:
         "blur": _f32(1.6 * uniform[:, 11]), "noise": _f32(0.01 + 0.06 * uniform[:, 12]),
         "glasses_on": _f32(uniform[:, 13] < 0.8), "backdrop_angle": _f32(2 * np.pi * uniform[:, 14]),
         "background": _f32(uniform[:, 15:18]), "background_far": _f32(uniform[:, 18:21]),
-        "cast": _f32(0.88 + 0.24 * uniform[:, 21:24]), "noise_pick": np.array(noise_picks),
+        "cast": _f32(0.88 + 0.24 * uniform[:, 21:24]), "noise_pick": noise_picks,
     }
+
+
+def image_draws(stream: list, images: np.ndarray, uniforms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's own random numbers, from a generator seeded by ``stream`` + its index: six
+    normals, ``uniforms`` uniforms and where its sensor noise comes from in the noise bank."""
+    normals, draws, noise_picks = [], [], []
+    for image in images:
+        rng = np.random.default_rng([*stream, int(image)])
+        normals.append(rng.standard_normal(6))
+        draws.append(rng.random(uniforms))
+        noise_picks.append(rng.integers(0, [_NOISE_FIELDS, _NOISE_MARGIN, _NOISE_MARGIN]))
+    return np.array(normals), np.array(draws), np.array(noise_picks)
 
 
 class _Render:
@@ -186,9 +192,7 @@ def render(person: dict, shot: dict) -> np.ndarray:
     col = {key: value[:, None, None] for key, value in shot.items() if value.ndim == 1}
     skin, hair = person["skin"], person["hair"]
 
-    backdrop = 0.5 + 0.5 * (np.cos(col["backdrop_angle"]) * _X + np.sin(col["backdrop_angle"]) * _Y)
-    draw.canvas[:] = (shot["background"][:, :, None, None] * backdrop[:, None]
-                      + shot["background_far"][:, :, None, None] * (1 - backdrop[:, None]))
+    paint_backdrop(draw, shot, col)
     neck = np.clip((0.4 - np.abs(u - col["yaw"] * 0.1)) * 15, 0, 1) * np.clip((v - 0.6) * 15, 0, 1)
     draw.paint(neck, skin * 0.75)
 
@@ -205,11 +209,7 @@ def render(person: dict, shot: dict) -> np.ndarray:
     draw.paint(face, skin)
     hairline = person["hairline"] + person["hair_slant"] * u
     draw.paint(hair_outer * np.clip((hairline - v) * 12 + 0.5, 0, 1), hair)
-    if person["beard"]:
-        draw.paint(face * np.clip((v - (person["mouth_y"] - 0.15)) * 8, 0, 1) * person["beard"], hair)
-    for mole_u, mole_v, radius in person["moles"]:
-        window, mole = draw.ellipse(mole_u, mole_v, radius, radius)
-        draw.paint(mole * face[:, window[0], window[1]] * 0.8, skin * 0.45, window)
+    paint_beard_and_moles(draw, person, face)
 
     _draw_eyes_and_brows(draw, person, col)
     _draw_nose_and_mouth(draw, person, col)
@@ -222,7 +222,29 @@ def render(person: dict, shot: dict) -> np.ndarray:
                       + np.sqrt(np.clip(face_depth, 0, 1)) * light_z, 0, 1)
     flat = 0.5 + 0.5 * (_X * light_x + _Y * light_y)
     shading = col["ambient"] + (1 - col["ambient"]) * (face * lambert + (1 - face) * flat)
-    canvas = draw.canvas
+    return develop(draw.canvas, shading, shot, col)
+
+
+def paint_backdrop(draw: _Render, shot: dict, col: dict) -> None:
+    """A two-colour gradient behind the head, in each image's own direction."""
+    backdrop = 0.5 + 0.5 * (np.cos(col["backdrop_angle"]) * _X + np.sin(col["backdrop_angle"]) * _Y)
+    draw.canvas[:] = (shot["background"][:, :, None, None] * backdrop[:, None]
+                      + shot["background_far"][:, :, None, None] * (1 - backdrop[:, None]))
+
+
+def paint_beard_and_moles(draw: _Render, person: dict, face: np.ndarray) -> None:
+    skin, hair = person["skin"], person["hair"]
+    if person["beard"]:
+        draw.paint(face * np.clip((draw.v - (person["mouth_y"] - 0.15)) * 8, 0, 1) * person["beard"], hair)
+    for mole_u, mole_v, radius in person["moles"]:
+        window, mole = draw.ellipse(mole_u, mole_v, radius, radius)
+        draw.paint(mole * face[:, window[0], window[1]] * 0.8, skin * 0.45, window)
+
+
+def develop(canvas: np.ndarray, shading: np.ndarray, shot: dict, col: dict, degrade=None) -> np.ndarray:
+    """Light, expose and photograph the canvas: shading, exposure and colour cast, contrast, gamma,
+    then the camera (blur, upsampling; ``degrade`` changes the 112-pixel image in place before the
+    sensor noise) and 8-bit pixels (uint8 n x 112 x 112 x 3)."""
     canvas *= shading[:, None]
     canvas *= (shot["exposure"][:, None] * shot["cast"])[:, :, None, None]
     canvas -= 0.5
@@ -233,6 +255,8 @@ def render(person: dict, shot: dict) -> np.ndarray:
 
     # The camera: blur (at render resolution, so half the sigma), upsample, sensor noise.
     image = _camera(canvas, shot["blur"] / 2)
+    if degrade is not None:
+        degrade(image)
     bank = _noise_bank()
     for index, (field, row, column) in enumerate(shot["noise_pick"]):
         image[index] += bank[field, :, row:row + FACE_SIZE, column:column + FACE_SIZE] * shot["noise"][index]
@@ -332,12 +356,13 @@ class SyntheticSource(FaceSourceBase):
 
     name = "synthetic"
     making = "rendering"
+    version = GENERATOR_VERSION
 
     def __init__(self, seed: int = 0, num_identities: int = DEFAULT_IDENTITIES,
                  per_identity: int = DEFAULT_PER_IDENTITY):
         self.seed = check_seed(seed)
-        self.num_identities = check_count(num_identities, "synthetic num_identities")
-        self.per_identity = check_count(per_identity, "synthetic per_identity")
+        self.num_identities = check_count(num_identities, f"{self.name} num_identities")
+        self.per_identity = check_count(per_identity, f"{self.name} per_identity")
 
     def identities(self) -> list:
         return list(range(self.num_identities))
@@ -351,11 +376,11 @@ class SyntheticSource(FaceSourceBase):
 
     def describe(self) -> dict:
         sample = self.read_images(0, np.arange(1))
-        return {"format": "synthetic", "images": self.num_identities * self.per_identity,
+        return {"format": self.name, "images": self.num_identities * self.per_identity,
                 "identities": self.num_identities, "pairs": None, "positives": None,
                 "image_size": list(sample.shape[1:3]), "sample_decodes": True, "sample_error": None,
                 "path": None}
 
     def fingerprint(self) -> dict:
-        return {"format": "synthetic", "version": GENERATOR_VERSION, "seed": self.seed,
+        return {"format": self.name, "version": self.version, "seed": self.seed,
                 "num_identities": self.num_identities, "per_identity": self.per_identity}

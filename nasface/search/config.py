@@ -155,7 +155,7 @@ SEARCH_OPTIONS = (
     Option("studies_dir", str, _CONFIG.studies_dir, "Where studies live."),
     Option("storage", str | None, None, "Any Optuna storage URL (default: SQLite in the study folder)."),
     Option("space", str | None, None, "Search space YAML, or a bundled one by name: lfr (the default) or lfr-wide."),
-    Option("data", str, _DATA.source, "synthetic, orl, an image folder or a RecordIO folder."),
+    Option("data", str, _DATA.source, "synthetic, synthetic-hard, orl, an image folder or a RecordIO folder."),
     Option("val_bin", str | None, None, "Verify on this insightface .bin instead of held-out identities."),
     Option("train_identities", int | None, None, "Identities the proxy trains on (default: by source)."),
     Option("images_per_identity", int | None, None, "Images of each training identity (default: by source)."),

@@ -23,7 +23,7 @@ def summary_line(report: dict) -> str:
     overall = report["overall"]
     noise = overall["seed_noise"]
     spread = "" if noise["std_points_mean"] is None else (
-        f"; seed noise: a network's accuracy spreads {noise['std_points_mean']:.2f} points (sd) over its seeds on "
+        f"; seed noise: a network's {report.get('score', 'accuracy')} spreads {noise['std_points_mean']:.2f} points (sd) over its seeds on "
         f"average, {noise['std_points_max']:.2f} at most")
     return (f"{report['runs_logged']} of {report['runs_planned']} runs logged. Published pairs ordered as published: "
             + "; ".join(f"{PREDICTOR_NAMES[name]} {pairs_text(overall[name])}" for name in PREDICTOR_NAMES)
@@ -77,7 +77,7 @@ def write_page(report: dict, path: Path) -> None:
             row=index // columns + 1, col=index % columns + 1)
         figure.update_xaxes(title_text=f"published ({', '.join(group['score_metrics'])})",
                             row=index // columns + 1, col=index % columns + 1)
-        figure.update_yaxes(title_text="proxy accuracy (%)", row=index // columns + 1, col=index % columns + 1)
+        figure.update_yaxes(title_text=f"proxy {report.get('score', 'accuracy')} (%)", row=index // columns + 1, col=index % columns + 1)
     figure.update_layout(height=380 * rows, width=1200, margin={"t": 60})
     write_atomic(path, f"<html><head><meta charset='utf-8'></head><body>{header}"
                        + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")

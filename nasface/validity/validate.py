@@ -52,6 +52,9 @@ LOG, REPORT, PAGE = "log.jsonl", "validate.json", "validate.html"
 PROGRESS = "progress"        # under the cache: a run in progress keeps its state here
 VALIDATE_RUNS = "validate runs"
 PREDICTORS = ("proxy", "flops", "params")
+# What a logged run can be judged by: 10-fold verification accuracy, or the true accept rate at the
+# proxy's low false accept rate (evaluate.FAR_TARGET), the open-set score full-scale benchmarks report.
+SCORES = ("accuracy", "tar_at_far")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ValidateSettings:
     search: SearchConfig
     seeds: int = 3
     published: str | None = None   # a published table of one's own; None: nasface's
+    score: str = "accuracy"        # which of SCORES the proxy's ranking is read from
 
     @property
     def proxy(self) -> ProxyBudget:
@@ -87,6 +91,8 @@ def check_settings(settings: ValidateSettings) -> PublishedTable:
     """One clear line for settings that cannot give an answer; the checked published table."""
     if settings.seeds < 1:
         raise NasfaceError(f"--seeds must be 1 or more, got {settings.seeds}")
+    if settings.score not in SCORES:
+        raise NasfaceError(f"--score must be one of {', '.join(SCORES)}, got {settings.score!r}")
     table = load_published(settings.published)
     known = set(preset_names())
     for index, group in enumerate(table.groups):
@@ -164,7 +170,7 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
                 stage.update(number)
     rows.refresh()
     runs = {(b.preset, seed): rows.get(keys[(b.preset, seed)]) for b, seed in plan}
-    report = analyse(table, networks, settings.seed_list(), runs)
+    report = analyse(table, networks, settings.seed_list(), runs, settings.score)
     report["command_settings"] = describe(settings)
     report["teacher"] = teacher_info
     report["log"] = str(out / LOG)
@@ -207,17 +213,18 @@ def describe(settings: ValidateSettings) -> dict:
 
 
 # -- analysis --------------------------------------------------------------------------------------
-def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], runs: dict) -> dict:
+def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], runs: dict,
+            score: str = "accuracy") -> dict:
     """The proxy's ordering of the published pairs, per group and overall, from the logged runs
-    (``runs``: {(preset, seed): log row or None})."""
+    (``runs``: {(preset, seed): log row or None}), each run judged by its ``score``."""
     by_preset = {b.preset: b for b in networks}
     measured = {}  # preset -> {seed: accuracy} of its successful runs
     failed = {}
     for (preset, seed), row in runs.items():
         if row is None:
             continue
-        if row["result"]["status"] == "ok":
-            measured.setdefault(preset, {})[seed] = row["result"]["accuracy"]
+        if row["result"]["status"] == "ok" and row["result"][score] is not None:
+            measured.setdefault(preset, {})[seed] = row["result"][score]
         else:
             failed[f"{preset} seed {seed}"] = row["result"].get("reason")
     groups, pooled = [], {name: [] for name in PREDICTORS}
@@ -249,7 +256,7 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
         "tau": pooled_tau([_printed_pairs(g) for g in table.groups if sum(n.flops is not None for n in g.networks) >= 2])}
     overall["largest_above_smallest"] = [g["id"] for g in groups if g.get("largest_above_smallest")]
     overall["largest_not_above_smallest"] = [g["id"] for g in groups if g.get("largest_above_smallest") is False]
-    return {"published": table.source, "seeds": seeds, "metrics": dict(METRICS),
+    return {"published": table.source, "seeds": seeds, "score": score, "metrics": dict(METRICS),
             "networks": [{"preset": b.preset, "flops": b.flops, "params": b.params, "runnable": b.reason is None,
                           "reason": b.reason, "accuracy": measured.get(b.preset, {})} for b in networks],
             "runs_logged": sum(row is not None for row in runs.values()), "runs_planned": len(runs),

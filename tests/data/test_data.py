@@ -5,12 +5,9 @@ RecordIO and .bin readers have their own files (test_data_recordio.py, test_data
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ from nasface.data.orl import convert_orl
 from nasface.data.proxy import draw_pairs, split_identities
 from nasface.data.synthetic import SyntheticSource
 from nasface.core.errors import NasfaceError
-from tests.factories import REPO
+from tests.factories import REPO, digest, run_python
 
 SHARED = REPO.parent / "shared"
 DESCRIBE_KEYS = {"format", "images", "identities", "pairs", "positives", "image_size", "sample_decodes",
@@ -36,16 +33,6 @@ def shared() -> Path:
     if not (SHARED / "data").is_dir():
         pytest.skip("../shared/data (the original ORL faces) is not next to this checkout")
     return SHARED / "data"
-
-
-def digest(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def run_python(code: str, **env) -> str:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=REPO, env={**os.environ, **env})
-    return result.stdout.strip()
 
 
 # ---------------------------------------------------------------- containers
@@ -260,7 +247,7 @@ def test_undecodable_file_is_named(tmp_path):
 
 
 def test_missing_and_unknown_specs(tmp_path):
-    with pytest.raises(NasfaceError, match=r"data source '.*nowhere' not found; expected 'synthetic', 'orl'"):
+    with pytest.raises(NasfaceError, match=r"data source '.*nowhere' not found; expected 'synthetic', 'synthetic-hard', 'orl'"):
         open_source(str(tmp_path / "nowhere"))
     stray = tmp_path / "notes.txt"
     stray.write_text("hello")

@@ -27,8 +27,9 @@ from nasface.search import config_from_options, run_search
 from nasface.arch.spec import preset_names
 from nasface.validity.pairs import PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
-from nasface.validity.validate import Buildable, ValidateSettings, analyse, measured_validity, run_validate
 from nasface.ui.validity_page import write_page
+from nasface.validity.validate import (Buildable, ValidateSettings, analyse, check_settings, measured_validity,
+                                       run_validate)
 from tests.killing import REPO, killed_then_finished
 
 # Three presets trained for real at 32 px: two groups, one with a published tie and a network nasface cannot build
@@ -281,6 +282,25 @@ def test_the_analysis_by_hand(tmp_path):
     mfn = next(n for n in partial["groups"][0]["networks"] if n["preset"] == "mobilefacenet")
     assert mfn["proxy"] == 0.88 and mfn["seed_std"] is None
     assert "1" not in partial["groups"][0]["per_seed"]  # only share has seed 1: no pair to count
+
+
+def test_the_analysis_by_tar_reads_each_run_s_tar(tmp_path):
+    # Judged by TAR at the low FAR instead of accuracy: the same runs, ranked by the other number; a run
+    # whose TAR could not be measured counts as not measured, not as zero.
+    table = load_published(tiny_table(tmp_path))
+    networks = [Buildable("seesaw-share-facenet", None, 289, 137, None), Buildable("mobilefacenet", None, 440, 120, None),
+                Buildable("seesaw-shuffle-facenet", None, 289, 137, None)]
+    tar = {"seesaw-share-facenet": 0.30, "mobilefacenet": 0.10, "seesaw-shuffle-facenet": None}
+    runs = {(p, 0): {"preset": p, "seed": 0, "result": {"status": "ok", "accuracy": 0.9 - (p == "mobilefacenet") * 0.1
+                                                         + (p == "seesaw-share-facenet") * 0.05, "tar_at_far": t}}
+            for p, t in tar.items()}
+    by_accuracy, by_tar = analyse(table, networks, [0], runs), analyse(table, networks, [0], runs, "tar_at_far")
+    assert by_tar["score"] == "tar_at_far" and by_accuracy["score"] == "accuracy"
+    ladder = by_tar["groups"][0]
+    assert ladder["trained"] == 2 and [n["proxy"] for n in ladder["networks"] if n["proxy"] is not None] == [0.10, 0.30]
+    assert by_accuracy["groups"][0]["trained"] == 3
+    with pytest.raises(NasfaceError, match="--score must be one of accuracy, tar_at_far"):
+        check_settings(ValidateSettings(search=config_from_options(TINY), score="auc"))
 
 
 # -- end to end, with real training --------------------------------------------------------------
