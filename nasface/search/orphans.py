@@ -48,22 +48,19 @@ def session_processes(session_dir: str) -> list[int]:
 
 
 def stop_processes(pids: list[int], grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM each, then SIGKILL those still there after ``grace`` seconds."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace
+    """SIGTERM each, then SIGKILL those still there after ``grace`` seconds, and wait (as long again)
+    until they are gone."""
     left = list(pids)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)
-        left = [pid for pid in left if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    for kind in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            try:
+                os.kill(pid, kind)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = [pid for pid in left if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
 
 
 def _zombie(pid: int) -> bool:
@@ -85,8 +82,13 @@ def stop_orphans(study_dir: Path, log) -> int:
             continue
         if process_alive(driver):
             continue
-        pids = session_processes(session_dir) if Path("/proc").is_dir() else []
-        stop_processes(pids)
+        pids: set[int] = set()
+        for _ in range(3):  # again for any the session started while it was being stopped
+            found = session_processes(session_dir) if Path("/proc").is_dir() else []
+            if not found:
+                break
+            stop_processes(found)
+            pids.update(found)
         if pids:
             log(f"stopped {len(pids)} Ray processes left running by driver {driver}, which died")
         stopped += len(pids)
