@@ -8,7 +8,7 @@ Given proxy data, a space, budgets and a proxy (a study file's, by default the R
    the proxy's steps; the largest is the reference) and measures it at every budget on the way:
    under the proxy's warm-up-stable-decay schedule a shorter budget is a branch off the stable
    phase, equal to the run that budget would train on its own (``nasface.training.proxy.score_budgets``);
-   every ranking signal of ``nasface.signals`` is recorded at every budget, with its CPU time, so
+   every ranking signal of ``nasface.training.signals`` is recorded at every budget, with its CPU time, so
    the log doubles as a tabular benchmark for multi-fidelity search;
 3. repeats the run with a second seed on a subset spread over the FLOPs range, which gives the
    noise ceiling: how well the reference ranks itself;

@@ -1,7 +1,7 @@
 """The settings of a search (``SearchConfig``) and every option that sets them, declared once.
 
 ``SEARCH_OPTIONS`` is the one table of ``nasface search``'s options: the command line's parameters
-and the study-file reader are derived from it (``nasface.options``), and its defaults are the
+and the study-file reader are derived from it (``nasface.core.options``), and its defaults are the
 dataclasses' own.  Kept apart from ``nasface.search`` so the command line can read the table
 without importing Optuna, pandas and plotly.
 """
@@ -25,7 +25,7 @@ OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "f
               "latency_ms": "minimize"}
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "weight_bytes")
 LATENCY_OBJECTIVES = ("accuracy", "latency_ms", "weight_bytes")  # the default where a latency target is set
-DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.signals) the objective "score" maximises
+DEFAULT_SCORE = "accuracy"  # the ranking signal (nasface.training.signals) the objective "score" maximises
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ SEARCH_OPTIONS = (
     Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size)."),
     Option("objectives", NAMES, _CONFIG.objectives, f"Comma-separated, from {', '.join(OBJECTIVES)}."),
     Option("score", str, _CONFIG.score, "The ranking signal the objective 'score' maximises (see nasface "
-           "fidelity): accuracy, loss_sum, synflow, ... (nasface.signals)."),
+           "fidelity): accuracy, loss_sum, synflow, ... (nasface.training.signals)."),
     Option("sampler", str, _CONFIG.sampler, f"{', '.join(SAMPLERS)}."),
     Option("trials", int | None, _CONFIG.trials, "Trained candidates to aim for (null in a file: no limit)."),
     Option("timeout", TEXT, None, "Stop after this long, e.g. 30m, 2h, 90s."),

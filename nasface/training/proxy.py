@@ -37,7 +37,7 @@ def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: Prox
     training step, e.g. to show how far it is).
 
     Returns JSON-friendly metrics and, with ``signals``, every ranking signal of
-    ``nasface.signals`` under ``signals``; a candidate that diverges or runs out of memory returns
+    ``nasface.training.signals`` under ``signals``; a candidate that diverges or runs out of memory returns
     ``status: failed`` with the reason instead of raising.
     """
     return score_budgets(spec, train_set, pairs, budget, (budget.steps,), teacher, signals, on_step=on_step)[0]
@@ -223,7 +223,7 @@ class BudgetRun:
                 measured["yardstick_cka"] = linear_cka(faces, self.yardstick)
             result["signals"] = measured
         # what training decided that the deployed cost depends on (uneven FLGC groups cost more):
-        # the search judges the budgets again on nasface.model.deployed_cost
+        # the search judges the budgets again on nasface.arch.model.deployed_cost
         result["learnt_structure"] = learnt_structure(state.model)
         result["wall_seconds"] = time.perf_counter() - self.start
         self.results.append(result)

@@ -17,7 +17,7 @@ from nasface.training.losses import DISTILLER_KINDS, MARGIN_KINDS
 @dataclass(frozen=True, kw_only=True)
 class Optimisation:
     """SGD and the losses, declared once for every training: the proxy (``ProxyBudget``), full
-    training's plan and its recipe (``nasface.fulltrain.TrainingPlan``, ``nasface.export.Recipe``)."""
+    training's plan and its recipe (``nasface.training.fulltrain.TrainingPlan``, ``nasface.training.recipe.Recipe``)."""
 
     lr: float = 0.1              # SGD, momentum 0.9, weight decay 5e-4, as all five papers
     momentum: float = 0.9
@@ -49,7 +49,7 @@ class Optimisation:
 @dataclass(frozen=True, kw_only=True)
 class LoopSettings(Optimisation):
     """What ``make_loop_state`` and ``train_loop`` read: ``ProxyBudget``, or full training's
-    ``nasface.fulltrain.TrainingPlan``.  Each also has a ``schedule`` (``WarmupStableDecay`` /
+    ``nasface.training.fulltrain.TrainingPlan``.  Each also has a ``schedule`` (``WarmupStableDecay`` /
     ``StepDecaySchedule``): a property of the proxy's budget, a field of full training's plan, so
     it is not declared here (a property here would become the field's default)."""
 
@@ -182,7 +182,7 @@ class TeacherTargets:
     ``embeddings[i]`` / ``flipped[i]`` are the teacher's embeddings of training image i and of its
     mirror image; ``centres`` are its class centres (one row per training identity); ``held_out``,
     where cached, its flip-summed embeddings of the distinct verification faces
-    (``nasface.evaluate.distinct_faces`` order), for the teacher-agreement signal.
+    (``nasface.training.evaluate.distinct_faces`` order), for the teacher-agreement signal.
     """
 
     embeddings: np.ndarray
