@@ -26,20 +26,20 @@ from nasface.arch.model import count, deployed_cost
 from nasface.search.results import pareto_front
 from nasface.search import job, record
 from nasface.search.checks import check_config
-from nasface.search.eta import Progress
+from nasface.search.eta import Progress, count_queued
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
                                      recover_stale_trials, still_ours, trained_elsewhere)
-from nasface.search.trial_time import calibrate
+from nasface.search.trial_time import calibrate, calibration_networks
 from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.orphans import note_ray_session, stop_orphans
 from nasface.search.samplers import make_sampler
 from nasface.search.silence import SilenceWatch
 from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
 from nasface.training.signals import oriented
-from nasface.arch.space import SearchSpace, cheapest_spec, fill_budget
+from nasface.arch.space import SearchSpace, fill_budget
 from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
-from nasface.search.study import baseline_presets, check_settings, enqueue_baselines, promote, rung_payload
+from nasface.search.study import check_settings, enqueue_baselines, promote, rung_payload, waiting
 from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
 from nasface.training.student import proxy_spec
 
@@ -171,7 +171,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     study has its trials, time is up, or Ctrl-C (in the loop: the running trials are enqueued again)."""
     progress.trained = record.trained_candidates(study)
     progress.pareto = len(pareto_front(study))
-    _queued_work(study, space, config, progress)
+    count_queued(progress, study, space, config)
     if config.teacher == "auto":  # its steps time the candidates' before any has trained
         progress.teacher_flops = count(auto_teacher(config.proxy, config.teacher_spec)[0],
                                        config.budgets.convention)["flops"]
@@ -179,7 +179,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     if progress.planned is not None and (progress.queued_flops or progress.candidates_to_start({})):
         progress.doing = "timing a trial's parts"
         with progress.section("timing"):  # before the teacher, whose stage then shows the whole time left
-            progress.model = calibrate(_calibration_networks(space, config), data, config.proxy, reporter.stages)
+            progress.model = calibrate(calibration_networks(space, config), data, config.proxy, reporter.stages)
     progress.doing = "preparing the teacher"
     with progress.section("teacher"):
         teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
@@ -208,7 +208,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
         if out_of_time():
             return False
         if config.trials is not None and record.candidates_counted(study) >= config.trials:
-            return bool(_waiting(study))  # baselines and promotions still to run
+            return bool(waiting(study))  # baselines and promotions still to run
         return True
 
     heartbeat = Heartbeat(study, lock, running)
@@ -274,7 +274,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 progress.live.pop(number, None)
                 live_path(config.study_dir, number).unlink(missing_ok=True)
                 progress.trained = record.trained_candidates(study)
-                _queued_work(study, space, config, progress)
+                count_queued(progress, study, space, config)
                 progress.pareto = len(pareto_front(study))
                 reporter.trial(record.read(trial), progress)
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
@@ -307,47 +307,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     return study
 
 
-def _queued_work(study: optuna.Study, space: SearchSpace, config: SearchConfig, progress: Progress) -> None:
-    """What the time left needs of the study: the FLOPs of the baselines and promotions waiting, and
-    those a candidate is expected to have (the trained candidates' mean; before one, that of the
-    seed networks of the space within budget, else the FLOPs budget)."""
-    everything = record.records(study)
-    convention = config.budgets.convention
-    progress.queued_flops = {facts.number: count(facts.baseline, convention)["flops"] if facts.baseline
-                             else everything[facts.promoted_from].cost["flops"] for facts in _waiting(study)}
-    trained = [facts.cost["flops"] for facts in everything if facts.kind == "candidate"]
-    if not trained:
-        seeds = [count(name, convention) for name in baseline_presets(space)]
-        trained = [cost["flops"] for cost in seeds if not config.budgets.violations(cost)]
-    if trained:
-        progress.expected_flops = sum(trained) / len(trained)
-    else:
-        progress.expected_flops = config.budgets.flops
-
-
-def _calibration_networks(space: SearchSpace, config: SearchConfig) -> list[tuple[object, int]]:
-    """The cheapest and the most expensive seed network of the space, with their FLOPs (the space's
-    cheapest network when it has none): what a trial's parts are timed on."""
-    convention = config.budgets.convention
-    seeds = sorted(((name, count(name, convention)["flops"]) for name in baseline_presets(space)),
-                   key=lambda seed: seed[1])
-    if not seeds:
-        cheapest = cheapest_spec(space)
-        return [(cheapest, count(cheapest, convention)["flops"])]
-    return [seeds[0], seeds[-1]] if len(seeds) > 1 else seeds
-
-
 def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
     label = f"baseline {facts.baseline}" if facts.baseline else f"trial {facts.number}"
     return LiveTrial(number=facts.number, label=label, flops=facts.cost["flops"],
                      steps=payload["proxy"]["steps"], baseline=bool(facts.baseline),
                      started=time.time())
-
-
-def _waiting(study: optuna.Study) -> list:
-    """Enqueued trials not asked for yet: baselines, successive halving's promotions, retries of those."""
-    return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,))
-            if facts.baseline or facts.promoted]
 
 
 def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):

@@ -6,7 +6,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import optuna
+
+from nasface.arch.model import count
+from nasface.arch.space import SearchSpace
 from nasface.core.stages import StageProgress
+from nasface.search import record
+from nasface.search.config import SearchConfig
+from nasface.search.study import baseline_presets, waiting
 from nasface.search.live import LiveTrial
 from nasface.search.trial_time import TrialCostModel, modelled_time_left
 from nasface.training.teacher import TEACHER_TRAINING
@@ -119,3 +126,21 @@ class Progress:
         ``other``, and ``total``."""
         total = time.time() - self.started
         return {**self.sections, "other": max(0.0, total - sum(self.sections.values())), "total": total}
+
+
+def count_queued(progress: Progress, study: optuna.Study, space: SearchSpace, config: SearchConfig) -> None:
+    """What the time left needs of the study: the FLOPs of the baselines and promotions waiting, and
+    those a candidate is expected to have (the trained candidates' mean; before one, that of the
+    seed networks of the space within budget, else the FLOPs budget)."""
+    everything = record.records(study)
+    convention = config.budgets.convention
+    progress.queued_flops = {facts.number: count(facts.baseline, convention)["flops"] if facts.baseline
+                             else everything[facts.promoted_from].cost["flops"] for facts in waiting(study)}
+    trained = [facts.cost["flops"] for facts in everything if facts.kind == "candidate"]
+    if not trained:
+        seeds = [count(name, convention) for name in baseline_presets(space)]
+        trained = [cost["flops"] for cost in seeds if not config.budgets.violations(cost)]
+    if trained:
+        progress.expected_flops = sum(trained) / len(trained)
+    else:
+        progress.expected_flops = config.budgets.flops

@@ -114,3 +114,9 @@ def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
     if enqueued:
         log(f"promoted to the next rung: trial{'s' if len(enqueued) > 1 else ''} {', '.join(map(str, enqueued))}")
     return enqueued
+
+
+def waiting(study: optuna.Study) -> list:
+    """Enqueued trials not asked for yet: baselines, successive halving's promotions, retries of those."""
+    return [facts for facts in record.records(study, states=(optuna.trial.TrialState.WAITING,))
+            if facts.baseline or facts.promoted]

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nasface.data.base import PairSet
+from nasface.arch.model import count
+from nasface.arch.space import SearchSpace, cheapest_spec
 from nasface.core.errors import NasfaceError
+from nasface.search.config import SearchConfig
+from nasface.search.study import baseline_presets
 from nasface.training.evaluate import distinct_faces
 
 CALIBRATION_STEPS = 4      # the first step allocates; the median of the others is a step's time
@@ -144,6 +148,18 @@ def calibrate(networks: list[tuple[object, int]], data, proxy, stages) -> TrialC
                 timed.append(times)
             stage.update(done)
     return TrialCostModel(tuple(timed)) if timed else None
+
+
+def calibration_networks(space: SearchSpace, config: SearchConfig) -> list[tuple[object, int]]:
+    """The cheapest and the most expensive seed network of the space, with their FLOPs (the space's
+    cheapest network when it has none): what a trial's parts are timed on."""
+    convention = config.budgets.convention
+    seeds = sorted(((name, count(name, convention)["flops"]) for name in baseline_presets(space)),
+                   key=lambda seed: seed[1])
+    if not seeds:
+        cheapest = cheapest_spec(space)
+        return [(cheapest, count(cheapest, convention)["flops"])]
+    return [seeds[0], seeds[-1]] if len(seeds) > 1 else seeds
 
 
 def modelled_time_left(progress) -> float:

@@ -7,7 +7,7 @@ import re
 import time
 
 from nasface.ui.progress import Reporter
-from nasface.search.driver import Progress
+from nasface.search.eta import Progress
 from nasface.search.silence import SilenceWatch
 from nasface.ui.timed_console import TimedConsole
 

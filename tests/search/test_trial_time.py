@@ -14,7 +14,7 @@ from nasface.data.base import PairSet
 from nasface.arch.model import count
 from nasface.core.stages import Stages
 from nasface.search import job
-from nasface.search.driver import Progress
+from nasface.search.eta import Progress
 from nasface.search.trial_time import TrialCostModel, TrialTimes, calibrate, calibration_pairs, modelled_time_left
 from nasface.search.live import LiveTrial
 from nasface.training.settings import ProxyBudget
