@@ -1,6 +1,6 @@
 """The search's first ETA against the time it took, and the longest stretch without a line.
 
-    python benchmarks/first_eta.py [--log STAMPED_LOG] [-- SEARCH ARGS...]
+    python benchmarks/first_eta.py [--log STAMPED_LOG | --save STAMPED_LOG] [-- SEARCH ARGS...]
 
 Runs ``nasface search`` (default: the README study shortened, 40 steps at 32 px, 2 candidates, no
 teacher, into a fresh studies folder under /tmp) with its output piped, as ``make search > log``
@@ -57,6 +57,7 @@ def run_search(args: list[str]) -> list[tuple[float, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", type=Path, help="a stamped log to analyse instead of running a search")
+    parser.add_argument("--save", type=Path, help="also write the stamped log of the search run here")
     parser.add_argument("search_args", nargs="*", help="nasface search arguments (default: the short study)")
     options = parser.parse_args()
     load_before = os.getloadavg()
@@ -65,6 +66,8 @@ def main() -> None:
                    (row.partition(" ") for row in options.log.read_text().splitlines())]
     else:
         stamped = run_search(options.search_args or SHORT_STUDY)
+        if options.save:
+            options.save.write_text("".join(f"{when:.3f} {line}\n" for when, line in stamped))
     for key, value in analyse(stamped).items():
         print(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
     if not options.log:
