@@ -5,6 +5,7 @@ One home for them, so no test module imports another.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -300,3 +301,18 @@ def run_python(code: str, **env) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=REPO, env={**os.environ, **env})
     return result.stdout.strip()
+
+
+def created_study(name: str, storage: str) -> optuna.Study | None:
+    """The study of a driver launched with ``storage`` (a SQLite URL), or None while it is not created
+    yet: a driver announces itself ("start") before it decodes the proxy data, and creates the study
+    after.  Asked read-only first, so the test never races the driver in creating the database."""
+    import sqlite3
+
+    path = Path(storage.removeprefix("sqlite:///"))
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
+            found = database.execute("SELECT 1 FROM studies WHERE study_name = ?", (name,)).fetchone()
+    except sqlite3.Error:  # no file yet, or no tables yet
+        return None
+    return None if found is None else optuna.load_study(study_name=name, storage=storage)

@@ -233,18 +233,18 @@ def test_the_noise_ceiling_gives_each_flops_half_its_sigma_once_each_has_three_p
     settings = SimpleNamespace(reference_steps=8, proxy_steps=4)
     reference = np.array([0.8 + 0.01 * i for i in range(10)])
     ceiling = _noise_ceiling(by_arch, repeated, 0, settings, 200, reference, np.array(flops, float))
-    by_size = ceiling["modelled_by_size"]
-    assert by_size["split_flops"] == 7.5e6 and by_size["group_pairs"] == [3, 3]
-    assert by_size["group_architectures"] == [7, 3]  # 1M ... 7M, and 8M ... 10M
-    assert by_size["sigmas"] == pytest.approx([0.002 / np.sqrt(2), 0.02 / np.sqrt(2)])
-    assert ceiling["modelled"]["sigma"] == pytest.approx(np.sqrt((0.002 ** 2 + 0.02 ** 2) / 4))
+    by_size = ceiling.modelled_by_size
+    assert by_size.split_flops == 7.5e6 and by_size.group_pairs == [3, 3]
+    assert by_size.group_architectures == [7, 3]  # 1M ... 7M, and 8M ... 10M
+    assert by_size.sigmas == pytest.approx([0.002 / np.sqrt(2), 0.02 / np.sqrt(2)])
+    assert ceiling.modelled.sigma == pytest.approx(np.sqrt((0.002 ** 2 + 0.02 ** 2) / 4))
     assert "(up to 8M FLOPs sigma 0.14 points from 3 pairs, above 1.41 from 3)" in by_size_text(by_size)
-    assert ceiling["modelled"]["noise"] == "empirical" and -1 <= ceiling["modelled"]["gaussian"]["tau"] <= 1
-    assert "(each a seed-to-seed difference drawn from the 6 pairs)" in modelled_text(ceiling["modelled"])
-    assert "as Gaussian noise of the same spread (sigma 1.00 points)" in modelled_text(ceiling["modelled"])
+    assert ceiling.modelled.noise == "empirical" and -1 <= ceiling.modelled.gaussian.tau <= 1
+    assert "(each a seed-to-seed difference drawn from the 6 pairs)" in modelled_text(ceiling.modelled)
+    assert "as Gaussian noise of the same spread (sigma 1.00 points)" in modelled_text(ceiling.modelled)
     del by_arch[("a9", 1)]  # two pairs left above: too few for a sigma of their own
-    assert "modelled_by_size" not in _noise_ceiling(by_arch, repeated, 0, settings, 200, reference,
-                                                    np.array(flops, float))
+    assert _noise_ceiling(by_arch, repeated, 0, settings, 200, reference,
+                          np.array(flops, float)).modelled_by_size is None
 
 
 def test_expected_run_seconds_follow_a_power_law_of_flops_fitted_to_the_log(tmp_path):

@@ -30,7 +30,8 @@ from nasface.search import job, record, run_search
 from nasface.search.study import baseline_presets
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec
-from tests.factories import POSTGRES, STATES, finish, launch, needs_postgres, run, search_args, tiny_config
+from tests.factories import (POSTGRES, STATES, created_study, finish, launch, needs_postgres, run, search_args,
+                             tiny_config)
 
 
 def sqlite_url(tmp_path: Path, study: str) -> str:
@@ -205,11 +206,11 @@ def test_a_driver_killed_while_a_promotion_trains_loses_nothing_and_promotes_onc
     storage = sqlite_url(tmp_path, "sh")
     first = launch(*args)
     try:
-        assert json.loads(first.stdout.readline())["event"] == "start"  # the study exists from now on
+        assert json.loads(first.stdout.readline())["event"] == "start"
         deadline = time.time() + 300
         while time.time() < deadline:  # kill the driver while a promoted candidate is training
-            study = optuna.load_study(study_name="sh", storage=storage)
-            if any(facts.promoted and facts.in_training for facts in record.records(study)):
+            study = created_study("sh", storage)
+            if study is not None and any(facts.promoted and facts.in_training for facts in record.records(study)):
                 break
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
@@ -304,9 +305,9 @@ def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(
         assert json.loads(first.stdout.readline())["event"] == "start"
         deadline, victim = time.time() + 300, None
         while victim is None and time.time() < deadline:
-            study = optuna.load_study(study_name="c", storage=storage)
-            victim = next((facts for facts in record.records(study, states=(STATES.RUNNING,)) if facts.in_training),
-                          None)
+            study = created_study("c", storage)
+            victim = None if study is None else next(
+                (facts for facts in record.records(study, states=(STATES.RUNNING,)) if facts.in_training), None)
             time.sleep(0.05)
         first.send_signal(signal.SIGINT)
     finally:
@@ -396,13 +397,13 @@ def test_a_driver_killed_beside_another_is_taken_over(tmp_path):
     victim, survivor = launch(*args), launch(*args)
     training: dict = {}
     try:
-        for driver in (victim, survivor):  # each announces the study once it has opened it
+        for driver in (victim, survivor):  # each announces itself before it decodes the data
             assert json.loads(driver.stdout.readline())["event"] == "start"
         deadline = time.time() + 300
         while time.time() < deadline:  # kill one driver while both are training a candidate
-            study = optuna.load_study(study_name="pair", storage=storage)
-            training = {facts.driver: facts for facts in record.records(study, states=(STATES.RUNNING,))
-                        if facts.in_training}
+            study = created_study("pair", storage)
+            training = {} if study is None else {
+                facts.driver: facts for facts in record.records(study, states=(STATES.RUNNING,)) if facts.in_training}
             if len(training) == 2:
                 break
             time.sleep(0.05)
