@@ -71,6 +71,10 @@ class Progress:
         if self.model is not None:
             self.finished_modelled += self.model.seconds(flops, steps)
 
+    def queued_waiting(self, live: dict[int, LiveTrial]) -> list[int]:
+        """The FLOPs of each baseline or promotion queued and not yet in training."""
+        return [flops for number, flops in self.queued_flops.items() if number not in live]
+
     def candidates_to_start(self, live: dict[int, LiveTrial]) -> int:
         return max(0, (self.planned or 0) - self.trained - sum(1 for trial in live.values() if not trial.baseline))
 
@@ -89,7 +93,7 @@ class Progress:
         live = dict(self.live)  # a snapshot: the driver adds and removes trials
         in_training = list(live.values())
         to_start = self.candidates_to_start(live)
-        queued = sum(flops for number, flops in self.queued_flops.items() if number not in live)
+        queued = sum(self.queued_waiting(live))
         return (sum(max(0, trial.steps - trial.done) * trial.flops for trial in in_training)
                 + self.proxy_steps * (queued + to_start * (self.expected_flops or 0.0)))
 

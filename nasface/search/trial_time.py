@@ -84,7 +84,6 @@ class TrialCostModel:
             left += max(0.0, self.setup_seconds(trial.flops) * correction - (time.time() - trial.started))
         return left
 
-
     def measured_ratio(self, trial) -> float | None:
         """How much slower than modelled a trial in training goes: its steps at the rate its job
         reports, or, still starting past its modelled setup, at least that overrun; None before either."""
@@ -174,7 +173,7 @@ def modelled_time_left(progress) -> float:
     else:  # before a trial has finished: how the trials in training go against the model, if known
         ratios = [ratio for ratio in (model.measured_ratio(trial) for trial in live.values()) if ratio]
         correction = statistics.fmean(ratios) if ratios else 1.0
-    queued = [flops for number, flops in progress.queued_flops.items() if number not in live]
+    queued = progress.queued_waiting(live)
     to_start = progress.candidates_to_start(live)
     waiting = sum(model.seconds(flops, progress.proxy_steps) for flops in queued)
     if to_start:
