@@ -85,13 +85,17 @@ class TrialCostModel:
         return left
 
     def measured_ratio(self, trial) -> float | None:
-        """How much slower than modelled a trial in training goes: its steps at the rate its job
-        reports, or, still starting past its modelled setup, at least that overrun; None before either."""
+        """How much longer than modelled a trial in training will take as a whole (the ratio the finished
+        trials give too): the modelled trial with what its job has measured put in, its steps at the
+        rate it reports or, still starting past its modelled setup, that setup's overrun; None before
+        either.  Whole-trial, not per part: a first setup running long (2.5x its modelled seconds on the
+        README study's first baseline) once scaled every trial left by 2.5x and doubled the search's ETA."""
+        modelled = self.seconds(trial.flops, trial.steps)
         if trial.steps_per_second:
-            return 1.0 / trial.steps_per_second / self.step_seconds(trial.flops)
-        elapsed = time.time() - trial.started
-        if trial.phase == "starting" and elapsed > self.setup_seconds(trial.flops):
-            return elapsed / self.setup_seconds(trial.flops)
+            return (modelled + trial.steps * (1.0 / trial.steps_per_second - self.step_seconds(trial.flops))) / modelled
+        overrun = time.time() - trial.started - self.setup_seconds(trial.flops)
+        if trial.phase == "starting" and overrun > 0:
+            return (modelled + overrun) / modelled
         return None
 
 
