@@ -65,3 +65,23 @@ def test_every_printed_line_and_every_jsonl_event_counts_as_a_line(capsys):
     time.sleep(0.01)
     console.print("y")
     assert console.last_line > before
+
+
+def test_a_live_bar_redrawing_on_a_terminal_is_not_a_line_so_a_stalled_stage_still_gets_one():
+    """On a terminal rich's live bar redraws itself ten times a second by printing a ``Control``:
+    counted as lines, they kept the watch quiet for 20 s of the README study's 'timing a trial'
+    stage, whose bar does not move between its two units."""
+    from rich.progress import Progress as Bar
+
+    buffer = io.StringIO()
+    reporter = Reporter("rich", interval=0.5)
+    reporter.console = TimedConsole(file=buffer, force_terminal=True, width=100, no_color=True)
+    watch = SilenceWatch(reporter, Progress(planned=None, doing="timing a trial"))
+    with Bar(console=reporter.console, refresh_per_second=20) as bar:
+        bar.add_task("timing a trial", total=2)
+        watch.start()
+        try:
+            wait_for(lambda: "still working: timing a trial" in buffer.getvalue(), seconds=10)
+        finally:
+            watch.stop()
+    assert "still working: timing a trial" in buffer.getvalue()
