@@ -3,7 +3,9 @@
 ``from nasface.report import open_study`` and the like, as scripts and notebooks written before the
 move have them, import the names from where they live now: an old path is a module whose names are
 looked up in its new modules, in order, on first use.  Nothing is imported until an old path is.
-``docs/module_map.md`` lists every move.
+``docs/module_map.md`` lists every move.  Importing an old path warns once (a ``FutureWarning``,
+which Python shows to end users by default) naming where to import from instead: the aliases are a
+bridge for code written before the move, not a second public layout.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
+import warnings
 
 # old path -> the modules its names live in now (the first that has a name gives it)
 MOVED = {
@@ -67,6 +70,8 @@ class _OldPath(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         targets = new_modules(module.__name__)
+        warnings.warn(f"{module.__name__} moved to {' and '.join(targets)}: import from there "
+                      "(docs/module_map.md lists every move)", FutureWarning, stacklevel=2)
 
         def lookup(attribute: str):
             for target in targets:
