@@ -211,11 +211,13 @@ HEAVY = {"torch", "optuna", "ray", "pandas", "plotly"}
 
 
 def light_roots() -> list[str]:
-    """The modules that must import nothing heavy: the command line as every command loads it, and the spec
-    side of architectures (every part of ``nasface.arch.blocks`` but its ``module.py`` files)."""
+    """The modules that must import nothing heavy: the command line as every command loads it (with the search
+    options, which ``nasface.cli.search`` turns into parameters when it is imported), and the spec side of
+    architectures (every part of ``nasface.arch.blocks`` but its ``module.py`` files)."""
     blocks = [module_name(path) for path in sorted((PACKAGE / "arch" / "blocks").rglob("*.py"))
               if path.name != "module.py"]
-    return ["nasface.cli.app", "nasface.arch.model", "nasface.arch.space", "nasface.arch.budget", *blocks]
+    return ["nasface.cli.app", "nasface.search.config", "nasface.arch.model", "nasface.arch.space",
+            "nasface.arch.budget", *blocks]
 
 
 def heavy_on_import(roots: list[str]) -> list[str]:
