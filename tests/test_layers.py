@@ -1,4 +1,5 @@
-"""The package's layers, read from the source: every import points down the declared order.
+"""The package's layers, read from the source: every import points down the declared order; and what the
+light commands (``nasface count``) and the spec side of architectures load: no torch.
 
 Each module of ``nasface`` belongs to one role package; a package may import its own modules and
 those of the packages below it, never one above (a lazy import inside a function counts too: it is
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,12 +37,29 @@ def layer(module: str) -> str | None:
     return role if role in LAYERS else None
 
 
-def imported(path: Path) -> list[tuple[int, str]]:
-    """The ``nasface`` modules ``path`` imports (line, module), relative imports resolved."""
+def run_on_import(tree: ast.Module) -> Iterator[ast.AST]:
+    """The statements of ``tree`` that run when the module is imported: not the bodies of functions, nor what
+    ``if TYPE_CHECKING:`` guards (annotations only)."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, (ast.stmt, ast.excepthandler)))
+
+
+def imports(path: Path, on_import_only: bool = False) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (line, module), relative imports resolved; ``on_import_only``: only
+    those imported when ``path`` is (``run_on_import``), not those imported inside a function."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(), str(path))
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in (run_on_import(tree) if on_import_only else ast.walk(tree)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -54,7 +73,12 @@ def imported(path: Path) -> list[tuple[int, str]]:
                           if (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file()]
             else:
                 found.append((node.lineno, target))
-    return [(line, module) for line, module in found if module == "nasface" or module.startswith("nasface.")]
+    return found
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    """The ``nasface`` modules ``path`` imports (line, module), relative imports resolved."""
+    return [(line, module) for line, module in imports(path) if module == "nasface" or module.startswith("nasface.")]
 
 
 def modules() -> list[Path]:
@@ -178,3 +202,94 @@ def test_every_folder_is_a_regular_package():
     """setuptools packs only folders with an ``__init__.py``: a namespace folder would be left out of the wheel."""
     folders = {path.parent for path in modules()}
     assert not [folder for folder in folders if not (folder / "__init__.py").is_file()]
+
+
+# -- what stays light --------------------------------------------------------------------------------------
+# Reading, checking and counting a spec, and starting any command, need none of these: ``nasface count`` answers
+# in a fraction of a second.  Each block family keeps its torch side in its ``module.py`` (nasface.arch.blocks).
+HEAVY = {"torch", "optuna", "ray", "pandas", "plotly"}
+
+
+def light_roots() -> list[str]:
+    """The modules that must import nothing heavy: the command line as every command loads it (with the search
+    options, which ``nasface.cli.search`` turns into parameters when it is imported), and the spec side of
+    architectures (every part of ``nasface.arch.blocks`` but its ``module.py`` files)."""
+    blocks = [module_name(path) for path in sorted((PACKAGE / "arch" / "blocks").rglob("*.py"))
+              if path.name != "module.py"]
+    return ["nasface.cli.app", "nasface.search.config", "nasface.arch.model", "nasface.arch.space",
+            "nasface.arch.budget", *blocks]
+
+
+def heavy_on_import(roots: list[str]) -> list[str]:
+    """The chains by which importing a module of ``roots`` imports a heavy package (read from the source: what
+    runs on import, of each module and of the packages above it)."""
+    paths = {module_name(path): path for path in modules()}
+    came_from: dict[str, str | None] = {}
+    queue = []
+    for root in roots:
+        came_from.setdefault(root, None)
+        queue.append(root)
+    chains = []
+    while queue:
+        name = queue.pop()
+        parts = name.split(".")
+        loaded = [(0, ".".join(parts[:end])) for end in range(1, len(parts))]  # its packages run first
+        for line, module in loaded + imports(paths[name], on_import_only=True):
+            if module.split(".")[0] in HEAVY:
+                chain, step = [f"{module} (line {line})"], name
+                while step is not None:
+                    chain.append(step)
+                    step = came_from[step]
+                chains.append(" <- ".join(chain))
+            elif module in paths and module not in came_from:
+                came_from[module] = name
+                queue.append(module)
+    return chains
+
+
+def test_heavy_on_import_follows_the_chain_to_the_heavy_import():
+    assert heavy_on_import(["nasface.arch.blocks.flgc"]) == []
+    chains = heavy_on_import(["nasface.arch.network"])
+    assert chains and all(chain.endswith("nasface.arch.network") for chain in chains)
+    assert any(chain.startswith("torch ") for chain in chains)
+
+
+def test_the_light_modules_import_nothing_heavy():
+    """Statically: no light module imports torch (or the search stack) on import, nor a module that does; a
+    family's torch side lives in its ``module.py``, imported inside ``build``."""
+    chains = heavy_on_import(light_roots())
+    assert not chains, "heavy imports of light modules (module <- the module that imported it):\n" + "\n".join(chains)
+
+
+def test_the_spec_side_loads_no_torch_and_builds_with_it():
+    """What reading, checking and counting every preset imports, run: no heavy package; and the same names
+    still reach the module side (``build_model``, a family's module by its old name), which loads torch."""
+    code = ("import json, sys\n"
+            "import nasface\n"
+            "from nasface.arch import budget, cost, model, space, spec\n"
+            "from nasface.arch.blocks import FAMILIES, flgc\n"
+            "from nasface.arch.blocks.flgc import grouped_pointwise_cost\n"
+            "counts = [model.count(name)['flops'] for name in spec.preset_names()]\n"
+            "light = sorted({name.split('.')[0] for name in sys.modules})\n"
+            "from nasface.arch.blocks.flgc import deploy\n"
+            "deploy(nasface.build_model('mobilefacenet'))\n"
+            "print(json.dumps([light, len(counts), 'torch' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert done.returncode == 0, done.stderr
+    light, counted, built_with_torch = json.loads(done.stdout.splitlines()[-1])
+    heavy = sorted(set(light) & HEAVY)
+    assert counted > 20 and built_with_torch and not heavy, heavy
+
+
+def test_count_spec_presets_and_help_load_no_torch(tmp_path):
+    """``nasface count`` on a preset and on a spec file, ``spec``, ``presets`` and ``--help``, run as a user
+    runs them, import neither torch nor the search stack."""
+    from nasface.arch.spec import load_spec, save_spec
+
+    save_spec(load_spec("vargfacenet"), tmp_path / "mine.yaml")
+    for command in (["count", "mobilefacenet"], ["count", "mine.yaml", "--json"], ["spec", "seesaw-shuffle-facenet"],
+                    ["presets"], ["--help"]):
+        status, packages = loaded_by(command, tmp_path)
+        heavy = sorted(packages & HEAVY)
+        assert status == 0 and not heavy, (command, status, heavy)

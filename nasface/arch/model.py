@@ -4,43 +4,39 @@ Both walk the spec in the same order, stem -> head -> stages -> embedding, and d
 block to its family's ``build`` / ``add_cost``, which live side by side in ``nasface/arch/blocks/``.
 A trained network is deployed (``deploy``) and counted as deployed (``learnt_structure``,
 ``deployed_cost``) through its families' hooks as well.
+
+Counting needs no torch, and this module imports none: the network itself (``FaceEmbeddingNet``,
+``deploy``, ``learnt_structure``) is in ``network.py``, imported when a network is built or named,
+as each block family keeps its module apart from its spec (``nasface.arch.blocks``).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
+import importlib
+import typing
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import BlockSpec, conv_bn, conv_bn_cost
+from nasface.arch.blocks.base import BlockSpec, conv_bn_cost
 from nasface.arch.cost import CONVENTIONS, CostCounter, CostReport, report_from_counter
 from nasface.core.errors import NasfaceError
-from nasface.arch.spec import ArchSpec, load_spec, stage_blocks, validate
+from nasface.arch.spec import ArchSpec, load_spec, stage_blocks
+
+if typing.TYPE_CHECKING:
+    from nasface.arch.network import FaceEmbeddingNet
+
+# The names of the torch side, looked up in ``network.py`` on first use.
+NETWORK_NAMES = ("FaceEmbeddingNet", "deploy", "learnt_structure")
 
 
-class FaceEmbeddingNet(nn.Module):
-    """Maps N x 3 x S x S images (normalised to about [-1, 1]) to N x embedding."""
-
-    def __init__(self, spec: ArchSpec):
-        super().__init__()
-        final_size = validate(spec)
-        self.spec = spec
-        self.stem = conv_bn(3, spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
-        self.head = spec.head.build(spec.stem.width)
-        self.stages = nn.Sequential(*[
-            nn.Sequential(*[block.build(cin, cout, stride)
-                            for name, i, block, cin, cout, stride in spec.blocks() if i == index])
-            for index in range(len(spec.stages))
-        ])
-        self.embedding = spec.embedding.build(spec.final_channels, final_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedding(self.stages(self.head(self.stem(x))))
+def __getattr__(name: str):
+    if name not in NETWORK_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("nasface.arch.network"), name)
 
 
 def build_model(spec: ArchSpec | str) -> FaceEmbeddingNet:
+    from nasface.arch.network import FaceEmbeddingNet
+
     return FaceEmbeddingNet(load_spec(spec))
 
 
@@ -92,34 +88,6 @@ def count_report(spec: ArchSpec | str, convention: str = "lfr", learnt: dict | N
     if convention not in CONVENTIONS:
         raise NasfaceError(f"unknown FLOPs convention {convention!r} (choose from {', '.join(CONVENTIONS)})")
     return report_from_counter(cost_counter(load_spec(spec), learnt=learnt), convention)
-
-
-def _blocks_in(model: nn.Module) -> list[tuple[str, BlockSpec, nn.Sequential, int]]:
-    """(name, spec, its stage, its index there) of every block of the network in ``model`` (which may
-    wrap it, as the proxy's ``ResizedInput`` does)."""
-    network = next(module for module in model.modules() if isinstance(module, FaceEmbeddingNet))
-    places = [(stage, index) for stage in network.stages for index in range(len(stage))]
-    return [(name, block, stage, index)
-            for (name, _, block, *_), (stage, index) in zip(network.spec.blocks(), places)]
-
-
-def deploy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every block in the form a device runs (FLGC: real group convolutions)."""
-    deployed = copy.deepcopy(model)
-    for _, block, stage, index in _blocks_in(deployed):
-        stage[index] = block.deployed(stage[index])
-    return deployed
-
-
-def learnt_structure(model: nn.Module) -> dict[str, list]:
-    """What training decided about each block of the network in ``model`` that its deployed cost depends
-    on, such as FLGC's learnt groups, by block name (``stage2.block1``)."""
-    found = {}
-    for name, block, stage, index in _blocks_in(model):
-        learnt = block.learnt(stage[index])
-        if learnt is not None:
-            found[name] = learnt
-    return found
 
 
 def deployed_cost(spec: ArchSpec, metrics: dict, convention: str) -> dict:

@@ -28,8 +28,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from nasface.core.atomic import atomic_path
-from nasface.arch.blocks.embeddings import EmbeddingBlock
-from nasface.arch.blocks.mixconv import MixedConv
+from nasface.arch.blocks.embeddings.module import EmbeddingBlock
+from nasface.arch.blocks.mixconv.module import MixedConv
 from nasface.arch.checkpoint import load_checkpoint
 from nasface.core.errors import NasfaceError
 from nasface.arch.model import build_model, deploy

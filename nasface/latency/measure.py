@@ -65,7 +65,7 @@ class Measurement:
 # -- what is exported -------------------------------------------------------------------------------------
 def part_module(part: Part):
     """The part as a torch module, in the form a device runs it (a deployed block)."""
-    from nasface.arch.blocks.base import conv_bn
+    from nasface.arch.blocks.base.module import conv_bn
 
     if part.kind == "stem":
         return conv_bn(3, part.cout, 3, part.stride, act=part.spec.act)

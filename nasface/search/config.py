@@ -16,9 +16,8 @@ from pathlib import Path
 
 from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
-from nasface.training.losses import DISTILLER_KINDS
 from nasface.core.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
-from nasface.training.settings import ProxyBudget, default_warmup
+from nasface.training.settings import DISTILLER_KINDS, ProxyBudget, default_warmup
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
               "weight_bytes": "minimize", "params": "minimize", "activation_bytes": "minimize",

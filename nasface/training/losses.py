@@ -37,12 +37,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasface.core.errors import NasfaceError
+from nasface.training.settings import DISTILLER_KINDS, MARGIN_KINDS
 
 # Norms below this are treated as this when normalising, so a zero vector maps to
 # the zero vector with a finite (if large) gradient instead of 0/0.
 NORM_EPS = 1e-6
-
-MARGIN_KINDS = ("arcface", "cosface", "sphereface")
 
 
 def _normalise(x: Tensor) -> Tensor:
@@ -397,7 +396,6 @@ _DISTILLERS: dict[str, type[Distiller]] = {
     AngularDistillation.name: AngularDistillation,
     MarginDistillation.name: MarginDistillation,
 }
-DISTILLER_KINDS = tuple(_DISTILLERS)
 
 
 def make_distiller(kind: str, **options) -> Distiller:

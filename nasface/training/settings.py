@@ -1,18 +1,27 @@
 """What a training is told: SGD and the losses (``Optimisation``), the proxy's budget
-(``ProxyBudget``), the learning-rate schedules, the device and the teacher's two forms."""
+(``ProxyBudget``), the learning-rate schedules, the device and the teacher's two forms.
+
+Settings are read where no training runs (the command line's option table, a study file, ``nasface
+count``): torch and numpy are imported only by the methods that use them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-from torch import nn
-
 from nasface.core.errors import NasfaceError
-from nasface.training.losses import DISTILLER_KINDS, MARGIN_KINDS
+
+if typing.TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+# The losses' names (``nasface.training.losses`` builds them by these names).
+MARGIN_KINDS = ("arcface", "cosface", "sphereface")
+DISTILLER_KINDS = ("none", "angular", "margin")
 
 @dataclass(frozen=True, kw_only=True)
 class Optimisation:
@@ -127,12 +136,17 @@ def default_warmup(steps: int) -> int:
 def check_device(device: str) -> None:
     if device not in ("auto", "cpu", "cuda"):
         raise NasfaceError(f"unknown device {device!r} (choose from auto, cpu, cuda)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when torch sees a GPU, else the CPU."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -197,6 +211,9 @@ class TeacherTargets:
 
     def batch_targets(self, index: np.ndarray, mirror: np.ndarray, images: torch.Tensor) -> torch.Tensor:
         """The cached embeddings of the batch's images (of their mirror images where mirrored)."""
+        import numpy as np
+        import torch
+
         rows = np.where(mirror[:, None], self.flipped[index], self.embeddings[index])
         return torch.as_tensor(rows, dtype=torch.float32, device=images.device)
 
@@ -213,6 +230,8 @@ class TeacherNetwork:
         self.centres = centres
 
     def to(self, device: torch.device) -> "TeacherNetwork":
+        import torch
+
         self.model.to(device)
         if device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
@@ -220,6 +239,8 @@ class TeacherNetwork:
 
     def batch_targets(self, index: np.ndarray, mirror: np.ndarray, images: torch.Tensor) -> torch.Tensor:
         """The teacher's embeddings of the batch as the student sees it (already mirrored)."""
+        import torch
+
         with torch.no_grad(), torch.autocast(images.device.type, dtype=torch.bfloat16,
                                              enabled=images.device.type == "cuda"):
             return self.model(images).float()

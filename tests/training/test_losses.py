@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nasface.core.errors import NasfaceError
-from nasface.training.losses import (AngularDistillation, CombinedMarginLoss, MarginDistillation, NoDistillation,
-                                     angular_distillation, centres_in_space, make_distiller,
+from nasface.training.settings import DISTILLER_KINDS, MARGIN_KINDS
+from nasface.training.losses import (AngularDistillation, CombinedMarginLoss, Distiller, MarginDistillation,
+                                     NoDistillation, angular_distillation, centres_in_space, make_distiller,
                                      margin_distillation_margins, margin_loss)
 
 S = 64.0
@@ -414,6 +415,13 @@ def test_make_distiller_builds_each_kind_with_its_options():
     assert make_distiller("angular", alpha=3.0).alpha == 3.0
     margin = make_distiller("margin", m_min=0.1, m_max=0.4)
     assert (margin.m_min, margin.m_max) == (0.1, 0.4)
+
+
+def test_the_settings_name_every_loss_and_only_those():
+    """The choices the settings offer (torch-free, for option tables) are the losses that exist."""
+    distillers = {cls.name for cls in Distiller.__subclasses__()}
+    assert set(DISTILLER_KINDS) == distillers and all(make_distiller(kind).name == kind for kind in DISTILLER_KINDS)
+    assert all(isinstance(margin_loss(kind, 5, 4), CombinedMarginLoss) for kind in MARGIN_KINDS)
 
 
 def test_no_distillation_is_the_plain_margin_loss_without_a_teacher():

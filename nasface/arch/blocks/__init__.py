@@ -1,4 +1,12 @@
-"""Block families: one file each, holding the module and its cost rule together."""
+"""Block families: one package each, its one home (knobs, checks, cost rule, module, deployed form).
+
+A family's ``__init__.py`` is its spec side (a ``BlockSpec``: knobs, checks, cost rule) and imports no
+torch; its ``module.py`` holds the ``nn.Module`` and the deployed form, imported by the spec's
+``build`` (and by a name of it looked up on the package, ``base.module_side``).  So a spec is read,
+checked and counted (``nasface count``, a search's budget check) without torch, and a family is still
+found in one place.  ``heads``, ``embeddings`` (the two ends of a network) and ``base`` (what the
+families share) are split the same way.
+"""
 
 from nasface.arch.blocks.base import BlockSpec
 from nasface.arch.blocks.bottleneck import BottleneckSpec

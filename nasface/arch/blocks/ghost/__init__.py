@@ -15,16 +15,16 @@ multiple of 4 and its gate is a hard sigmoid, as in GhostNet.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import (BlockSpec, SqueezeExcite, check_activation, check_divisible, check_expansion,
-                                      conv_bn,
-                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
+from nasface.arch.blocks.base import (BlockSpec, check_activation, check_divisible, check_expansion, conv_bn_cost,
+                                      cost_ordered, module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
+
+if typing.TYPE_CHECKING:
+    from torch import nn
 
 KERNELS = (3, 5)
 CHEAP_KERNEL = 3  # GhostNet's d: the depthwise kernel of the cheap half
@@ -36,42 +36,11 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-class GhostModule(nn.Module):
-    def __init__(self, cin: int, cout: int, act: str | None):
-        super().__init__()
-        self.primary = conv_bn(cin, cout // 2, act=act)
-        self.cheap = conv_bn(cout // 2, cout // 2, CHEAP_KERNEL, groups=cout // 2, act=act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        primary = self.primary(x)
-        return torch.cat([primary, self.cheap(primary)], 1)
-
-
 def ghost_module_cost(counter: CostCounter, name: str, cout: int, act: str | None) -> None:
     conv_bn_cost(counter, name + ".primary", cout // 2, act=act)
     with counter.holding(counter.elems):  # the primary half waits for the cheap half, to be concatenated
         conv_bn_cost(counter, name + ".cheap", cout // 2, CHEAP_KERNEL, groups=cout // 2, act=act)
     counter.set_shape(cout, counter.height, counter.width)
-
-
-class GhostBottleneck(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, spec: "GhostSpec"):
-        super().__init__()
-        hidden = spec.hidden(cin)
-        self.expand = GhostModule(cin, hidden, spec.act)
-        self.depthwise = (conv_bn(hidden, hidden, spec.kernel, stride, groups=hidden) if stride > 1
-                          else nn.Identity())
-        self.se = (SqueezeExcite(hidden, spec.se_ratio, spec.act, reduced=spec.se_width(hidden), hard_gate=True)
-                   if spec.se_ratio else nn.Identity())
-        self.project = GhostModule(hidden, cout, None)
-        self.shortcut = (nn.Identity() if stride == 1 and cin == cout else
-                         nn.Sequential(conv_bn(cin, cin, spec.kernel, stride, groups=cin), conv_bn(cin, cout)))
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")  # GhostFaceNets' initialisation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.project(self.se(self.depthwise(self.expand(x))))
 
 
 @dataclass(frozen=True)
@@ -122,4 +91,9 @@ class GhostSpec(BlockSpec):
             counter.set_shape(*out_shape)
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.ghost.module import GhostBottleneck
+
         return GhostBottleneck(cin, cout, stride, self)
+
+
+__getattr__ = module_side(__name__)

@@ -8,15 +8,17 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-from torch import nn
-
-from nasface.arch.blocks.base import (check_activation, check_unused, conv_bn, conv_bn_cost, cost_ordered,
-                                 larger_is_cheaper, se_ratio_cost)
+from nasface.arch.blocks.base import (check_activation, check_unused, conv_bn_cost, cost_ordered, larger_is_cheaper,
+                                      module_side, se_ratio_cost)
 from nasface.arch.blocks.varg import VarGSpec
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
+
+if typing.TYPE_CHECKING:
+    from torch import nn
 
 HEAD_KINDS = ("dw", "varg", "none")
 # The knobs only a VarG head reads: on another head each must keep its default (the value every spec
@@ -60,8 +62,9 @@ class HeadSpec:
             self._varg().head_cost(counter, "head", self.stride)
 
     def build(self, channels: int) -> nn.Module:
-        if self.kind == "dw":
-            return conv_bn(channels, channels, 3, self.stride, groups=channels, act=self.act)
-        if self.kind == "varg":
-            return self._varg().build_head(channels, self.stride)
-        return nn.Identity()
+        from nasface.arch.blocks.heads.module import head_block
+
+        return head_block(self, channels)
+
+
+__getattr__ = module_side(__name__)

@@ -7,32 +7,17 @@ its shape (stride 1 and cin == cout), as both papers' "RBlock".
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params, check_activation,
-                                 check_expansion, check_se_ratio, conv_bn, conv_bn_cost, cost_ordered, se_cost,
-                                 se_ratio_cost)
+from nasface.arch.blocks.base import (BlockSpec, activation_params, check_activation, check_expansion, check_se_ratio,
+                                      conv_bn_cost, cost_ordered, module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
 
-
-class InvertedResidual(nn.Module):
-    def __init__(self, expand: nn.Module, hidden: int, stride: int, act: str, se_ratio: int,
-                 project: nn.Module, cout: int, residual: bool):
-        super().__init__()
-        self.expand = nn.Sequential(expand, nn.BatchNorm2d(hidden), activation(act, hidden))
-        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden, act=act)
-        self.se = SqueezeExcite(hidden, se_ratio) if se_ratio else nn.Identity()
-        self.project = nn.Sequential(project, nn.BatchNorm2d(cout))
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.se(self.depthwise(self.expand(x))))
-        return x + out if self.residual else out
+if typing.TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -47,7 +32,9 @@ class BottleneckSpec(BlockSpec):
 
     # The pointwise convolutions are the part the FLGC family replaces.
     def pointwise(self, cin: int, cout: int) -> nn.Module:
-        return nn.Conv2d(cin, cout, 1, bias=False)
+        from nasface.arch.blocks.bottleneck.module import dense_pointwise
+
+        return dense_pointwise(cin, cout)
 
     def pointwise_cost(self, counter: CostCounter, name: str, cout: int) -> None:
         counter.conv(name, cout)
@@ -85,6 +72,11 @@ class BottleneckSpec(BlockSpec):
             counter.batchnorm(name + ".project.bn")
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.bottleneck.module import InvertedResidual
+
         hidden = self.hidden(cin)
         return InvertedResidual(self.pointwise(cin, hidden), hidden, stride, self.act, self.se_ratio,
                                 self.pointwise(hidden, cout), cout, residual=stride == 1 and cin == cout)
+
+
+__getattr__ = module_side(__name__)

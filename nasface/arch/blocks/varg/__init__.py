@@ -14,25 +14,16 @@ optional PReLU).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import (BlockSpec, SqueezeExcite, activation, activation_params,
-                                 check_activation, check_divisible, check_se_ratio, conv_bn,
-                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
+from nasface.arch.blocks.base import (BlockSpec, activation_params, check_activation, check_divisible, check_se_ratio,
+                                      conv_bn_cost, cost_ordered, module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
 
-
-class SeparableUnit(nn.Sequential):
-    def __init__(self, cin: int, cout: int, stride: int, group_size: int, factor: int, act: str,
-                 act_out: bool):
-        super().__init__(
-            conv_bn(cin, cin * factor, 3, stride, groups=cin // group_size, act=act),
-            conv_bn(cin * factor, cout, 1, act=act if act_out else None),
-        )
+if typing.TYPE_CHECKING:
+    from torch import nn
 
 
 def separable_unit_cost(counter: CostCounter, name: str, cout: int, stride: int, group_size: int,
@@ -42,39 +33,8 @@ def separable_unit_cost(counter: CostCounter, name: str, cout: int, stride: int,
     conv_bn_cost(counter, name + ".pointwise", cout, 1, act=act if act_out else None)
 
 
-def _unit_kwargs(spec: "VarGSpec") -> dict:
+def unit_kwargs(spec: "VarGSpec") -> dict:
     return {"group_size": spec.group_size, "factor": spec.factor, "act": spec.act}
-
-
-class VarGNormalBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, spec: "VarGSpec"):
-        super().__init__()
-        kw = _unit_kwargs(spec)
-        identity = stride == 1 and cin == cout
-        self.shortcut = nn.Identity() if identity else SeparableUnit(cin, cout, stride, act_out=False, **kw)
-        self.sep1 = SeparableUnit(cin, cout, stride, act_out=True, **kw)
-        self.sep2 = SeparableUnit(cout, cout, 1, act_out=False, **kw)
-        self.se = SqueezeExcite(cout, spec.se_ratio) if spec.se_ratio else nn.Identity()
-        self.act = activation(spec.act, cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.se(self.sep2(self.sep1(x))) + self.shortcut(x))
-
-
-class VarGDownBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, spec: "VarGSpec"):
-        super().__init__()
-        kw = _unit_kwargs(spec)
-        self.shortcut = SeparableUnit(cin, cout, stride, act_out=False, **kw)
-        self.branch1 = SeparableUnit(cin, cout, stride, act_out=False, **kw)
-        self.branch2 = SeparableUnit(cin, cout, stride, act_out=False, **kw)
-        self.merge_act = activation(spec.act, cout)
-        self.sep2 = SeparableUnit(cout, cout, 1, act_out=False, **kw)
-        self.act = activation(spec.act, cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        merged = self.merge_act(self.branch1(x) + self.branch2(x))
-        return self.act(self.sep2(merged) + self.shortcut(x))
 
 
 @dataclass(frozen=True)
@@ -103,7 +63,7 @@ class VarGSpec(BlockSpec):
             self._down_cost(counter, name, cout, stride)
 
     def _normal_cost(self, counter: CostCounter, name: str, cout: int, stride: int) -> None:
-        kw = _unit_kwargs(self)
+        kw = unit_kwargs(self)
         block_input = (counter.channels, counter.height, counter.width)
         if stride == 1 and counter.channels == cout:
             held = counter.elems
@@ -119,7 +79,7 @@ class VarGSpec(BlockSpec):
         counter.params(name + ".act", activation_params(self.act, cout))
 
     def _down_cost(self, counter: CostCounter, name: str, cout: int, stride: int) -> None:
-        kw = _unit_kwargs(self)
+        kw = unit_kwargs(self)
         block_input = (counter.channels, counter.height, counter.width)
         input_elems = counter.elems
         separable_unit_cost(counter, name + ".shortcut", cout, stride, act_out=False, **kw)
@@ -140,9 +100,16 @@ class VarGSpec(BlockSpec):
         self._normal_cost(counter, name, counter.channels, stride)
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.varg.module import VarGDownBlock, VarGNormalBlock
+
         if stride == 1 and cin == cout:
             return VarGNormalBlock(cin, cout, stride, self)
         return VarGDownBlock(cin, cout, stride, self)
 
     def build_head(self, channels: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.varg.module import VarGNormalBlock
+
         return VarGNormalBlock(channels, channels, stride, self)
+
+
+__getattr__ = module_side(__name__)

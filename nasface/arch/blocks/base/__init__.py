@@ -1,4 +1,6 @@
-"""Layers shared by the block families, each with its module and its cost rule side by side.
+"""What the block families share: the ``BlockSpec`` contract, the checks, the cost order of knobs and the
+cost rules of the shared layers, whose torch modules are in ``module.py`` beside this file (why every
+part of ``nasface.arch.blocks`` is split so: its ``__init__.py``).
 
 A block family is a frozen dataclass of its knobs (a ``BlockSpec``) that knows three things
 about one block ``cin -> cout`` with a given stride: what makes it invalid (``check``), what
@@ -14,27 +16,33 @@ space finds its cheapest architecture.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-from torch import nn
-
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
+
+if typing.TYPE_CHECKING:  # the annotations only: the module side imports torch
+    from torch import nn
 
 ACTIVATIONS = ("prelu", "relu", "swish")
 
 
-def activation(kind: str, channels: int) -> nn.Module:
-    if kind == "prelu":
-        return nn.PReLU(channels)
-    if kind == "relu":
-        return nn.ReLU(inplace=True)
-    if kind == "swish":
-        return nn.SiLU(inplace=True)
-    raise ValueError(f"unknown activation {kind!r}")  # specs are validated before building
+def module_side(package: str) -> Callable[[str], object]:
+    """The ``__getattr__`` of a block package ``package``: a name its spec side lacks is looked up in its
+    ``module.py``, imported (with torch) on the first such lookup only."""
+    def lookup(name: str):
+        if name.startswith("__"):  # the import system's and tools' probes (__path__, __wrapped__) stay cheap
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        try:
+            return getattr(importlib.import_module(f"{package}.module"), name)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r} (nor has its module.py)") from None
+
+    return lookup
 
 
 def activation_params(kind: str, channels: int) -> int:
@@ -103,17 +111,7 @@ def se_ratio_cost(ratio: int) -> tuple[bool, int]:
     return ratio != 0, -ratio
 
 
-# -- convolution + BatchNorm (+ activation) ---------------------------------------------------
-def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-            act: str | None = None, padding: int | None = None) -> nn.Sequential:
-    padding = (kernel - 1) // 2 if padding is None else padding
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False),
-                               nn.BatchNorm2d(cout)]
-    if act is not None:
-        layers.append(activation(act, cout))
-    return nn.Sequential(*layers)
-
-
+# -- convolution + BatchNorm (+ activation) ----------------------------------------------------
 def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, stride: int = 1,
                  groups: int = 1, act: str | None = None, padding: int | None = None,
                  cin: int | None = None) -> None:
@@ -124,29 +122,6 @@ def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, st
 
 
 # -- squeeze-and-excitation ---------------------------------------------------------------------
-class SqueezeExcite(nn.Module):
-    """Global pool -> FC (c -> c/r, bias) -> act -> FC (c/r -> c, bias) -> sigmoid gate.
-
-    VarGFaceNet's SE (1x1 convolutions with bias on the pooled map) and SeesawFaceNets' SE
-    (Linear layers) cost the same; both use PReLU inside.  MixFaceNets' SE uses its block's
-    activation (Swish); GhostNet's rounds its reduced width (``reduced``) and gates with a hard
-    sigmoid.
-    """
-
-    def __init__(self, channels: int, ratio: int, act: str = "prelu", reduced: int | None = None,
-                 hard_gate: bool = False):
-        super().__init__()
-        reduced = channels // ratio if reduced is None else reduced
-        self.fc1 = nn.Linear(channels, reduced)
-        self.act = activation(act, reduced)
-        self.fc2 = nn.Linear(reduced, channels)
-        self.gate = nn.functional.hardsigmoid if hard_gate else torch.sigmoid
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
-        return x * gate[:, :, None, None]
-
-
 def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str = "prelu",
             reduced: int | None = None) -> None:
     reduced = channels // ratio if reduced is None else reduced
@@ -175,6 +150,7 @@ class BlockSpec:
         raise NotImplementedError
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        """The block as a torch module, from the family's ``module.py`` (imported here, not with the spec)."""
         raise NotImplementedError
 
     def deployed(self, module: nn.Module) -> nn.Module:
@@ -189,3 +165,6 @@ class BlockSpec:
     def deployed_cost(self, counter: CostCounter, name: str, cout: int, stride: int, learnt) -> None:
         """``add_cost`` of the block as deployed, given what ``learnt`` returned for its trained module."""
         raise NotImplementedError
+
+
+__getattr__ = module_side(__name__)

@@ -12,22 +12,17 @@ PReLU where ShuffleNetV2 has ReLU.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import BlockSpec, check_activation, check_divisible, conv_bn, conv_bn_cost
-from nasface.arch.blocks.seesaw import channel_shuffle
+from nasface.arch.blocks.base import BlockSpec, check_activation, check_divisible, conv_bn_cost, module_side
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
 
+if typing.TYPE_CHECKING:
+    from torch import nn
+
 KERNELS = (3, 5)
-
-
-def _branch(cin: int, half: int, kernel: int, stride: int, act: str) -> nn.Sequential:
-    return nn.Sequential(conv_bn(cin, half, act=act), conv_bn(half, half, kernel, stride, groups=half),
-                         conv_bn(half, half, act=act))
 
 
 def _branch_cost(counter: CostCounter, name: str, half: int, kernel: int, stride: int, act: str,
@@ -35,24 +30,6 @@ def _branch_cost(counter: CostCounter, name: str, half: int, kernel: int, stride
     conv_bn_cost(counter, name + ".0", half, act=act, cin=cin)
     conv_bn_cost(counter, name + ".1", half, kernel, stride, groups=half)
     conv_bn_cost(counter, name + ".2", half, act=act)
-
-
-class ShuffleUnit(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, spec: "ShuffleV2Spec"):
-        super().__init__()
-        half = cout // 2
-        self.splits = stride == 1 and cin == cout
-        self.passthrough = None if self.splits else nn.Sequential(
-            conv_bn(cin, cin, spec.kernel, stride, groups=cin), conv_bn(cin, half, act=spec.act))
-        self.branch = _branch(half if self.splits else cin, half, spec.kernel, stride, spec.act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.splits:
-            kept, processed = x.chunk(2, 1)
-            out = torch.cat([kept, self.branch(processed)], 1)
-        else:
-            out = torch.cat([self.passthrough(x), self.branch(x)], 1)
-        return channel_shuffle(out, 2)
 
 
 @dataclass(frozen=True)
@@ -85,4 +62,9 @@ class ShuffleV2Spec(BlockSpec):
         counter.set_shape(cout, counter.height, counter.width)
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.shufflev2.module import ShuffleUnit
+
         return ShuffleUnit(cin, cout, stride, self)
+
+
+__getattr__ = module_side(__name__)

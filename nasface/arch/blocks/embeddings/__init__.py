@@ -17,27 +17,17 @@ and a spec whose map does not end at that size is refused.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import check_activation, check_divisible, check_unused, conv_bn, conv_bn_cost
+from nasface.arch.blocks.base import check_activation, check_divisible, check_unused, conv_bn_cost, module_side
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
 
+if typing.TYPE_CHECKING:
+    from torch import nn
+
 EMBEDDING_KINDS = ("gdc", "varg", "fc", "gap")
-
-
-class EmbeddingBlock(nn.Module):
-    def __init__(self, features: nn.Module, fc: nn.Linear):
-        super().__init__()
-        self.features = features
-        self.fc = fc
-        self.bn = nn.BatchNorm1d(fc.out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.fc(self.features(x).flatten(1)))
 
 
 @dataclass(frozen=True)
@@ -108,20 +98,9 @@ class EmbeddingSpec:
             counter.set_shape(self.size, 1, 1)
 
     def build(self, channels: int, map_size: int) -> nn.Module:
-        if self.kind == "gdc":
-            features = nn.Sequential(conv_bn(channels, self.width, act=self.act),
-                                     conv_bn(self.width, self.width, map_size, groups=self.width, padding=0))
-            return EmbeddingBlock(features, nn.Linear(self.width, self.size, bias=False))
-        if self.kind == "varg":
-            layers = [conv_bn(channels, self.width, act=self.act)] if channels != self.width else []
-            layers += [conv_bn(self.width, self.width, map_size, groups=self.width // self.group_size, padding=0),
-                       conv_bn(self.width, self.width // 2, act=self.act)]
-            return EmbeddingBlock(nn.Sequential(*layers), nn.Linear(self.width // 2, self.size))
-        if self.width is not None:
-            features: nn.Module = conv_bn(channels, self.width, act=self.act)
-            channels = self.width
-        else:
-            features = nn.BatchNorm2d(channels)
-        if self.kind == "gap":
-            return EmbeddingBlock(nn.Sequential(features, nn.AdaptiveAvgPool2d(1)), nn.Linear(channels, self.size))
-        return EmbeddingBlock(features, nn.Linear(channels * map_size * map_size, self.size))
+        from nasface.arch.blocks.embeddings.module import embedding_block
+
+        return embedding_block(self, channels, map_size)
+
+
+__getattr__ = module_side(__name__)

@@ -7,32 +7,15 @@ insightface's iresnet18/34/50/100 teachers.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from nasface.arch.blocks.base import (BlockSpec, SqueezeExcite, activation, check_activation, check_se_ratio, conv_bn,
-                                 conv_bn_cost, cost_ordered, se_cost, se_ratio_cost)
+from nasface.arch.blocks.base import (BlockSpec, check_activation, check_se_ratio, conv_bn_cost, cost_ordered,
+                                      module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 
-
-class IRBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, spec: "IRSpec"):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.BatchNorm2d(cin),
-            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            activation(spec.act, cout),
-            nn.Conv2d(cout, cout, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            SqueezeExcite(cout, spec.se_ratio) if spec.se_ratio else nn.Identity(),
-        )
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+if typing.TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -61,4 +44,9 @@ class IRSpec(BlockSpec):
             counter.set_shape(*out_shape)
 
     def build(self, cin: int, cout: int, stride: int) -> nn.Module:
+        from nasface.arch.blocks.iresnet.module import IRBlock
+
         return IRBlock(cin, cout, stride, self)
+
+
+__getattr__ = module_side(__name__)
