@@ -19,8 +19,6 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from nasface.core.options import DEVICES
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Neural-architecture search and design-space explorer for lightweight face recognition.")
 
@@ -56,10 +54,6 @@ def _options(_: bool = typer.Option(False, "--version", callback=_version, is_ea
 class Convention(str, Enum):
     lfr = "lfr"
     macs = "macs"
-
-
-# The choices of a device, as typer offers them (declared once: nasface.core.options.DEVICES).
-Device = Enum("Device", {device: device for device in DEVICES}, type=str)
 
 
 class Output(str, Enum):

@@ -4,7 +4,6 @@ search's option table (``nasface.search.config.SEARCH_OPTIONS``)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import typer
 
 from nasface.cli.base import NOTHING_HALF_WRITTEN, Output, console, interrupted, on_interrupt
+from nasface.cli.options import with_options
+from nasface.search.config import SEARCH_OPTIONS
 from nasface.core.errors import NasfaceError
 
 
@@ -147,21 +148,9 @@ def validate_command(
     console.print(f"wrote {folder / 'validate.json'}" + (f" and {page}" if page.is_file() else ""))
 
 
-def _search_options_as_parameters() -> None:
-    """Give ``search`` one parameter per search option (nasface.search.config.SEARCH_OPTIONS), and
-    ``fidelity`` and ``validate`` one per option that says what they measure."""
-    from nasface.cli.options import typer_parameters
-    from nasface.search.config import SEARCH_OPTIONS
-
-    for command, options in (
-            (search_command, SEARCH_OPTIONS),
-            (fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS)),
-            (validate_command, tuple(o for o in SEARCH_OPTIONS if o.name in VALIDATE_SEARCH_OPTIONS))):
-        fixed = list(inspect.signature(command).parameters.values())[:-1]  # all but **options
-        command.__signature__ = inspect.Signature([*fixed, *typer_parameters(options)])
-
-
-_search_options_as_parameters()
+with_options(search_command, SEARCH_OPTIONS)
+with_options(fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS))
+with_options(validate_command, tuple(o for o in SEARCH_OPTIONS if o.name in VALIDATE_SEARCH_OPTIONS))
 
 
 def report_command(
