@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nasface.core.errors import NasfaceError
+from nasface.core.options import DEVICES
 from nasface.training.losses import DISTILLER_KINDS, MARGIN_KINDS
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,8 +126,8 @@ def default_warmup(steps: int) -> int:
 
 
 def check_device(device: str) -> None:
-    if device not in ("auto", "cpu", "cuda"):
-        raise NasfaceError(f"unknown device {device!r} (choose from auto, cpu, cuda)")
+    if device not in DEVICES:
+        raise NasfaceError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
     if device == "cuda" and not torch.cuda.is_available():
         raise NasfaceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
 
