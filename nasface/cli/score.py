@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from nasface.cli.base import NOTHING_HALF_WRITTEN, on_interrupt, print_facts, progress_console
+from nasface.cli.base import NOTHING_HALF_WRITTEN, messages, on_interrupt, print_facts, progress_console
 from nasface.cli.options import SCORE_OPTIONS, with_options
 
 
@@ -49,8 +49,8 @@ def score_command(
     with on_interrupt(NOTHING_HALF_WRITTEN):
         proxy = load_proxy_data(DataSettings.for_source(values["data"], val_bin=values["val_bin"]), values["seed"],
                                 cache_dir, stages)
-        targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec,
-                                  log=lambda m: progress_console.print(f"[dim]{m}[/dim]"), progress=stages)
+        with messages.shown_by(lambda m: progress_console.print(m, style="dim", markup=False, highlight=False)):
+            targets = teacher_targets(teacher, proxy, cache_dir, budget, teacher_spec=teacher_spec, progress=stages)
         facts = score(arch, proxy.train, proxy.pairs, budget, targets)
     print_facts({"spec": spec, **facts} if as_json else facts, as_json, score_lines)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from nasface.cli.base import NOTHING_HALF_WRITTEN, Output, console, interrupted, on_interrupt
+from nasface.cli.base import NOTHING_HALF_WRITTEN, Output, console, interrupted, messages, on_interrupt
 from nasface.cli.options import with_options
 from nasface.search.config import SEARCH_OPTIONS
 from nasface.core.errors import NasfaceError
@@ -34,7 +34,9 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
     search_config = config_from_options(options, config)
     with on_interrupt(NOTHING_HALF_WRITTEN):  # before the candidates
         try:
-            run_search(search_config, Reporter((progress or output or Output.rich).value))
+            reporter = Reporter((progress or output or Output.rich).value)
+            with messages.shown_by(reporter.log):
+                run_search(search_config, reporter)
         except SearchInterrupted:  # during the candidates: the search stopped in order
             interrupted("finished trials are kept and the unfinished ones enqueued again; the same command resumes "
                         "the study")
@@ -43,7 +45,8 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
 def _measure(kind: str, search_config, out: Path | None, threads: int | None, unit: str, run) -> tuple[Path, dict]:
     """What ``fidelity`` and ``validate`` share: torch's threads, the output folder (default
     ``studies/<kind>-<data>``), their log lines and stages on the console, and Ctrl-C, which leaves
-    every finished ``unit`` in the log.  ``run(folder, log=, progress=)`` measures."""
+    every finished ``unit`` in the log.  ``run(folder, progress=)`` measures; its messages are shown on
+    the console."""
     import torch
 
     from nasface.ui.progress import StageDisplay
@@ -53,7 +56,8 @@ def _measure(kind: str, search_config, out: Path | None, threads: int | None, un
     folder = out or Path("studies") / f"{kind}-{Path(search_config.data.source).name}"
     with on_interrupt(f"every finished {unit} is in the log, and a run in progress kept its state (at most ten "
                       f"minutes old); the same command continues"):
-        report = run(folder, log=lambda m: console.print(m, highlight=False), progress=StageDisplay("rich", console))
+        with messages.shown_by(lambda m: console.print(m, highlight=False)):
+            report = run(folder, progress=StageDisplay("rich", console))
     return folder, report
 
 

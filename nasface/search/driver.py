@@ -8,6 +8,7 @@ and its counts and time left ``nasface.search.eta``'s.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import threading
@@ -42,6 +43,9 @@ from nasface.search.storage import StudyLock, open_storage, write_failure
 from nasface.search.study import check_settings, enqueue_baselines, promote, rung_payload, waiting
 from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
 from nasface.training.student import proxy_spec
+
+logger = logging.getLogger(__name__)
+
 
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C during the candidates: the search stopped in order (finished trials kept, the unfinished
@@ -107,13 +111,13 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             launch = check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
-            recover_stale_trials(study, space, reporter.log)
+            recover_stale_trials(study, space)
             if config.baselines:
-                enqueue_baselines(study, space, reporter.log)
+                enqueue_baselines(study, space)
         study = _drive(study, lock, space, config, reporter, progress, data)
         progress.doing = "finishing"
         if not progress.interrupted:  # with a latency target: the front's measured latency
-            measure_front(study, config, reporter.log)
+            measure_front(study, config)
         return study
     finally:
         if lock is not None:
@@ -184,14 +188,14 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     with progress.section("teacher"):
         teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                                  log=reporter.log, progress=reporter.stages)
+                                  progress=reporter.stages)
     if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
         study.set_user_attr("nasface_teacher", teacher_info(teacher))
     payload_base = job.payload_base(config, teacher)
 
     candidates_started = time.time()
     progress.doing = "starting the candidates' workers"
-    stop_orphans(config.study_dir, reporter.log)  # a killed driver's local Ray agents
+    stop_orphans(config.study_dir)  # a killed driver's local Ray agents
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
     session_dir = getattr(executor, "session_dir", None)
@@ -262,14 +266,14 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 trial, started = running[number]  # running until told: Ctrl-C meanwhile enqueues it again
                 with lock.hold(config.study), held_interrupt():
                     if not still_ours(study, trial):
-                        reporter.log(f"trial {number} was recovered by another driver while it trained "
-                                     f"(its heartbeat looked stale); this result is dropped")
+                        logger.info(f"trial {number} was recovered by another driver while it trained "
+                                    f"(its heartbeat looked stale); this result is dropped")
                         del running[number]
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
                     del running[number]
                     if config.rungs:
-                        promote(study, config, reporter.log)
+                        promote(study, config)
                 progress.running = len(running)
                 progress.live.pop(number, None)
                 live_path(config.study_dir, number).unlink(missing_ok=True)
@@ -279,11 +283,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 reporter.trial(record.read(trial), progress)
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study), held_interrupt():
-                    recover_stale_trials(study, space, reporter.log)  # a peer driver that died mid-trial
+                    recover_stale_trials(study, space)  # a peer driver that died mid-trial
                 last_recovery = time.time()
     except KeyboardInterrupt:
         interrupted = True
-        reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        logger.info("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         progress.interrupted = True
         with lock.hold(config.study):
             unfinished = [trial for trial, _ in running.values()] + ([asked] if asked is not None else [])

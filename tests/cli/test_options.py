@@ -4,14 +4,18 @@ command declares is in its --help with its default, and an option means the same
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
 import click
 import pytest
 import typer
+import yaml
 from hypothesis import given, strategies as st
 
+import nasface
+from nasface.arch.checkpoint import save_weights
 from nasface.cli.base import app
 from nasface.cli.options import SCORE_OPTIONS, TRAIN_OPTIONS
 from nasface.cli.search import FIDELITY_SEARCH_OPTIONS, VALIDATE_SEARCH_OPTIONS
@@ -20,7 +24,7 @@ from nasface.core.options import resolved
 from nasface.search.config import SEARCH_OPTIONS
 from nasface.training.recipe import Recipe
 from nasface.training.settings import PROXY_OPTIONS, ProxyBudget
-from tests.factories import run, write_recipe
+from tests.factories import ONE_STAGE_NET, TINY_NET, run, write_recipe
 
 TABLES = {
     "search": SEARCH_OPTIONS,
@@ -128,3 +132,32 @@ def test_train_flags_reach_the_recipe_through_the_real_cli(tmp_path):
                        str(tmp_path / "two.bin"))  # repeatable: the first missing file is named
     assert code == 2 and "one.bin" in err and err.count("\n") == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["recipe.yaml", "tiny.yaml"]  # nothing written
+
+
+def test_library_messages_reach_stderr_and_leave_scores_json_alone(tmp_path):
+    """The teacher's messages (nasface.training.teacher's logger) go through the command line's one
+    handler to stderr; stdout holds the JSON object alone."""
+    teacher = save_weights(tmp_path / "teacher.safetensors", nasface.build_model(TINY_NET), TINY_NET)
+    spec = tmp_path / "small.yaml"
+    spec.write_text(yaml.safe_dump(ONE_STAGE_NET))
+    code, out, err = run("score", str(spec), "--data", "orl", "--teacher", str(teacher), "--proxy-steps", "1",
+                         "--proxy-batch", "8", "--resolution", "32", "--cache-dir", str(tmp_path / "cache"),
+                         "--device", "cpu", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "ok"  # nothing but the object
+    assert f"embedding the proxy images with the teacher {teacher}" in err
+    assert f"teacher {teacher} verifies" in err and "verifies" not in out
+
+
+def test_library_messages_are_events_of_a_jsonl_search(tmp_path):
+    """A search shows the library's messages in its own display: in jsonl, a "log" event on stdout."""
+    teacher = save_weights(tmp_path / "teacher.safetensors", nasface.build_model(TINY_NET), TINY_NET)
+    code, out, err = run("search", "--data", "orl", "--teacher", str(teacher), "--executor", "inline",
+                         "--no-baselines", "--proxy-steps", "2", "--proxy-batch", "8", "--resolution", "32",
+                         "--device", "cpu", "--trials", "0", "--studies-dir", str(tmp_path / "studies"),
+                         "--progress", "jsonl")
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    messages = [event["message"] for event in events if event["event"] == "log"]
+    assert any(message.startswith(f"teacher {teacher} verifies") for message in messages), messages
+    assert "verifies" not in err
