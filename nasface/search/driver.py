@@ -1,6 +1,7 @@
 """The search driver: open the study, then ask, sample, count, train (by an executor) and tell.
 
-See ``nasface.search`` for the loop step by step.  Every fact kept of a trial goes through
+See ``nasface.search`` for the loop step by step.  A trial's sampling, counting and the verdicts
+that need no training are ``nasface.search.candidate``'s.  Every fact kept of a trial goes through
 ``nasface.search.record``; liveness and recovery are ``nasface.search.recovery``'s; what the driver
 writes to the study besides its trials (settings, baselines, promotions) is ``nasface.search.study``'s,
 and its counts and time left ``nasface.search.eta``'s.
@@ -19,13 +20,13 @@ from pathlib import Path
 import optuna
 
 from nasface.core.atomic import WRITE_ERRNOS
-from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
 from nasface.search.executor import Outcome, make_executor
 from nasface.search.latency import latency_cost, measure_front
 from nasface.arch.model import count, deployed_cost
 from nasface.search.results import pareto_front
 from nasface.search import job, record
+from nasface.search.candidate import objective_values, prepare_trial, set_constraints
 from nasface.search.checks import check_config
 from nasface.search.eta import Progress, count_queued
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
@@ -35,14 +36,12 @@ from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.orphans import note_ray_session, stop_orphans
 from nasface.search.samplers import make_sampler
 from nasface.search.silence import SilenceWatch
-from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
-from nasface.training.signals import oriented
-from nasface.arch.space import SearchSpace, fill_budget
-from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
+from nasface.search.config import OBJECTIVES, SearchConfig
+from nasface.arch.space import SearchSpace
+from nasface.arch.spec import spec_from_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
 from nasface.search.study import check_settings, enqueue_baselines, promote, rung_payload, waiting
 from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
-from nasface.training.student import proxy_spec
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ class SearchInterrupted(KeyboardInterrupt):
     script, like the command line (exit status 130), can tell it from a finished search."""
 
 
-WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
 MAX_REJECTIONS_IN_A_ROW = 2000
 
 
@@ -131,23 +129,6 @@ def _remove_new_folders(created: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             pass  # not empty: something else now uses it
-
-
-def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
-                     score: str = DEFAULT_SCORE) -> list[float]:
-    """The trial's values; an untrained candidate gets the worst accuracy (0) and ``WORST_SCORE``."""
-    values = []
-    for objective in objectives:
-        if objective == "accuracy":
-            values.append(float(metrics["accuracy"]) if metrics else 0.0)
-        elif objective == "tar":
-            values.append(float(metrics.get("tar_at_far") or 0.0) if metrics else 0.0)
-        elif objective == "score":
-            found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
-            values.append(float(found) if found is not None else WORST_SCORE)
-        else:
-            values.append(float(cost[objective]))
-    return values
 
 
 @contextmanager
@@ -230,7 +211,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                         break
                     trial = asked = study.ask()
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
-                    outcome = _prepare(study, trial, space, config)
+                    outcome = prepare_trial(study, trial, space, config)
                     if outcome is None:
                         payload = {**payload_base, **rung_payload(study, trial, config),
                                    "live_file": str(live_path(config.study_dir, trial.number))}
@@ -318,80 +299,6 @@ def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
                      started=time.time())
 
 
-def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):
-    """Sample and count the candidate; return tell() arguments when it must not be trained.
-
-    Not trained: invalid architectures, candidates over budget, and repeats of a candidate the
-    study already trained (its result is told again, so the sampler still learns from it).
-    """
-    facts = record.read(trial)  # a baseline or a promotion carries what it is from its enqueueing
-    baseline = facts.baseline
-    if config.rungs and facts.rung is None:  # baselines are references: they train the top rung's proxy
-        record.write(trial, rung=config.top_rung if baseline else 0)
-    try:
-        spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
-    except NasfaceError as err:
-        record.write(trial, kind="invalid", reason=f"invalid architecture: {err}")
-        return {"state": optuna.trial.TrialState.FAIL}
-    if baseline and trial.params != (preset := space.params_of(load_spec(baseline))):
-        # enqueued again by an older nasface with the few knobs its interrupted trial had drawn
-        record.write(trial, kind="invalid", reason=f"baseline {baseline} was enqueued with other knobs than its "
-                                                   f"preset's; enqueued again from the preset")
-        record.enqueue(study, preset, retry_of=trial.number, **record.enqueued_fields(facts))
-        return {"state": optuna.trial.TrialState.FAIL}
-    try:
-        proxy_spec(spec, config.proxy.resolution)
-    except NasfaceError as err:
-        record.write(trial, kind="invalid", reason=str(err))
-        return {"state": optuna.trial.TrialState.FAIL}
-    if config.fill_budget and not baseline:  # deterministic: a promotion is widened as its first rung was
-        spec, factor = fill_budget(spec, config.budgets)
-        record.write(trial, width_scale=factor)
-    cost = count(spec, config.budgets.convention)
-    cost.pop("stages")
-    cost.update(latency_cost(spec, config))
-    record.write(trial, spec=spec_to_dict(spec), cost=cost)
-    violations = config.budgets.violations(cost)
-    if violations and not baseline:
-        _set_constraints(trial, config.budgets, cost)
-        record.write(trial, kind="rejected", reason="over budget: " + "; ".join(violations))
-        return {"values": objective_values(config.objectives, cost, None, config.score)}
-    if violations:
-        record.write(trial, over_budget="; ".join(violations))  # a reference point, trained anyway
-    twin = None if baseline or facts.promoted else _twin(study, trial)
-    if twin is not None:
-        record.write(trial, kind="duplicate", duplicate_of=twin.number)
-        if twin.state == "RUNNING":  # another driver or worker is training it now
-            record.write(trial, reason=f"same architecture as trial {twin.number}, in training")
-            return {"state": optuna.trial.TrialState.FAIL}
-        _set_constraints(trial, config.budgets, twin.cost)
-        record.write(trial, metrics=twin.metrics)
-        return {"values": list(twin.values)}
-    return None
-
-
-def _set_constraints(trial: optuna.trial.Trial, budgets: Budgets, cost: dict) -> None:
-    """Tell the sampler how far over (> 0) or under (<= 0) each budget the candidate is.
-
-    Set once per trial, from its final cost: Optuna keeps the first value of a constraint.
-    """
-    for key, value in budgets.constraints(cost).items():
-        trial.set_constraint(key, value)
-
-
-def _twin(study: optuna.Study, trial: optuna.trial.Trial) -> record.TrialRecord | None:
-    """A trial with exactly this trial's parameters that completed training or is training now."""
-    params = trial.params
-    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                          optuna.trial.TrialState.RUNNING)):
-        if other.params != params:
-            continue
-        facts = record.read(other)
-        if (facts.trained or facts.in_training) and not facts.promoted:  # a candidate's first training
-            return facts
-    return None
-
-
 def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float, progress: Progress) -> None:
     facts = record.read(trial)
     record.write(trial, wall_seconds=seconds)
@@ -408,7 +315,7 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     spec = spec_from_dict(facts.spec)
     cost = {**deployed_cost(spec, metrics, config.budgets.convention), **latency_cost(spec, config)}
     record.write(trial, cost=cost)
-    _set_constraints(trial, config.budgets, cost)
+    set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
     study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))
     progress.finished(seconds, int(metrics["steps"]) - int(metrics.get("resumed_at") or 0), facts.cost["flops"])
