@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 import tempfile
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="K/N: score every N-th run, starting at the K-th")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "nasface-bench-cache")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # nasface's messages (the teacher's)
     torch.set_num_threads(args.threads)
     # The aligned faces go to the benchmark's cache, so the alignment is timed on a first run.
     os.environ["NASFACE_CACHE_DIR"] = str(args.cache / "aligned")
@@ -83,7 +85,7 @@ def main() -> None:
     targets = {}
     for teacher in TEACHERS:
         start = time.perf_counter()
-        targets[teacher] = teacher_targets(teacher, data, args.cache, budget, log=lambda m: print(m, flush=True),
+        targets[teacher] = teacher_targets(teacher, data, args.cache, budget,
                                            progress=StageDisplay("rich", Console(highlight=False)))
         if log.get(f"teacher:{teacher}") is None:
             info = teacher_info(targets[teacher])

@@ -4,7 +4,7 @@
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track]
 
-Draws ``--networks`` random networks of search_spaces/lfr.yaml, measures every part they need (the
+Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
 networks at a time run in turn), fits the correction on the first ``--fit`` and scores the others
 (held out): share within +-10 % and +-5 % of measured, mean absolute percentage error, Kendall tau.

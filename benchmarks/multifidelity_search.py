@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -193,6 +194,7 @@ def main() -> None:
                              "name one to keep the caches for a rerun)")
     parser.add_argument("--out", default=None, help="result JSON (default benchmarks/results/)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # nasface's messages (the teacher's)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
         args.studies = args.studies or Path(scratch)

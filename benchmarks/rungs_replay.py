@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--arch", action="append", default=[], help="these architectures instead (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS / "rungs_replay.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # nasface's messages (the teacher's)
 
     rows = [json.loads(line) for line in (args.log / LOG).read_text().splitlines()]
     plain = config_from_options({}, args.config)

@@ -27,7 +27,7 @@ import optuna  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.search import DataSettings, SearchConfig, load_proxy_data, make_sampler  # noqa: E402
-from nasface.search.driver import _prepare  # noqa: E402
+from nasface.search.candidate import prepare_trial  # noqa: E402
 from nasface.search.record import read  # noqa: E402
 from nasface.arch.model import _block_cost, count  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
@@ -48,7 +48,7 @@ def optuna_overhead(trials: int, sampler: str) -> dict:
             start = time.perf_counter()
             trial = study.ask()
             asked = time.perf_counter()
-            outcome = _prepare(study, trial, space, config)
+            outcome = prepare_trial(study, trial, space, config)
             prepared = time.perf_counter()
             facts = read(trial)
             if outcome is None:

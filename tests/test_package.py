@@ -17,19 +17,6 @@ from tests.factories import REPO
 PACKAGED = REPO / "nasface" / "resources" / "search_spaces"
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file()}
-
-
-def test_the_repository_search_spaces_are_the_packaged_ones():
-    """search_spaces/ is what users read and edit; the package's copy is what nasface loads."""
-    user, packaged = _files(REPO / "search_spaces"), _files(PACKAGED)
-    assert sorted(user) == sorted(packaged), "copy search_spaces/ to nasface/resources/search_spaces/"
-    different = [name for name in user if user[name] != packaged[name]]
-    assert not different, f"differ from nasface/resources/search_spaces/: {different}"
-
-
 def test_presets_and_the_default_space_load_from_the_package():
     import nasface
     from nasface.arch.space import load_space
@@ -103,7 +90,7 @@ def test_a_wheel_installed_outside_the_checkout_works(tmp_path):
 
     nasface = str(venv / "bin" / "nasface")
     presets = _run([nasface, "presets", "--json"], elsewhere, env).stdout.splitlines()
-    assert len(presets) == len(list((REPO / "search_spaces" / "presets").glob("*.yaml")))
+    assert len(presets) == len(list((PACKAGED / "presets").glob("*.yaml")))
     counted = json.loads(_run([nasface, "count", "vargfacenet", "--json"], elsewhere, env).stdout)
     assert counted["flops"] == 1_022_864_152
     space = _run([nasface, "space", "--estimate", "50"], elsewhere, env).stdout

@@ -1,4 +1,4 @@
-"""A declarative block-level search space (``search_spaces/lfr.yaml``) and its sampling.
+"""A declarative block-level search space (``nasface/resources/search_spaces/lfr.yaml``) and its sampling.
 
 The YAML lists the choices; nothing about a space is written in Python.  One walk over the space
 (``SearchSpace.walk``) meets its knobs in order, define-by-run, so a knob is only met where it

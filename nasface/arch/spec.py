@@ -30,8 +30,8 @@ from nasface.core.plaindata import coerce_field, key_name, read_yaml, shown
 if typing.TYPE_CHECKING:  # importlib.resources.abc is Python 3.11+; only the annotations need it
     from importlib.resources.abc import Traversable
 
-# Package data, so that an installed wheel has the presets and the default space; the repository's
-# top-level search_spaces/ is the copy users read, held identical by tests/test_package.py.
+# Package data, so that an installed wheel has the presets and the default space (the one copy:
+# `nasface spec PRESET -o FILE` writes a preset to edit, `nasface space` describes a space).
 SEARCH_SPACES: Traversable = resources.files("nasface") / "resources" / "search_spaces"
 PRESETS_DIR = SEARCH_SPACES / "presets"
 INPUT_SIZE = 112

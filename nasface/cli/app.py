@@ -3,7 +3,8 @@
 The commands live by role (``specs``, ``score``, ``search``, ``train``, ``latency``); the list below
 adds them to ``app`` (``nasface.cli.base``) in the order ``--help`` shows them.  Every user mistake surfaces as ``NasfaceError`` and is
 printed here as one line (``error: ...``) with exit status 2; nothing is written before the input
-has been checked.
+has been checked.  The library's messages (``logging``) reach the user through one handler,
+``nasface.cli.base.messages``, installed here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from nasface.cli import score, search, specs, train
-from nasface.cli.base import app
+from nasface.cli.base import app, messages
 from nasface.cli.latency import latency_app
 from nasface.core.errors import NasfaceError
 
@@ -26,6 +27,7 @@ app.add_typer(latency_app, name="latency")
 
 
 def main() -> None:
+    messages.install()
     try:
         app()  # standalone: usage errors print click's message and exit 2
     except NasfaceError as err:

@@ -1,4 +1,5 @@
-"""What every command shares: the typer app, the consoles, Ctrl-C, and printing facts and tables.
+"""What every command shares: the typer app, the consoles, the library's messages, Ctrl-C, and printing
+facts and tables.
 
 Every user mistake surfaces as ``NasfaceError`` and is printed as one line (``error: ...``) with
 exit status 2 by ``nasface.cli.app.main``; Ctrl-C in a command ends it through ``on_interrupt``
@@ -8,8 +9,9 @@ exit status 2 by ``nasface.cli.app.main``; Ctrl-C in a command ends it through `
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from typing import NoReturn
@@ -18,8 +20,6 @@ import typer
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
-
-from nasface.core.options import DEVICES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Neural-architecture search and design-space explorer for lightweight face recognition.")
@@ -30,6 +30,40 @@ console = Console(soft_wrap=True)
 
 # Progress while a command's stdout carries its data (JSON, facts): on stderr, so a pipe gets only the data.
 progress_console = Console(stderr=True, soft_wrap=True)
+
+
+class Messages(logging.Handler):
+    """The library's messages (``logging``, the loggers under ``nasface``), each given as one line to
+    ``show``: by default plain on stderr, so that stdout keeps a command's data (``score --json``); a
+    command with a display of its own points it there while it runs (``shown_by``)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.show: Callable[[str], None] = lambda message: progress_console.print(message, markup=False,
+                                                                                  highlight=False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.show(record.getMessage())
+        except Exception:  # noqa: BLE001 - logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+    @contextmanager
+    def shown_by(self, show: Callable[[str], None]) -> Iterator[None]:
+        previous, self.show = self.show, show
+        try:
+            yield
+        finally:
+            self.show = previous
+
+    def install(self) -> None:
+        """The one handler of the ``nasface`` loggers at the command line (INFO and above)."""
+        library = logging.getLogger("nasface")
+        library.addHandler(self)  # once: logging adds a handler only if it is not there yet
+        library.setLevel(logging.INFO)
+
+
+messages = Messages()
 
 
 def print_table(table: Table) -> None:
@@ -56,10 +90,6 @@ def _options(_: bool = typer.Option(False, "--version", callback=_version, is_ea
 class Convention(str, Enum):
     lfr = "lfr"
     macs = "macs"
-
-
-# The choices of a device, as typer offers them (declared once: nasface.core.options.DEVICES).
-Device = Enum("Device", {device: device for device in DEVICES}, type=str)
 
 
 class Output(str, Enum):

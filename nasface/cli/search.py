@@ -4,14 +4,15 @@ search's option table (``nasface.search.config.SEARCH_OPTIONS``)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from pathlib import Path
 
 import typer
 
-from nasface.cli.base import NOTHING_HALF_WRITTEN, Output, console, interrupted, on_interrupt
+from nasface.cli.base import NOTHING_HALF_WRITTEN, Output, console, interrupted, messages, on_interrupt
+from nasface.cli.options import with_options
+from nasface.search.config import SEARCH_OPTIONS
 from nasface.core.errors import NasfaceError
 
 
@@ -33,7 +34,9 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
     search_config = config_from_options(options, config)
     with on_interrupt(NOTHING_HALF_WRITTEN):  # before the candidates
         try:
-            run_search(search_config, Reporter((progress or output or Output.rich).value))
+            reporter = Reporter((progress or output or Output.rich).value)
+            with messages.shown_by(reporter.log):
+                run_search(search_config, reporter)
         except SearchInterrupted:  # during the candidates: the search stopped in order
             interrupted("finished trials are kept and the unfinished ones enqueued again; the same command resumes "
                         "the study")
@@ -42,7 +45,8 @@ def search_command(config: Path = typer.Option(None, help="A study definition YA
 def _measure(kind: str, search_config, out: Path | None, threads: int | None, unit: str, run) -> tuple[Path, dict]:
     """What ``fidelity`` and ``validate`` share: torch's threads, the output folder (default
     ``studies/<kind>-<data>``), their log lines and stages on the console, and Ctrl-C, which leaves
-    every finished ``unit`` in the log.  ``run(folder, log=, progress=)`` measures."""
+    every finished ``unit`` in the log.  ``run(folder, progress=)`` measures; its messages are shown on
+    the console."""
     import torch
 
     from nasface.ui.progress import StageDisplay
@@ -52,7 +56,8 @@ def _measure(kind: str, search_config, out: Path | None, threads: int | None, un
     folder = out or Path("studies") / f"{kind}-{Path(search_config.data.source).name}"
     with on_interrupt(f"every finished {unit} is in the log, and a run in progress kept its state (at most ten "
                       f"minutes old); the same command continues"):
-        report = run(folder, log=lambda m: console.print(m, highlight=False), progress=StageDisplay("rich", console))
+        with messages.shown_by(lambda m: console.print(m, highlight=False)):
+            report = run(folder, progress=StageDisplay("rich", console))
     return folder, report
 
 
@@ -147,21 +152,9 @@ def validate_command(
     console.print(f"wrote {folder / 'validate.json'}" + (f" and {page}" if page.is_file() else ""))
 
 
-def _search_options_as_parameters() -> None:
-    """Give ``search`` one parameter per search option (nasface.search.config.SEARCH_OPTIONS), and
-    ``fidelity`` and ``validate`` one per option that says what they measure."""
-    from nasface.cli.options import typer_parameters
-    from nasface.search.config import SEARCH_OPTIONS
-
-    for command, options in (
-            (search_command, SEARCH_OPTIONS),
-            (fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS)),
-            (validate_command, tuple(o for o in SEARCH_OPTIONS if o.name in VALIDATE_SEARCH_OPTIONS))):
-        fixed = list(inspect.signature(command).parameters.values())[:-1]  # all but **options
-        command.__signature__ = inspect.Signature([*fixed, *typer_parameters(options)])
-
-
-_search_options_as_parameters()
+with_options(search_command, SEARCH_OPTIONS)
+with_options(fidelity_command, tuple(o for o in SEARCH_OPTIONS if o.name in FIDELITY_SEARCH_OPTIONS))
+with_options(validate_command, tuple(o for o in SEARCH_OPTIONS if o.name in VALIDATE_SEARCH_OPTIONS))
 
 
 def report_command(

@@ -3,11 +3,15 @@
 A table of ``Option`` gives both readers their options: a study file (``read_options``, which
 coerces each value to the option's type with the same one-line errors as specs) and the command
 line (``nasface.cli.options.typer_parameters``, the parameters of a typer command, so no option is
-written twice).
+written twice).  A study file's key is the option's name (dashes or underscores); the options a
+study file may set are those of ``nasface.search.config.SEARCH_OPTIONS``.  ``nasface score`` and
+``nasface train`` take their options from the same declarations (``nasface.cli.options``), a
+command giving one of them its own default with ``Option.defaulting``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -58,8 +62,10 @@ COUNTS = "counts"  # a list of whole numbers, or a comma-separated string of the
 class Option:
     """One option: ``hint`` is the type a file's value must have (``int | None``: may be null).
 
-    ``default`` is what an option that is given nowhere takes; ``choices`` are checked in a file
-    and offered by the command line; ``flag`` replaces typer's ``--name-with-dashes`` (``--x/--no-x``).
+    ``default`` is what an option that is given nowhere takes (``shown_default`` is how help
+    names a default that is not a value, e.g. "the recipe's"); ``choices`` are checked in a file
+    and offered by the command line; ``flags`` replace typer's ``--name-with-dashes`` (``--x/--no-x``,
+    or ``-o --output``).  A ``tuple[X, ...]`` option is repeatable on the command line.
     """
 
     name: str
@@ -67,14 +73,23 @@ class Option:
     default: object
     help: str
     choices: tuple[str, ...] = ()
-    flag: str | None = None
+    flags: tuple[str, ...] = ()
+    shown_default: str | None = None
+
+    def defaulting(self, default, shown: str | None = None) -> "Option":
+        """This option with a command's own default (``shown``: how help names it, where it is no value)."""
+        return dataclasses.replace(self, default=default, shown_default=shown)
 
     def coerce(self, value, where: str):
         if isinstance(value, Enum):  # a choice from the command line
             value = value.value
         if value is None and self.nullable:
             return None
-        if self.hint == TEXT:
+        if self.hint in (Path, Path | None):
+            if not isinstance(value, (str, Path)):
+                raise NasfaceError(f"{where}: expected a path, got {shown(value)}")
+            value = Path(value)
+        elif self.hint == TEXT:
             value = _text(value, where)
         elif self.hint == NAMES:
             value = _names(value, where)
@@ -85,6 +100,12 @@ class Option:
         if self.choices and value not in self.choices:
             raise NasfaceError(f"{where}: {shown(value)} is not one of {', '.join(self.choices)}")
         return value
+
+    @property
+    def flag(self) -> str:
+        """The long flag the command line knows it by (``--baselines`` of ``--baselines/--no-baselines``)."""
+        long = [flag.split("/")[0] for flag in self.flags if flag.startswith("--")]
+        return long[0] if long else flag_name(self.name)
 
     @property
     def nullable(self) -> bool:
@@ -114,7 +135,19 @@ def flag_name(option: str) -> str:
 
 
 def given(flags: dict, options: tuple[Option, ...]) -> dict:
-    """The options a command line (or a caller) gave, coerced; None means not given."""
+    """The options a command line (or a caller) gave, coerced; None (or a repeatable option given
+    no time) means not given."""
     by_name = {option.name: option for option in options}
-    return {name: by_name[name].coerce(value, flag_name(name))
-            for name, value in flags.items() if value is not None}
+    return {name: by_name[name].coerce(value, by_name[name].flag)
+            for name, value in flags.items() if value is not None and value != [] and value != ()}
+
+
+def resolved(flags: dict, options: tuple[Option, ...]) -> dict:
+    """Every option's value: the one given (coerced), else its default."""
+    return {**{option.name: option.default for option in options}, **given(flags, options)}
+
+
+def picked(options: tuple[Option, ...], *names: str) -> tuple[Option, ...]:
+    """The options of ``options`` named ``names``, in that order."""
+    by_name = {option.name: option for option in options}
+    return tuple(by_name[name] for name in names)

@@ -17,9 +17,9 @@ the ``nasface[dlib]`` extra.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from functools import cached_property
@@ -32,6 +32,8 @@ from nasface.core.atomic import current_umask
 from nasface.data.base import FACE_SHAPE, FaceSourceBase, sample_report
 from nasface.core.errors import NasfaceError
 from nasface.core.stages import SILENT, Stages
+
+logger = logging.getLogger(__name__)
 
 # Bump when the alignment changes (template, landmark mapping, warp), so old caches are not reused.
 ALIGN_VERSION = 1
@@ -137,8 +139,8 @@ class AlignedSource(FaceSourceBase):
                                    "to align")
             (staging / _REPORT).write_text(json.dumps(report, indent=1))
             if undetected:
-                print(f"aligning {self.name}: {len(undetected)} of {total} photos without a face dlib could "
-                      f"find are left out ({_some(undetected)})", file=sys.stderr, flush=True)
+                logger.warning(f"aligning {self.name}: {len(undetected)} of {total} photos without a face dlib "
+                               f"could find are left out ({_some(undetected)})")
             try:
                 os.rename(staging, folder)
             except OSError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 import time
@@ -27,8 +28,10 @@ from nasface.core.stages import SILENT, Stages, format_duration
 from nasface.arch.spec import spec_to_dict
 from nasface.training.proxy import score_budgets
 
+logger = logging.getLogger(__name__)
+
 FIDELITY_RUNS = "fidelity runs"  # the stage that trains the architectures
-def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse_only: bool = False,
+def run_fidelity(settings: FidelitySettings, out: str | Path, analyse_only: bool = False,
                  progress: Stages = SILENT, timeout: float | None = None) -> FidelityReport:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write the report.
 
@@ -41,7 +44,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     loads among them), scaled by this process's own pace once it has finished a run (the median
     ratio of its runs' wall time to the law's, within 4x either way), with a margin of
     ``TIMEOUT_MARGIN``; until three sizes are logged a run starts while any time is left.  On a
-    machine lent for a fixed time, the time goes to runs that finish rather than to one cut off."""
+    machine lent for a fixed time, the time goes to runs that finish rather than to one cut off.
+    What it does (the plan, each run's outcome) goes to this module's logger."""
     from nasface.search import check_config, load_proxy_data
     from nasface.training.teacher import teacher_targets
 
@@ -58,9 +62,9 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     teacher_info = teacher_identity(config)
     rows = RowLog(out / LOG)
     plan = run_plan(specs, repeated, proxy.seed)
-    log(f"fidelity: {len(specs)} architectures ({settings.architectures} drawn + {len(specs) - settings.architectures} "
-        f"presets), {len(repeated)} with a second seed; budgets {settings.steps()} steps (proxy {proxy.steps}, "
-        f"reference {settings.reference_steps}); log {out / LOG}")
+    logger.info(f"fidelity: {len(specs)} architectures ({settings.architectures} drawn + "
+                f"{len(specs) - settings.architectures} presets), {len(repeated)} with a second seed; budgets "
+                f"{settings.steps()} steps (proxy {proxy.steps}, reference {settings.reference_steps}); log {out / LOG}")
     keys = [row_key(settings, data.key, spec, seed, teacher_info) for spec, seed in plan]
     todo = [] if analyse_only else [(spec, seed) for (spec, seed), key in zip(plan, keys) if rows.get(key) is None]
     forget_logged_progress(out / "cache" / PROGRESS, [key for key in keys if rows.get(key) is not None])
@@ -69,15 +73,15 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
     if todo or fills:
         # the search's own proxy budget, so the teacher is the one the search trains (and caches)
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy,
-                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps, log=log,
+                                  teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
                                   progress=progress)
         yardstick = None if settings.yardstick is None else \
-            teacher_targets(settings.yardstick, data, out / "cache", config.proxy, log=log, progress=progress).held_out
+            teacher_targets(settings.yardstick, data, out / "cache", config.proxy, progress=progress).held_out
         if fills:  # first: a fill costs an eighth of a run and completes the signal for the analysis
             with progress.stage(YARDSTICK_FILLS, len(fills), "replays") as stage:
                 for number, (spec, seed, key) in enumerate(fills, 1):
                     if (deadline is None or time.time() < deadline) and rows.claim(fill_key(key, settings.yardstick)):
-                        _fill_yardstick(settings, spec, seed, key, data, teacher, yardstick, rows, log)
+                        _fill_yardstick(settings, spec, seed, key, data, teacher, yardstick, rows)
                     stage.update(number)
         flops = [count(spec)["flops"] for spec, _ in todo]
         wall_law = None if deadline is None else _power_law(rows, "wall_seconds")  # the log as it stands
@@ -93,16 +97,16 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, log=print, analyse
                     stage.leave_out(number - 1)
                 # unclaimed: another process sharing this log has done it, or is doing it
                 elif rows.claim(key):
-                    _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info, log,
+                    _measure(settings, spec, seed, data, teacher, yardstick, rows, len(plan), teacher_info,
                              out / "cache" / PROGRESS)
                     final = rows.get(key)["results"][-1]
                     if wall_law is not None and final["status"] == "ok":
                         own_pace.append(final["wall_seconds"] / wall_law(run_flops))
                 stage.update(number)
         if left_out:
-            log(f"--timeout: {len(left_out)} runs not started, expected to end after it (the shortest in about "
-                f"{format_duration(min(left_out))}, {TIMEOUT_MARGIN}x the logged runs' wall time at its FLOPs); "
-                f"the same command continues")
+            logger.info(f"--timeout: {len(left_out)} runs not started, expected to end after it (the shortest in "
+                        f"about {format_duration(min(left_out))}, {TIMEOUT_MARGIN}x the logged runs' wall time at its "
+                        f"FLOPs); the same command continues")
     rows.refresh()
     report = dataclasses.replace(analyse(settings, specs, repeated,
                                          [_with_fill(rows, key, settings.yardstick) for key in keys]),
@@ -118,7 +122,7 @@ def forget_logged_progress(folder: Path, logged: list[str]) -> None:
         (folder / f"{key}.pt").unlink(missing_ok=True)
 
 def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardstick, rows: RowLog, planned: int,
-             teacher_info: dict | None, log, progress_folder: Path) -> None:
+             teacher_info: dict | None, progress_folder: Path) -> None:
     """Train one architecture with one seed at every budget and append its line to the log.
 
     A run of the largest networks takes hours on a CPU: it keeps its progress every ten minutes,
@@ -142,7 +146,7 @@ def _measure(settings: FidelitySettings, spec, seed: int, data, teacher, yardsti
     if "continued_at" in final:
         shown += f", continued from step {final['continued_at']}"
     runs = sum(not logged.startswith(FILL) for logged in rows.rows)
-    log(f"[{runs}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+    logger.info(f"[{runs}/{planned}] {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
 
 
 def teacher_digest(teacher) -> str | None:

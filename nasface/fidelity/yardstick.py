@@ -4,6 +4,7 @@ proxy's budget and their agreement with it is appended as *fill* lines."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
 import time
@@ -15,6 +16,8 @@ from nasface.core.atomic import RowLog
 from nasface.fidelity.analysis import result_at
 from nasface.fidelity.settings import FidelitySettings
 from nasface.training.proxy import score_budgets
+
+logger = logging.getLogger(__name__)
 
 YARDSTICK_FILLS = "yardstick replays"  # the stage that fills a yardstick in for runs logged without it
 FILL = "yardstick-fill"  # the prefix of a fill line's key in the log
@@ -33,7 +36,7 @@ def _lacks_yardstick(settings: FidelitySettings, rows: RowLog, key: str) -> bool
 
 
 def _fill_yardstick(settings: FidelitySettings, spec, seed: int, key: str, data, teacher, yardstick: np.ndarray,
-                    rows: RowLog, log) -> None:
+                    rows: RowLog) -> None:
     """Replay a logged run up to the proxy's budget with the yardstick and log its agreement with it,
     budget by budget, if the replay is the logged run (the same accuracy and loss to the last bit)."""
     logged = {r["steps"]: r for r in rows.get(key)["results"]}
@@ -58,7 +61,7 @@ def _fill_yardstick(settings: FidelitySettings, spec, seed: int, key: str, data,
     shown = "filled in" if differs is None else \
         f"not filled in: the replay differs from the log at {differs['steps']} steps (accuracy, loss " \
         f"{differs['logged']} logged, {differs['replayed']} replayed)"
-    log(f"yardstick for {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+    logger.info(f"yardstick for {spec.name} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
 
 
 def _with_fill(rows: RowLog, key: str, yardstick: str | None) -> dict | None:

@@ -34,7 +34,7 @@ import importlib
 _EXPORTS = {
     "DEFAULT_SCORE": "config", "OBJECTIVES": "config", "SAMPLERS": "config", "DataSettings": "config",
     "SearchConfig": "config", "config_from_options": "config", "parse_duration": "config",
-    "cheapest_spec": "checks", "check_config": "checks", "WORST_SCORE": "driver", "objective_values": "driver",
+    "cheapest_spec": "checks", "check_config": "checks", "WORST_SCORE": "candidate", "objective_values": "candidate",
     "run_search": "driver", "SearchInterrupted": "driver", "load_proxy_data": "job", "run_candidate": "job", "make_sampler": "samplers",
 }
 __all__ = sorted(_EXPORTS)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
-from nasface.core.options import COUNTS, NAMES, TEXT, Option, flag_name, given, read_options
+from nasface.core.options import COUNTS, DEVICES, NAMES, TEXT, Option, flag_name, given, read_options
 from nasface.training.settings import DISTILLER_KINDS, ProxyBudget, default_warmup
 
 OBJECTIVES = {"accuracy": "maximize", "tar": "maximize", "score": "maximize", "flops": "minimize", "macs": "minimize",
@@ -160,16 +160,18 @@ SEARCH_OPTIONS = (
     Option("images_per_identity", int | None, None, "Images of each training identity (default: by source)."),
     Option("val_identities", int | None, None, "Held-out identities for verification (default: by source)."),
     Option("pairs", int | None, None, "Verification pairs (default: by source)."),
-    Option("teacher", str, _CONFIG.teacher, "auto, none, dlib-resnet (pretrained; nasface[dlib]), or a checkpoint path."),
-    Option("teacher_spec", str | None, None, "What --teacher auto trains (default: by device)."),
+    Option("teacher", str, _CONFIG.teacher, "auto (trains one), none, dlib-resnet (pretrained, for the proxy only; "
+           "nasface[dlib]), or a checkpoint (.safetensors / .pt)."),
+    Option("teacher_spec", str | None, None, "The teacher's preset or spec: what --teacher auto trains, or a .pt "
+           "checkpoint's architecture.", shown_default="by device"),
     Option("teacher_steps", int | None, None, "Steps --teacher auto trains for (default: by the proxy)."),
     Option("distill", str, _PROXY.distill, "Distillation from the teacher.", choices=DISTILLER_KINDS),
-    Option("proxy_steps", int, _PROXY.steps, "SGD steps per candidate."),
+    Option("proxy_steps", int, _PROXY.steps, "SGD steps of the proxy (0 scores the untrained network)."),
     Option("proxy_warmup", int | None, None, "Warm-up steps of the proxy's schedule (default: a tenth of "
            "--proxy-steps, or of the lowest rung); with --rungs, fixing it to a single-fidelity proxy's "
            "warm-up makes each rung the budget nasface fidelity measured."),
-    Option("proxy_batch", int, _PROXY.batch_size, "Batch size per candidate."),
-    Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size)."),
+    Option("proxy_batch", int, _PROXY.batch_size, "Batch size of the proxy."),
+    Option("resolution", int, _PROXY.resolution, "Proxy input size (112 is full size; less is cheaper)."),
     Option("objectives", NAMES, _CONFIG.objectives, f"Comma-separated, from {', '.join(OBJECTIVES)}."),
     Option("score", str, _CONFIG.score, "The ranking signal the objective 'score' maximises (see nasface "
            "fidelity): accuracy, loss_sum, synflow, ... (nasface.training.signals)."),
@@ -181,14 +183,14 @@ SEARCH_OPTIONS = (
     Option("address", str | None, None, "Join this Ray cluster instead of starting a local Ray."),
     Option("cpus_per_trial", float, _CONFIG.cpus_per_trial, "CPUs each candidate's Ray task takes."),
     Option("gpus_per_trial", float, _CONFIG.gpus_per_trial, "Fractional: 0.25 puts four candidates on a GPU."),
-    Option("baselines", bool, _CONFIG.baselines, "Train the seed presets too.", flag="--baselines/--no-baselines"),
+    Option("baselines", bool, _CONFIG.baselines, "Train the seed presets too.", flags=("--baselines/--no-baselines",)),
     Option("fill_budget", bool, _CONFIG.fill_budget, "Widen each sampled structure until it fills the budgets.",
-           flag="--fill-budget/--no-fill-budget"),
-    Option("seed", int, _CONFIG.seed, "Sampler, data split and training seed."),
+           flags=("--fill-budget/--no-fill-budget",)),
+    Option("seed", int, _CONFIG.seed, "Random seed: data, training and (search) the sampler."),
     Option("rungs", COUNTS, None, "Successive halving: proxy steps per rung, e.g. 40,120,360 (the top rung "
            "replaces --proxy-steps); every candidate starts at the lowest."),
     Option("eta", int, _CONFIG.eta, "Successive halving's reduction factor: the top 1/eta of a rung are promoted."),
-    Option("device", str, _PROXY.device, "Where candidates train.", choices=("auto", "cpu", "cuda")),
+    Option("device", str, _PROXY.device, "Where the networks train.", choices=DEVICES),
 )
 
 

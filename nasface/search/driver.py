@@ -1,6 +1,7 @@
 """The search driver: open the study, then ask, sample, count, train (by an executor) and tell.
 
-See ``nasface.search`` for the loop step by step.  Every fact kept of a trial goes through
+See ``nasface.search`` for the loop step by step.  A trial's sampling, counting and the verdicts
+that need no training are ``nasface.search.candidate``'s.  Every fact kept of a trial goes through
 ``nasface.search.record``; liveness and recovery are ``nasface.search.recovery``'s; what the driver
 writes to the study besides its trials (settings, baselines, promotions) is ``nasface.search.study``'s,
 and its counts and time left ``nasface.search.eta``'s.
@@ -8,6 +9,7 @@ and its counts and time left ``nasface.search.eta``'s.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import threading
@@ -18,13 +20,13 @@ from pathlib import Path
 import optuna
 
 from nasface.core.atomic import WRITE_ERRNOS
-from nasface.arch.budget import Budgets
 from nasface.core.errors import NasfaceError
 from nasface.search.executor import Outcome, make_executor
 from nasface.search.latency import latency_cost, measure_front
 from nasface.arch.model import count, deployed_cost
 from nasface.search.results import pareto_front
 from nasface.search import job, record
+from nasface.search.candidate import objective_values, prepare_trial, set_constraints
 from nasface.search.checks import check_config
 from nasface.search.eta import Progress, count_queued
 from nasface.search.recovery import (HEARTBEAT_SECONDS, Heartbeat, driver_id, fail_and_requeue,
@@ -34,14 +36,15 @@ from nasface.search.live import LiveTrial, TrainingWatch, live_path
 from nasface.search.orphans import note_ray_session, stop_orphans
 from nasface.search.samplers import make_sampler
 from nasface.search.silence import SilenceWatch
-from nasface.search.config import DEFAULT_SCORE, OBJECTIVES, SearchConfig
-from nasface.training.signals import oriented
-from nasface.arch.space import SearchSpace, fill_budget
-from nasface.arch.spec import load_spec, spec_from_dict, spec_to_dict
+from nasface.search.config import OBJECTIVES, SearchConfig
+from nasface.arch.space import SearchSpace
+from nasface.arch.spec import spec_from_dict
 from nasface.search.storage import StudyLock, open_storage, write_failure
 from nasface.search.study import check_settings, enqueue_baselines, promote, rung_payload, waiting
 from nasface.training.teacher import auto_teacher, teacher_info, teacher_targets
-from nasface.training.student import proxy_spec
+
+logger = logging.getLogger(__name__)
+
 
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C during the candidates: the search stopped in order (finished trials kept, the unfinished
@@ -49,7 +52,6 @@ class SearchInterrupted(KeyboardInterrupt):
     script, like the command line (exit status 130), can tell it from a finished search."""
 
 
-WORST_SCORE = -1e300  # an untrained candidate's score (Optuna refuses -inf)
 MAX_REJECTIONS_IN_A_ROW = 2000
 
 
@@ -107,13 +109,13 @@ def _search(config: SearchConfig, space: SearchSpace, reporter, progress: Progre
             launch = check_settings(study, config)
             # Neither a continued study nor a second driver may replay the first one's random draws.
             study.sampler = make_sampler(config.sampler, config.seed + len(study.trials) + launch)
-            recover_stale_trials(study, space, reporter.log)
+            recover_stale_trials(study, space)
             if config.baselines:
-                enqueue_baselines(study, space, reporter.log)
+                enqueue_baselines(study, space)
         study = _drive(study, lock, space, config, reporter, progress, data)
         progress.doing = "finishing"
         if not progress.interrupted:  # with a latency target: the front's measured latency
-            measure_front(study, config, reporter.log)
+            measure_front(study, config)
         return study
     finally:
         if lock is not None:
@@ -127,23 +129,6 @@ def _remove_new_folders(created: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             pass  # not empty: something else now uses it
-
-
-def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | None,
-                     score: str = DEFAULT_SCORE) -> list[float]:
-    """The trial's values; an untrained candidate gets the worst accuracy (0) and ``WORST_SCORE``."""
-    values = []
-    for objective in objectives:
-        if objective == "accuracy":
-            values.append(float(metrics["accuracy"]) if metrics else 0.0)
-        elif objective == "tar":
-            values.append(float(metrics.get("tar_at_far") or 0.0) if metrics else 0.0)
-        elif objective == "score":
-            found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
-            values.append(float(found) if found is not None else WORST_SCORE)
-        else:
-            values.append(float(cost[objective]))
-    return values
 
 
 @contextmanager
@@ -184,14 +169,14 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
     with progress.section("teacher"):
         teacher = teacher_targets(config.teacher, data, config.study_dir / "cache", config.proxy,
                                   teacher_spec=config.teacher_spec, teacher_steps=config.teacher_steps,
-                                  log=reporter.log, progress=reporter.stages)
+                                  progress=reporter.stages)
     if teacher is not None:  # with the study: what the teacher was, and how well it verified on its own
         study.set_user_attr("nasface_teacher", teacher_info(teacher))
     payload_base = job.payload_base(config, teacher)
 
     candidates_started = time.time()
     progress.doing = "starting the candidates' workers"
-    stop_orphans(config.study_dir, reporter.log)  # a killed driver's local Ray agents
+    stop_orphans(config.study_dir)  # a killed driver's local Ray agents
     executor = make_executor(config.executor, config.workers, config.cpus_per_trial, config.gpus_per_trial,
                              config.address)
     session_dir = getattr(executor, "session_dir", None)
@@ -226,7 +211,7 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                         break
                     trial = asked = study.ask()
                     record.write(trial, driver=driver_id(), heartbeat=time.time())
-                    outcome = _prepare(study, trial, space, config)
+                    outcome = prepare_trial(study, trial, space, config)
                     if outcome is None:
                         payload = {**payload_base, **rung_payload(study, trial, config),
                                    "live_file": str(live_path(config.study_dir, trial.number))}
@@ -262,14 +247,14 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 trial, started = running[number]  # running until told: Ctrl-C meanwhile enqueues it again
                 with lock.hold(config.study), held_interrupt():
                     if not still_ours(study, trial):
-                        reporter.log(f"trial {number} was recovered by another driver while it trained "
-                                     f"(its heartbeat looked stale); this result is dropped")
+                        logger.info(f"trial {number} was recovered by another driver while it trained "
+                                    f"(its heartbeat looked stale); this result is dropped")
                         del running[number]
                         continue
                     _finish(study, trial, result, config, time.time() - started, progress)
                     del running[number]
                     if config.rungs:
-                        promote(study, config, reporter.log)
+                        promote(study, config)
                 progress.running = len(running)
                 progress.live.pop(number, None)
                 live_path(config.study_dir, number).unlink(missing_ok=True)
@@ -279,11 +264,11 @@ def _drive(study: optuna.Study, lock: StudyLock, space: SearchSpace, config: Sea
                 reporter.trial(record.read(trial), progress)
             if time.time() - last_recovery > HEARTBEAT_SECONDS:
                 with lock.hold(config.study), held_interrupt():
-                    recover_stale_trials(study, space, reporter.log)  # a peer driver that died mid-trial
+                    recover_stale_trials(study, space)  # a peer driver that died mid-trial
                 last_recovery = time.time()
     except KeyboardInterrupt:
         interrupted = True
-        reporter.log("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
+        logger.info("interrupted: stopping; finished trials are kept, the running ones are enqueued again")
         progress.interrupted = True
         with lock.hold(config.study):
             unfinished = [trial for trial, _ in running.values()] + ([asked] if asked is not None else [])
@@ -314,80 +299,6 @@ def _live_trial(facts: record.TrialRecord, payload: dict) -> LiveTrial:
                      started=time.time())
 
 
-def _prepare(study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace, config: SearchConfig):
-    """Sample and count the candidate; return tell() arguments when it must not be trained.
-
-    Not trained: invalid architectures, candidates over budget, and repeats of a candidate the
-    study already trained (its result is told again, so the sampler still learns from it).
-    """
-    facts = record.read(trial)  # a baseline or a promotion carries what it is from its enqueueing
-    baseline = facts.baseline
-    if config.rungs and facts.rung is None:  # baselines are references: they train the top rung's proxy
-        record.write(trial, rung=config.top_rung if baseline else 0)
-    try:
-        spec = space.sample(trial, name=baseline or f"trial-{trial.number}")
-    except NasfaceError as err:
-        record.write(trial, kind="invalid", reason=f"invalid architecture: {err}")
-        return {"state": optuna.trial.TrialState.FAIL}
-    if baseline and trial.params != (preset := space.params_of(load_spec(baseline))):
-        # enqueued again by an older nasface with the few knobs its interrupted trial had drawn
-        record.write(trial, kind="invalid", reason=f"baseline {baseline} was enqueued with other knobs than its "
-                                                   f"preset's; enqueued again from the preset")
-        record.enqueue(study, preset, retry_of=trial.number, **record.enqueued_fields(facts))
-        return {"state": optuna.trial.TrialState.FAIL}
-    try:
-        proxy_spec(spec, config.proxy.resolution)
-    except NasfaceError as err:
-        record.write(trial, kind="invalid", reason=str(err))
-        return {"state": optuna.trial.TrialState.FAIL}
-    if config.fill_budget and not baseline:  # deterministic: a promotion is widened as its first rung was
-        spec, factor = fill_budget(spec, config.budgets)
-        record.write(trial, width_scale=factor)
-    cost = count(spec, config.budgets.convention)
-    cost.pop("stages")
-    cost.update(latency_cost(spec, config))
-    record.write(trial, spec=spec_to_dict(spec), cost=cost)
-    violations = config.budgets.violations(cost)
-    if violations and not baseline:
-        _set_constraints(trial, config.budgets, cost)
-        record.write(trial, kind="rejected", reason="over budget: " + "; ".join(violations))
-        return {"values": objective_values(config.objectives, cost, None, config.score)}
-    if violations:
-        record.write(trial, over_budget="; ".join(violations))  # a reference point, trained anyway
-    twin = None if baseline or facts.promoted else _twin(study, trial)
-    if twin is not None:
-        record.write(trial, kind="duplicate", duplicate_of=twin.number)
-        if twin.state == "RUNNING":  # another driver or worker is training it now
-            record.write(trial, reason=f"same architecture as trial {twin.number}, in training")
-            return {"state": optuna.trial.TrialState.FAIL}
-        _set_constraints(trial, config.budgets, twin.cost)
-        record.write(trial, metrics=twin.metrics)
-        return {"values": list(twin.values)}
-    return None
-
-
-def _set_constraints(trial: optuna.trial.Trial, budgets: Budgets, cost: dict) -> None:
-    """Tell the sampler how far over (> 0) or under (<= 0) each budget the candidate is.
-
-    Set once per trial, from its final cost: Optuna keeps the first value of a constraint.
-    """
-    for key, value in budgets.constraints(cost).items():
-        trial.set_constraint(key, value)
-
-
-def _twin(study: optuna.Study, trial: optuna.trial.Trial) -> record.TrialRecord | None:
-    """A trial with exactly this trial's parameters that completed training or is training now."""
-    params = trial.params
-    for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                          optuna.trial.TrialState.RUNNING)):
-        if other.params != params:
-            continue
-        facts = record.read(other)
-        if (facts.trained or facts.in_training) and not facts.promoted:  # a candidate's first training
-            return facts
-    return None
-
-
 def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float, progress: Progress) -> None:
     facts = record.read(trial)
     record.write(trial, wall_seconds=seconds)
@@ -404,7 +315,7 @@ def _finish(study, trial, result: Outcome, config: SearchConfig, seconds: float,
     spec = spec_from_dict(facts.spec)
     cost = {**deployed_cost(spec, metrics, config.budgets.convention), **latency_cost(spec, config)}
     record.write(trial, cost=cost)
-    _set_constraints(trial, config.budgets, cost)
+    set_constraints(trial, config.budgets, cost)
     record.write(trial, kind="baseline" if facts.baseline else "candidate", metrics=metrics)
     study.tell(trial, values=objective_values(config.objectives, cost, metrics, config.score))
     progress.finished(seconds, int(metrics["steps"]) - int(metrics.get("resumed_at") or 0), facts.cost["flops"])

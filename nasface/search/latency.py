@@ -13,6 +13,7 @@ figures (stored with the study, keyed) are what the report and the exported reci
 from __future__ import annotations
 
 import functools
+import logging
 import optuna
 
 from nasface.latency.build import GROUP, ensure_networks, ensure_parts, sample_networks
@@ -21,6 +22,8 @@ from nasface.latency.table import LatencyPredictor, LatencyTable, MissingParts
 from nasface.latency.target import LatencyTarget, default_table, describe_key
 from nasface.arch.space import SearchSpace, load_space
 from nasface.arch.spec import ArchSpec, spec_from_dict
+
+logger = logging.getLogger(__name__)
 
 FIT_NETWORKS = 5  # random networks measured whole where the table has fewer, to fit the correction on
 MEASURED_ATTR = "nasface_latency_measured"  # the study's user attribute: trial number -> measured figure
@@ -58,7 +61,7 @@ def latency_cost(spec: ArchSpec, config) -> dict:
     return {"latency_ms": model.predict(spec)}
 
 
-def measure_front(study: optuna.Study, config, log) -> dict[int, dict]:
+def measure_front(study: optuna.Study, config) -> dict[int, dict]:
     """Measure every member of the study's Pareto front on its latency target, in turn; store the figures
     with the study (``measured_latency`` reads them) and return them by trial number."""
     from nasface.search.results import pareto_front
@@ -78,9 +81,9 @@ def measure_front(study: optuna.Study, config, log) -> dict[int, dict]:
     if measured:
         limit = config.budgets.latency_ms
         within = sum(figure["ms"] <= limit for figure in measured.values()) if limit else len(measured)
-        log(f"Pareto front measured on {describe_key(figures[0].key)}: "
-            + ", ".join(f"trial {number} {figure['ms']:.2f} ms" for number, figure in measured.items())
-            + (f"; {within} of {len(measured)} within the {limit:g} ms budget" if limit else ""))
+        logger.info(f"Pareto front measured on {describe_key(figures[0].key)}: "
+                    + ", ".join(f"trial {number} {figure['ms']:.2f} ms" for number, figure in measured.items())
+                    + (f"; {within} of {len(measured)} within the {limit:g} ms budget" if limit else ""))
     return measured
 
 

@@ -13,12 +13,15 @@ Linux's ``/proc``; elsewhere only the note goes).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
 from pathlib import Path
 
 from nasface.core.atomic import process_alive, process_id, write_atomic
+
+logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 3.0  # between asking a process to stop (SIGTERM) and killing it
 
@@ -70,8 +73,8 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def stop_orphans(study_dir: Path, log) -> int:
-    """Stop the Ray processes of the study's dead drivers (told to ``log``); return how many."""
+def stop_orphans(study_dir: Path) -> int:
+    """Stop the Ray processes of the study's dead drivers (told to this module's logger); return how many."""
     stopped = 0
     for note in sorted((Path(study_dir) / "ray").glob("*.json")):
         try:
@@ -90,7 +93,7 @@ def stop_orphans(study_dir: Path, log) -> int:
             stop_processes(found)
             pids.update(found)
         if pids:
-            log(f"stopped {len(pids)} Ray processes left running by driver {driver}, which died")
+            logger.info(f"stopped {len(pids)} Ray processes left running by driver {driver}, which died")
         stopped += len(pids)
         note.unlink(missing_ok=True)
     return stopped

@@ -14,6 +14,7 @@ architecture: it is failed and not enqueued (the sampler draws a new one).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import optuna
@@ -25,6 +26,8 @@ from nasface.arch.space import SearchSpace
 from nasface.arch.spec import load_spec
 from nasface.search.storage import StudyLock
 
+logger = logging.getLogger(__name__)
+
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 120.0
 
@@ -33,7 +36,7 @@ def driver_id() -> str:
     return process_id()
 
 
-def recover_stale_trials(study: optuna.Study, space: SearchSpace, log) -> int:
+def recover_stale_trials(study: optuna.Study, space: SearchSpace) -> int:
     """Fail the trials whose driver died mid-trial and enqueue each once again.
 
     Run under the study lock: two drivers never recover the same trial, and a trial another driver
@@ -48,8 +51,8 @@ def recover_stale_trials(study: optuna.Study, space: SearchSpace, log) -> int:
             continue
         again = fail_and_requeue(study, trial, "interrupted: its driver stopped", space)
         recovered += 1
-        log(f"trial {trial.number} was interrupted with its driver; "
-            + ("enqueued again" if again else "its architecture was not drawn yet: not enqueued again"))
+        logger.info(f"trial {trial.number} was interrupted with its driver; "
+                    + ("enqueued again" if again else "its architecture was not drawn yet: not enqueued again"))
     return recovered
 
 

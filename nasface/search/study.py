@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import optuna
 
@@ -15,6 +16,8 @@ from nasface.core.errors import NasfaceError
 from nasface.search import record
 from nasface.search.config import OBJECTIVES, SearchConfig
 from nasface.search.rungs import RungResult, promotions
+
+logger = logging.getLogger(__name__)
 
 
 def check_settings(study: optuna.Study, config: SearchConfig) -> int:
@@ -50,7 +53,7 @@ def settings_difference(saved: dict, now: dict, limit: int = 3) -> str:
     return "; ".join(shown) + (f"; and {len(changed) - limit} more" if len(changed) > limit else "")
 
 
-def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]:
+def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
     """Enqueue each seed network that is a point of the space, once per study (run under the lock)."""
     present = {facts.baseline for facts in record.records(study)}
     enqueued = []
@@ -59,7 +62,7 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, log) -> list[str]
             record.enqueue(study, space.params_of(load_spec(name)), baseline=name)
             enqueued.append(name)
     if enqueued:
-        log(f"baselines enqueued: {', '.join(enqueued)}")
+        logger.info(f"baselines enqueued: {', '.join(enqueued)}")
     return enqueued
 
 
@@ -90,7 +93,7 @@ def rung_payload(study: optuna.Study, trial: optuna.trial.Trial, config: SearchC
             "resume_from": resume_from, "save_to": save_to}
 
 
-def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
+def promote(study: optuna.Study, config: SearchConfig) -> list[int]:
     """Enqueue the candidates successive halving promotes now (run under the study lock).
 
     A rung's candidates are those trained at it (failed ones included: they count towards the
@@ -112,7 +115,8 @@ def promote(study: optuna.Study, config: SearchConfig, log) -> list[int]:
             record.enqueue(study, source.params, rung=rung + 1, promoted_from=number)
             enqueued.append(number)
     if enqueued:
-        log(f"promoted to the next rung: trial{'s' if len(enqueued) > 1 else ''} {', '.join(map(str, enqueued))}")
+        logger.info(f"promoted to the next rung: trial{'s' if len(enqueued) > 1 else ''} "
+                    f"{', '.join(map(str, enqueued))}")
     return enqueued
 
 

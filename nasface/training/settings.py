@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nasface.core.errors import NasfaceError
+from nasface.core.options import DEVICES
 
 if typing.TYPE_CHECKING:
     import numpy as np
@@ -134,8 +135,8 @@ def default_warmup(steps: int) -> int:
 
 
 def check_device(device: str) -> None:
-    if device not in ("auto", "cpu", "cuda"):
-        raise NasfaceError(f"unknown device {device!r} (choose from auto, cpu, cuda)")
+    if device not in DEVICES:
+        raise NasfaceError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
     if device == "cuda":
         import torch
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ from nasface.arch.spec import load_spec, spec_to_dict
 from nasface.training.loop import make_loop_state, train_loop
 from nasface.training.proxy import build_student
 from nasface.training.settings import ProxyBudget, TeacherTargets
+
+logger = logging.getLogger(__name__)
 
 TEACHER_STEPS_FACTOR = 4
 ARRAYS = ("embeddings", "flipped", "centres")
@@ -177,27 +180,27 @@ def verification_line(info: dict) -> str:
 
 def teacher_targets(teacher: str, data: ProxyData, cache_dir: str | os.PathLike, budget: ProxyBudget,
                     teacher_spec: str | None = None, teacher_steps: int | None = None,
-                    log=print, progress: Stages = SILENT) -> TeacherTargets | None:
+                    progress: Stages = SILENT) -> TeacherTargets | None:
     """The cached teacher targets for ``--teacher`` (None for ``none``), built on first use.
 
     Building them also scores the teacher itself on ``data``'s verification pairs, kept in
-    ``teacher.json`` and logged each time.  Training and embedding are stages of ``progress``
+    ``teacher.json`` and logged (this module's logger) each time.  Training and embedding are stages of ``progress``
     (``TEACHER_TRAINING``, ``TEACHER_EMBEDDING``; dlib's teacher cuts ``DLIB_CHIPS`` first)."""
     if teacher == "none":
         return None
-    targets = _cached_targets(teacher, data, Path(cache_dir), budget, teacher_spec, teacher_steps, log, progress)
+    targets = _cached_targets(teacher, data, Path(cache_dir), budget, teacher_spec, teacher_steps, progress)
     info = teacher_info(targets)
     if "verification" in info:  # caches written before teachers were scored lack it
-        log(verification_line(info))
+        logger.info(verification_line(info))
     return targets
 
 
 def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: ProxyBudget,
-                    teacher_spec: str | None, teacher_steps: int | None, log, progress: Stages) -> TeacherTargets:
+                    teacher_spec: str | None, teacher_steps: int | None, progress: Stages) -> TeacherTargets:
     train, data_key = data.train, data.key
     device = budget.torch_device()
     if teacher == DLIB_TEACHER:
-        return _dlib_targets(data, cache_dir, log, progress)
+        return _dlib_targets(data, cache_dir, progress)
     if teacher == "auto":
         name, steps = auto_teacher(budget, teacher_spec, teacher_steps)
         spec = load_spec(name)
@@ -207,7 +210,7 @@ def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: Prox
         folder = cache_dir / f"teacher-{_key(data_key, spec_to_dict(spec), dataclasses.asdict(teacher_budget))}"
         if (folder / "teacher.json").is_file():
             return read_teacher(folder)
-        log(f"training the teacher ({spec.name}, {steps} steps) once for this data; cached in {folder}")
+        logger.info(f"training the teacher ({spec.name}, {steps} steps) once for this data; cached in {folder}")
         torch.manual_seed(budget.seed)
         model = build_student(spec, budget.resolution)
         state = make_loop_state(model, train.num_identities, spec.embedding.size, teacher_budget, None, device)
@@ -228,13 +231,13 @@ def _cached_targets(teacher: str, data: ProxyData, cache_dir: Path, budget: Prox
         return read_teacher(folder)
     spec, model = load_checkpoint(path, teacher_spec)
     model.to(device)
-    log(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
+    logger.info(f"embedding the proxy images with the teacher {path} ({spec.name}) once; cached in {folder}")
     targets, verification = _targets_of(model, data, device, progress)
     return _write_targets(folder, targets, {"teacher": str(path), "spec": spec.name, "data": data_key,
                                             "verification": verification})
 
 
-def _dlib_targets(data: ProxyData, cache_dir: Path, log, progress: Stages) -> TeacherTargets:
+def _dlib_targets(data: ProxyData, cache_dir: Path, progress: Stages) -> TeacherTargets:
     """dlib's embeddings of every training crop and its mirror, once; see ``nasface.data.dlib_models``.
 
     The mirror's embedding is that of the mirrored chip: the landmarks of a mirrored face are the
@@ -249,7 +252,7 @@ def _dlib_targets(data: ProxyData, cache_dir: Path, log, progress: Stages) -> Te
         return read_teacher(folder)
     models = dlib_models.load_models()
     count = len(data.train.labels)
-    log(f"embedding the {count} proxy training faces and their mirrors with dlib's ResNet once; cached in "
+    logger.info(f"embedding the {count} proxy training faces and their mirrors with dlib's ResNet once; cached in "
         f"{folder}")
     images = np.asarray(data.pairs.images)
     distinct, slot = distinct_faces(images)
@@ -267,13 +270,13 @@ def _dlib_targets(data: ProxyData, cache_dir: Path, log, progress: Stages) -> Te
                                            models, on_batch=lambda done: stage.update(2 * count + done))
     seconds_per_face = training_seconds / (2 * count)
     detected = int(chips.detected.sum())
-    log(f"dlib's detector found a face in {detected} of {count} training crops"
-        + (f"; the landmarks of the other {count - detected} were sought in the box {chips.fallback_box} "
-           "(left, top, right, bottom)" if detected < count else ""))
+    logger.info(f"dlib's detector found a face in {detected} of {count} training crops"
+                + (f"; the landmarks of the other {count - detected} were sought in the box {chips.fallback_box} "
+                   "(left, top, right, bottom)" if detected < count else ""))
     pair_faces = {"faces": len(distinct), "detected": int(pair_chips.detected.sum())}
     held_out = mirrored[:len(distinct)] + mirrored[len(distinct):]  # flip-summed, as candidates are scored
     metrics = pair_metrics(held_out, slot, data.pairs.issame)
-    log(f"dlib's detector found a face in {pair_faces['detected']} of the {pair_faces['faces']} held-out crops")
+    logger.info(f"dlib's detector found a face in {pair_faces['detected']} of the {pair_faces['faces']} held-out crops")
     embeddings, flipped = both[:count], both[count:]
     targets = TeacherTargets(embeddings=embeddings, flipped=flipped,
                              centres=mean_centres(embeddings, np.asarray(data.train.labels),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import platform
 import time
@@ -47,6 +48,8 @@ from nasface.validity.published import METRICS, PublishedTable, load_published
 
 if TYPE_CHECKING:
     from nasface.search import SearchConfig
+
+logger = logging.getLogger(__name__)
 
 LOG, REPORT, PAGE = "log.jsonl", "validate.json", "validate.html"
 PROGRESS = "progress"        # under the cache: a run in progress keeps its state here
@@ -132,11 +135,11 @@ def run_key(settings: ValidateSettings, data_key: str, spec, seed: int, teacher:
     return json_digest(recipe, 24)
 
 
-def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, analyse_only: bool = False,
+def run_validate(settings: ValidateSettings, out: str | os.PathLike, analyse_only: bool = False,
                  progress: Stages = SILENT, write_page: Callable[[dict, Path], None] | None = None) -> dict:
     """Train what the log lacks (unless ``analyse_only``), then analyse and write ``validate.json``
     and, with ``write_page`` (``nasface.ui.validity_page.write_page``: the page is drawn by the layer
-    above), ``validate.html``; returns the analysis."""
+    above), ``validate.html``; returns the analysis.  What it does goes to this module's logger."""
     from nasface.search import check_config, load_proxy_data
     from nasface.training.teacher import teacher_targets
 
@@ -154,19 +157,20 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
     logged = [key for key in keys.values() if rows.get(key) is not None]
     todo = [] if analyse_only else [(b, seed) for b, seed in plan if rows.get(keys[(b.preset, seed)]) is None]
     forget_logged_progress(out / "cache" / PROGRESS, logged)
-    log(f"validate: {len(runnable)} published networks nasface builds, {settings.seeds} seeds each; proxy "
-        f"{proxy.steps} steps at {proxy.resolution} px; {len(logged)} of {len(plan)} runs logged; log {out / LOG}")
+    logger.info(f"validate: {len(runnable)} published networks nasface builds, {settings.seeds} seeds each; proxy "
+                f"{proxy.steps} steps at {proxy.resolution} px; {len(logged)} of {len(plan)} runs logged; log "
+                f"{out / LOG}")
     for network in networks:
         if network.reason is not None:
-            log(f"{network.preset} left out: {network.reason}")
+            logger.info(f"{network.preset} left out: {network.reason}")
     if todo:
         teacher = teacher_targets(config.teacher, data, out / "cache", config.proxy, teacher_spec=config.teacher_spec,
-                                  teacher_steps=config.teacher_steps, log=log, progress=progress)
+                                  teacher_steps=config.teacher_steps, progress=progress)
         with progress.stage(VALIDATE_RUNS, len(todo), "runs", weights=[b.flops for b, _ in todo]) as stage:
             for number, (network, seed) in enumerate(todo, 1):
                 key = keys[(network.preset, seed)]
                 if rows.claim(key):  # unclaimed: another process sharing the log has it
-                    _train(settings, network, seed, key, data, teacher, rows, out / "cache" / PROGRESS, log)
+                    _train(settings, network, seed, key, data, teacher, rows, out / "cache" / PROGRESS)
                 stage.update(number)
     rows.refresh()
     runs = {(b.preset, seed): rows.get(keys[(b.preset, seed)]) for b, seed in plan}
@@ -181,13 +185,13 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, log=print, 
         write_page(report, out / PAGE)
     except ModuleNotFoundError as err:  # a GPU box with torch alone: the log and the analysis are what count
         package = (err.name or "plotly").split(".")[0]
-        log(f"{package} is not installed: {out / PAGE} not written (nasface validate --analyse writes it "
-            f"where {package} is)")
+        logger.warning(f"{package} is not installed: {out / PAGE} not written (nasface validate --analyse writes "
+                       f"it where {package} is)")
     return report
 
 
 def _train(settings: ValidateSettings, network: Buildable, seed: int, key: str, data, teacher, rows: RowLog,
-           progress_folder: Path, log) -> None:
+           progress_folder: Path) -> None:
     """Train one network with one seed under the proxy and append its line to the log."""
     begun = time.time()
     progress_folder.mkdir(parents=True, exist_ok=True)
@@ -200,7 +204,7 @@ def _train(settings: ValidateSettings, network: Buildable, seed: int, key: str, 
                    "load_average": os.getloadavg()[0], "machine": platform.node()})
     progress_file.unlink(missing_ok=True)  # logged: the kept progress has served
     shown = f"accuracy {result['accuracy']:.4f}" if result["status"] == "ok" else f"failed: {result['reason']}"
-    log(f"{network.preset} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
+    logger.info(f"{network.preset} seed {seed}: {shown} ({time.time() - begun:.0f} s)")
 
 
 def describe(settings: ValidateSettings) -> dict:

@@ -7,6 +7,7 @@ skipped without the extra, failed in CI (``CI`` set), which installs it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -132,12 +133,14 @@ def test_aligned_needs_a_folder_of_photos(dlib_installed, tmp_path):
         open_source(f"aligned:{tmp_path / 'nowhere'}")
 
 
-def test_the_dlib_teacher_embeds_once_verifies_and_distils_into_another_size(dlib_installed, cache):
+def test_the_dlib_teacher_embeds_once_verifies_and_distils_into_another_size(dlib_installed, cache, caplog):
     data = proxy_data("orl-aligned", train_identities=3, images_per_identity=3, val_identities=2, pairs=8,
                       seed=0, cache_dir=cache / "proxy")
     budget = ProxyBudget(steps=2, batch_size=4, resolution=32, device="cpu")
-    messages, stages = [], RecordedStages()
-    targets = teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget, log=messages.append, progress=stages)
+    caplog.set_level(logging.INFO, logger="nasface")
+    stages = RecordedStages()
+    targets = teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget, progress=stages)
+    messages = list(caplog.messages)
     assert targets.embeddings.shape == targets.flipped.shape == (9, 128) and targets.centres.shape == (3, 128)
     info = teacher_info(targets)
     assert info["teacher"] == DLIB_TEACHER and info["training_faces"] == 9 and info["detected"] == 9
@@ -157,10 +160,10 @@ def test_the_dlib_teacher_embeds_once_verifies_and_distils_into_another_size(dli
         / np.linalg.norm(targets.flipped[:3], axis=1)
     assert (cosine > 0.99).all()
     # Cached: a second call reads the arrays and only repeats the teacher's score.
-    later = []
-    assert np.array_equal(teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget, log=later.append).embeddings,
+    caplog.clear()
+    assert np.array_equal(teacher_targets(DLIB_TEACHER, data, cache / "teachers", budget).embeddings,
                           targets.embeddings)
-    assert later == [messages[-1]]
+    assert caplog.messages == [messages[-1]]
     for distill in ("angular", "margin"):  # a 64-d student from the 128-d teacher
         result = score(STUDENT, data.train, data.pairs, ProxyBudget(steps=2, batch_size=4, resolution=32,
                                                                     device="cpu", distill=distill), targets)

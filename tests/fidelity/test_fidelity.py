@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -264,7 +265,7 @@ def test_expected_run_seconds_follow_a_power_law_of_flops_fitted_to_the_log(tmp_
 
 
 @pytest.mark.slow
-def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
+def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path, caplog):
     """Runs logged beforehand (under other keys) say a run takes 10 s x (FLOPs / 30M)^20 of wall time:
     with ten minutes, the runs under 30M FLOPs start (at most 15 s with the margin) and those over
     39M do not (at least 3000 s).  Then no time at all: nothing more is trained, and the analysis is
@@ -280,18 +281,18 @@ def test_a_timeout_starts_only_the_runs_expected_to_end_within_it(tmp_path):
         wall = 10 * (flops / 30e6) ** 20
         logged_before.add(f"other-{flops:.0f}", {"cost": {"flops": flops},
                                                  "results": [{"status": "ok", "wall_seconds": wall, "cpu_seconds": wall}]})
-    messages = []
-    run_fidelity(settings, out, log=messages.append, timeout=600)
+    caplog.set_level(logging.INFO, logger="nasface")
+    run_fidelity(settings, out, timeout=600)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     trained = {(row["arch"], row["cost"]["flops"]) for row in rows if not row["key"].startswith("other-")}
     sizes = {spec_flops for _, spec_flops in trained}
     assert max(sizes) < 39e6 and len(trained) >= 3  # arch-00, arch-01, arch-02 (16M, 23M, 29M)
-    assert any(m.startswith("--timeout: ") and "runs not started" in m for m in messages)
+    assert any(m.startswith("--timeout: ") and "runs not started" in m for m in caplog.messages)
     before = (out / "log.jsonl").read_bytes()
-    report = run_fidelity(settings, out, log=messages.append, timeout=1e-6)
+    report = run_fidelity(settings, out, timeout=1e-6)
     assert (out / "log.jsonl").read_bytes() == before and report.measured == len({a for a, _ in trained})
     assert (out / "fidelity.json").is_file()
-    final = run_fidelity(settings, out, log=lambda m: None)
+    final = run_fidelity(settings, out)
     assert final.measured == 8
 
 
@@ -432,7 +433,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     config = config_from_options(TINY)
     settings = FidelitySettings(search=config, architectures=8, presets=False, factors=(0.5, 1.0, 2.0),
                                 second_seeds=4, bootstrap=100)
-    report = run_fidelity(settings, tmp_path / "f", log=lambda m: None)
+    report = run_fidelity(settings, tmp_path / "f")
     rows = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 8 + 4 and sum(r["seed"] == 1 for r in rows) == 4
     assert all("teacher_digest" in row and row["teacher_digest"] is None for row in rows)  # no teacher
@@ -474,7 +475,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert "top pick's regret" in page and "The proxy's length" in page and "<td>0.5x</td><td>2</td>" in page
     # the log is the record: analysing it again trains nothing and gives the same numbers
     log_before = (tmp_path / "f" / "log.jsonl").read_bytes()
-    again = run_fidelity(settings, tmp_path / "f", log=lambda m: None, analyse_only=True)
+    again = run_fidelity(settings, tmp_path / "f", analyse_only=True)
     assert (tmp_path / "f" / "log.jsonl").read_bytes() == log_before
     assert again.signals["accuracy"].tau == report.signals["accuracy"].tau
     # a study of the same proxy states the measured fidelity in its report; another proxy's does not
@@ -516,7 +517,7 @@ def test_fidelity_end_to_end_then_analyse_only(tmp_path):
     assert f"Kendall tau {report.signals['accuracy'].tau:.2f}" in (tmp_path / "s" / "p4" / "report.html").read_text()
 
 
-def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(tmp_path):
+def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(tmp_path, caplog):
     """A yardstick trains nothing differently: runs logged without it stay, the rest gain its signal,
     and each logged run is replayed up to the proxy's budget to fill it in, but only where the replay
     reproduces the log exactly.  A signal only some architectures have is analysed on those."""
@@ -524,18 +525,19 @@ def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(
                                 factors=(0.5, 1.0, 2.0), second_seeds=0, bootstrap=100)
     with_yardstick = dataclasses.replace(settings, yardstick="auto")
     # the same study with the yardstick from its start: what a fill must reproduce
-    whole = run_fidelity(with_yardstick, tmp_path / "whole", log=lambda m: None)
+    whole = run_fidelity(with_yardstick, tmp_path / "whole")
     expected = {row["arch"]: {str(r["steps"]): r["signals"]["yardstick_cka"] for r in row["results"]}
                 for row in map(json.loads, (tmp_path / "whole" / "log.jsonl").read_text().splitlines())}
     out, log = tmp_path / "f", tmp_path / "f" / "log.jsonl"
-    run_fidelity(settings, out, log=lambda m: None)
+    run_fidelity(settings, out)
     kept = [json.loads(line) for line in log.read_text().splitlines()[:4]]
     assert all("yardstick_cka" not in r["signals"] for row in kept for r in row["results"])
     kept[0]["results"][1]["accuracy"] += 1e-3  # a log this machine's replay cannot reproduce
     log.write_text("".join(json.dumps(row) + "\n" for row in kept))
     before = log.read_text().splitlines()
-    messages = []
-    report = run_fidelity(with_yardstick, out, log=messages.append)
+    caplog.set_level(logging.INFO, logger="nasface")
+    report = run_fidelity(with_yardstick, out)
+    messages = caplog.messages
     lines = log.read_text().splitlines()
     assert lines[:4] == before and len(lines) == 4 + 4 + 4      # nothing logged was trained again
     runs = [json.loads(line) for line in lines if not json.loads(line)["key"].startswith("yardstick-fill")]
@@ -569,12 +571,12 @@ def test_a_yardstick_added_to_a_study_in_progress_is_filled_in_by_exact_replays(
     assert whole.signals["yardstick_cka"].measured == 8 and not whole.signals["yardstick_cka"].partial
     assert whole.signals["yardstick_cka"].measure_only and whole.best.signal != "yardstick_cka"
     assert "yardstick_cka" not in whole.combined.weights
-    run_fidelity(with_yardstick, out, log=lambda m: None)
+    run_fidelity(with_yardstick, out)
     assert log.read_text().splitlines() == lines
     for bad, message in (("none", "other than the study's own"), (str(tmp_path / "missing.safetensors"),
                                                                    "--yardstick .*: no such checkpoint")):
         with pytest.raises(NasfaceError, match=message):
-            run_fidelity(dataclasses.replace(settings, yardstick=bad), out, log=lambda m: None)
+            run_fidelity(dataclasses.replace(settings, yardstick=bad), out)
     assert log.read_text().splitlines() == lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -29,7 +30,7 @@ time.sleep(600)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds a session's processes through /proc (Linux)")
-def test_the_ray_processes_of_a_killed_driver_are_stopped_by_the_next_one(tmp_path):
+def test_the_ray_processes_of_a_killed_driver_are_stopped_by_the_next_one(tmp_path, caplog):
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
     try:
@@ -39,10 +40,10 @@ def test_the_ray_processes_of_a_killed_driver_are_stopped_by_the_next_one(tmp_pa
         driver.wait()
         left = session_processes(session_dir)
         assert left, "nothing of the session left to stop: the test shows nothing"
-        logged = []
-        assert stop_orphans(tmp_path, logged.append) >= 1  # some may end on their own meanwhile
+        caplog.set_level(logging.INFO, logger="nasface")
+        assert stop_orphans(tmp_path) >= 1  # some may end on their own meanwhile
         assert session_processes(session_dir) == []
-        assert logged and "died" in logged[0]
+        assert caplog.messages and "died" in caplog.messages[0]
         assert list((tmp_path / "ray").iterdir()) == []  # the note goes with them
     finally:
         if driver.poll() is None:
@@ -53,5 +54,5 @@ def test_a_live_drivers_session_is_left_alone_and_a_damaged_note_is_dropped(tmp_
     note = note_ray_session(tmp_path, str(tmp_path / "session"))
     assert note == note_path(tmp_path) and json.loads(note.read_text())["driver"] == process_id()
     (tmp_path / "ray" / "other.json").write_text("{not json")
-    assert stop_orphans(tmp_path, print) == 0
+    assert stop_orphans(tmp_path) == 0
     assert [p.name for p in (tmp_path / "ray").iterdir()] == [note.name]  # this process is alive

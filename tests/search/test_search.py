@@ -190,7 +190,7 @@ def test_adding_rungs_to_a_study_keeps_its_teacher(tmp_path):
     assert halving.proxy.steps == plain.proxy.steps and halving.proxy.warmup_steps != plain.proxy.warmup_steps
     cache = tmp_path / "cache"
     data = load_proxy_data(plain.data, plain.seed, cache)
-    folders = {teacher_targets("auto", data, cache, config.proxy, teacher_steps=4, log=lambda m: None).folder
+    folders = {teacher_targets("auto", data, cache, config.proxy, teacher_steps=4).folder
                for config in (plain, halving)}
     assert len(folders) == 1
 

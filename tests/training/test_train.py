@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -75,17 +76,17 @@ def test_proxy_resolution_that_collapses_the_network_is_a_clear_error():
 
 
 @pytest.mark.parametrize("distill", ["angular", "margin"])
-def test_teacher_is_trained_once_and_cached(small_data, tmp_path, distill):
+def test_teacher_is_trained_once_and_cached(small_data, tmp_path, distill, caplog):
+    caplog.set_level(logging.INFO, logger="nasface")
     budget = dataclasses.replace(TINY_BUDGET, distill=distill)
-    messages = []
-    targets = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET,
-                              teacher_steps=3, log=messages.append)
+    targets = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET, teacher_steps=3)
+    messages = caplog.messages
     assert len(messages) == 2 and "training the teacher" in messages[0]
     assert messages[1].startswith("teacher auto verifies") and "10-fold accuracy over" in messages[1]
     assert targets.embeddings.shape == (len(small_data.train.labels), 128)
     assert targets.flipped.shape == targets.embeddings.shape and targets.centres.shape == (16, 128)
-    again = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET,
-                            teacher_steps=3, log=messages.append)
+    again = teacher_targets("auto", small_data, tmp_path, budget, teacher_spec=SMALL_NET, teacher_steps=3)
+    messages = caplog.messages
     assert messages[2:] == [messages[1]]  # read from the cache, nothing retrained; its own score told again
     assert np.array_equal(again.embeddings, targets.embeddings)
     assert read_teacher(targets.folder).centres.shape == (16, 128)

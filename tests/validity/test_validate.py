@@ -307,7 +307,7 @@ def test_the_analysis_by_tar_reads_each_run_s_tar(tmp_path):
 def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path):
     settings = ValidateSettings(search=config_from_options(TINY), seeds=2, published=str(tiny_table(tmp_path)))
     out = tmp_path / "v"
-    report = run_validate(settings, out, log=lambda m: None, write_page=write_page)
+    report = run_validate(settings, out, write_page=write_page)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len({r["key"] for r in rows}) == 6  # 3 presets x 2 seeds, each once
     assert {(r["preset"], r["seed"]) for r in rows} == {(p, s) for p in ("mobilefacenet", "seesaw-share-facenet",
@@ -328,10 +328,10 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
     stale = out / "cache" / "progress" / f"{rows[0]['key']}.pt"
     stale.write_bytes(b"left by a kill")
     before = (out / "log.jsonl").read_bytes()
-    run_validate(settings, out, log=lambda m: None)
+    run_validate(settings, out)
     assert not stale.exists() and (out / "log.jsonl").read_bytes() == before  # and nothing trained again
     # the log is the record: analysing it again trains nothing and gives the same numbers
-    again = run_validate(settings, out, log=lambda m: None, analyse_only=True)
+    again = run_validate(settings, out, analyse_only=True)
     assert (out / "log.jsonl").read_bytes() == before and again["overall"] == report["overall"]
     # a study of the same proxy quotes it beside its fidelity line
     study = run_search(config_from_options({**TINY, "studies_dir": str(tmp_path / "s"), "study": "p", "trials": 1,
@@ -367,14 +367,15 @@ def test_validate_runs_where_only_torch_is_installed(tmp_path):
     """A GPU machine's image may lack Optuna, Ray, SQLAlchemy, pandas and plotly: validate trains and
     analyses without them, and leaves the page to a machine that has plotly."""
     code = (
-        "import json, sys\n"
+        "import json, logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')  # the library's messages\n"
         "for name in ('optuna', 'ray', 'sqlalchemy', 'plotly', 'pandas'):\n"
         "    sys.modules[name] = None  # importing it now raises ImportError\n"
         "from nasface.search.config import config_from_options\n"
         "from nasface.validity.validate import ValidateSettings, run_validate\n"
         f"settings = ValidateSettings(search=config_from_options({TINY!r}), seeds=1, published={str(tiny_table(tmp_path))!r})\n"
         "from nasface.ui.validity_page import write_page\n"
-        "report = run_validate(settings, 'v', log=print, write_page=write_page)\n"
+        "report = run_validate(settings, 'v', write_page=write_page)\n"
         "print(json.dumps(report['overall']['proxy']))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
