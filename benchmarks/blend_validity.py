@@ -83,6 +83,8 @@ def fidelity(folder: str) -> dict:
     """For each weight: Kendall tau of the blend at the proxy's steps with the reference accuracy."""
     archs = []
     for row in rows_of(folder):
+        if "results" not in row:  # a yardstick's fill-in line: no run of its own
+            continue
         at = {r["steps"]: r for r in row["results"] if r["status"] == "ok"}
         if row["seed"] == SEED and PROXY_STEPS in at and REFERENCE_STEPS in at:
             archs.append((at[PROXY_STEPS]["accuracy"], at[PROXY_STEPS]["signals"]["zico"],
