@@ -117,7 +117,8 @@ def main() -> None:
     for name, found in pairs.items():
         cells = "  ".join(f"w={w}: {found[str(w)]['overall']['ordered']}/{found[str(w)]['overall']['counted']}"
                           for w in WEIGHTS)
-        print(f"  {name} ({found['networks']} networks): {cells}  FLOPs {found['flops_alone']['ordered']}")
+        print(f"  {name} ({found['networks']} networks): {cells}  FLOPs {found['flops_alone']['ordered']}"
+              f"  parameters {found['params_alone']['ordered']}")
     print("fidelity: tau with the 960-step reference (mean within FLOPs terciles)")
     for name, found in fidelities.items():
         cells = "  ".join(f"w={w}: {found[str(w)]['tau']:+.2f} ({found[str(w)]['tercile_tau_mean']:+.2f})"
