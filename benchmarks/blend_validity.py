@@ -104,6 +104,13 @@ def _pairs(entry: dict) -> dict:
     return {"ordered": entry["ordered"], "counted": entry["counted"], "tau": entry["tau"]}
 
 
+def show(title: str, found_by_log: dict, cell, about) -> None:
+    """One line per log: each weight's figure (``cell``), then what the log is (``about``)."""
+    print(title)
+    for name, found in found_by_log.items():
+        print(f"  {name} ({about(found)}): " + "  ".join(f"w={w}: {cell(found[str(w)])}" for w in WEIGHTS))
+
+
 def main() -> None:
     table = load_published()
     pairs = {folder: published_pairs(table, folder) for folder in VALIDATE_LOGS}
@@ -113,17 +120,13 @@ def main() -> None:
     fidelities = {f: fidelity(f) for f in FIDELITY_LOGS}
     print(f"w chosen on {group} in {folder}: {chosen} (orders {on[chosen]} of its "
           f"{pairs[folder]['0.0']['groups'][group]['counted']} pairs; w=0: {on[0.0]})")
-    print("published pairs ordered, seed 0 (held out: every group but the one w is chosen on)")
-    for name, found in pairs.items():
-        cells = "  ".join(f"w={w}: {found[str(w)]['overall']['ordered']}/{found[str(w)]['overall']['counted']}"
-                          for w in WEIGHTS)
-        print(f"  {name} ({found['networks']} networks): {cells}  FLOPs {found['flops_alone']['ordered']}"
-              f"  parameters {found['params_alone']['ordered']}")
-    print("fidelity: tau with the 960-step reference (mean within FLOPs terciles)")
-    for name, found in fidelities.items():
-        cells = "  ".join(f"w={w}: {found[str(w)]['tau']:+.2f} ({found[str(w)]['tercile_tau_mean']:+.2f})"
-                          for w in WEIGHTS)
-        print(f"  {name} ({found['architectures']}): {cells}  FLOPs {found['flops_alone']['tau']:+.2f}")
+    show("published pairs ordered, seed 0 (held out: every group but the one w is chosen on)", pairs,
+         lambda cell: f"{cell['overall']['ordered']}/{cell['overall']['counted']}",
+         lambda found: f"{found['networks']} networks; FLOPs alone {found['flops_alone']['ordered']}, "
+                       f"parameters alone {found['params_alone']['ordered']}")
+    show("fidelity: tau with the 960-step reference (mean within FLOPs terciles)", fidelities,
+         lambda cell: f"{cell['tau']:+.2f} ({cell['tercile_tau_mean']:+.2f})",
+         lambda found: f"{found['architectures']} architectures; more FLOPs higher {found['flops_alone']['tau']:+.2f}")
     path = write_result("blend_validity", {"weights": [str(w) for w in WEIGHTS], "chosen_on": list(CHOOSE_ON),
                                            "chosen_weight": str(chosen), "published_pairs": pairs,
                                            "fidelity": fidelities})
