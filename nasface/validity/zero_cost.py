@@ -18,7 +18,7 @@ import torch
 
 from nasface.training.proxy import initial_signals
 from nasface.training.settings import ProxyBudget
-from nasface.training.signals import SIGNALS, oriented
+from nasface.training.signals import SIGNALS
 from nasface.training.student import build_student
 from nasface.validity.published import PublishedTable
 from nasface.validity.validate import Buildable, analyse
@@ -45,10 +45,8 @@ def analyse_signals(table: PublishedTable, networks: list[Buildable], seeds: lis
     """
     report = {"seeds": seeds, "signals": {}}
     for name in names:
-        runs = {}
-        for key, signals in measured.items():
-            value = oriented(name, signals.get(name))
-            runs[key] = None if value is None else {"result": {"status": "ok", name: value}}
+        runs = {key: {"result": {"status": "ok", "signals": signals}} if signals.get(name) is not None else None
+                for key, signals in measured.items()}
         found = analyse(table, networks, seeds, runs, score=name)
         overall = found["overall"]
         report.setdefault("baselines", {"flops": overall["flops"], "params": overall["params"],

@@ -83,3 +83,24 @@ def test_a_signal_that_is_the_published_score_orders_every_pair_and_seeds_that_a
     assert analyse_signals(table, networks, SEEDS, noisy, names=("zico",))["signals"]["zico"]["noise_to_spread"] > 0
     one_seed = {key: value for key, value in measured.items() if key[1] == 0}
     assert analyse_signals(table, networks, [0], one_seed, names=("zico",))["signals"]["zico"]["noise_to_spread"] is None
+
+
+def test_validate_ranks_by_any_recorded_signal_a_loss_negated(table_and_networks):
+    """``nasface validate --score SIGNAL`` reads the signal each logged run recorded; a loss ranks
+    lower-is-better, so the network with the smallest loss counts as the best."""
+    from nasface.search import config_from_options
+    from nasface.validity.validate import ValidateSettings, analyse, check_settings
+    from tests.validity.test_validate import TINY
+
+    table, networks = table_and_networks
+    published = {n.preset: table.groups[0].score(n) for n in table.groups[0].networks if n.preset}
+    runs = {(preset, 0): {"result": {"status": "ok", "accuracy": 0.5,
+                                     "signals": {"zico": value, "loss_sum": -value, "accuracy": 0.5}}}
+            for preset, value in published.items()}
+    for name in ("zico", "loss_sum"):
+        ladder = analyse(table, networks, [0], runs, name)["groups"][0]
+        assert ladder["proxy"]["ordered"] == ladder["proxy"]["counted"] == 3, name
+    flat = analyse(table, networks, [0], runs, "accuracy")["groups"][0]["proxy"]
+    assert flat["ordered"] == 1.5  # every accuracy equal: a coin's half of each pair
+    for name in ("zico", "loss_sum", "tar_at_far"):
+        check_settings(ValidateSettings(search=config_from_options(TINY), score=name))
