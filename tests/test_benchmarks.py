@@ -312,3 +312,33 @@ def test_first_eta_reads_the_first_estimate_and_the_longest_silence_from_a_stamp
     assert found["first_eta_seconds"] == 3720 and found["printed_after_seconds"] == 16.0
     assert found["actual_left_seconds"] == 300.0 and found["ratio_actual_to_eta"] == pytest.approx(300 / 3720)
     assert found["worst_gap_seconds"] == 296.0 and found["lines"] == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(500, 1000), st.integers(500, 3000)), min_size=3, max_size=12,
+                unique_by=(lambda p: p[0], lambda p: p[1])),
+       st.floats(0.1, 10), st.floats(-5, 5))
+def test_the_blend_is_accuracy_at_weight_zero_zico_at_infinity_and_blind_to_units(points, scale, shift):
+    from benchmarks.blend_validity import blend
+
+    accuracy, zico = (np.array(column, float) for column in zip(*points))
+    accuracy /= 1000
+    for weight in (0.0, 0.5, 2.0, float("inf")):
+        # a signal's units (a scale, an offset) never change the blend's order
+        assert np.allclose(blend(accuracy, zico, weight), blend(scale * accuracy + shift, zico / scale - shift, weight))
+    assert kendalltau(blend(accuracy, zico, 0.0), accuracy)[0] == pytest.approx(1.0)
+    assert kendalltau(blend(accuracy, zico, float("inf")), zico)[0] == pytest.approx(1.0)
+
+
+def test_the_blend_at_its_ends_reads_the_fidelity_logs_as_the_fidelity_study_did():
+    """At weight 0 the blend is the proxy's accuracy and at infinity ZiCo: against the committed logs
+    they must give the taus the committed fidelity analyses report for those two signals."""
+    from benchmarks.blend_validity import FIDELITY_LOGS, fidelity
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for folder in FIDELITY_LOGS:
+        analysed = json.loads((results / folder / "fidelity.json").read_text())["signals"]
+        found = fidelity(folder)
+        assert found["architectures"] == analysed["accuracy"]["n"]
+        assert found["0.0"]["tau"] == pytest.approx(analysed["accuracy"]["tau"], abs=1e-9)
+        assert found["inf"]["tau"] == pytest.approx(analysed["zico"]["tau"], abs=1e-9)

@@ -131,7 +131,9 @@ def validate_command(
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     out: Path = typer.Option(None, help="Output folder (default studies/validate-<data>)."),
     analyse: bool = typer.Option(False, "--analyse", help="Only analyse what the log holds; train nothing."),
-    score: str = typer.Option("accuracy", help="What ranks the proxy's networks: accuracy or tar_at_far."),
+    score: str = typer.Option("accuracy", help="What ranks the proxy's networks: accuracy, tar_at_far or any "
+                                               "signal a run records (zico, loss_sum, ...; with --analyse, no "
+                                               "training)."),
     **options,
 ) -> None:
     """Measure whether the proxy ranks the published networks as their published full training does."""

@@ -43,6 +43,14 @@ def score(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: Prox
     return score_budgets(spec, train_set, pairs, budget, (budget.steps,), teacher, signals, on_step=on_step)[0]
 
 
+def initial_signals(spec: ArchSpec, model: torch.nn.Module, train_set: FaceSet, budget: ProxyBudget) -> dict:
+    """The zero-cost and trivial signals of the untrained ``model`` (built from ``spec`` under
+    ``budget``'s seed), on the zero-cost batches of ``train_set`` that ``budget``'s seed draws."""
+    found = zero_cost_signals(model, train_set.images, train_set.labels, train_set.num_identities,
+                              spec.embedding.size, budget.resolution, budget.margin, budget.scale, budget.seed)
+    return {**found, **trivial_signals(count(spec))}
+
+
 def score_budgets(spec: ArchSpec | str, train_set: FaceSet, pairs: PairSet, budget: ProxyBudget,
                   steps: Sequence[int], teacher: TeacherTargets | None = None, signals: bool = True,
                   on_result: Callable[[dict], None] | None = None, resume_from: str | Path | None = None,
@@ -134,10 +142,7 @@ class BudgetRun:
             self._take_back(saved)
         elif self.signals:
             signal_start = time.perf_counter()
-            self.found = zero_cost_signals(model, train_set.images, train_set.labels, train_set.num_identities,
-                                           spec.embedding.size, budget.resolution, budget.margin, budget.scale,
-                                           budget.seed)
-            self.found.update(trivial_signals(count(spec)))
+            self.found = initial_signals(spec, model, train_set, budget)
             self.base["zero_cost_seconds"] = time.perf_counter() - signal_start
         self.kept_at = time.perf_counter()
         try:

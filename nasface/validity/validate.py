@@ -42,6 +42,7 @@ from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import load_spec, preset_names, spec_to_dict
 from nasface.training.proxy import score_budgets
 from nasface.training.settings import ProxyBudget
+from nasface.training.signals import SEARCH_SIGNALS, SIGNALS, oriented
 from nasface.training.student import proxy_spec
 from nasface.validity.pairs import NO_PAIRS, PairCount, count_pairs, pooled_tau
 from nasface.validity.published import METRICS, PublishedTable, load_published
@@ -55,9 +56,11 @@ LOG, REPORT, PAGE = "log.jsonl", "validate.json", "validate.html"
 PROGRESS = "progress"        # under the cache: a run in progress keeps its state here
 VALIDATE_RUNS = "validate runs"
 PREDICTORS = ("proxy", "flops", "params")
-# What a logged run can be judged by: 10-fold verification accuracy, or the true accept rate at the
-# proxy's low false accept rate (evaluate.FAR_TARGET), the open-set score full-scale benchmarks report.
-SCORES = ("accuracy", "tar_at_far")
+# What a logged run can be judged by: any signal a proxy run records (nasface.training.signals): its
+# 10-fold verification accuracy (the default), the true accept rate at the proxy's low false accept
+# rate (evaluate.FAR_TARGET, the open-set score full-scale benchmarks report), its loss trajectory,
+# teacher agreement, or a zero-cost score of the untrained network (no training needed to know it).
+SCORES = SEARCH_SIGNALS
 
 
 @dataclass(frozen=True)
@@ -227,8 +230,9 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
     for (preset, seed), row in runs.items():
         if row is None:
             continue
-        if row["result"]["status"] == "ok" and row["result"][score] is not None:
-            measured.setdefault(preset, {})[seed] = row["result"][score]
+        value = score_of(row["result"], score) if row["result"]["status"] == "ok" else None
+        if value is not None:
+            measured.setdefault(preset, {})[seed] = value
         else:
             failed[f"{preset} seed {seed}"] = row["result"].get("reason")
     groups, pooled = [], {name: [] for name in PREDICTORS}
@@ -265,6 +269,13 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
                           "reason": b.reason, "accuracy": measured.get(b.preset, {})} for b in networks],
             "runs_logged": sum(row is not None for row in runs.values()), "runs_planned": len(runs),
             "failed": failed, "groups": groups, "overall": overall}
+
+
+def score_of(result: dict, score: str) -> float | None:
+    """A successful run's ``score``, from the run's own figures or its recorded signals, turned so that
+    higher predicts a better network (a loss is negated); a name that is no signal is taken as it is."""
+    value = result[score] if score in result else result.get("signals", {}).get(score)
+    return oriented(score, value) if score in SIGNALS else value
 
 
 def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) -> dict:
