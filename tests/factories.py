@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import yaml
 import torch
 from hypothesis import strategies as st
 from PIL import Image
@@ -316,3 +317,34 @@ def created_study(name: str, storage: str) -> optuna.Study | None:
     except sqlite3.Error:  # no file yet, or no tables yet
         return None
     return None if found is None else optuna.load_study(study_name=name, storage=storage)
+
+
+# -- validate: a tiny published table and proxy -------------------------------------------------------
+TINY_TABLE = {"groups": [
+    {"id": "ladder", "paper": "P", "table": "Table 4", "training_set": "MS1MV2", "recipe": "one", "flops_unit": "MAdds",
+     "verified": True, "networks": [
+         {"name": "MFN", "preset": "mobilefacenet", "flops": "221M", "params": "1.2M",
+          "metrics": {"lfw": 99.52, "cfp_fp": 91.64, "agedb_30": 95.92}},
+         {"name": "share", "preset": "seesaw-share-facenet", "flops": "146M", "params": "1.3M",
+          "metrics": {"lfw": 99.55, "cfp_fp": 93.09, "agedb_30": 96.42}},
+         {"name": "shuffle", "preset": "seesaw-shuffle-facenet", "flops": "146M", "params": "1.3M",
+          "metrics": {"lfw": 99.70, "cfp_fp": 92.03, "agedb_30": 96.30}},
+         {"name": "big", "preset": None, "planned_preset": "dw-seesawfacenet-v1", "flops": "514M", "params": None,
+          "metrics": {"lfw": 99.80, "cfp_fp": 96.39, "agedb_30": 97.52}}]},
+    {"id": "tie", "paper": "Q", "table": "Table 3", "training_set": "MS1M", "recipe": "two", "flops_unit": "MAdds",
+     "verified": True, "networks": [
+         {"name": "MFN*", "preset": "mobilefacenet", "flops": None, "params": None,
+          "metrics": {"lfw": 99.48, "megaface": 90.71}},
+         {"name": "shuffle*", "preset": "seesaw-shuffle-facenet", "flops": None, "params": None,
+          "metrics": {"lfw": 99.72, "megaface": 90.9}}]}]}
+TINY_VALIDATE = {"teacher": "none", "proxy_steps": 4, "proxy_batch": 8, "resolution": 32, "train_identities": 12,
+        "images_per_identity": 4, "val_identities": 8, "pairs": 80, "device": "cpu", "seed": 0}
+TINY_VALIDATE_ARGS = ["--teacher", "none", "--proxy-steps", "4", "--proxy-batch", "8", "--resolution", "32",
+             "--train-identities", "12", "--val-identities", "8", "--pairs", "80", "--device", "cpu", "--threads", "1"]
+
+
+def tiny_published_table(folder: Path) -> Path:
+    """A two-group published table of the presets the tiny validate runs train (a ladder and a tie)."""
+    path = folder / "published.yaml"
+    path.write_text(yaml.safe_dump(TINY_TABLE))
+    return path

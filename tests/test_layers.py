@@ -293,3 +293,17 @@ def test_count_spec_presets_and_help_load_no_torch(tmp_path):
         status, packages = loaded_by(command, tmp_path)
         heavy = sorted(packages & HEAVY)
         assert status == 0 and not heavy, (command, status, heavy)
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/factories.py, conftest.py and helper modules (tests/killing.py):
+    a test module imported by another runs its module-level code twice and hides what it shares."""
+    tests = Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(tests)} imports {name}" for name in names
+                          if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
+    assert not offenders, offenders

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from nasface.core.atomic import write_atomic
+from nasface.validity.validate import score_scale
 
 PREDICTOR_NAMES = {"proxy": "proxy score", "flops": "FLOPs alone", "params": "parameters alone"}
 
@@ -22,8 +23,9 @@ def pairs_text(row: dict) -> str:
 def summary_line(report: dict) -> str:
     overall = report["overall"]
     noise = overall["seed_noise"]
+    unit = score_scale(report.get("score", "accuracy"))[1]
     spread = "" if noise["std_points_mean"] is None else (
-        f"; seed noise: a network's {report.get('score', 'accuracy')} spreads {noise['std_points_mean']:.2f} points (sd) over its seeds on "
+        f"; seed noise: a network's {report.get('score', 'accuracy')} spreads {noise['std_points_mean']:.2f} {unit} (sd) over its seeds on "
         f"average, {noise['std_points_max']:.2f} at most")
     return (f"{report['runs_logged']} of {report['runs_planned']} runs logged. Published pairs ordered as published: "
             + "; ".join(f"{PREDICTOR_NAMES[name]} {pairs_text(overall[name])}" for name in PREDICTOR_NAMES)
@@ -45,7 +47,7 @@ def group_rows(report: dict) -> list[tuple[str, ...]]:
 
 
 GROUP_COLUMNS = ("group", "trained", "counted pairs", *(PREDICTOR_NAMES[n] for n in PREDICTOR_NAMES),
-                 "seed sd (points)", "largest above smallest", "printed FLOPs, all networks")
+                 "seed sd", "largest above smallest", "printed FLOPs, all networks")
 
 
 def write_page(report: dict, path: Path) -> None:
@@ -67,17 +69,19 @@ def write_page(report: dict, path: Path) -> None:
     rows = math.ceil(len(shown) / columns)
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=[
         f"{g['id']}: {pairs_text(g['proxy'])}" for g in shown])
+    score = report.get("score", "accuracy")
+    scale, unit = score_scale(score)
     for index, group in enumerate(shown):
         trained = [n for n in group["networks"] if n["proxy"] is not None]
         figure.add_trace(go.Scatter(
-            x=[n["published"] for n in trained], y=[100 * n["proxy"] for n in trained], mode="markers+text",
+            x=[n["published"] for n in trained], y=[scale * n["proxy"] for n in trained], mode="markers+text",
             text=[n["preset"] for n in trained], textposition="top center", showlegend=False,
             error_y={"type": "data", "array": [n["seed_std"] or 0 for n in trained], "visible": True},
             hovertemplate="%{text}<br>published %{x:.2f}<br>proxy %{y:.2f}<extra></extra>"),
             row=index // columns + 1, col=index % columns + 1)
         figure.update_xaxes(title_text=f"published ({', '.join(group['score_metrics'])})",
                             row=index // columns + 1, col=index % columns + 1)
-        figure.update_yaxes(title_text=f"proxy {report.get('score', 'accuracy')} (%)", row=index // columns + 1, col=index % columns + 1)
+        figure.update_yaxes(title_text=f"proxy {score}" + (" (%)" if unit == "points" else ""), row=index // columns + 1, col=index % columns + 1)
     figure.update_layout(height=380 * rows, width=1200, margin={"t": 60})
     write_atomic(path, f"<html><head><meta charset='utf-8'></head><body>{header}"
                        + figure.to_html(full_html=False, include_plotlyjs=True) + "</body></html>\n")

@@ -61,6 +61,13 @@ PREDICTORS = ("proxy", "flops", "params")
 # rate (evaluate.FAR_TARGET, the open-set score full-scale benchmarks report), its loss trajectory,
 # teacher agreement, or a zero-cost score of the untrained network (no training needed to know it).
 SCORES = SEARCH_SIGNALS
+PERCENT_SCORES = ("accuracy", "tar_at_far")  # fractions, shown and spread in percentage points
+
+
+def score_scale(score: str) -> tuple[float, str]:
+    """(factor, unit) a score's values and seed spreads are shown in: a fraction in percentage points,
+    a loss or a zero-cost signal in its own units (a ZiCo of 1,150 is not 115,000 points)."""
+    return (100.0, "points") if score in PERCENT_SCORES else (1.0, "units")
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,7 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
     totals = {name: NO_PAIRS for name in PREDICTORS}
     per_seed_totals = {seed: NO_PAIRS for seed in seeds}
     for group in table.groups:
-        entry = _group_analysis(group, by_preset, measured, seeds)
+        entry = _group_analysis(group, by_preset, measured, seeds, score_scale(score)[0])
         groups.append(entry)
         if entry["trained"] < 2:
             continue
@@ -278,7 +285,7 @@ def score_of(result: dict, score: str) -> float | None:
     return oriented(score, value) if score in SIGNALS else value
 
 
-def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) -> dict:
+def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int], scale: float) -> dict:
     rows = []
     for network in group.networks:
         accuracies = measured.get(network.preset, {}) if network.preset else {}
@@ -289,7 +296,7 @@ def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int]) ->
                      "published_params": network.params,
                      "proxy": float(np.mean(values)) if values else None,
                      "seeds": {str(s): accuracies[s] for s in seeds if s in accuracies},
-                     "seed_std": 100 * float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                     "seed_std": scale * float(np.std(values, ddof=1)) if len(values) > 1 else None,
                      "flops": None if built is None else built.flops, "params": None if built is None else built.params})
     trained = [r for r in rows if r["proxy"] is not None]
     entry = {"id": group.id, "paper": group.paper, "table": group.table, "training_set": group.training_set,

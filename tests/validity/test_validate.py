@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,37 +30,9 @@ from nasface.ui.validity_page import write_page
 from nasface.validity.validate import (Buildable, ValidateSettings, analyse, check_settings, measured_validity,
                                        run_validate)
 from tests.killing import REPO, killed_then_finished
+from tests.factories import TINY_TABLE, TINY_VALIDATE, TINY_VALIDATE_ARGS, tiny_published_table
 
 # Three presets trained for real at 32 px: two groups, one with a published tie and a network nasface cannot build
-TINY_TABLE = {"groups": [
-    {"id": "ladder", "paper": "P", "table": "Table 4", "training_set": "MS1MV2", "recipe": "one", "flops_unit": "MAdds",
-     "verified": True, "networks": [
-         {"name": "MFN", "preset": "mobilefacenet", "flops": "221M", "params": "1.2M",
-          "metrics": {"lfw": 99.52, "cfp_fp": 91.64, "agedb_30": 95.92}},
-         {"name": "share", "preset": "seesaw-share-facenet", "flops": "146M", "params": "1.3M",
-          "metrics": {"lfw": 99.55, "cfp_fp": 93.09, "agedb_30": 96.42}},
-         {"name": "shuffle", "preset": "seesaw-shuffle-facenet", "flops": "146M", "params": "1.3M",
-          "metrics": {"lfw": 99.70, "cfp_fp": 92.03, "agedb_30": 96.30}},
-         {"name": "big", "preset": None, "planned_preset": "dw-seesawfacenet-v1", "flops": "514M", "params": None,
-          "metrics": {"lfw": 99.80, "cfp_fp": 96.39, "agedb_30": 97.52}}]},
-    {"id": "tie", "paper": "Q", "table": "Table 3", "training_set": "MS1M", "recipe": "two", "flops_unit": "MAdds",
-     "verified": True, "networks": [
-         {"name": "MFN*", "preset": "mobilefacenet", "flops": None, "params": None,
-          "metrics": {"lfw": 99.48, "megaface": 90.71}},
-         {"name": "shuffle*", "preset": "seesaw-shuffle-facenet", "flops": None, "params": None,
-          "metrics": {"lfw": 99.72, "megaface": 90.9}}]}]}
-TINY = {"teacher": "none", "proxy_steps": 4, "proxy_batch": 8, "resolution": 32, "train_identities": 12,
-        "images_per_identity": 4, "val_identities": 8, "pairs": 80, "device": "cpu", "seed": 0}
-TINY_ARGS = ["--teacher", "none", "--proxy-steps", "4", "--proxy-batch", "8", "--resolution", "32",
-             "--train-identities", "12", "--val-identities", "8", "--pairs", "80", "--device", "cpu", "--threads", "1"]
-
-
-def tiny_table(folder: Path) -> Path:
-    path = folder / "published.yaml"
-    path.write_text(yaml.safe_dump(TINY_TABLE))
-    return path
-
-
 # -- the published table ---------------------------------------------------------------------------
 def test_the_published_table_holds_its_own_invariants():
     table = load_published()
@@ -144,7 +115,7 @@ def test_bad_validate_input_is_one_line_exit_2_and_writes_nothing(args, words, t
     table["groups"][0]["networks"][0]["preset"] = "mobilefacenet-x"
     (inputs / "unknown-preset.yaml").write_text(yaml.safe_dump(table))
     monkeypatch.chdir(work)
-    monkeypatch.setattr(sys, "argv", ["nasface", "validate", *TINY_ARGS,
+    monkeypatch.setattr(sys, "argv", ["nasface", "validate", *TINY_VALIDATE_ARGS,
                                       *(a.replace("{in}", str(inputs)) for a in args)])
     with pytest.raises(SystemExit) as exited:
         main()
@@ -234,7 +205,7 @@ def _run(preset: str, seed: int, accuracy: float | None) -> dict:
 
 
 def test_the_analysis_by_hand(tmp_path):
-    table = load_published(tiny_table(tmp_path))
+    table = load_published(tiny_published_table(tmp_path))
     networks = [Buildable("seesaw-share-facenet", None, 289, 137, None),
                 Buildable("seesaw-shuffle-facenet", None, 289, 137, None),
                 Buildable("mobilefacenet", None, 440, 120, None)]
@@ -287,7 +258,7 @@ def test_the_analysis_by_hand(tmp_path):
 def test_the_analysis_by_tar_reads_each_run_s_tar(tmp_path):
     # Judged by TAR at the low FAR instead of accuracy: the same runs, ranked by the other number; a run
     # whose TAR could not be measured counts as not measured, not as zero.
-    table = load_published(tiny_table(tmp_path))
+    table = load_published(tiny_published_table(tmp_path))
     networks = [Buildable("seesaw-share-facenet", None, 289, 137, None), Buildable("mobilefacenet", None, 440, 120, None),
                 Buildable("seesaw-shuffle-facenet", None, 289, 137, None)]
     tar = {"seesaw-share-facenet": 0.30, "mobilefacenet": 0.10, "seesaw-shuffle-facenet": None}
@@ -300,12 +271,12 @@ def test_the_analysis_by_tar_reads_each_run_s_tar(tmp_path):
     assert ladder["trained"] == 2 and [n["proxy"] for n in ladder["networks"] if n["proxy"] is not None] == [0.10, 0.30]
     assert by_accuracy["groups"][0]["trained"] == 3
     with pytest.raises(NasfaceError, match="--score must be one of accuracy, tar_at_far"):
-        check_settings(ValidateSettings(search=config_from_options(TINY), score="auc"))
+        check_settings(ValidateSettings(search=config_from_options(TINY_VALIDATE), score="auc"))
 
 
 # -- end to end, with real training --------------------------------------------------------------
 def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path):
-    settings = ValidateSettings(search=config_from_options(TINY), seeds=2, published=str(tiny_table(tmp_path)))
+    settings = ValidateSettings(search=config_from_options(TINY_VALIDATE), seeds=2, published=str(tiny_published_table(tmp_path)))
     out = tmp_path / "v"
     report = run_validate(settings, out, write_page=write_page)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -334,7 +305,7 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
     again = run_validate(settings, out, analyse_only=True)
     assert (out / "log.jsonl").read_bytes() == before and again["overall"] == report["overall"]
     # a study of the same proxy quotes it beside its fidelity line
-    study = run_search(config_from_options({**TINY, "studies_dir": str(tmp_path / "s"), "study": "p", "trials": 1,
+    study = run_search(config_from_options({**TINY_VALIDATE, "studies_dir": str(tmp_path / "s"), "study": "p", "trials": 1,
                                             "baselines": False, "executor": "inline", "budget_flops": "150M",
                                             "budget_mem": "4MB"}), Reporter("quiet"))
     page = write_report(study, tmp_path / "report.html", fidelity_dirs=[tmp_path]).read_text()
@@ -350,7 +321,7 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
 
 def test_a_killed_validation_continues_where_it_stopped(tmp_path):
     out = tmp_path / "v"
-    args = ["validate", *TINY_ARGS, "--seeds", "2", "--published", str(tiny_table(tmp_path)), "--out", str(out)]
+    args = ["validate", *TINY_VALIDATE_ARGS, "--seeds", "2", "--published", str(tiny_published_table(tmp_path)), "--out", str(out)]
     before, finished = killed_then_finished(args, tmp_path, out / "log.jsonl")
     assert 2 <= len(before) < 6
     after = (out / "log.jsonl").read_text().splitlines()
@@ -373,7 +344,7 @@ def test_validate_runs_where_only_torch_is_installed(tmp_path):
         "    sys.modules[name] = None  # importing it now raises ImportError\n"
         "from nasface.search.config import config_from_options\n"
         "from nasface.validity.validate import ValidateSettings, run_validate\n"
-        f"settings = ValidateSettings(search=config_from_options({TINY!r}), seeds=1, published={str(tiny_table(tmp_path))!r})\n"
+        f"settings = ValidateSettings(search=config_from_options({TINY_VALIDATE!r}), seeds=1, published={str(tiny_published_table(tmp_path))!r})\n"
         "from nasface.ui.validity_page import write_page\n"
         "report = run_validate(settings, 'v', write_page=write_page)\n"
         "print(json.dumps(report['overall']['proxy']))\n")

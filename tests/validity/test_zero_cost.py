@@ -19,14 +19,14 @@ from nasface.training.settings import ProxyBudget
 from nasface.validity.published import load_published
 from nasface.validity.validate import Buildable, buildable_networks
 from nasface.validity.zero_cost import ZERO_COST, analyse_signals, untrained_signals
-from tests.validity.test_validate import tiny_table
+from tests.factories import TINY_VALIDATE, tiny_published_table
 
 SEEDS = [0, 1]
 
 
 @pytest.fixture(scope="module")
 def table_and_networks(tmp_path_factory):
-    table = load_published(tiny_table(tmp_path_factory.mktemp("table")))
+    table = load_published(tiny_published_table(tmp_path_factory.mktemp("table")))
     return table, buildable_networks(table, 32)
 
 
@@ -90,7 +90,6 @@ def test_validate_ranks_by_any_recorded_signal_a_loss_negated(table_and_networks
     lower-is-better, so the network with the smallest loss counts as the best."""
     from nasface.search import config_from_options
     from nasface.validity.validate import ValidateSettings, analyse, check_settings
-    from tests.validity.test_validate import TINY
 
     table, networks = table_and_networks
     published = {n.preset: table.groups[0].score(n) for n in table.groups[0].networks if n.preset}
@@ -103,4 +102,4 @@ def test_validate_ranks_by_any_recorded_signal_a_loss_negated(table_and_networks
     flat = analyse(table, networks, [0], runs, "accuracy")["groups"][0]["proxy"]
     assert flat["ordered"] == 1.5  # every accuracy equal: a coin's half of each pair
     for name in ("zico", "loss_sum", "tar_at_far"):
-        check_settings(ValidateSettings(search=config_from_options(TINY), score=name))
+        check_settings(ValidateSettings(search=config_from_options(TINY_VALIDATE), score=name))
