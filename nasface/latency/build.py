@@ -33,7 +33,7 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
         for first in range(0, len(missing), GROUP):
             group = missing[first:first + GROUP]
             for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
-                table.add_part(part, timing.ms, timing.median_ms, timing.runs)
+                table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.lead_ms)
             stage.update(first + len(group))
     return len(missing)
 

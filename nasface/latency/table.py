@@ -28,7 +28,9 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-FORMAT = 2  # 2: run on face maps, not noise, and timed by CPU time on one thread (format 1: noise, wall time)
+# 3: parts timed in context, behind a lead, less the lead (2: parts alone, on face maps, by CPU time on one
+# thread; 1: on noise, by wall time)
+FORMAT = 3
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 MIN_PLANE_NETWORKS = 5  # below this the correction has no per-part term (three terms on fewer would chase noise)
 
@@ -91,8 +93,9 @@ class LatencyTable:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def add_part(self, part: Part, ms: float, median_ms: float, runs: int) -> None:
-        self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs})
+    def add_part(self, part: Part, ms: float, median_ms: float, runs: int, lead_ms: float = 0.0) -> None:
+        self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs,
+                      "lead_ms": lead_ms})
         self.entries.setdefault(part.key, ms)
 
     def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
@@ -124,11 +127,10 @@ class Correction:
     """measured ~ slope x (sum of parts) + per_part x (number of parts) + intercept, fitted on ``networks``
     measured networks.
 
-    A lone part is timed with its weights in cache and with its input and output in the plain layout,
-    so a big part reads slow (the runtime reorders its maps at both ends, which it does not between
-    blocks in a network) and a small one fast (in a network its weights come from further away): the
-    slope takes out the first, the per-part term the second.  Summed alone the parts of networks of
-    many small blocks read 15-30 % low and of a few big ones up to 25 % high.  The fit minimises the
+    A part is timed in context (behind a lead, less the lead: ``nasface.latency.measure``), which takes
+    out the call and the layout changes at its ends, but it still runs with its weights in cache, where
+    in a network they come from further away: the slope and the per-part term take out what is left
+    of that.  The fit minimises the
     squared *relative* residuals, as the predictor is judged: networks range over tens of times in
     latency, and plain least squares would serve the slowest few.  Too few networks for the plane give
     a line on the sum alone, too few for a line the plain sum.

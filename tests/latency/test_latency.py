@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from nasface.latency.measure import calibration_faces, clock, face_maps, measure, time_in_turn
+from nasface.latency.measure import (calibration_faces, clock, face_maps, has_lead, lead_onnx, measure,
+                                     part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
@@ -328,6 +329,26 @@ def test_each_runtime_and_precision_measures_the_network(tiny_space, target):
     assert figure.key["version"] == runtime_version(parsed.runtime)
 
 
+def test_a_part_is_timed_behind_the_same_lead_as_the_lead_alone():
+    import onnx
+    from onnx import numpy_helper
+
+    spec = load_spec("mobilefacenet")
+    stem, block = parts(spec)[0], parts(spec)[3]
+    first_conv = lambda model: next(node for node in model.graph.node if node.op_type == "Conv")  # noqa: E731
+
+    def weights(model, node):
+        return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}[node.input[1]]
+
+    in_context, lead = (onnx.load_from_string(data) for data in (part_onnx(block), lead_onnx(block)))
+    assert [node.op_type for node in lead.graph.node] == ["Conv"]
+    assert weights(lead, lead.graph.node[0]).shape == (block.cin, block.cin, 1, 1)
+    assert np.array_equal(weights(in_context, first_conv(in_context)), weights(lead, lead.graph.node[0]))
+    assert len(in_context.graph.node) > 1 and has_lead(block)
+    alone = onnx.load_from_string(part_onnx(stem))  # the stem takes the network's input: no lead
+    assert not has_lead(stem) and weights(alone, first_conv(alone)).shape[1] == 3
+
+
 def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     specs = sample_networks(load_space(tiny_space), 2, seed=5)
     table = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
@@ -335,7 +356,10 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert measured == len({key for spec in specs for key in part_keys(spec)})
     reopened = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
     assert ensure_parts(reopened, specs, FP32, runs=3, warmup=1) == 0
-    assert all(ms > 0 for ms in reopened.entries.values())
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()[1:]]
+    for row in rows:  # each part timed in context: behind its lead (its figure is less the lead's), the stem alone
+        assert (row["lead_ms"] > 0) == (json.loads(row["part"])["part"] != "stem")
+        assert row["ms"] + row["lead_ms"] > 0
     ensure_networks(reopened, specs, FP32, runs=3, warmup=1)
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
