@@ -72,13 +72,13 @@ def parts_alone(specs, target: LatencyTarget) -> tuple[dict[str, float], float]:
     return alone, time.perf_counter() - started
 
 
-def fitted_scores(sums, counts, measured, fit, held) -> dict:
-    """The three fitted forms and the plain sum, fitted on ``fit`` and scored on ``held``."""
-    line = Correction.fit([{"parts_ms": s, "parts": n, "ms": m}
-                           for s, n, m in zip(sums[fit], counts[fit], measured[fit])])
+def fitted_scores(sums, nodes, measured, fit, held) -> dict:
+    """The fitted forms and the plain sum, fitted on ``fit`` and scored on ``held``."""
+    line = Correction.fit([{"parts_ms": s, "nodes": n, "ms": m}
+                           for s, n, m in zip(sums[fit], nodes[fit], measured[fit])])
     sum_line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
-    return {"correction": {"slope": line.slope, "per_part_ms": line.per_part, "intercept_ms": line.intercept},
-            "predictor": scores([line(s, n) for s, n in zip(sums[held], counts[held])], measured[held]),
+    return {"correction": {"slope": line.slope, "per_node_ms": line.per_node, "intercept_ms": line.intercept},
+            "predictor": scores([line(s, n) for s, n in zip(sums[held], nodes[held])], measured[held]),
             "sum_line": scores([sum_line(s) for s in sums[held]], measured[held]),
             "raw_sum": scores(sums[held], measured[held])}
 
@@ -118,13 +118,12 @@ def main() -> None:
     figures = {row["name"]: row for row in table.networks}
 
     predictor = LatencyPredictor(table)
-    sums = [predictor.parts_ms(spec) for spec in specs]
-    counts = [len(parts(spec)) for spec in specs]
+    sums, nodes = (list(column) for column in zip(*(predictor.summed(spec) for spec in specs)))
     measured = [figures[spec.name]["ms"] for spec in specs]
     macs = [count(spec)["macs"] for spec in specs]
     fit, held = slice(0, args.fit), slice(args.fit, None)
-    line = Correction.fit([{"parts_ms": s, "parts": n, "ms": m}
-                           for s, n, m in zip(sums[fit], counts[fit], measured[fit])])
+    line = Correction.fit([{"parts_ms": s, "nodes": n, "ms": m}
+                           for s, n, m in zip(sums[fit], nodes[fit], measured[fit])])
     by_macs = Correction.fit([{"parts_ms": x, "ms": m} for x, m in zip(macs[fit], measured[fit])])
 
     predictor.correction = line
@@ -144,19 +143,19 @@ def main() -> None:
         "network_measurement_seconds": network_seconds,
         "table_format": FORMAT,
         "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
-        **fitted_scores(sums, counts, measured, fit, held),
+        **fitted_scores(sums, nodes, measured, fit, held),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
         "prediction_microseconds": prediction_us,
         "runs": args.runs, "warmup": args.warmup,
-        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "parts": n, "measured_ms": m,
-                  "median_ms": figures[spec.name]["median_ms"]}
-                 for spec, x, s, n, m in zip(specs, macs, sums, counts, measured)],
+        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "nodes": n, "parts": len(parts(spec)),
+                  "measured_ms": m, "median_ms": figures[spec.name]["median_ms"]}
+                 for spec, x, s, n, m in zip(specs, macs, sums, nodes, measured)],
     }
     if args.alone:
         alone, alone_seconds = parts_alone(specs, target)
         alone_sums = [sum(alone[part.key] for part in parts(spec)) for spec in specs]
         result["alone"] = {"seconds": alone_seconds, "load_average_after": os.getloadavg(),
-                           **fitted_scores(alone_sums, counts, measured, fit, held)}
+                           **fitted_scores(alone_sums, nodes, measured, fit, held)}
         for row, alone_sum in zip(result["rows"], alone_sums):
             row["parts_alone_ms"] = alone_sum
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")

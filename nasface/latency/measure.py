@@ -136,6 +136,13 @@ def lead_onnx(part: Part) -> bytes:
     return onnx_model(lead_module(part.cin), part_shape(part))
 
 
+def node_count(model: bytes) -> int:
+    """The operators ``model`` runs (constants, which the runtime folds, left out)."""
+    import onnx
+
+    return sum(node.op_type != "Constant" for node in onnx.load_from_string(model).graph.node)
+
+
 def part_shape(part: Part) -> tuple[int, int, int, int]:
     return 1, part.cin, part.size, part.size
 
@@ -292,6 +299,7 @@ class PartTiming:
     median_ms: float
     runs: int
     lead_ms: float
+    nodes: int  # the operators the part runs (the lead's left out)
 
 
 def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
@@ -299,13 +307,15 @@ def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIME
     """Each part timed in context on ``target`` (behind its lead, less the lead alone), the parts and
     their distinct leads in turn, on maps drawn from faces of ``source``."""
     faces = calibration_faces(source)
-    leads = {part_shape(part): part for part in parts if has_lead(part)}  # one lead serves parts of one input
-    runners = [runner(part_onnx(part), part_shape(part), target, faces) for part in parts]
-    runners += [runner(lead_onnx(part), shape, target, faces) for shape, part in leads.items()]
+    leads = {part_shape(part): lead_onnx(part) for part in parts if has_lead(part)}  # one serves parts of one input
+    models = [part_onnx(part) for part in parts]
+    runners = [runner(model, part_shape(part), target, faces) for part, model in zip(parts, models)]
+    runners += [runner(model, shape, target, faces) for shape, model in leads.items()]
     timings = time_in_turn(runners, warmup, runs, clock(target))
     lead_of = dict(zip(leads, timings[len(parts):]))
     timed = []
-    for part, timing in zip(parts, timings):
+    for part, model, timing in zip(parts, models, timings):
         lead = lead_of[part_shape(part)] if has_lead(part) else Timing(0.0, 0.0, runs)
-        timed.append(PartTiming(timing.ms - lead.ms, timing.median_ms - lead.median_ms, runs, lead.ms))
+        nodes = node_count(model) - (node_count(leads[part_shape(part)]) if has_lead(part) else 0)
+        timed.append(PartTiming(timing.ms - lead.ms, timing.median_ms - lead.median_ms, runs, lead.ms, nodes))
     return timed

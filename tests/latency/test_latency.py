@@ -149,7 +149,7 @@ def test_parts_follow_the_network_and_equal_blocks_share_a_key():
 def _hand_made(path: Path, spec, ms_of) -> LatencyTable:
     table = LatencyTable.open(path, FAKE_KEY)
     for part in {part.key: part for part in parts(spec)}.values():
-        table.add_part(part, ms_of(part), ms_of(part) * 1.5, 7)
+        table.add_part(part, ms_of(part), ms_of(part) * 1.5, 7, nodes=3)
     return table
 
 
@@ -176,26 +176,26 @@ def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
     line = Correction.fit(rows)
     assert line.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
     assert line.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
-    assert line.per_part == 0.0  # rows without a number of parts: no per-part term
+    assert line.per_node == 0.0  # rows without a number of operators: no per-operator term
     assert Correction.fit(rows[:1]) == Correction()  # one network fits no line: the plain sum
 
 
 @settings(deadline=None)  # a least-squares fit; a loaded machine can hold one past the default deadline
-@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.1),
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.01),
        st.floats(min_value=-0.3, max_value=0.3),
-       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(4, 80)), min_size=5, max_size=12,
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(20, 1000)), min_size=5, max_size=12,
                 unique_by=lambda row: row[0]))
-def test_the_correction_recovers_an_exact_cost_per_part(slope, per_part, intercept, networks):
-    rows = [{"parts_ms": x, "parts": n, "ms": slope * x + per_part * n + intercept} for x, n in networks]
+def test_the_correction_recovers_an_exact_cost_per_operator(slope, per_node, intercept, networks):
+    rows = [{"parts_ms": x, "nodes": n, "ms": slope * x + per_node * n + intercept} for x, n in networks]
     sums_and_counts = np.array([[x, n, 1.0] for x, n in networks])
     line = Correction.fit(rows)
     if np.linalg.matrix_rank(sums_and_counts) < 3:  # the counts follow the sums: no plane, a line
-        assert line.per_part == 0.0
+        assert line.per_node == 0.0
         return
-    assert (line.slope, line.per_part, line.intercept) == pytest.approx((slope, per_part, intercept), abs=1e-6)
+    assert (line.slope, line.per_node, line.intercept) == pytest.approx((slope, per_node, intercept), abs=1e-6)
     for x, n in networks:
-        assert line(x, n) == pytest.approx(slope * x + per_part * n + intercept, rel=1e-6)
-    assert Correction.fit(rows[:4]).per_part == 0.0  # too few networks for three terms: the line on the sum
+        assert line(x, n) == pytest.approx(slope * x + per_node * n + intercept, rel=1e-6)
+    assert Correction.fit(rows[:4]).per_node == 0.0  # too few networks for three terms: the line on the sum
 
 
 def test_missing_parts_are_named_not_guessed(tmp_path):
@@ -364,7 +364,10 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
     for spec, row in zip(specs, reopened.networks):
-        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec)) and row["parts"] == len(parts(spec))
+        parts_ms, nodes = predictor.summed(spec)
+        assert row["parts_ms"] == pytest.approx(parts_ms) and row["nodes"] == nodes
+        # the operators of each part: its own, never its lead's (a 1x1 convolution), at least one
+        assert nodes >= len(parts(spec)) and sum(predictor.nodes[key] for key in part_keys(spec)) == nodes
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------
