@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasface.arch.budget import Budgets
+from nasface.arch.model import count
 from nasface.cli import main
 from nasface.core.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
@@ -381,20 +382,22 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     ensure_parts(table, specs, FP32, runs=5, warmup=1)
     predicted = sorted(LatencyPredictor(table).predict(spec) for spec in specs)
     budget = (predicted[3] + predicted[4]) / 2  # about half the space is over it
-    config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=None,
+    weights = sorted(count(spec)["weight_bytes"] for spec in specs)
+    config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=str(weights[-2]),
                          budget_latency=f"{budget:.6f}ms", trials=2, sampler="random")
     assert config.latency == "onnxruntime:fp32:1" and "latency_ms" in config.objectives
     study = run_search(config, Reporter("quiet"))
     facts = list(record.records(study))
     assert any(f.kind == "candidate" for f in facts)
     for f in facts:
-        if f.kind in ("candidate", "rejected"):
-            assert "latency_ms" in f.cost
         if f.kind == "candidate":
             assert f.cost["latency_ms"] <= config.budgets.latency_ms
-        if f.kind == "rejected":
+        if f.kind == "rejected" and "latency_ms" in f.cost:  # within the weight budget: predicted, over it
             assert "predicted latency (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
             assert f.constraints["latency_ms"] > 0
+        if f.kind == "rejected" and "latency_ms" not in f.cost:  # over the weight budget: its parts never timed
+            assert f.cost["weight_bytes"] > config.budgets.weight_bytes and "latency" not in f.reason
+            assert f.constraints["weight_bytes"] > 0
     measured = measured_latency(study)
     front = {trial.number for trial in pareto_front(study)}
     assert set(measured) == front and front
