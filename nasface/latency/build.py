@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
-from nasface.latency.parts import parts
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import LatencyTarget
 from nasface.core.stages import SILENT, Stages
@@ -33,7 +32,7 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
         for first in range(0, len(missing), GROUP):
             group = missing[first:first + GROUP]
             for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
-                table.add_part(part, timing.ms, timing.median_ms, timing.runs)
+                table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms)
             stage.update(first + len(group))
     return len(missing)
 
@@ -54,8 +53,8 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
         for first in range(0, len(wanted), GROUP):
             group = wanted[first:first + GROUP]
             for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-                table.add_network(spec.name, summed.parts_ms(spec), figure.ms, figure.median_ms, figure.runs,
-                                  len(parts(spec)))
+                parts_ms, nodes = summed.summed(spec)
+                table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes)
             stage.update(first + len(group))
 
 

@@ -9,6 +9,16 @@ Run times depend on the data as well as the shapes (onnxruntime's PReLU takes ab
 long on white noise as on a face's smooth maps), so a network runs on a face of the study's source and
 a lone part on maps drawn from those faces at its own size and channel count: never on noise.
 
+A part is timed in context: run alone, its maps are reordered into the runtime's layout at both of
+its ends (and, for int8, quantised in and dequantised out), which inside a network happens only at the
+network's ends, and each run pays the runtime's call; OpenVINO's lone parts summed to 1.5x the whole
+network that way.  So a part runs behind a fixed lead (a 1x1 convolution on its input, as the
+projection that ends the block before it) and its figure is the time of lead and part less the time of
+the lead alone, timed in the same turn: the call, the input's layout change and the input's quantising
+fall on both and cancel.  What is left besides the part is the change at its output less the one at its
+input, and summed along a network these telescope to the network's own ends.  The stem takes the
+network's input, so it runs alone.
+
 On a shared machine single runs mostly measure the neighbours' load, so a figure is the minimum of N
 runs after a warm-up (the median is kept as a check), and the models compared in one call are run in
 turn, one run each round, so that load falls on all of them alike.  On one thread a run is timed by the
@@ -98,8 +108,39 @@ def network_onnx(spec: ArchSpec) -> bytes:
     return onnx_model(deploy(build_model(spec).eval()), (1, 3, spec.input_size, spec.input_size))
 
 
+def lead_module(channels: int):
+    """The fixed lead a part runs behind when it is timed: a 1x1 convolution on its input channels, like
+    the projection that ends the block before it in a network (the same weights every time)."""
+    import torch
+
+    torch.manual_seed(channels)
+    return torch.nn.Conv2d(channels, channels, 1)
+
+
+def has_lead(part: Part) -> bool:
+    """Every part but the stem, which takes the network's input, is timed behind a lead."""
+    return part.kind != "stem"
+
+
 def part_onnx(part: Part) -> bytes:
-    return onnx_model(part_module(part), part_shape(part))
+    """The part as it is timed: behind its lead (``lead_onnx`` is the lead alone), the stem alone."""
+    import torch
+
+    module = part_module(part)
+    if has_lead(part):
+        module = torch.nn.Sequential(lead_module(part.cin), module)
+    return onnx_model(module, part_shape(part))
+
+
+def lead_onnx(part: Part) -> bytes:
+    return onnx_model(lead_module(part.cin), part_shape(part))
+
+
+def node_count(model: bytes) -> int:
+    """The operators ``model`` runs (constants, which the runtime folds, left out)."""
+    import onnx
+
+    return sum(node.op_type != "Constant" for node in onnx.load_from_string(model).graph.node)
 
 
 def part_shape(part: Part) -> tuple[int, int, int, int]:
@@ -247,9 +288,34 @@ def measure(specs: Sequence[ArchSpec], target: LatencyTarget, runs: int = TIMED_
             for spec, timing in zip(specs, timings)]
 
 
+@dataclass(frozen=True)
+class PartTiming:
+    """A part timed in context: ``ms`` (and ``median_ms``) is lead and part less the lead alone
+    (``lead_ms``; 0 for the stem, timed alone).  It may be below zero where the part's output is far
+    smaller than its input (a stride-2 part whose layout change at its output is cheaper than the one at
+    its input, which the lead's figure takes out): a network's sum is right, not each part alone."""
+
+    ms: float
+    median_ms: float
+    runs: int
+    lead_ms: float
+    nodes: int  # the operators the part runs (the lead's left out)
+
+
 def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
-                  warmup: int = WARMUP_RUNS, source: str = "synthetic") -> list[Timing]:
-    """Each part exported alone and timed on ``target``, in turn, on maps drawn from faces of ``source``."""
+                  warmup: int = WARMUP_RUNS, source: str = "synthetic") -> list[PartTiming]:
+    """Each part timed in context on ``target`` (behind its lead, less the lead alone), the parts and
+    their distinct leads in turn, on maps drawn from faces of ``source``."""
     faces = calibration_faces(source)
-    runners = [runner(part_onnx(part), part_shape(part), target, faces) for part in parts]
-    return time_in_turn(runners, warmup, runs, clock(target))
+    leads = {part_shape(part): lead_onnx(part) for part in parts if has_lead(part)}  # one serves parts of one input
+    models = [part_onnx(part) for part in parts]
+    runners = [runner(model, part_shape(part), target, faces) for part, model in zip(parts, models)]
+    runners += [runner(model, shape, target, faces) for shape, model in leads.items()]
+    timings = time_in_turn(runners, warmup, runs, clock(target))
+    lead_of = dict(zip(leads, timings[len(parts):]))
+    timed = []
+    for part, model, timing in zip(parts, models, timings):
+        lead = lead_of[part_shape(part)] if has_lead(part) else Timing(0.0, 0.0, runs)
+        nodes = node_count(model) - (node_count(leads[part_shape(part)]) if has_lead(part) else 0)
+        timed.append(PartTiming(timing.ms - lead.ms, timing.median_ms - lead.median_ms, runs, lead.ms, nodes))
+    return timed

@@ -28,9 +28,11 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-FORMAT = 2  # 2: run on face maps, not noise, and timed by CPU time on one thread (format 1: noise, wall time)
+# 3: parts timed in context, behind a lead, less the lead, with the operators each runs (2: parts alone, on
+# face maps, by CPU time on one thread; 1: on noise, by wall time)
+FORMAT = 3
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
-MIN_PLANE_NETWORKS = 5  # below this the correction has no per-part term (three terms on fewer would chase noise)
+MIN_PLANE_NETWORKS = 5  # below this the correction has no per-operator term (three terms on fewer would chase noise)
 
 
 class MissingParts(KeyError):
@@ -46,7 +48,8 @@ class LatencyTable:
     path: Path
     key: dict
     entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs)
-    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, parts, ms, median_ms, runs}
+    nodes: dict[str, int] = field(default_factory=dict)      # part key -> the operators it runs
+    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, nodes, ms, median_ms, runs}
 
     @classmethod
     def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
@@ -80,6 +83,7 @@ class LatencyTable:
                 continue  # a line torn by a kill (only the last can be)
             if row.get("kind") == "part":
                 self.entries.setdefault(row["part"], row["ms"])
+                self.nodes.setdefault(row["part"], row["nodes"])
             elif row.get("kind") == "network":
                 self.networks.append({k: v for k, v in row.items() if k != "kind"})
 
@@ -91,13 +95,15 @@ class LatencyTable:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def add_part(self, part: Part, ms: float, median_ms: float, runs: int) -> None:
-        self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs})
+    def add_part(self, part: Part, ms: float, median_ms: float, runs: int, nodes: int, lead_ms: float = 0.0) -> None:
+        self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs,
+                      "nodes": nodes, "lead_ms": lead_ms})
         self.entries.setdefault(part.key, ms)
+        self.nodes.setdefault(part.key, nodes)
 
     def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
-                    count: int) -> None:
-        row = {"name": name, "parts_ms": parts_ms, "parts": count, "ms": ms, "median_ms": median_ms, "runs": runs}
+                    nodes: int) -> None:
+        row = {"name": name, "parts_ms": parts_ms, "nodes": nodes, "ms": ms, "median_ms": median_ms, "runs": runs}
         self._append({"kind": "network", **row})
         self.networks.append(row)
 
@@ -121,15 +127,15 @@ def _decode(line: str) -> dict | None:
 
 @dataclass(frozen=True)
 class Correction:
-    """measured ~ slope x (sum of parts) + per_part x (number of parts) + intercept, fitted on ``networks``
-    measured networks.
+    """measured ~ slope x (sum of parts) + per_node x (operators the parts run) + intercept, fitted on
+    ``networks`` measured networks.
 
-    A lone part is timed with its weights in cache and with its input and output in the plain layout,
-    so a big part reads slow (the runtime reorders its maps at both ends, which it does not between
-    blocks in a network) and a small one fast (in a network its weights come from further away): the
-    slope takes out the first, the per-part term the second.  Summed alone the parts of networks of
-    many small blocks read 15-30 % low and of a few big ones up to 25 % high.  The fit minimises the
-    squared *relative* residuals, as the predictor is judged: networks range over tens of times in
+    A part is timed in context (behind a lead, less the lead: ``nasface.latency.measure``), which takes
+    out the call and the layout changes at its ends; but a part timed over and over keeps its weights,
+    and the runtime's code for its operators, close at hand, where in a network of hundreds of
+    operators each comes from further away (on onnxruntime the same kernels took about 5 microseconds
+    an operator longer inside a network): the slope and the per-operator term take out what is left of
+    that.  The fit minimises the squared *relative* residuals, as the predictor is judged: networks range over tens of times in
     latency, and plain least squares would serve the slowest few.  Too few networks for the plane give
     a line on the sum alone, too few for a line the plain sum.
     """
@@ -137,29 +143,29 @@ class Correction:
     slope: float = 1.0
     intercept: float = 0.0
     networks: int = 0
-    per_part: float = 0.0
+    per_node: float = 0.0
 
     @classmethod
     def fit(cls, networks: list[dict]) -> "Correction":
-        """Fitted on rows with ``parts_ms``, ``ms`` and (for the per-part term) ``parts``, their number."""
+        """Fitted on rows with ``parts_ms``, ``ms`` and (for the per-operator term) ``nodes``, the operators."""
         rows = [row for row in networks if row["ms"] > 0]
         measured = np.array([row["ms"] for row in rows], dtype=float)
         sums = [row["parts_ms"] for row in rows]
         forms = [([sums], MIN_FIT_NETWORKS)]
-        if all("parts" in row for row in rows):
-            forms.insert(0, ([sums, [row["parts"] for row in rows]], MIN_PLANE_NETWORKS))
+        if all("nodes" in row for row in rows):
+            forms.insert(0, ([sums, [row["nodes"] for row in rows]], MIN_PLANE_NETWORKS))
         for terms, least in forms:
             design = np.array([*terms, [1.0] * len(rows)], dtype=float).T
             if len(rows) < least or np.linalg.matrix_rank(design) < design.shape[1]:
                 continue
             # each row divided by its measured figure: least squares on relative residuals
             fitted = np.linalg.lstsq(design / measured[:, None], np.ones(len(rows)), rcond=None)[0]
-            per_part = float(fitted[1]) if len(terms) == 2 else 0.0
-            return cls(float(fitted[0]), float(fitted[-1]), len(rows), per_part)
+            per_node = float(fitted[1]) if len(terms) == 2 else 0.0
+            return cls(float(fitted[0]), float(fitted[-1]), len(rows), per_node)
         return cls()
 
-    def __call__(self, parts_ms: float, parts: int = 0) -> float:
-        return self.slope * parts_ms + self.per_part * parts + self.intercept
+    def __call__(self, parts_ms: float, nodes: int = 0) -> float:
+        return self.slope * parts_ms + self.per_node * nodes + self.intercept
 
 
 class LatencyPredictor:
@@ -167,27 +173,29 @@ class LatencyPredictor:
 
     def __init__(self, table: LatencyTable):
         self.key = table.key
-        self.entries = table.entries  # shared: parts the table measures later are seen at once
+        self.entries, self.nodes = table.entries, table.nodes  # shared: parts measured later are seen at once
         self.correction = Correction.fit(table.networks)
 
     def parts_ms(self, spec: ArchSpec) -> float:
         """The plain sum of the parts of ``spec``; ``MissingParts`` when the table lacks some."""
-        return self._summed(parts(spec))
+        return self.summed(spec)[0]
 
-    def _summed(self, found: list[Part]) -> float:
-        total = 0.0
+    def summed(self, spec: ArchSpec) -> tuple[float, int]:
+        """The sum of the parts of ``spec`` and the operators they run; ``MissingParts`` when the table
+        lacks some."""
+        total, nodes = 0.0, 0
         missing = []
-        for part in found:
+        for part in parts(spec):
             ms = self.entries.get(part.key)
             if ms is None:
                 missing.append(part)
             else:
                 total += ms
+                nodes += self.nodes[part.key]
         if missing:
             raise MissingParts(missing)
-        return total
+        return total, nodes
 
     def predict(self, spec: ArchSpec) -> float:
         """The predicted latency of ``spec`` in milliseconds."""
-        found = parts(spec)
-        return self.correction(self._summed(found), len(found))
+        return self.correction(*self.summed(spec))

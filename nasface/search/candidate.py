@@ -7,6 +7,8 @@ what ``prepare_trial`` lets through.
 
 from __future__ import annotations
 
+import math
+
 import optuna
 
 from nasface.arch.budget import Budgets
@@ -35,8 +37,8 @@ def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | No
         elif objective == "score":
             found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
             values.append(float(found) if found is not None else WORST_SCORE)
-        else:
-            values.append(float(cost[objective]))
+        else:  # a candidate over a counted budget has no predicted latency (see prepare_trial): the worst
+            values.append(float(cost.get(objective, math.inf)))
     return values
 
 
@@ -71,7 +73,8 @@ def prepare_trial(study: optuna.Study, trial: optuna.trial.Trial, space: SearchS
         record.write(trial, width_scale=factor)
     cost = count(spec, config.budgets.convention)
     cost.pop("stages")
-    cost.update(latency_cost(spec, config))
+    if baseline or config.budgets.fits(cost):  # over a counted budget it is rejected without timing its parts,
+        cost.update(latency_cost(spec, config))  # which for a network far over one may not even export
     record.write(trial, spec=spec_to_dict(spec), cost=cost)
     violations = config.budgets.violations(cost)
     if violations and not baseline:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasface.arch.budget import Budgets
+from nasface.arch.model import count
 from nasface.cli import main
 from nasface.core.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks
@@ -22,7 +23,8 @@ import time
 
 import numpy as np
 
-from nasface.latency.measure import calibration_faces, clock, face_maps, measure, time_in_turn
+from nasface.latency.measure import (calibration_faces, clock, face_maps, has_lead, lead_onnx, measure,
+                                     part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
@@ -148,7 +150,7 @@ def test_parts_follow_the_network_and_equal_blocks_share_a_key():
 def _hand_made(path: Path, spec, ms_of) -> LatencyTable:
     table = LatencyTable.open(path, FAKE_KEY)
     for part in {part.key: part for part in parts(spec)}.values():
-        table.add_part(part, ms_of(part), ms_of(part) * 1.5, 7)
+        table.add_part(part, ms_of(part), ms_of(part) * 1.5, 7, nodes=3)
     return table
 
 
@@ -175,26 +177,26 @@ def test_the_correction_recovers_an_exact_line(slope, intercept, sums):
     line = Correction.fit(rows)
     assert line.slope == pytest.approx(slope, rel=1e-6, abs=1e-9)
     assert line.intercept == pytest.approx(intercept, rel=1e-6, abs=1e-6)
-    assert line.per_part == 0.0  # rows without a number of parts: no per-part term
+    assert line.per_node == 0.0  # rows without a number of operators: no per-operator term
     assert Correction.fit(rows[:1]) == Correction()  # one network fits no line: the plain sum
 
 
 @settings(deadline=None)  # a least-squares fit; a loaded machine can hold one past the default deadline
-@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.1),
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.01),
        st.floats(min_value=-0.3, max_value=0.3),
-       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(4, 80)), min_size=5, max_size=12,
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(20, 1000)), min_size=5, max_size=12,
                 unique_by=lambda row: row[0]))
-def test_the_correction_recovers_an_exact_cost_per_part(slope, per_part, intercept, networks):
-    rows = [{"parts_ms": x, "parts": n, "ms": slope * x + per_part * n + intercept} for x, n in networks]
+def test_the_correction_recovers_an_exact_cost_per_operator(slope, per_node, intercept, networks):
+    rows = [{"parts_ms": x, "nodes": n, "ms": slope * x + per_node * n + intercept} for x, n in networks]
     sums_and_counts = np.array([[x, n, 1.0] for x, n in networks])
     line = Correction.fit(rows)
     if np.linalg.matrix_rank(sums_and_counts) < 3:  # the counts follow the sums: no plane, a line
-        assert line.per_part == 0.0
+        assert line.per_node == 0.0
         return
-    assert (line.slope, line.per_part, line.intercept) == pytest.approx((slope, per_part, intercept), abs=1e-6)
+    assert (line.slope, line.per_node, line.intercept) == pytest.approx((slope, per_node, intercept), abs=1e-6)
     for x, n in networks:
-        assert line(x, n) == pytest.approx(slope * x + per_part * n + intercept, rel=1e-6)
-    assert Correction.fit(rows[:4]).per_part == 0.0  # too few networks for three terms: the line on the sum
+        assert line(x, n) == pytest.approx(slope * x + per_node * n + intercept, rel=1e-6)
+    assert Correction.fit(rows[:4]).per_node == 0.0  # too few networks for three terms: the line on the sum
 
 
 def test_missing_parts_are_named_not_guessed(tmp_path):
@@ -328,6 +330,26 @@ def test_each_runtime_and_precision_measures_the_network(tiny_space, target):
     assert figure.key["version"] == runtime_version(parsed.runtime)
 
 
+def test_a_part_is_timed_behind_the_same_lead_as_the_lead_alone():
+    import onnx
+    from onnx import numpy_helper
+
+    spec = load_spec("mobilefacenet")
+    stem, block = parts(spec)[0], parts(spec)[3]
+    first_conv = lambda model: next(node for node in model.graph.node if node.op_type == "Conv")  # noqa: E731
+
+    def weights(model, node):
+        return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}[node.input[1]]
+
+    in_context, lead = (onnx.load_from_string(data) for data in (part_onnx(block), lead_onnx(block)))
+    assert [node.op_type for node in lead.graph.node] == ["Conv"]
+    assert weights(lead, lead.graph.node[0]).shape == (block.cin, block.cin, 1, 1)
+    assert np.array_equal(weights(in_context, first_conv(in_context)), weights(lead, lead.graph.node[0]))
+    assert len(in_context.graph.node) > 1 and has_lead(block)
+    alone = onnx.load_from_string(part_onnx(stem))  # the stem takes the network's input: no lead
+    assert not has_lead(stem) and weights(alone, first_conv(alone)).shape[1] == 3
+
+
 def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     specs = sample_networks(load_space(tiny_space), 2, seed=5)
     table = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
@@ -335,12 +357,18 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert measured == len({key for spec in specs for key in part_keys(spec)})
     reopened = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
     assert ensure_parts(reopened, specs, FP32, runs=3, warmup=1) == 0
-    assert all(ms > 0 for ms in reopened.entries.values())
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()[1:]]
+    for row in rows:  # each part timed in context: behind its lead (its figure is less the lead's), the stem alone
+        assert (row["lead_ms"] > 0) == (json.loads(row["part"])["part"] != "stem")
+        assert row["ms"] + row["lead_ms"] > 0
     ensure_networks(reopened, specs, FP32, runs=3, warmup=1)
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
     for spec, row in zip(specs, reopened.networks):
-        assert row["parts_ms"] == pytest.approx(predictor.parts_ms(spec)) and row["parts"] == len(parts(spec))
+        parts_ms, nodes = predictor.summed(spec)
+        assert row["parts_ms"] == pytest.approx(parts_ms) and row["nodes"] == nodes
+        # the operators of each part: its own, never its lead's (a 1x1 convolution), at least one
+        assert nodes >= len(parts(spec)) and sum(predictor.nodes[key] for key in part_keys(spec)) == nodes
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------
@@ -354,20 +382,22 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     ensure_parts(table, specs, FP32, runs=5, warmup=1)
     predicted = sorted(LatencyPredictor(table).predict(spec) for spec in specs)
     budget = (predicted[3] + predicted[4]) / 2  # about half the space is over it
-    config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=None,
+    weights = sorted(count(spec)["weight_bytes"] for spec in specs)
+    config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=str(weights[-2]),
                          budget_latency=f"{budget:.6f}ms", trials=2, sampler="random")
     assert config.latency == "onnxruntime:fp32:1" and "latency_ms" in config.objectives
     study = run_search(config, Reporter("quiet"))
     facts = list(record.records(study))
     assert any(f.kind == "candidate" for f in facts)
     for f in facts:
-        if f.kind in ("candidate", "rejected"):
-            assert "latency_ms" in f.cost
         if f.kind == "candidate":
             assert f.cost["latency_ms"] <= config.budgets.latency_ms
-        if f.kind == "rejected":
+        if f.kind == "rejected" and "latency_ms" in f.cost:  # within the weight budget: predicted, over it
             assert "predicted latency (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
             assert f.constraints["latency_ms"] > 0
+        if f.kind == "rejected" and "latency_ms" not in f.cost:  # over the weight budget: its parts never timed
+            assert f.cost["weight_bytes"] > config.budgets.weight_bytes and "latency" not in f.reason
+            assert f.constraints["weight_bytes"] > 0
     measured = measured_latency(study)
     front = {trial.number for trial in pareto_front(study)}
     assert set(measured) == front and front
