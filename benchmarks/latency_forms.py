@@ -1,0 +1,173 @@
+"""Correction forms for the latency predictor, re-scored offline on one sitting's measurements.
+
+    python benchmarks/latency_forms.py [TABLE] [--also TABLE] [--networks 40] [--seed 1] [--splits 200]
+
+No new measurement: TABLE is the table ``benchmarks/latency_predictor.py --light-track --table TABLE``
+built and measured (its parts in context and its 40 networks whole; by default the committed table of
+the sitting behind ``results/latency_predictor-onnxruntime-fp32-1t-light.json``).  The networks are
+drawn again from the same seed, so each network's parts are known, and each correction form is fitted
+on ``--fit`` networks (10 and 20) and scored on the others, over ``--splits`` random splits (the same
+splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
+per operator, intercept) are the ones the profiler suggested: a discount on each repeat of an identical
+part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), and a cost per
+PReLU (onnxruntime runs it unfused, and it is most of the residual's pattern).  ``--also`` scores a
+second sitting's table and networks of the same seed the same way, and the minimum of the two tables'
+parts against each sitting's networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scipy.stats import kendalltau  # noqa: E402
+
+from benchmarks._common import RESULTS, write_result  # noqa: E402
+from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.space import load_space  # noqa: E402
+from nasface.latency.build import sample_networks  # noqa: E402
+from nasface.latency.parts import parts  # noqa: E402
+
+REPEAT_FACTOR = 0.87  # the profiler's: a repeated Seesaw block at 56 px ran at 0.90 ms after its first copy's 1.03
+LARGE_MAP = 28  # px: where the profiler saw repeats run faster
+
+
+def read_table(path: Path) -> tuple[dict, dict, dict]:
+    """A table's parts (key -> ms), their operators (key -> count, where it recorded them) and its
+    networks (name -> ms)."""
+    entries, nodes, networks = {}, {}, {}
+    for line in path.read_text().splitlines()[1:]:
+        row = json.loads(line)
+        if row["kind"] == "part":
+            entries.setdefault(row["part"], row["ms"])
+            if "nodes" in row:
+                nodes.setdefault(row["part"], row["nodes"])
+        elif row["kind"] == "network":
+            networks[row["name"]] = row["ms"]
+    return entries, nodes, networks
+
+
+def prelu_counts(keyed_parts: dict) -> dict[str, int]:
+    """The PReLU operators each part's exported graph runs (no lead has one)."""
+    import onnx
+
+    from nasface.latency.measure import part_onnx
+
+    return {key: sum(node.op_type == "PRelu" for node in onnx.load_from_string(part_onnx(part)).graph.node)
+            for key, part in keyed_parts.items()}
+
+
+def features(part_lists: list[list[str]], entries: dict, nodes: dict, prelus: dict) -> dict[str, np.ndarray]:
+    """Per network: the sum of its parts, its operators, the share of the sum that repeats an identical
+    part before it (all, and at large maps), and its PReLUs."""
+    columns = {name: [] for name in ("sum", "operators", "repeats", "large_repeats", "prelus")}
+    for keys in part_lists:
+        seen: Counter = Counter()
+        repeats = large_repeats = 0.0
+        for key in keys:
+            if seen[key]:
+                repeats += entries[key]
+                if json.loads(key)["size"] >= LARGE_MAP:
+                    large_repeats += entries[key]
+            seen[key] += 1
+        columns["sum"].append(sum(entries[key] for key in keys))
+        columns["operators"].append(sum(nodes[key] for key in keys))
+        columns["repeats"].append(repeats)
+        columns["large_repeats"].append(large_repeats)
+        columns["prelus"].append(sum(prelus[key] for key in keys))
+    return {name: np.array(values, dtype=float) for name, values in columns.items()}
+
+
+def forms(f: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Each correction form as its columns (an intercept is added to all)."""
+    return {
+        "line on the sum": [f["sum"]],
+        "slope, cost per operator (the predictor)": [f["sum"], f["operators"]],
+        "+ repeats fitted": [f["sum"], f["operators"], f["repeats"]],
+        f"repeats x {REPEAT_FACTOR} fixed, cost per operator": [f["sum"] - (1 - REPEAT_FACTOR) * f["repeats"],
+                                                               f["operators"]],
+        f"repeats at >= {LARGE_MAP} px x {REPEAT_FACTOR} fixed, cost per operator":
+            [f["sum"] - (1 - REPEAT_FACTOR) * f["large_repeats"], f["operators"]],
+        f"+ repeats at >= {LARGE_MAP} px fitted": [f["sum"], f["operators"], f["large_repeats"]],
+        "slope, cost per PReLU": [f["sum"], f["prelus"]],
+        "slope, cost per operator, cost per PReLU": [f["sum"], f["operators"], f["prelus"]],
+    }
+
+
+def fitted(columns: list[np.ndarray], measured: np.ndarray, fit: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The form fitted on ``fit`` by least squares on relative residuals (as the predictor fits), predicting
+    ``score``."""
+    design = np.array([*columns, np.ones(len(measured))]).T
+    weights = np.linalg.lstsq(design[fit] / measured[fit, None], np.ones(len(fit)), rcond=None)[0]
+    return design[score] @ weights
+
+
+def scored(columns: list[np.ndarray], measured: np.ndarray, splits: list[np.ndarray], fit_size: int) -> dict:
+    within, mape, tau = [], [], []
+    for order in splits:
+        fit, held = order[:fit_size], order[fit_size:]
+        errors = fitted(columns, measured, fit, held) / measured[held] - 1
+        within.append(np.mean(np.abs(errors) <= 0.10))
+        mape.append(np.mean(np.abs(errors)))
+        tau.append(kendalltau(fitted(columns, measured, fit, held), measured[held])[0])
+    return {"within_10": float(np.mean(within)), "mape": float(np.mean(mape)), "kendall_tau": float(np.mean(tau)),
+            "worst_split_within_10": float(np.min(within))}
+
+
+def score_all(f: dict, measured: np.ndarray, splits: list[np.ndarray]) -> dict:
+    everyone = np.arange(len(measured))
+    result = {}
+    for name, columns in forms(f).items():
+        errors = fitted(columns, measured, everyone, everyone) / measured - 1
+        result[name] = {"fit_10": scored(columns, measured, splits, 10), "fit_20": scored(columns, measured, splits, 20),
+                        "in_sample": {"within_10": float(np.mean(np.abs(errors) <= 0.10)),
+                                      "mape": float(np.mean(np.abs(errors)))}}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("table", nargs="?", default=str(RESULTS / "latency_table-onnxruntime-fp32-1t-light.jsonl"))
+    parser.add_argument("--also", help="A second sitting's table of the same networks (its operators may be absent).")
+    parser.add_argument("--networks", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--splits", type=int, default=200)
+    args = parser.parse_args()
+    specs = sample_networks(load_space(), args.networks, args.seed, Budgets(flops=10**9, weight_bytes=20 * 10**6))
+    part_lists = [[part.key for part in parts(spec)] for spec in specs]
+    prelus = prelu_counts({part.key: part for spec in specs for part in parts(spec)})
+    entries, nodes, networks = read_table(Path(args.table))
+    rng = np.random.default_rng(0)
+    splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
+    measured = np.array([networks[spec.name] for spec in specs])
+    sittings = {"table": score_all(features(part_lists, entries, nodes, prelus), measured, splits)}
+    if args.also:
+        other, _, other_networks = read_table(Path(args.also))
+        other_measured = np.array([other_networks[spec.name] for spec in specs])
+        least = {key: min(ms, other[key]) for key, ms in entries.items()}
+        sittings["also"] = score_all(features(part_lists, other, nodes, prelus), other_measured, splits)
+        sittings["least_of_both, table's networks"] = score_all(features(part_lists, least, nodes, prelus), measured,
+                                                                splits)
+        sittings["least_of_both, also's networks"] = score_all(features(part_lists, least, nodes, prelus),
+                                                               other_measured, splits)
+    path = write_result("latency_forms", {"table": Path(args.table).name, "also": args.also and Path(args.also).name,
+                                          "networks": len(specs), "seed": args.seed, "splits": args.splits,
+                                          "sittings": sittings})
+    print(f"wrote {path}")
+    for sitting, rows in sittings.items():
+        print(sitting)
+        for name, row in rows.items():
+            print(f"  {name:62s} fit 10: {row['fit_10']['within_10']:6.1%} MAPE {row['fit_10']['mape']:5.1%}  "
+                  f"fit 20: {row['fit_20']['within_10']:6.1%} MAPE {row['fit_20']['mape']:5.1%}  "
+                  f"all 40: {row['in_sample']['within_10']:6.1%} {row['in_sample']['mape']:5.1%}")
+
+
+if __name__ == "__main__":
+    main()
