@@ -9,8 +9,9 @@ drawn again from the same seed, so each network's parts are known, and each corr
 on ``--fit`` networks (10 and 20) and scored on the others, over ``--splits`` random splits (the same
 splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
 per operator, intercept) are the ones the profiler suggested: a discount on each repeat of an identical
-part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), and a cost per
-PReLU (onnxruntime runs it unfused, and it is most of the residual's pattern).  ``--also`` scores a
+part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), a slope of its own
+for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU (onnxruntime
+runs it unfused; the residuals follow the networks' share of PReLU blocks).  ``--also`` scores a
 second sitting's table and networks of the same seed the same way, and the minimum of the two tables'
 parts against each sitting's networks.
 """
@@ -37,6 +38,7 @@ from nasface.latency.parts import parts  # noqa: E402
 
 REPEAT_FACTOR = 0.87  # the profiler's: a repeated Seesaw block at 56 px ran at 0.90 ms after its first copy's 1.03
 LARGE_MAP = 28  # px: where the profiler saw repeats run faster
+SMALL_MAP = 7  # px: where it saw an operator cost about 5 microseconds more in a network than timed alone
 
 
 def read_table(path: Path) -> tuple[dict, dict, dict]:
@@ -67,14 +69,19 @@ def prelu_counts(keyed_parts: dict) -> dict[str, int]:
 def features(part_lists: list[list[str]], entries: dict, nodes: dict, prelus: dict) -> dict[str, np.ndarray]:
     """Per network: the sum of its parts, its operators, the share of the sum that repeats an identical
     part before it (all, and at large maps), and its PReLUs."""
-    columns = {name: [] for name in ("sum", "operators", "repeats", "large_repeats", "prelus")}
+    columns = {name: [] for name in ("sum", "operators", "repeats", "large_repeats", "prelus", "flgc",
+                                     "small_map_operators")}
     for keys in part_lists:
         seen: Counter = Counter()
-        repeats = large_repeats = 0.0
+        repeats = large_repeats = flgc = 0.0
+        small_map_operators = 0
         for key in keys:
+            spec = json.loads(key)
+            flgc += entries[key] if spec.get("family") == "flgc" else 0.0
+            small_map_operators += nodes[key] if spec["size"] <= SMALL_MAP else 0
             if seen[key]:
                 repeats += entries[key]
-                if json.loads(key)["size"] >= LARGE_MAP:
+                if spec["size"] >= LARGE_MAP:
                     large_repeats += entries[key]
             seen[key] += 1
         columns["sum"].append(sum(entries[key] for key in keys))
@@ -82,6 +89,8 @@ def features(part_lists: list[list[str]], entries: dict, nodes: dict, prelus: di
         columns["repeats"].append(repeats)
         columns["large_repeats"].append(large_repeats)
         columns["prelus"].append(sum(prelus[key] for key in keys))
+        columns["flgc"].append(flgc)
+        columns["small_map_operators"].append(small_map_operators)
     return {name: np.array(values, dtype=float) for name, values in columns.items()}
 
 
@@ -96,6 +105,9 @@ def forms(f: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
         f"repeats at >= {LARGE_MAP} px x {REPEAT_FACTOR} fixed, cost per operator":
             [f["sum"] - (1 - REPEAT_FACTOR) * f["large_repeats"], f["operators"]],
         f"+ repeats at >= {LARGE_MAP} px fitted": [f["sum"], f["operators"], f["large_repeats"]],
+        "+ FLGC blocks' sum (a per-family slope)": [f["sum"], f["operators"], f["flgc"]],
+        f"a cost per operator at maps <= {SMALL_MAP} px and one above": [f["sum"], f["small_map_operators"],
+                                                                     f["operators"] - f["small_map_operators"]],
         "slope, cost per PReLU": [f["sum"], f["prelus"]],
         "slope, cost per operator, cost per PReLU": [f["sum"], f["operators"], f["prelus"]],
     }

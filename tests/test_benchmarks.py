@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau, spearmanr
 
@@ -342,3 +342,28 @@ def test_the_blend_at_its_ends_reads_the_fidelity_logs_as_the_fidelity_study_did
         assert found["architectures"] == analysed["accuracy"]["n"]
         assert found["0.0"]["tau"] == pytest.approx(analysed["accuracy"]["tau"], abs=1e-9)
         assert found["inf"]["tau"] == pytest.approx(analysed["zico"]["tau"], abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0.05, 3.0), min_size=3, max_size=6), st.floats(0.6, 1.0), st.floats(0.0, 0.01),
+       st.floats(-0.2, 0.5), st.randoms(use_true_random=False))
+def test_latency_forms_recover_an_exact_repeat_discount_on_a_hand_made_table(part_ms, discount, per_operator,
+                                                                               intercept, random):
+    """Networks whose measured figure is exactly their first copies + discount x their repeats + a cost
+    per operator + an intercept: the fitted repeat form predicts the held-out networks exactly."""
+    from benchmarks.latency_forms import features, fitted, forms
+
+    keys = [json.dumps({"size": 7 * (index + 1), "part": "block"}) for index in range(len(part_ms))]
+    entries = dict(zip(keys, part_ms))
+    nodes = {key: random.randint(2, 30) for key in keys}
+    part_lists = [[key for key in random.sample(keys, random.randint(1, len(keys)))
+                   for _ in range(random.randint(1, 6))] for _ in range(12)]
+    f = features(part_lists, entries, nodes, {key: 0 for key in keys})
+    firsts = np.array([sum(entries[key] for key in set(parts)) for parts in part_lists])
+    assert f["repeats"] == pytest.approx(f["sum"] - firsts)
+    measured = firsts + discount * f["repeats"] + per_operator * f["operators"] + intercept
+    order = np.array(random.sample(range(12), 12))
+    fit, held = order[:6], order[6:]
+    columns = forms(f)["+ repeats fitted"]
+    assume(np.linalg.matrix_rank(np.array([*columns, np.ones(12)]).T[fit]) == len(columns) + 1)
+    np.testing.assert_allclose(fitted(columns, measured, fit, held), measured[held], rtol=1e-6)
