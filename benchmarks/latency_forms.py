@@ -6,8 +6,8 @@ No new measurement: TABLE is the table ``benchmarks/latency_predictor.py --light
 built and measured (its parts in context and its 40 networks whole; by default the committed table of
 the sitting behind ``results/latency_predictor-onnxruntime-fp32-1t-light.json``).  The networks are
 drawn again from the same seed, so each network's parts are known, and each correction form is fitted
-on ``--fit`` networks (10 and 20) and scored on the others, over ``--splits`` random splits (the same
-splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
+on 10 networks (as the benchmark does) and on 20 and scored on the others, over ``--splits`` random
+splits (the same splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
 per operator, intercept) are the ones the profiler suggested: a discount on each repeat of an identical
 part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), a slope of its own
 for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU (onnxruntime
@@ -125,10 +125,11 @@ def scored(columns: list[np.ndarray], measured: np.ndarray, splits: list[np.ndar
     within, mape, tau = [], [], []
     for order in splits:
         fit, held = order[:fit_size], order[fit_size:]
-        errors = fitted(columns, measured, fit, held) / measured[held] - 1
+        predicted = fitted(columns, measured, fit, held)
+        errors = predicted / measured[held] - 1
         within.append(np.mean(np.abs(errors) <= 0.10))
         mape.append(np.mean(np.abs(errors)))
-        tau.append(kendalltau(fitted(columns, measured, fit, held), measured[held])[0])
+        tau.append(kendalltau(predicted, measured[held])[0])
     return {"within_10": float(np.mean(within)), "mape": float(np.mean(mape)), "kendall_tau": float(np.mean(tau)),
             "worst_split_within_10": float(np.min(within))}
 
@@ -138,10 +139,36 @@ def score_all(f: dict, measured: np.ndarray, splits: list[np.ndarray]) -> dict:
     result = {}
     for name, columns in forms(f).items():
         errors = fitted(columns, measured, everyone, everyone) / measured - 1
-        result[name] = {"fit_10": scored(columns, measured, splits, 10), "fit_20": scored(columns, measured, splits, 20),
+        result[name] = {"fit_10": scored(columns, measured, splits, 10),
+                        "fit_20": scored(columns, measured, splits, 20),
                         "in_sample": {"within_10": float(np.mean(np.abs(errors) <= 0.10)),
                                       "mape": float(np.mean(np.abs(errors)))}}
     return result
+
+
+def agreement(part_lists: list[list[str]], nodes: dict, prelus: dict, sittings: list[tuple[dict, np.ndarray]]) -> dict:
+    """How far two sittings' figures of the same networks agree: the networks measured whole, the sums of
+    their parts, each part (by its size), and the predictor's in-sample residuals (fitted on all the
+    networks of each sitting): residuals that agree are the form's or the parts', not noise."""
+    (first, first_measured), (second, second_measured) = sittings
+    everyone = np.arange(len(first_measured))
+
+    def spread(ratios: np.ndarray) -> float:
+        return float(np.std(np.log(ratios / np.median(ratios))))
+
+    residuals = []
+    for entries, measured in sittings:
+        columns = forms(features(part_lists, entries, nodes, prelus))["slope, cost per operator (the predictor)"]
+        residuals.append(measured / fitted(columns, measured, everyone, everyone) - 1)
+    keys = [key for key in first if first[key] > 0 and second.get(key, 0) > 0]
+    part_ratios = np.array([first[key] / second[key] for key in keys])
+    sizes = np.array([second[key] for key in keys])
+    by_size = {f"{low}-{high} ms": spread(part_ratios[(sizes >= low) & (sizes < high)])
+               for low, high in ((0.02, 0.1), (0.1, 0.3), (0.3, 1.0), (1.0, 100.0))}
+    sums = [np.array([sum(entries[key] for key in keys) for keys in part_lists]) for entries, _ in sittings]
+    return {"networks_log_sd": spread(first_measured / second_measured), "part_sums_log_sd": spread(sums[0] / sums[1]),
+            "parts_log_sd_by_ms": by_size, "residual_correlation": float(np.corrcoef(*residuals)[0, 1]),
+            "residual_sd": [float(np.std(r)) for r in residuals]}
 
 
 def main() -> None:
@@ -160,6 +187,8 @@ def main() -> None:
     splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
     measured = np.array([networks[spec.name] for spec in specs])
     sittings = {"table": score_all(features(part_lists, entries, nodes, prelus), measured, splits)}
+    result = {"table": Path(args.table).name, "networks": len(specs), "seed": args.seed, "splits": args.splits,
+              "sittings": sittings}
     if args.also:
         other, _, other_networks = read_table(Path(args.also))
         other_measured = np.array([other_networks[spec.name] for spec in specs])
@@ -169,9 +198,9 @@ def main() -> None:
                                                                 splits)
         sittings["least_of_both, also's networks"] = score_all(features(part_lists, least, nodes, prelus),
                                                                other_measured, splits)
-    path = write_result("latency_forms", {"table": Path(args.table).name, "also": args.also and Path(args.also).name,
-                                          "networks": len(specs), "seed": args.seed, "splits": args.splits,
-                                          "sittings": sittings})
+        result["also"] = Path(args.also).name
+        result["agreement"] = agreement(part_lists, nodes, prelus, [(entries, measured), (other, other_measured)])
+    path = write_result("latency_forms", result)
     print(f"wrote {path}")
     for sitting, rows in sittings.items():
         print(sitting)
@@ -179,6 +208,8 @@ def main() -> None:
             print(f"  {name:62s} fit 10: {row['fit_10']['within_10']:6.1%} MAPE {row['fit_10']['mape']:5.1%}  "
                   f"fit 20: {row['fit_20']['within_10']:6.1%} MAPE {row['fit_20']['mape']:5.1%}  "
                   f"all 40: {row['in_sample']['within_10']:6.1%} {row['in_sample']['mape']:5.1%}")
+    if args.also:
+        print(f"between the sittings: {result['agreement']}")
 
 
 if __name__ == "__main__":
