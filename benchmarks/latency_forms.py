@@ -12,8 +12,9 @@ per operator, intercept) are the ones the profiler suggested: a discount on each
 part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), a slope of its own
 for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU (onnxruntime
 runs it unfused; the residuals follow the networks' share of PReLU blocks).  ``--also`` scores a
-second sitting's table and networks of the same seed the same way, and the minimum of the two tables'
-parts against each sitting's networks.
+second sitting's table and networks of the same seed the same way, ``--parts`` a sitting of the same
+parts alone against the first table's networks, and each part's least figure over every table given
+against each sitting's networks.
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", nargs="?", default=str(RESULTS / "latency_table-onnxruntime-fp32-1t-light.jsonl"))
     parser.add_argument("--also", help="A second sitting's table of the same networks (its operators may be absent).")
+    parser.add_argument("--parts", action="append", default=[],
+                        help="Another sitting's table of the same parts only (no networks needed); repeatable.")
     parser.add_argument("--networks", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--splits", type=int, default=200)
@@ -186,20 +189,29 @@ def main() -> None:
     rng = np.random.default_rng(0)
     splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
     measured = np.array([networks[spec.name] for spec in specs])
-    sittings = {"table": score_all(features(part_lists, entries, nodes, prelus), measured, splits)}
-    result = {"table": Path(args.table).name, "networks": len(specs), "seed": args.seed, "splits": args.splits,
-              "sittings": sittings}
+
+    def score(table: dict, against: np.ndarray) -> dict:
+        return score_all(features(part_lists, table, nodes, prelus), against, splits)
+
+    sittings = {"table": score(entries, measured)}
+    result = {"table": Path(args.table).name, "also": args.also and Path(args.also).name,
+              "parts": [Path(path).name for path in args.parts], "networks": len(specs), "seed": args.seed,
+              "splits": args.splits, "sittings": sittings}
+    tables = [entries]
+    for path in args.parts:
+        tables.append(read_table(Path(path))[0])
+        sittings[f"parts {Path(path).name}, table's networks"] = score(tables[-1], measured)
     if args.also:
         other, _, other_networks = read_table(Path(args.also))
         other_measured = np.array([other_networks[spec.name] for spec in specs])
-        least = {key: min(ms, other[key]) for key, ms in entries.items()}
-        sittings["also"] = score_all(features(part_lists, other, nodes, prelus), other_measured, splits)
-        sittings["least_of_both, table's networks"] = score_all(features(part_lists, least, nodes, prelus), measured,
-                                                                splits)
-        sittings["least_of_both, also's networks"] = score_all(features(part_lists, least, nodes, prelus),
-                                                               other_measured, splits)
-        result["also"] = Path(args.also).name
+        tables.append(other)
+        sittings["also"] = score(other, other_measured)
         result["agreement"] = agreement(part_lists, nodes, prelus, [(entries, measured), (other, other_measured)])
+    if len(tables) > 1:
+        least = {key: min(table[key] for table in tables) for key in entries}
+        sittings["least of every table, table's networks"] = score(least, measured)
+        if args.also:
+            sittings["least of every table, also's networks"] = score(least, other_measured)
     path = write_result("latency_forms", result)
     print(f"wrote {path}")
     for sitting, rows in sittings.items():
