@@ -10,8 +10,9 @@ on 10 networks (as the benchmark does) and on 20 and scored on the others, over 
 splits (the same splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
 per operator, intercept) are the ones the profiler suggested: a discount on each repeat of an identical
 part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), a slope of its own
-for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU (onnxruntime
-runs it unfused; the residuals follow the networks' share of PReLU blocks).  ``--also`` scores a
+for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU or per
+element a PReLU takes (onnxruntime runs it unfused, and its run time depends on the data: a PReLU
+in a network ran up to twice as long as in the same part timed in context).  ``--also`` scores a
 second sitting's table and networks of the same seed the same way, ``--parts`` a sitting of the same
 parts alone against the first table's networks, and each part's least figure over every table given
 against each sitting's networks.
@@ -57,21 +58,29 @@ def read_table(path: Path) -> tuple[dict, dict, dict]:
     return entries, nodes, networks
 
 
-def prelu_counts(keyed_parts: dict) -> dict[str, int]:
-    """The PReLU operators each part's exported graph runs (no lead has one)."""
+def prelu_work(keyed_parts: dict) -> dict[str, tuple[int, float]]:
+    """The PReLU operators each part's exported graph runs and the elements they take, in millions (no
+    lead has one)."""
     import onnx
 
     from nasface.latency.measure import part_onnx
 
-    return {key: sum(node.op_type == "PRelu" for node in onnx.load_from_string(part_onnx(part)).graph.node)
-            for key, part in keyed_parts.items()}
+    work = {}
+    for key, part in keyed_parts.items():
+        graph = onnx.shape_inference.infer_shapes(onnx.load_from_string(part_onnx(part))).graph
+        shapes = {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
+                  for value in [*graph.value_info, *graph.input, *graph.output]}
+        prelus = [node for node in graph.node if node.op_type == "PRelu"]
+        work[key] = (len(prelus), sum(int(np.prod(shapes[node.input[0]])) for node in prelus) / 1e6)
+    return work
 
 
 def features(part_lists: list[list[str]], entries: dict, nodes: dict, prelus: dict) -> dict[str, np.ndarray]:
     """Per network: the sum of its parts, its operators, the share of the sum that repeats an identical
-    part before it (all, and at large maps), and its PReLUs."""
-    columns = {name: [] for name in ("sum", "operators", "repeats", "large_repeats", "prelus", "flgc",
-                                     "small_map_operators")}
+    part before it (all, and at large maps), its PReLUs and their elements (``prelus``: key -> both),
+    its FLGC blocks' sum and its operators on small maps."""
+    columns = {name: [] for name in ("sum", "operators", "repeats", "large_repeats", "prelus", "prelu_elements",
+                                     "flgc", "small_map_operators")}
     for keys in part_lists:
         seen: Counter = Counter()
         repeats = large_repeats = flgc = 0.0
@@ -89,7 +98,8 @@ def features(part_lists: list[list[str]], entries: dict, nodes: dict, prelus: di
         columns["operators"].append(sum(nodes[key] for key in keys))
         columns["repeats"].append(repeats)
         columns["large_repeats"].append(large_repeats)
-        columns["prelus"].append(sum(prelus[key] for key in keys))
+        columns["prelus"].append(sum(prelus[key][0] for key in keys))
+        columns["prelu_elements"].append(sum(prelus[key][1] for key in keys))
         columns["flgc"].append(flgc)
         columns["small_map_operators"].append(small_map_operators)
     return {name: np.array(values, dtype=float) for name, values in columns.items()}
@@ -111,6 +121,7 @@ def forms(f: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
                                                                      f["operators"] - f["small_map_operators"]],
         "slope, cost per PReLU": [f["sum"], f["prelus"]],
         "slope, cost per operator, cost per PReLU": [f["sum"], f["operators"], f["prelus"]],
+        "slope, cost per operator, cost per PReLU element": [f["sum"], f["operators"], f["prelu_elements"]],
     }
 
 
@@ -184,7 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     specs = sample_networks(load_space(), args.networks, args.seed, Budgets(flops=10**9, weight_bytes=20 * 10**6))
     part_lists = [[part.key for part in parts(spec)] for spec in specs]
-    prelus = prelu_counts({part.key: part for spec in specs for part in parts(spec)})
+    prelus = prelu_work({part.key: part for spec in specs for part in parts(spec)})
     entries, nodes, networks = read_table(Path(args.table))
     rng = np.random.default_rng(0)
     splits = [rng.permutation(len(specs)) for _ in range(args.splits)]

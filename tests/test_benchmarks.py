@@ -358,7 +358,7 @@ def test_latency_forms_recover_an_exact_repeat_discount_on_a_hand_made_table(par
     nodes = {key: random.randint(2, 30) for key in keys}
     part_lists = [[key for key in random.sample(keys, random.randint(1, len(keys)))
                    for _ in range(random.randint(1, 6))] for _ in range(12)]
-    f = features(part_lists, entries, nodes, {key: 0 for key in keys})
+    f = features(part_lists, entries, nodes, {key: (0, 0.0) for key in keys})
     firsts = np.array([sum(entries[key] for key in set(parts)) for parts in part_lists])
     assert f["repeats"] == pytest.approx(f["sum"] - firsts)
     measured = firsts + discount * f["repeats"] + per_operator * f["operators"] + intercept
