@@ -218,6 +218,19 @@ def test_a_table_measured_the_old_way_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+def test_a_part_row_without_its_operator_count_is_refused_in_one_line(tmp_path):
+    """A table of the current format written before parts carried their operator count (one such
+    sitting is kept under benchmarks/results) is refused, not a KeyError traceback."""
+    from nasface.latency.table import FORMAT
+
+    path = tmp_path / "early.jsonl"
+    path.write_text(json.dumps({"kind": "header", "format": FORMAT, "key": FAKE_KEY}) + "\n"
+                    + json.dumps({"kind": "part", "part": "{}", "ms": 0.1}) + "\n")
+    with pytest.raises(NasfaceError, match="without its part, ms or nodes") as caught:
+        LatencyTable.open(path, FAKE_KEY)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_table_of_another_key_is_refused_and_a_torn_line_ignored(tmp_path):
     spec = load_spec("mobilefacenet")
     path = tmp_path / "table.jsonl"
