@@ -82,7 +82,7 @@ class LatencyTable:
             if row is None:
                 continue  # a line torn by a kill (only the last can be)
             if row.get("kind") == "part":
-                if not all(field in row for field in ("part", "ms", "nodes")):
+                if not all(name in row for name in ("part", "ms", "nodes")):
                     raise NasfaceError(f"{self.path}: a part row without its part, ms or nodes (written by an "
                                        f"earlier nasface?): build a new table with nasface latency table")
                 self.entries.setdefault(row["part"], row["ms"])
