@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from nasface.latency.measure import (calibration_faces, clock, face_maps, has_lead, lead_onnx, measure,
+from nasface.latency.measure import (calibration_faces, clock, activation_maps, has_lead, lead_onnx, measure,
                                      part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import measured_latency
@@ -293,21 +293,29 @@ def faces():
 
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 96), st.sampled_from([1, 2, 4, 7, 14, 28, 56]))
-def test_a_part_runs_on_maps_drawn_from_faces_not_noise(faces, channels, size):
-    maps = face_maps((1, channels, size, size), faces)
+def test_a_part_runs_on_maps_drawn_from_faces_whose_signs_mix_as_a_networks(faces, channels, size):
+    maps = activation_maps((1, channels, size, size), faces)
     assert len(maps) == len(faces)
     for drawn in maps:
         assert drawn.shape == (1, channels, size, size) and drawn.dtype == np.float32
         assert np.isfinite(drawn).all()
-    again = face_maps((1, channels, size, size), faces)
+    again = activation_maps((1, channels, size, size), faces)
     assert all(np.array_equal(a, b) for a, b in zip(maps, again))  # a part's input is the same each time
-    if size >= 14:  # a face's maps are smooth: neighbours agree in sign far more often than noise's (half)
-        signs = np.sign(maps[0][0])
-        assert (signs[:, :, 1:] == signs[:, :, :-1]).mean() > 0.7
+    if size >= 14 and channels >= 8:
+        # neighbours along a row agree in sign less often than on the resized face (PReLU branches on the
+        # sign, and a network's maps are rougher) and far more often than noise's (half)
+        nearest = ((np.arange(size) + 0.5) * faces.shape[2] / size).astype(int)
+        assert 0.6 < _sign_agreement(maps[0][0]) < _sign_agreement(faces[0][:, nearest][:, :, nearest])
+
+
+def _sign_agreement(maps: np.ndarray) -> float:
+    """How often neighbours along a row of C x H x W ``maps`` have the same sign."""
+    signs = np.sign(maps)
+    return float((signs[:, :, 1:] == signs[:, :, :-1]).mean())
 
 
 def test_a_network_runs_on_the_faces_themselves(faces):
-    assert all(np.array_equal(drawn[0], face) for drawn, face in zip(face_maps((1, 3, 112, 112), faces), faces))
+    assert all(np.array_equal(drawn[0], face) for drawn, face in zip(activation_maps((1, 3, 112, 112), faces), faces))
 
 
 def test_one_thread_is_timed_by_cpu_time_so_waiting_is_not_counted():
