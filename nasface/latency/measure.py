@@ -182,7 +182,8 @@ def activation_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarra
     for face in faces:
         padded = np.pad(face[:, rows][:, :, columns], ((0, 0), (1, 1), (1, 1)))
         windows = np.stack([padded[:, dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)], axis=1)
-        convolved = weights @ windows.reshape(-1, height * width)  # rows ordered (input channel, dy, dx)
+        # rows ordered (input channel, dy, dx); einsum, not BLAS, whose idle threads spin and would be timed
+        convolved = np.einsum("ck,kp->cp", weights, windows.reshape(-1, height * width))
         maps.append((convolved / max(float(convolved.std()), 1e-6)).reshape(1, channels, height, width)
                     .astype(np.float32))
     return maps
