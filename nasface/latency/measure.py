@@ -258,10 +258,14 @@ def _openvino_runner(model: bytes, threads: int, sample: np.ndarray) -> Callable
 _RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
 
 
-def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget, faces: np.ndarray) -> Callable[[], object]:
-    """One inference of ``model`` (fp32 ONNX) on ``target`` with an input drawn from ``faces``, ready to time;
-    int8 is quantised first, calibrated on such inputs."""
-    batches = activation_maps(shape, faces)
+Maps = Callable[[tuple[int, ...], np.ndarray], list[np.ndarray]]  # (shape, faces) -> inputs, as activation_maps
+
+
+def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget, faces: np.ndarray,
+           maps: Maps = activation_maps) -> Callable[[], object]:
+    """One inference of ``model`` (fp32 ONNX) on ``target`` with an input drawn from ``faces`` by ``maps``,
+    ready to time; int8 is quantised first, calibrated on such inputs."""
+    batches = maps(shape, faces)
     if target.precision == "int8":
         model = quantized(model, batches)
     return _RUNNERS[target.runtime](model, target.threads, batches[0])
@@ -316,15 +320,15 @@ class PartTiming:
     nodes: int  # the operators the part runs (the lead's left out)
 
 
-def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
-                  warmup: int = WARMUP_RUNS, source: str = "synthetic") -> list[PartTiming]:
+def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
+                  source: str = "synthetic", maps: Maps = activation_maps) -> list[PartTiming]:
     """Each part timed in context on ``target`` (behind its lead, less the lead alone), the parts and
-    their distinct leads in turn, on maps drawn from faces of ``source``."""
+    their distinct leads in turn, on inputs drawn from faces of ``source`` by ``maps``."""
     faces = calibration_faces(source)
     leads = {part_shape(part): lead_onnx(part) for part in parts if has_lead(part)}  # one serves parts of one input
     models = [part_onnx(part) for part in parts]
-    runners = [runner(model, part_shape(part), target, faces) for part, model in zip(parts, models)]
-    runners += [runner(model, shape, target, faces) for shape, model in leads.items()]
+    runners = [runner(model, part_shape(part), target, faces, maps) for part, model in zip(parts, models)]
+    runners += [runner(model, shape, target, faces, maps) for shape, model in leads.items()]
     timings = time_in_turn(runners, warmup, runs, clock(target))
     lead_of = dict(zip(leads, timings[len(parts):]))
     timed = []
