@@ -168,10 +168,10 @@ def activation_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarra
 
     Not the resized face alone: its maps are smoother than a network's (neighbours along a row change
     sign about 6 % of the time, a random network's activations 12-38 %, more the deeper and smaller the
-    map), and onnxruntime's PReLU branches on each element's sign, so it ran 20 % faster on them (an
-    FLGC block at 28 px: 1.35 ms against 1.64 ms on the network's own activations); one random 3x3
-    convolution brings the signs to a network's (1.63 ms).  Not noise either: it mixes signs at random
-    and the same block ran 3.2 ms."""
+    map), and onnxruntime's PReLU branches on each element's sign, so a part ran faster on them (an
+    FLGC block at 28 px: 1.41 ms against 1.71 ms on the network's own activations); one random 3x3
+    convolution brings the signs near a network's (1.58 ms).  Not noise either: it mixes signs at
+    random and the same block ran 3.29 ms (``benchmarks/latency_maps.py``)."""
     _, channels, height, width = shape
     if tuple(faces.shape[1:]) == (channels, height, width):
         return [face[None] for face in faces]

@@ -29,7 +29,7 @@ from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
 # 4: parts timed on maps whose signs mix as a network's activations do (3: on the faces' smoother maps,
-# where PReLU ran up to 20 % faster; in context, behind a lead, less the lead, with the operators each
+# where PReLU ran up to 18 % faster; in context, behind a lead, less the lead, with the operators each
 # runs; 2: parts alone, on face maps, by CPU time on one thread; 1: on noise, by wall time)
 FORMAT = 4
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
