@@ -226,8 +226,9 @@ def main() -> None:
         if args.also:
             sittings["least of every table, also's networks"] = score(least, other_measured)
     # one results file per table scored (and number of networks); the committed sitting's keeps its name
+    table_name = Path(args.table).stem.removeprefix("latency_table-")
     default = Path(args.table).name == DEFAULT_TABLE and args.networks == 40
-    path = write_result("latency_forms" if default else f"latency_forms-{Path(args.table).stem.removeprefix('latency_table-')}-{len(specs)}", result)
+    path = write_result("latency_forms" if default else f"latency_forms-{table_name}-{len(specs)}", result)
     print(f"wrote {path}")
     for sitting, rows in sittings.items():
         print(sitting)
