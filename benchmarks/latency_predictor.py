@@ -3,6 +3,7 @@
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track] [--alone] [--face-maps] [--splits 200]
+                                           [--sittings 1]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -20,7 +21,8 @@ networks: the method before and after, with the load alike.  One split is a smal
 predictor's form is also fitted on ``--fit`` networks and scored on the others over ``--splits``
 random splits (the same splits for every method).  With ``--table`` and ``--face-maps`` the face-map
 parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
-``benchmarks/latency_forms.py --parts``.
+``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts in N sittings (each a pass
+over every part, eight at a time in turn), and the table counts each part at its least figure.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def main() -> None:
     parser.add_argument("--face-maps", action="store_true",
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
+    parser.add_argument("--sittings", type=int, default=1,
+                        help="Time every part in this many sittings, each at its least figure (resumable).")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
     load_before = os.getloadavg()
@@ -153,7 +157,7 @@ def main() -> None:
     specs = sample_networks(load_space(), args.networks, args.seed, budgets)
 
     started = time.perf_counter()
-    measured_parts = ensure_parts(table, specs, target)
+    measured_parts = ensure_parts(table, specs, target, sittings=args.sittings)
     build_seconds = time.perf_counter() - started
     print(f"{measured_parts} parts measured in {build_seconds:.0f} s ({len(table.entries)} in the table)", flush=True)
 
@@ -187,7 +191,7 @@ def main() -> None:
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,
-        "table_format": FORMAT,
+        "table_format": FORMAT, "sittings": args.sittings,
         "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
         **fitted_scores(sums, nodes, measured, fit, held),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import onnxruntime
@@ -199,6 +200,27 @@ def test_the_correction_recovers_an_exact_cost_per_operator(slope, per_node, int
     assert Correction.fit(rows[:4]).per_node == 0.0  # too few networks for three terms: the line on the sum
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.floats(min_value=0.01, max_value=50), min_size=1, max_size=4))
+def test_a_part_timed_in_several_sittings_counts_at_its_least_and_the_fit_follows(tmp_path_factory, later):
+    spec = load_spec("mobilefacenet")
+    path = tmp_path_factory.mktemp("t") / "table.jsonl"
+    table = _hand_made(path, spec, lambda part: 1.0)  # the first sitting: every part 1 ms
+    keys = part_keys(spec)
+    table.add_network(spec.name, float(len(keys)), 100.0, 110.0, 5, 3 * len(keys), keys)
+    stem = parts(spec)[0]
+    for ms in later:  # more sittings of the stem alone
+        table.add_part(stem, ms, ms * 1.5, 7, nodes=3)
+    least = min(1.0, *later)
+    expected = len(keys) - 1 + least
+    for opened in (table, LatencyTable.open(path, FAKE_KEY)):
+        assert opened.entries[stem.key] == least and opened.sittings[stem.key] == 1 + len(later)
+        assert opened.networks[0]["parts_ms"] == pytest.approx(expected)  # the sum the fit sees follows
+        assert LatencyPredictor(opened).parts_ms(spec) == pytest.approx(expected)
+        assert opened.missing([spec], 1) == []
+        assert [part.key for part in opened.missing([spec], 2)] == [key for key in dict.fromkeys(keys) if key != stem.key]
+
+
 def test_missing_parts_are_named_not_guessed(tmp_path):
     spec = load_spec("mobilefacenet")
     table = _hand_made(tmp_path / "table.jsonl", spec, lambda part: 1.0)
@@ -388,8 +410,23 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     for spec, row in zip(specs, reopened.networks):
         parts_ms, nodes = predictor.summed(spec)
         assert row["parts_ms"] == pytest.approx(parts_ms) and row["nodes"] == nodes
+        assert row["parts"] == part_keys(spec)  # so its sum follows its parts' figures
         # the operators of each part: its own, never its lead's (a 1x1 convolution), at least one
         assert nodes >= len(parts(spec)) and sum(predictor.nodes[key] for key in part_keys(spec)) == nodes
+
+
+def test_a_second_sitting_times_every_part_once_more_and_resumes(tmp_path, tiny_space):
+    specs = sample_networks(load_space(tiny_space), 1, seed=5)
+    distinct = set(part_keys(specs[0]))
+    table = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
+    assert ensure_parts(table, specs, FP32, runs=2, warmup=1) == len(distinct)
+    assert ensure_parts(table, specs, FP32, runs=2, warmup=1, sittings=2) == len(distinct)  # the second only
+    reopened = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
+    assert ensure_parts(reopened, specs, FP32, runs=2, warmup=1, sittings=2) == 0
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()[1:]]
+    assert Counter(row["part"] for row in rows) == {key: 2 for key in distinct}
+    for key in distinct:
+        assert reopened.entries[key] == min(row["ms"] for row in rows if row["part"] == key)
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------
