@@ -3,8 +3,9 @@
     python benchmarks/latency_forms.py [TABLE] [--also TABLE] [--networks 40] [--seed 1] [--splits 200]
 
 No new measurement: TABLE is the table ``benchmarks/latency_predictor.py --light-track --table TABLE``
-built and measured (its parts in context and its 40 networks whole; by default the committed table of
-the sitting behind ``results/latency_predictor-onnxruntime-fp32-1t-light.json``).  The networks are
+built and measured (its parts in context and its networks whole; by default the committed table of
+format 3's sitting 2, behind ``results/latency_predictor-onnxruntime-fp32-1t-light-format3.json``; the
+results file is named after any other table).  The networks are
 drawn again from the same seed, so each network's parts are known, and each correction form is fitted
 on 10 networks (as the benchmark does) and on 20 and scored on the others, over ``--splits`` random
 splits (the same splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
@@ -41,6 +42,7 @@ from nasface.latency.parts import parts  # noqa: E402
 REPEAT_FACTOR = 0.87  # the profiler's: a repeated Seesaw block at 56 px ran at 0.90 ms after its first copy's 1.03
 LARGE_MAP = 28  # px: where the profiler saw repeats run faster
 SMALL_MAP = 7  # px: where it saw an operator cost about 5 microseconds more in a network than timed alone
+DEFAULT_TABLE = "latency_table-onnxruntime-fp32-1t-light.jsonl"  # format 3's sitting 2
 
 
 def read_table(path: Path) -> tuple[dict, dict, dict]:
@@ -185,7 +187,7 @@ def agreement(part_lists: list[list[str]], nodes: dict, prelus: dict, sittings: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("table", nargs="?", default=str(RESULTS / "latency_table-onnxruntime-fp32-1t-light.jsonl"))
+    parser.add_argument("table", nargs="?", default=str(RESULTS / DEFAULT_TABLE))
     parser.add_argument("--also", help="A second sitting's table of the same networks (its operators may be absent).")
     parser.add_argument("--parts", action="append", default=[],
                         help="Another sitting's table of the same parts only (no networks needed); repeatable.")
@@ -223,14 +225,17 @@ def main() -> None:
         sittings["least of every table, table's networks"] = score(least, measured)
         if args.also:
             sittings["least of every table, also's networks"] = score(least, other_measured)
-    path = write_result("latency_forms", result)
+    # one results file per table scored (and number of networks); the committed sitting's keeps its name
+    table_name = Path(args.table).stem.removeprefix("latency_table-")
+    default = Path(args.table).name == DEFAULT_TABLE and args.networks == 40
+    path = write_result("latency_forms" if default else f"latency_forms-{table_name}-{len(specs)}", result)
     print(f"wrote {path}")
     for sitting, rows in sittings.items():
         print(sitting)
         for name, row in rows.items():
             print(f"  {name:62s} fit 10: {row['fit_10']['within_10']:6.1%} MAPE {row['fit_10']['mape']:5.1%}  "
                   f"fit 20: {row['fit_20']['within_10']:6.1%} MAPE {row['fit_20']['mape']:5.1%}  "
-                  f"all 40: {row['in_sample']['within_10']:6.1%} {row['in_sample']['mape']:5.1%}")
+                  f"all {len(specs)}: {row['in_sample']['within_10']:6.1%} {row['in_sample']['mape']:5.1%}")
     if args.also:
         print(f"between the sittings: {result['agreement']}")
 

@@ -2,7 +2,8 @@
 
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
-                                           [--light-track] [--alone]
+                                           [--light-track] [--alone] [--face-maps] [--splits 200]
+                                           [--sittings 1]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -12,15 +13,22 @@ Beside it: a line on the sum alone (no per-part term), the plain sum, and the ba
 on MACs over the same ``--fit`` networks.  One prediction is timed
 over every held-out network.  The machine is shared: its load average is recorded before and after.
 
-Parts are timed in context (behind a lead, less the lead: the table's format 3).  ``--alone`` also
-times every part alone (each its own model, as table format 2 did), in the same sitting, and scores the
-same fitted forms on those sums against the same measured networks: the method before and after, with
-the load alike.
+Parts are timed in context (behind a lead, less the lead) on maps whose signs mix as a network's
+activations do (the table's format 4).  ``--face-maps`` also times every part in context on the faces'
+smoother maps (format 3's input) and ``--alone`` every part alone (each its own model, as format 2
+did), in the same sitting, and scores the same fitted forms on those sums against the same measured
+networks: the method before and after, with the load alike.  One split is a small sample, so the
+predictor's form is also fitted on ``--fit`` networks and scored on the others over ``--splits``
+random splits (the same splits for every method).  With ``--table`` and ``--face-maps`` the face-map
+parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
+``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts in N sittings (each a pass
+over every part, eight at a time in turn), and the table counts each part at its least figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -30,16 +38,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
+from benchmarks.latency_forms import scored  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
-from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock, onnx_model,  # noqa: E402
-                                     part_module, part_shape, runner, time_in_turn)
+from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock, measure_parts,  # noqa: E402
+                                     onnx_model, part_module, part_shape, runner, time_in_turn)
 from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import FORMAT, Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
@@ -72,6 +82,41 @@ def parts_alone(specs, target: LatencyTarget) -> tuple[dict[str, float], float]:
     return alone, time.perf_counter() - started
 
 
+def resized_face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarray]:
+    """Table format 3's input of a part: each face resized to the map's size (nearest pixel), its
+    channels mixed into ``shape[1]`` by a fixed random matrix, at unit spread (smoother than a network's
+    activations: ``nasface.latency.measure.activation_maps``)."""
+    _, channels, height, width = shape
+    rows = ((np.arange(height) + 0.5) * faces.shape[2] / height).astype(int)
+    columns = ((np.arange(width) + 0.5) * faces.shape[3] / width).astype(int)
+    mixing = np.random.default_rng(channels).standard_normal((channels, faces.shape[1])).astype(np.float32)
+    maps = []
+    for face in faces:
+        mixed = np.einsum("ck,khw->chw", mixing, face[:, rows][:, :, columns])
+        maps.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
+    return maps
+
+
+def parts_on_face_maps(specs, target: LatencyTarget, kept: Path | None) -> tuple[dict[str, float], float]:
+    """Every distinct part of ``specs`` timed in context on ``resized_face_maps``, GROUP at a time in turn:
+    part key -> ms, and the seconds it took; each part's row appended to ``kept`` (a header first)."""
+    started = time.perf_counter()
+    distinct = list({part.key: part for spec in specs for part in parts(spec)}.values())
+    if kept:
+        kept.write_text(json.dumps({"kind": "header", "format": "3: face maps, written by a benchmark",
+                                    "key": target.key()}) + "\n")
+    on_faces = {}
+    for first in range(0, len(distinct), GROUP):
+        group = distinct[first:first + GROUP]
+        for part, timing in zip(group, measure_parts(group, target, maps=resized_face_maps)):
+            on_faces[part.key] = timing.ms
+            if kept:
+                with kept.open("a") as handle:
+                    handle.write(json.dumps({"kind": "part", "part": part.key, "ms": timing.ms,
+                                             "nodes": timing.nodes}) + "\n")
+    return on_faces, time.perf_counter() - started
+
+
 def fitted_scores(sums, nodes, measured, fit, held) -> dict:
     """The fitted forms and the plain sum, fitted on ``fit`` and scored on ``held``."""
     line = Correction.fit([{"parts_ms": s, "nodes": n, "ms": m}
@@ -98,6 +143,11 @@ def main() -> None:
     parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
     parser.add_argument("--alone", action="store_true",
                         help="Also time every part alone (table format 2's way) and score it beside.")
+    parser.add_argument("--face-maps", action="store_true",
+                        help="Also time every part in context on the faces' maps (table format 3's way), beside.")
+    parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
+    parser.add_argument("--sittings", type=int, default=1,
+                        help="Time every part in this many sittings, each at its least figure (resumable).")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
     load_before = os.getloadavg()
@@ -107,7 +157,7 @@ def main() -> None:
     specs = sample_networks(load_space(), args.networks, args.seed, budgets)
 
     started = time.perf_counter()
-    measured_parts = ensure_parts(table, specs, target)
+    measured_parts = ensure_parts(table, specs, target, sittings=args.sittings)
     build_seconds = time.perf_counter() - started
     print(f"{measured_parts} parts measured in {build_seconds:.0f} s ({len(table.entries)} in the table)", flush=True)
 
@@ -141,7 +191,7 @@ def main() -> None:
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,
-        "table_format": FORMAT,
+        "table_format": FORMAT, "sittings": args.sittings,
         "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
         **fitted_scores(sums, nodes, measured, fit, held),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
@@ -151,22 +201,38 @@ def main() -> None:
                   "measured_ms": m, "median_ms": figures[spec.name]["median_ms"]}
                  for spec, x, s, n, m in zip(specs, macs, sums, nodes, measured)],
     }
+    rng = np.random.default_rng(0)
+    splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
+
+    def random_splits(part_sums: list[float]) -> dict:
+        return scored([np.array(part_sums), np.array(nodes, dtype=float)], np.array(measured), splits, args.fit)
+
+    result["random_splits"] = random_splits(sums)
+    others = []  # the same parts timed the ways of earlier table formats, in the same sitting
+    if args.face_maps:
+        kept = Path(args.table).with_name(f"{Path(args.table).stem}-facemaps.jsonl") if args.table else None
+        others.append(("face_maps", *parts_on_face_maps(specs, target, kept)))
     if args.alone:
-        alone, alone_seconds = parts_alone(specs, target)
-        alone_sums = [sum(alone[part.key] for part in parts(spec)) for spec in specs]
-        result["alone"] = {"seconds": alone_seconds, "load_average_after": os.getloadavg(),
-                           **fitted_scores(alone_sums, nodes, measured, fit, held)}
-        for row, alone_sum in zip(result["rows"], alone_sums):
-            row["parts_alone_ms"] = alone_sum
+        others.append(("alone", *parts_alone(specs, target)))
+    for label, figures_of, seconds in others:
+        other_sums = [sum(figures_of[part.key] for part in parts(spec)) for spec in specs]
+        result[label] = {"seconds": seconds, "load_average_after": os.getloadavg(),
+                         **fitted_scores(other_sums, nodes, measured, fit, held),
+                         "random_splits": random_splits(other_sums)}
+        for row, other_sum in zip(result["rows"], other_sums):
+            row[f"parts_{label}_ms"] = other_sum
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")
     path = write_result(name, result)
     print(f"wrote {path}")
     rows = [(label, result[label]) for label in ("predictor", "sum_line", "raw_sum", "macs_line")]
-    rows += [(f"alone {label}", result["alone"][label]) for label in ("predictor", "sum_line", "raw_sum")
-             if args.alone]
+    rows += [(f"{other} {label}", result[other][label]) for other, *_ in others
+             for label in ("predictor", "sum_line", "raw_sum")]
     for label, row in rows:
-        print(f"{label:18s} within 10%: {row['within_10']:.1%}  within 5%: {row['within_5']:.1%}  "
+        print(f"{label:22s} within 10%: {row['within_10']:.1%}  within 5%: {row['within_5']:.1%}  "
               f"MAPE {row['mape']:.1%}  max {row['max_error']:.1%}  Kendall {row['kendall_tau']:.3f}")
+    for label, row in [("in context", result["random_splits"])] + [(o, result[o]["random_splits"]) for o, *_ in others]:
+        print(f"{label:22s} over {args.splits} random splits, fitted on {args.fit}: within 10%: "
+              f"{row['within_10']:.1%}  MAPE {row['mape']:.1%}  Kendall {row['kendall_tau']:.3f}")
     print(f"one prediction: {prediction_us:.1f} us; table: {measured_parts} parts in {build_seconds:.0f} s; "
           f"load {load_before} -> {result['load_average_after']}")
 

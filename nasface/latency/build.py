@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
+from nasface.latency.parts import part_keys
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import LatencyTarget
 from nasface.core.stages import SILENT, Stages
@@ -22,19 +23,25 @@ GROUP = 8  # parts timed in turn at once
 
 
 def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
-                 warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic") -> int:
-    """Measure every part of ``specs`` the table lacks (on maps drawn from faces of ``source``); return how
-    many were measured."""
-    missing = table.missing(specs)
-    if not missing:
-        return 0
-    with stages.stage("latency of parts", len(missing), "parts") as stage:
-        for first in range(0, len(missing), GROUP):
-            group = missing[first:first + GROUP]
-            for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
-                table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms)
-            stage.update(first + len(group))
-    return len(missing)
+                 warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
+                 sittings: int = 1) -> int:
+    """Time every part of ``specs`` until the table holds ``sittings`` sittings of it (each sitting a pass
+    over the parts that lack one, on maps drawn from faces of ``source``; a part counts at its least
+    figure); return how many part timings were taken."""
+    taken = 0
+    for sitting in range(1, sittings + 1):
+        missing = table.missing(specs, sitting)
+        if not missing:
+            continue
+        label = "latency of parts" + (f", sitting {sitting} of {sittings}" if sittings > 1 else "")
+        with stages.stage(label, len(missing), "parts") as stage:
+            for first in range(0, len(missing), GROUP):
+                group = missing[first:first + GROUP]
+                for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
+                    table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms)
+                stage.update(first + len(group))
+        taken += len(missing)
+    return taken
 
 
 def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
@@ -54,7 +61,7 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
             group = wanted[first:first + GROUP]
             for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
                 parts_ms, nodes = summed.summed(spec)
-                table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes)
+                table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes, part_keys(spec))
             stage.update(first + len(group))
 
 
@@ -65,10 +72,10 @@ def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets 
 
 def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = 10,
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
-                source: str = "synthetic") -> LatencyTable:
-    """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
-    (the correction is fitted on them)."""
+                source: str = "synthetic", sittings: int = 1) -> LatencyTable:
+    """Measure the parts of ``networks`` random networks of ``space`` (in ``sittings`` sittings, each part
+    at its least figure), and the first ``fit`` of them whole (the correction is fitted on them)."""
     specs = sample_networks(space, networks, seed)
-    ensure_parts(table, specs, target, runs, warmup, stages, source)
+    ensure_parts(table, specs, target, runs, warmup, stages, source, sittings)
     ensure_networks(table, specs[:fit], target, runs, warmup, stages, source)
     return table

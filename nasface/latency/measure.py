@@ -5,9 +5,11 @@ with a fixed input shape, and run by onnxruntime or OpenVINO with a given number
 onnxruntime's static quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on faces of
 the study's source; OpenVINO runs the same QDQ model.
 
-Run times depend on the data as well as the shapes (onnxruntime's PReLU takes about three times as
-long on white noise as on a face's smooth maps), so a network runs on a face of the study's source and
-a lone part on maps drawn from those faces at its own size and channel count: never on noise.
+Run times depend on the data as well as the shapes (onnxruntime's PReLU branches on each element's
+sign: it takes about three times as long on white noise as on a face's smooth maps), so a network runs
+on a face of the study's source and a part on maps drawn from those faces at its own size and channel
+count whose signs change from pixel to pixel about as often as a network's activations do
+(``activation_maps``): never on noise.
 
 A part is timed in context: run alone, its maps are reordered into the runtime's layout at both of
 its ends (and, for int8, quantised in and dequantised out), which inside a network happens only at the
@@ -158,20 +160,32 @@ def calibration_faces(source: str = "synthetic", count: int = CALIBRATION_BATCHE
     return ((faces.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
 
 
-def face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarray]:
-    """Batches of one in ``shape`` with the faces' structure, one per face: the faces themselves where
-    they fit, else each face resized to the map's size (nearest pixel) with its channels mixed into
-    ``shape[1]`` by a fixed random matrix, at unit spread, as a block inside a network meets them."""
+def activation_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarray]:
+    """Batches of one in ``shape`` as a part meets them inside a network, one per face: the faces
+    themselves where they fit, else each face resized to the map's size (nearest pixel) and passed
+    through a fixed random 3x3 convolution into ``shape[1]`` channels (zero-padded, as a network's are),
+    at unit spread.
+
+    Not the resized face alone: its maps are smoother than a network's (neighbours along a row change
+    sign about 6 % of the time, a random network's activations 12-38 %, more the deeper and smaller the
+    map), and onnxruntime's PReLU branches on each element's sign, so a part ran faster on them (an
+    FLGC block at 28 px: 1.41 ms against 1.71 ms on the network's own activations); one random 3x3
+    convolution brings the signs near a network's (1.58 ms).  Not noise either: it mixes signs at
+    random and the same block ran 3.29 ms (``benchmarks/latency_maps.py``)."""
     _, channels, height, width = shape
     if tuple(faces.shape[1:]) == (channels, height, width):
         return [face[None] for face in faces]
     rows = ((np.arange(height) + 0.5) * faces.shape[2] / height).astype(int)
     columns = ((np.arange(width) + 0.5) * faces.shape[3] / width).astype(int)
-    mixing = np.random.default_rng(channels).standard_normal((channels, faces.shape[1])).astype(np.float32)
+    weights = np.random.default_rng(channels).standard_normal((channels, faces.shape[1] * 9)).astype(np.float32)
     maps = []
     for face in faces:
-        mixed = np.einsum("ck,khw->chw", mixing, face[:, rows][:, :, columns])
-        maps.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
+        padded = np.pad(face[:, rows][:, :, columns], ((0, 0), (1, 1), (1, 1)))
+        windows = np.stack([padded[:, dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)], axis=1)
+        # rows ordered (input channel, dy, dx); einsum, not BLAS, whose idle threads spin and would be timed
+        convolved = np.einsum("ck,kp->cp", weights, windows.reshape(-1, height * width))
+        maps.append((convolved / max(float(convolved.std()), 1e-6)).reshape(1, channels, height, width)
+                    .astype(np.float32))
     return maps
 
 
@@ -244,10 +258,14 @@ def _openvino_runner(model: bytes, threads: int, sample: np.ndarray) -> Callable
 _RUNNERS = {"onnxruntime": _onnxruntime_runner, "openvino": _openvino_runner}
 
 
-def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget, faces: np.ndarray) -> Callable[[], object]:
-    """One inference of ``model`` (fp32 ONNX) on ``target`` with an input drawn from ``faces``, ready to time;
-    int8 is quantised first, calibrated on such inputs."""
-    batches = face_maps(shape, faces)
+Maps = Callable[[tuple[int, ...], np.ndarray], list[np.ndarray]]  # (shape, faces) -> inputs, as activation_maps
+
+
+def runner(model: bytes, shape: tuple[int, ...], target: LatencyTarget, faces: np.ndarray,
+           maps: Maps = activation_maps) -> Callable[[], object]:
+    """One inference of ``model`` (fp32 ONNX) on ``target`` with an input drawn from ``faces`` by ``maps``,
+    ready to time; int8 is quantised first, calibrated on such inputs."""
+    batches = maps(shape, faces)
     if target.precision == "int8":
         model = quantized(model, batches)
     return _RUNNERS[target.runtime](model, target.threads, batches[0])
@@ -302,15 +320,15 @@ class PartTiming:
     nodes: int  # the operators the part runs (the lead's left out)
 
 
-def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS,
-                  warmup: int = WARMUP_RUNS, source: str = "synthetic") -> list[PartTiming]:
+def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
+                  source: str = "synthetic", maps: Maps = activation_maps) -> list[PartTiming]:
     """Each part timed in context on ``target`` (behind its lead, less the lead alone), the parts and
-    their distinct leads in turn, on maps drawn from faces of ``source``."""
+    their distinct leads in turn, on inputs drawn from faces of ``source`` by ``maps``."""
     faces = calibration_faces(source)
     leads = {part_shape(part): lead_onnx(part) for part in parts if has_lead(part)}  # one serves parts of one input
     models = [part_onnx(part) for part in parts]
-    runners = [runner(model, part_shape(part), target, faces) for part, model in zip(parts, models)]
-    runners += [runner(model, shape, target, faces) for shape, model in leads.items()]
+    runners = [runner(model, part_shape(part), target, faces, maps) for part, model in zip(parts, models)]
+    runners += [runner(model, shape, target, faces, maps) for shape, model in leads.items()]
     timings = time_in_turn(runners, warmup, runs, clock(target))
     lead_of = dict(zip(leads, timings[len(parts):]))
     timed = []

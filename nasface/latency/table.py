@@ -1,10 +1,12 @@
 """The per-part latency table of one target on one machine, and the predictor that sums it.
 
 The table is an append-only log (JSON lines): a header with its key (runtime and version, precision,
-threads, CPU model), then one line per measured part (``nasface.latency.parts``) and one per measured
-whole network (the sum and number of its parts beside its measured figure).  Lines are appended whole and synced,
-so a killed build keeps every part it finished and the same command continues it; a torn last line is
-ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
+threads, CPU model), then one line per measured part (``nasface.latency.parts``) and sitting, and one
+per measured whole network (its parts, their sum and operators beside its measured figure).  A part
+timed in several sittings counts at its least figure (a figure only ever reads high, as the neighbours'
+load or a cold cache lengthen a run), and a network's sum follows its parts' least figures.  Lines are
+appended whole and synced, so a killed build keeps every part it finished and the same command
+continues it; a torn last line is ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
 or machine is refused, never reused.
 
 A network's prediction is the sum of its parts, corrected by a fit on the whole networks the table
@@ -28,9 +30,10 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-# 3: parts timed in context, behind a lead, less the lead, with the operators each runs (2: parts alone, on
-# face maps, by CPU time on one thread; 1: on noise, by wall time)
-FORMAT = 3
+# 4: parts timed on maps whose signs mix as a network's activations do (3: on the faces' smoother maps,
+# where PReLU ran up to 18 % faster; in context, behind a lead, less the lead, with the operators each
+# runs; 2: parts alone, on face maps, by CPU time on one thread; 1: on noise, by wall time)
+FORMAT = 4
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 MIN_PLANE_NETWORKS = 5  # below this the correction has no per-operator term (three terms on fewer would chase noise)
 
@@ -47,9 +50,10 @@ class MissingParts(KeyError):
 class LatencyTable:
     path: Path
     key: dict
-    entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs)
+    entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs, least of its sittings)
     nodes: dict[str, int] = field(default_factory=dict)      # part key -> the operators it runs
-    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, nodes, ms, median_ms, runs}
+    sittings: dict[str, int] = field(default_factory=dict)   # part key -> the sittings that timed it
+    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, nodes, ms, median_ms, runs, parts}
 
     @classmethod
     def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
@@ -85,10 +89,26 @@ class LatencyTable:
                 if not all(name in row for name in ("part", "ms", "nodes")):
                     raise NasfaceError(f"{self.path}: a part row without its part, ms or nodes (written by an "
                                        f"earlier nasface?): build a new table with nasface latency table")
-                self.entries.setdefault(row["part"], row["ms"])
-                self.nodes.setdefault(row["part"], row["nodes"])
+                self._count(row["part"], row["ms"], row["nodes"])
             elif row.get("kind") == "network":
                 self.networks.append({k: v for k, v in row.items() if k != "kind"})
+        self._resum()
+
+    def _count(self, key: str, ms: float, nodes: int) -> bool:
+        """Take one sitting's figure of a part; whether it lowered the part's figure."""
+        lowered = key in self.entries and ms < self.entries[key]
+        self.entries[key] = min(ms, self.entries.get(key, ms))
+        self.nodes.setdefault(key, nodes)
+        self.sittings[key] = self.sittings.get(key, 0) + 1
+        return lowered
+
+    def _resum(self) -> None:
+        """Each network's sum of parts from its parts' figures now (where its row names its parts): the
+        correction is fitted on the sums the predictor adds up."""
+        for row in self.networks:
+            keys = row.get("parts")
+            if keys and all(key in self.entries for key in keys):
+                row["parts_ms"] = sum(self.entries[key] for key in keys)
 
     def _append(self, row: dict) -> None:
         line = (json.dumps(row) + "\n").encode()
@@ -101,21 +121,24 @@ class LatencyTable:
     def add_part(self, part: Part, ms: float, median_ms: float, runs: int, nodes: int, lead_ms: float = 0.0) -> None:
         self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs,
                       "nodes": nodes, "lead_ms": lead_ms})
-        self.entries.setdefault(part.key, ms)
-        self.nodes.setdefault(part.key, nodes)
+        if self._count(part.key, ms, nodes):
+            self._resum()
 
     def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
-                    nodes: int) -> None:
-        row = {"name": name, "parts_ms": parts_ms, "nodes": nodes, "ms": ms, "median_ms": median_ms, "runs": runs}
+                    nodes: int, parts: list[str]) -> None:
+        """A network measured whole; ``parts``: its parts' keys, in order, so its sum follows their figures."""
+        row = {"name": name, "parts_ms": parts_ms, "nodes": nodes, "ms": ms, "median_ms": median_ms, "runs": runs,
+               "parts": parts}
         self._append({"kind": "network", **row})
         self.networks.append(row)
 
-    def missing(self, specs: list[ArchSpec]) -> list[Part]:
-        """The distinct parts of ``specs`` the table has not measured, in the order they are met."""
+    def missing(self, specs: list[ArchSpec], sittings: int = 1) -> list[Part]:
+        """The distinct parts of ``specs`` the table has timed in fewer than ``sittings`` sittings, in the
+        order they are met."""
         found: dict[str, Part] = {}
         for spec in specs:
             for part in parts(spec):
-                if part.key not in self.entries:
+                if self.sittings.get(part.key, 0) < sittings:
                     found.setdefault(part.key, part)
         return list(found.values())
 
