@@ -287,6 +287,7 @@ def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path, monkey
 @pytest.mark.parametrize("arguments, fragment", [
     (["latency", "mobilefacenet", "--runtime", "tflite"], "unknown runtime 'tflite'"),
     (["latency", "mobilefacenet", "--runs", "0"], "--runs 0"),
+    (["latency", "table", "--table", "{tmp}/t.jsonl", "--sittings", "0"], "--sittings 0"),
     (["latency", "no-such-preset"], "unknown preset"),
     (["search", "--budget-latency", "8 parsecs", "--studies-dir", "{tmp}"], "--budget-latency '8 parsecs'"),
     (["search", "--latency", "tflite:fp32:1", "--studies-dir", "{tmp}"], "unknown runtime"),
@@ -427,6 +428,26 @@ def test_a_second_sitting_times_every_part_once_more_and_resumes(tmp_path, tiny_
     assert Counter(row["part"] for row in rows) == {key: 2 for key in distinct}
     for key in distinct:
         assert reopened.entries[key] == min(row["ms"] for row in rows if row["part"] == key)
+
+
+def test_the_table_command_times_each_part_in_its_sittings_and_fits_on_all_it_has(tmp_path, tiny_space,
+                                                                                  monkeypatch, capsys):
+    """``nasface latency table --sittings 2`` (a real tiny build, in this process): every part of the
+    networks is timed twice; without ``--fit`` every network is measured whole where there are fewer than
+    the default's."""
+    path = tmp_path / "t.jsonl"
+    monkeypatch.setattr(sys, "argv", ["nasface", "latency", "table", "--space", str(tiny_space), "--table", str(path),
+                                      "--networks", "2", "--seed", "5", "--sittings", "2", "--runs", "2",
+                                      "--warmup", "1"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0, capsys.readouterr().err
+    specs = sample_networks(load_space(tiny_space), 2, seed=5)
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    timed = Counter(row["part"] for row in rows if row["kind"] == "part")
+    assert timed == {key: 2 for spec in specs for key in part_keys(spec)}
+    assert [row["name"] for row in rows if row["kind"] == "network"] == [spec.name for spec in specs]
+    assert f"{len(timed)} parts, 2 whole networks" in capsys.readouterr().out
 
 
 # -- a search under a latency budget ---------------------------------------------------------------------
