@@ -1,7 +1,7 @@
 """A search under a latency budget against the same search under the FLOPs budget it replaces, both
 fronts measured.
 
-    python benchmarks/latency_front.py [--flops 300M] [--trials 12] [--seed 0] [--table PATH]
+    python benchmarks/latency_front.py [--flops 300M] [--trials 12] [--seed 0] [--table PATH] [--out NAME]
                                        [--proxy-steps 20] [--runtime onnxruntime --precision fp32]
 
 Both searches run on the default space (within 20 MB of weights) with the same seed, sampler, trials
@@ -10,7 +10,7 @@ tiny proxy's, compared with each other only.  The latency budget is the one the 
 for: the median predicted latency of random networks that fill it (the 6 of 24 random networks within
 ``--flops`` that have the most FLOPs).  When both searches are done, every member of both fronts is
 measured, all in turn (so load falls on both alike), and the benchmark reports: each front's members
-(proxy accuracy, FLOPs, predicted and measured latency), the share of the latency-budgeted front
+(proxy accuracy, FLOPs, predicted latency, the bound the budget is checked against, measured latency), the share of the latency-budgeted front
 within its budget when measured (and the FLOPs-budgeted one's, for comparison), and, at each
 accuracy the FLOPs front reaches, the fastest measured member of each front that reaches it.
 ``--table`` starts from a table built on this machine for the target (it is copied; the searches'
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--runtime", default="onnxruntime")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--table", help="A table of this target on this machine to start from (copied).")
+    parser.add_argument("--out", help="The result's name in benchmarks/results (default: latency_front-RUNTIME-"
+                                      "PRECISION).")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:1")
     load_before = os.getloadavg()
@@ -88,7 +90,8 @@ def main() -> None:
     model = _search_latency(str(target), str(studies), None, args.seed, "synthetic")
     budget_ms = statistics.median(model.predict(spec) for spec in filling)
     print(f"FLOPs budget {flops:,} stands for {budget_ms:.2f} ms (median prediction of {FILLING} networks that "
-          f"fill it)", flush=True)
+          f"fill it); the latency budget is checked against predictions plus {model.predictor.margin:.1%}",
+          flush=True)
 
     by_flops = search(studies, "flops", args, budget_flops=args.flops)
     by_latency = search(studies, "latency", args, budget_latency=f"{budget_ms:.4f}ms", latency=str(target))
@@ -104,7 +107,7 @@ def main() -> None:
     rows = {label: [] for label in fronts}
     for (label, facts), spec, figure in zip(members, specs, figures):
         rows[label].append({"trial": facts.number, "accuracy": facts.accuracy, "flops": count(spec)["flops"],
-                            "predicted_ms": model.predict(spec), "measured_ms": figure.ms,
+                            "predicted_ms": model.predict(spec), "bound_ms": model.bound(spec), "measured_ms": figure.ms,
                             "measured_in_search_ms": in_search.get(facts.number) if label == "latency" else None})
 
     def within(label: str) -> float:
@@ -116,7 +119,8 @@ def main() -> None:
 
     levels = sorted({row["accuracy"] for row in rows["flops"]})
     result = {
-        "target": target.key(), "flops_budget": flops, "latency_budget_ms": budget_ms, "trials": args.trials,
+        "target": target.key(), "flops_budget": flops, "latency_budget_ms": budget_ms,
+        "margin": model.predictor.margin, "trials": args.trials,
         "seed": args.seed, "proxy_steps": args.proxy_steps, "load_average_before": load_before,
         "load_average_after": os.getloadavg(), "search_seconds": {"flops": by_flops[3], "latency": by_latency[3]},
         "fronts": rows, "within_latency_budget": {label: within(label) for label in rows},
@@ -125,14 +129,15 @@ def main() -> None:
         "fastest_at_accuracy": [{"accuracy": level, "flops_front_ms": fastest_reaching("flops", level),
                                  "latency_front_ms": fastest_reaching("latency", level)} for level in levels],
     }
-    path = write_result(f"latency_front-{target.runtime}-{target.precision}", result)
+    path = write_result(args.out or f"latency_front-{target.runtime}-{target.precision}", result)
     print(f"wrote {path}")
     for label in rows:
         print(f"{label} front ({len(rows[label])} members, searched in {result['search_seconds'][label]:.0f} s): "
               f"{within(label):.0%} within {budget_ms:.2f} ms when measured")
         for row in sorted(rows[label], key=lambda row: row["measured_ms"]):
             print(f"  trial {row['trial']}: accuracy {row['accuracy']:.3f}  {row['flops'] / 1e6:.0f} MFLOPs  "
-                  f"predicted {row['predicted_ms']:.2f} ms  measured {row['measured_ms']:.2f} ms")
+                  f"predicted {row['predicted_ms']:.2f} ms (bound {row['bound_ms']:.2f} ms)  "
+                  f"measured {row['measured_ms']:.2f} ms")
     for level in result["fastest_at_accuracy"]:
         print(f"  accuracy >= {level['accuracy']:.3f}: FLOPs front {level['flops_front_ms']} ms, "
               f"latency front {level['latency_front_ms']} ms")

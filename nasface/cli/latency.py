@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from nasface.cli.base import on_interrupt
-from nasface.latency.target import DEFAULT_TARGET, LatencyTarget, default_table, describe_key
+from nasface.latency.target import DEFAULT_TARGET, FIT_NETWORKS, LatencyTarget, default_table, describe_key
 
 
 class _MeasureByDefault(TyperGroup):
@@ -72,7 +72,13 @@ def table_command(
                                           "or lfr-wide."),
     runtime: str = RUNTIME, precision: str = PRECISION, threads: int = THREADS,
     networks: int = typer.Option(40, help="Random networks of the space whose parts are measured."),
-    fit: int = typer.Option(10, help="How many of them are measured whole to fit the correction."),
+    fit: int | None = typer.Option(None, help=f"How many of them are measured whole to fit the correction (default "
+                                       f"{FIT_NETWORKS}, or --networks where fewer: fitted on 20, held-out "
+                                       f"networks were 5-8 points more often within +-10 % than on 10; "
+                                       f"BENCHMARKS.md)."),
+    sittings: int = typer.Option(1, help="Time each part in this many sittings; it counts at its least figure "
+                                         "(a figure only reads high under load). Raising it later times each "
+                                         "part once more."),
     seed: int = typer.Option(0, help="Which random networks."),
     table: Path = typer.Option(None, help="The table file (default: studies/latency-tables/<runtime, precision, "
                                           "threads, CPU>.jsonl, which searches in studies/ use)."),
@@ -91,16 +97,20 @@ def table_command(
     target = _target(runtime, precision, threads)
     key = target.key()
     _check_runs(runs, warmup)
+    if fit is None:
+        fit = min(FIT_NETWORKS, networks)
     if networks < 1 or not 0 <= fit <= networks:
         raise NasfaceError(f"--networks {networks} --fit {fit}: measure at least one network, and fit on at "
                            f"most that many")
+    if sittings < 1:
+        raise NasfaceError(f"--sittings {sittings}: time each part in at least one sitting")
     loaded = load_space(space)
     path = table or default_table(target)
     opened = LatencyTable.open(path, key)
     started = time.perf_counter()
     with on_interrupt(f"{path} keeps every part measured so far; the same command continues it"):
         build_table(opened, loaded, target, networks, fit, seed, runs, warmup,
-                    StageDisplay("rich", Console(stderr=True)), data)
+                    StageDisplay("rich", Console(stderr=True)), data, sittings)
     line = Correction.fit(opened.networks)
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
           f"(measured ~ {line.slope:.3f} x sum of parts {line.per_node:+.4f} ms x operators {line.intercept:+.3f} ms) "

@@ -14,7 +14,7 @@ from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
 from nasface.latency.parts import part_keys
 from nasface.latency.table import LatencyTable
-from nasface.latency.target import LatencyTarget
+from nasface.latency.target import FIT_NETWORKS, LatencyTarget
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.space import SearchSpace, feasible_sample
 from nasface.arch.spec import ArchSpec
@@ -70,7 +70,7 @@ def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets 
     return feasible_sample(space, budgets, 0, seed, keep=count)["specs"]
 
 
-def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = 10,
+def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = FIT_NETWORKS,
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
                 source: str = "synthetic", sittings: int = 1) -> LatencyTable:
     """Measure the parts of ``networks`` random networks of ``space`` (in ``sittings`` sittings, each part

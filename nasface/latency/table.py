@@ -35,6 +35,9 @@ from nasface.arch.spec import ArchSpec
 # runs; 2: parts alone, on face maps, by CPU time on one thread; 1: on noise, by wall time)
 FORMAT = 4
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
+# a latency budget is checked against the prediction times (1 + this quantile of the table's held-out
+# errors), so that a member of a front within it is within it when measured
+MARGIN_QUANTILE = 0.99
 MIN_PLANE_NETWORKS = 5  # below this the correction has no per-operator term (three terms on fewer would chase noise)
 
 
@@ -194,6 +197,26 @@ class Correction:
         return self.slope * parts_ms + self.per_node * nodes + self.intercept
 
 
+def held_out_errors(networks: list[dict]) -> list[float]:
+    """Each measured network's figure over its prediction by a correction fitted on the others, less one
+    (> 0: the prediction read low), for rows as ``Correction.fit`` takes them."""
+    rows = [row for row in networks if row["ms"] > 0]
+    errors = []
+    for index, row in enumerate(rows):
+        correction = Correction.fit(rows[:index] + rows[index + 1:])
+        predicted = correction(row["parts_ms"], row.get("nodes", 0))
+        if predicted > 0:
+            errors.append(row["ms"] / predicted - 1.0)
+    return errors
+
+
+def margin(networks: list[dict], quantile: float = MARGIN_QUANTILE) -> float:
+    """How far a prediction may read low: the ``quantile`` of the held-out errors of the table's measured
+    networks (none below zero; zero with fewer than ``MIN_FIT_NETWORKS`` + 1 networks, which hold out none)."""
+    errors = held_out_errors(networks) if len(networks) > MIN_FIT_NETWORKS else []
+    return max(0.0, float(np.quantile(errors, quantile))) if errors else 0.0
+
+
 class LatencyPredictor:
     """Predicts a network's latency on the table's target from the table's parts."""
 
@@ -201,6 +224,7 @@ class LatencyPredictor:
         self.key = table.key
         self.entries, self.nodes = table.entries, table.nodes  # shared: parts measured later are seen at once
         self.correction = Correction.fit(table.networks)
+        self.margin = margin(table.networks)
 
     def parts_ms(self, spec: ArchSpec) -> float:
         """The plain sum of the parts of ``spec``; ``MissingParts`` when the table lacks some."""
@@ -225,3 +249,8 @@ class LatencyPredictor:
     def predict(self, spec: ArchSpec) -> float:
         """The predicted latency of ``spec`` in milliseconds."""
         return self.correction(*self.summed(spec))
+
+    def bound(self, spec: ArchSpec) -> float:
+        """The latency ``spec`` is predicted not to exceed when measured: the prediction plus the margin
+        by which the table's held-out predictions read low (``MARGIN_QUANTILE`` of them)."""
+        return self.predict(spec) * (1.0 + self.margin)

@@ -28,7 +28,7 @@ from nasface.latency.measure import (calibration_faces, clock, activation_maps, 
                                      part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import measured_latency
-from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts
+from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts, held_out_errors, margin
 from nasface.arch.budget import parse_latency
 from nasface.latency.target import LatencyTarget, cpu_model, default_table, runtime_version
 from nasface.ui.progress import Reporter
@@ -38,7 +38,7 @@ from nasface.search.results import pareto_front, study_frame
 from nasface.ui.study_page import figures
 from nasface.search import config_from_options, record, run_search
 from nasface.arch.space import load_space
-from nasface.arch.spec import load_spec
+from nasface.arch.spec import load_spec, spec_from_dict
 from tests.factories import tiny_config
 
 FP32 = LatencyTarget("onnxruntime", "fp32", 1)
@@ -200,6 +200,40 @@ def test_the_correction_recovers_an_exact_cost_per_operator(slope, per_node, int
     assert Correction.fit(rows[:4]).per_node == 0.0  # too few networks for three terms: the line on the sum
 
 
+@settings(deadline=None)  # least-squares fits; a loaded machine can hold them past the default deadline
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.3),
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.floats(min_value=-0.15, max_value=0.15)),
+                min_size=3, max_size=30, unique_by=lambda row: row[0]))
+def test_the_margin_covers_all_but_the_worst_held_out_error(slope, intercept, networks):
+    """The budget's margin: the 99th percentile of the held-out errors (with fewer than 100 networks, at
+    least all but the worst), never below zero; none where the networks lie on the fitted line."""
+    exact = [{"parts_ms": x, "ms": slope * x + intercept} for x, _ in networks]
+    assert margin(exact) == pytest.approx(0.0, abs=1e-6)
+    rows = [{"parts_ms": x, "ms": (slope * x + intercept) * (1 + noise)} for x, noise in networks]
+    errors = held_out_errors(rows)
+    expected = []
+    for row in rows:  # each network against the line fitted on the others
+        held_out = Correction.fit([other for other in rows if other is not row])(row["parts_ms"])
+        if held_out > 0:  # a line through two close networks can fall below zero far from them: none held out
+            expected.append(row["ms"] / held_out - 1)
+    assert errors == pytest.approx(expected)
+    found = margin(rows)
+    assert found >= 0 and found <= max(0.0, *errors) + 1e-12
+    assert sum(error <= found + 1e-12 for error in errors) >= len(errors) - 1
+    assert margin(rows[:2]) == 0.0  # two networks hold none out (one fits no line)
+
+
+def test_the_bound_is_the_prediction_raised_by_the_tables_margin(tmp_path):
+    spec = load_spec("mobilefacenet")
+    table = _hand_made(tmp_path / "table.jsonl", spec, lambda part: 1.0)
+    keys = part_keys(spec)
+    for index, ms in enumerate([90.0, 120.0, 100.0, 140.0]):  # one network, four sittings' figures
+        table.add_network(f"n{index}", float(len(keys)), ms, ms, 5, 3 * len(keys), keys)
+    predictor = LatencyPredictor(table)
+    assert predictor.margin == pytest.approx(margin(table.networks)) and predictor.margin > 0
+    assert predictor.bound(spec) == pytest.approx(predictor.predict(spec) * (1 + predictor.margin))
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.lists(st.floats(min_value=0.01, max_value=50), min_size=1, max_size=4))
 def test_a_part_timed_in_several_sittings_counts_at_its_least_and_the_fit_follows(tmp_path_factory, later):
@@ -287,6 +321,7 @@ def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path, monkey
 @pytest.mark.parametrize("arguments, fragment", [
     (["latency", "mobilefacenet", "--runtime", "tflite"], "unknown runtime 'tflite'"),
     (["latency", "mobilefacenet", "--runs", "0"], "--runs 0"),
+    (["latency", "table", "--table", "{tmp}/t.jsonl", "--sittings", "0"], "--sittings 0"),
     (["latency", "no-such-preset"], "unknown preset"),
     (["search", "--budget-latency", "8 parsecs", "--studies-dir", "{tmp}"], "--budget-latency '8 parsecs'"),
     (["search", "--latency", "tflite:fp32:1", "--studies-dir", "{tmp}"], "unknown runtime"),
@@ -429,6 +464,26 @@ def test_a_second_sitting_times_every_part_once_more_and_resumes(tmp_path, tiny_
         assert reopened.entries[key] == min(row["ms"] for row in rows if row["part"] == key)
 
 
+def test_the_table_command_times_each_part_in_its_sittings_and_fits_on_all_it_has(tmp_path, tiny_space,
+                                                                                  monkeypatch, capsys):
+    """``nasface latency table --sittings 2`` (a real tiny build, in this process): every part of the
+    networks is timed twice; without ``--fit`` every network is measured whole where there are fewer than
+    the default's."""
+    path = tmp_path / "t.jsonl"
+    monkeypatch.setattr(sys, "argv", ["nasface", "latency", "table", "--space", str(tiny_space), "--table", str(path),
+                                      "--networks", "2", "--seed", "5", "--sittings", "2", "--runs", "2",
+                                      "--warmup", "1"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0, capsys.readouterr().err
+    specs = sample_networks(load_space(tiny_space), 2, seed=5)
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    timed = Counter(row["part"] for row in rows if row["kind"] == "part")
+    assert timed == {key: 2 for spec in specs for key in part_keys(spec)}
+    assert [row["name"] for row in rows if row["kind"] == "network"] == [spec.name for spec in specs]
+    assert f"{len(timed)} parts, 2 whole networks" in capsys.readouterr().out
+
+
 # -- a search under a latency budget ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(tmp_path, tiny_space):
@@ -438,7 +493,7 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     specs = sample_networks(space, 8, seed=0)
     ensure_networks(table, specs[:5], FP32, runs=5, warmup=1)  # the table a search finds
     ensure_parts(table, specs, FP32, runs=5, warmup=1)
-    predicted = sorted(LatencyPredictor(table).predict(spec) for spec in specs)
+    predicted = sorted(LatencyPredictor(table).bound(spec) for spec in specs)  # as the budget is checked
     budget = (predicted[3] + predicted[4]) / 2  # about half the space is over it
     weights = sorted(count(spec)["weight_bytes"] for spec in specs)
     config = tiny_config(tmp_path, space=str(tiny_space), budget_flops=None, budget_mem=str(weights[-2]),
@@ -447,9 +502,11 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     study = run_search(config, Reporter("quiet"))
     facts = list(record.records(study))
     assert any(f.kind == "candidate" for f in facts)
+    bounds = LatencyPredictor(LatencyTable.open(default_table(FP32, studies), FP32.key()))
     for f in facts:
-        if f.kind == "candidate":
+        if f.kind == "candidate":  # checked against the prediction raised by the table's margin
             assert f.cost["latency_ms"] <= config.budgets.latency_ms
+            assert f.cost["latency_ms"] == pytest.approx(bounds.bound(spec_from_dict(f.spec)))
         if f.kind == "rejected" and "latency_ms" in f.cost:  # within the weight budget: predicted, over it
             assert "predicted latency (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
             assert f.constraints["latency_ms"] > 0
@@ -461,7 +518,7 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     assert set(measured) == front and front
     for figure in measured.values():
         assert figure["key"]["runtime"] == "onnxruntime" and 0 < figure["ms"] <= figure["median_ms"]
-        assert figure["predicted_ms"] <= config.budgets.latency_ms
+        assert figure["bound_ms"] <= config.budgets.latency_ms
     # the report plots latency, the front's as measured; the exported recipe carries the measured figure
     frame = study_frame(study)
     assert frame[frame.pareto].latency_measured_ms.notna().all()
