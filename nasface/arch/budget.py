@@ -117,7 +117,7 @@ class Budgets:
 
 
 LABELS = {"flops": "FLOPs", "weight_bytes": "weight bytes (fp32)", "params": "parameters",
-          "activation_bytes": "peak activation bytes", "latency_ms": "predicted latency (ms)"}
+          "activation_bytes": "peak activation bytes", "latency_ms": "predicted latency with its margin (ms)"}
 
 
 def _figure(value: float) -> str:

@@ -115,7 +115,7 @@ def test_latency_budget_combines_with_the_counted_ones():
     budgets = Budgets.parse(flops="1G", latency="8ms")
     assert budgets.limits() == {"flops": 10**9, "latency_ms": 8.0}
     assert budgets.violations({"flops": 2 * 10**9, "latency_ms": 9.5}) == [
-        "FLOPs 2,000,000,000 > 1,000,000,000", "predicted latency (ms) 9.50 > 8.00"]
+        "FLOPs 2,000,000,000 > 1,000,000,000", "predicted latency with its margin (ms) 9.50 > 8.00"]
     assert budgets.fits({"flops": 10**9, "latency_ms": 8.0})
     assert not budgets.fits({"flops": 10**9, "latency_ms": 8.01})
     assert budgets.fits({"flops": 10**9})  # a count alone (no prediction) meets the counted budgets
@@ -508,7 +508,7 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
             assert f.cost["latency_ms"] <= config.budgets.latency_ms
             assert f.cost["latency_ms"] == pytest.approx(bounds.bound(spec_from_dict(f.spec)))
         if f.kind == "rejected" and "latency_ms" in f.cost:  # within the weight budget: predicted, over it
-            assert "predicted latency (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
+            assert "predicted latency with its margin (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
             assert f.constraints["latency_ms"] > 0
         if f.kind == "rejected" and "latency_ms" not in f.cost:  # over the weight budget: its parts never timed
             assert f.cost["weight_bytes"] > config.budgets.weight_bytes and "latency" not in f.reason
