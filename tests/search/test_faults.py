@@ -298,7 +298,9 @@ def test_a_baseline_stopped_while_its_knobs_are_drawn_comes_back_as_its_preset(t
 
 @pytest.mark.slow
 def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(tmp_path):
-    args = search_args(tmp_path, "c", "--trials", "2", "--no-baselines", "--seed", "2", steps=30)
+    # long enough that the signal lands while the candidate seen training still trains: at 30 steps a
+    # loaded machine's slower polling once saw the search end first (exit 0)
+    args = search_args(tmp_path, "c", "--trials", "2", "--no-baselines", "--seed", "2", steps=120)
     storage = sqlite_url(tmp_path, "c")
     first = launch(*args)
     try:
