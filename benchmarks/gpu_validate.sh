@@ -9,6 +9,11 @@
 #
 #   OUT=folder BUDGET_S=480 WORKERS=4 [STEPS=480 RESOLUTION=112 BATCH=64 EXTRA="more flags"] bash benchmarks/gpu_validate.sh
 #
+# The candidate task of issue 26 (no teacher, 880 identities x 20 synthetic faces), synthetic only,
+# into benchmarks/results/validate-synthetic-gpu-candidate/:
+#
+#   CONFIG=benchmarks/more_data_480.yaml SOURCES=synthetic TAG=-candidate OUT=folder bash benchmarks/gpu_validate.sh
+#
 # Then, on a machine with plotly:  nasface validate <the same flags> --analyse
 # The teacher is pinned to MobileFaceNet (--teacher-spec; on a GPU `auto` would train iresnet50),
 # as the CPU studies' is.
@@ -23,22 +28,26 @@ PY=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/env.txt"
 $PY -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/env.txt"
 
-common=(--config studies/lfr-light.yaml --seeds 3 --threads 1 --device "${DEVICE:-cuda}" --teacher-spec mobilefacenet
+SOURCES=${SOURCES:-orl synthetic}
+TAG=${TAG:-}
+common=(--config "${CONFIG:-studies/lfr-light.yaml}" --seeds 3 --threads 1 --device "${DEVICE:-cuda}" --teacher-spec mobilefacenet
         --resolution "${RESOLUTION:-112}" --proxy-steps "${STEPS:-480}" --proxy-batch "${BATCH:-64}")
 read -r -a extra <<< "${EXTRA:-}"  # e.g. a smoke test on a CPU: --teacher none
 declare -A source_flags=([orl]="--data orl --train-identities 20 --val-identities 20 --pairs 1800"
                          [synthetic]="--data synthetic")
 pids=()
+declare -A first_pid=()
 start_worker() {  # source, worker number
   # shellcheck disable=SC2086
-  setsid $PY -m nasface validate "${common[@]}" ${source_flags[$1]} "${extra[@]}" --out "benchmarks/results/validate-$1-gpu" \
+  setsid $PY -m nasface validate "${common[@]}" ${source_flags[$1]} "${extra[@]}" --out "benchmarks/results/validate-$1-gpu$TAG" \
     > "$OUT/validate-$1-$2.log" 2>&1 < /dev/null &
   pids+=("$!")
+  [ "$2" = 1 ] && first_pid[$1]=$!
 }
-for source in orl synthetic; do start_worker "$source" 1; done
+for source in $SOURCES; do start_worker "$source" 1; done
 # the first worker of each source decodes the data and trains the teacher; the others then read the caches
-for source in orl synthetic; do
-  first=${pids[$([ "$source" = orl ] && echo 0 || echo 1)]}
+for source in $SOURCES; do
+  first=${first_pid[$source]}
   # the teacher is ready once it verifies (or, without one, once a run has finished)
   until grep -q "verifies\| seed [0-9]*: " "$OUT/validate-$source-1.log" || [ "$(date +%s)" -ge "$deadline" ]; do
     kill -0 "$first" 2> /dev/null || break  # it ended: an error, or nothing left to train
@@ -54,7 +63,7 @@ for pid in "${pids[@]}"; do kill -- -"$pid" 2> /dev/null; done
 sleep 2
 for pid in "${pids[@]}"; do kill -9 -- -"$pid" 2> /dev/null; done
 kill "$dmon" 2> /dev/null
-for source in orl synthetic; do
-  cp "benchmarks/results/validate-$source-gpu/log.jsonl" "$OUT/validate-$source-gpu.jsonl" 2>/dev/null
+for source in $SOURCES; do
+  cp "benchmarks/results/validate-$source-gpu$TAG/log.jsonl" "$OUT/validate-$source-gpu$TAG.jsonl" 2>/dev/null
 done
 wc -l "$OUT"/*.jsonl
