@@ -57,7 +57,7 @@ class Budgets:
     weight_bytes: int | None = None
     params: int | None = None
     activation_bytes: int | None = None
-    latency_ms: float | None = None  # predicted on the search's --latency target (nasface.latency)
+    latency_ms: float | None = None  # on the search's --latency target, predicted or measured (nasface.latency)
 
     def __post_init__(self):
         if self.convention not in CONVENTIONS:
@@ -117,7 +117,7 @@ class Budgets:
 
 
 LABELS = {"flops": "FLOPs", "weight_bytes": "weight bytes (fp32)", "params": "parameters",
-          "activation_bytes": "peak activation bytes", "latency_ms": "predicted latency with its margin (ms)"}
+          "activation_bytes": "peak activation bytes", "latency_ms": "latency with its margin (ms)"}
 
 
 def _figure(value: float) -> str:

@@ -77,6 +77,9 @@ class SearchConfig:
     eta: int = 3
     # The runtime, precision and threads latency is predicted for (``onnxruntime:fp32:1``); None: no latency.
     latency: str | None = None
+    # How a candidate's latency is known before it trains: "table" (predicted from this machine's per-part
+    # table, which can be built on another device) or "measurement" (each candidate measured whole here).
+    latency_by: str = "table"
     # Where each option set from a study file came from ("lfr.yaml: workers"), so that an error about its
     # value names the file's key; an option absent from it came from the command line (or its default).
     origins: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
@@ -101,7 +104,8 @@ class SearchConfig:
                 "space": self.space or "lfr",
                 "fill_budget": self.fill_budget,
                 **({"rungs": list(self.rungs), "eta": self.eta} if self.rungs else {}),
-                **({"latency": self.latency} if self.latency else {})}
+                **({"latency": self.latency} if self.latency else {}),
+                **({"latency_by": self.latency_by} if self.latency and self.latency_by != "table" else {})}
 
     @property
     def top_rung(self) -> int:
@@ -148,6 +152,10 @@ SEARCH_OPTIONS = (
            "latency table)."),
     Option("latency", str | None, None, "Predict latency on RUNTIME:PRECISION:THREADS, e.g. onnxruntime:fp32:1 "
            "(default with --budget-latency); makes latency_ms an objective and measures the final front."),
+    Option("latency_by", str, _CONFIG.latency_by, "How a candidate's latency is known before it trains: table "
+           "(predicted from this machine's per-part table, plus its margin) or measurement (each candidate "
+           "exported and measured whole here, a few seconds each, plus the measurements' own margin).",
+           choices=("table", "measurement")),
     Option("flops_convention", str, _CONFIG.budgets.convention, "lfr: insightface's LFR2019 counter; macs: "
            "multiply-accumulates.", choices=("lfr", "macs")),
     Option("study", str, _CONFIG.study, "Study name; an existing one is continued."),
@@ -208,6 +216,9 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
                             get("flops_convention"), get("budget_latency"))
     latency, objectives = latency_settings(get("latency"), budgets, get("objectives"),
                                            explicit="objectives" in chosen)
+    if latency is None and get("latency_by") != "table":
+        raise NasfaceError(f"{origins.get('latency_by') or flag_name('latency_by')} {get('latency_by')}: there "
+                           f"is no latency to measure; give --latency RUNTIME:PRECISION:THREADS or --budget-latency")
     data = DataSettings.for_source(get("data"), val_bin=get("val_bin"), train_identities=get("train_identities"),
                                    images_per_identity=get("images_per_identity"),
                                    val_identities=get("val_identities"), pairs=get("pairs"))
@@ -227,7 +238,7 @@ def config_from_options(flags: dict, config_file: str | os.PathLike | None = Non
         executor=get("executor"), workers=get("workers"), address=get("address"),
         cpus_per_trial=get("cpus_per_trial"), gpus_per_trial=get("gpus_per_trial"), baselines=get("baselines"),
         fill_budget=get("fill_budget"), seed=get("seed"), rungs=rungs or None, eta=get("eta"), latency=latency,
-        origins=origins)
+        latency_by=get("latency_by"), origins=origins)
 
 
 def latency_settings(latency: str | None, budgets: Budgets, objectives: tuple[str, ...],

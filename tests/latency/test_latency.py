@@ -27,7 +27,7 @@ import numpy as np
 from nasface.latency.measure import (calibration_faces, clock, activation_maps, has_lead, lead_onnx, measure,
                                      part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
-from nasface.search.latency import measured_latency
+from nasface.search.latency import MEASUREMENT_MARGIN, measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts, held_out_errors, margin
 from nasface.arch.budget import parse_latency
 from nasface.latency.target import LatencyTarget, cpu_model, default_table, runtime_version
@@ -134,6 +134,11 @@ def test_a_latency_target_sets_the_objectives_and_the_fingerprint(tmp_path):
     from_file = config_from_options({}, study_file)
     assert (from_file.latency, from_file.budgets.latency_ms) == ("openvino:fp32:2", 1500.0)
     assert from_file.objectives == ("accuracy", "flops")  # chosen objectives are kept
+    assert "latency_by" not in from_file.fingerprint()  # the default way: fingerprints of older studies hold
+    measuring = config_from_options({"budget_latency": "8ms", "latency_by": "measurement"})
+    assert measuring.latency_by == "measurement" and measuring.fingerprint()["latency_by"] == "measurement"
+    with pytest.raises(NasfaceError, match="no latency to measure"):
+        config_from_options({"budget_flops": "1G", "latency_by": "measurement"})
 
 
 # -- parts, the table and the predictor (hand-made tables) -----------------------------------------------
@@ -326,6 +331,7 @@ def test_the_cli_refuses_a_table_of_another_machine_in_one_line(tmp_path, monkey
     (["search", "--budget-latency", "8 parsecs", "--studies-dir", "{tmp}"], "--budget-latency '8 parsecs'"),
     (["search", "--latency", "tflite:fp32:1", "--studies-dir", "{tmp}"], "unknown runtime"),
     (["search", "--objectives", "accuracy,latency_ms", "--studies-dir", "{tmp}"], "objective latency_ms"),
+    (["search", "--latency-by", "measurement", "--studies-dir", "{tmp}"], "--latency-by measurement"),
 ])
 def test_bad_latency_input_is_one_line_and_exit_2(tmp_path, arguments, fragment, monkeypatch, capsys):
     err = _one_line_exit_2([a.format(tmp=tmp_path) for a in arguments], monkeypatch, capsys)
@@ -508,7 +514,7 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
             assert f.cost["latency_ms"] <= config.budgets.latency_ms
             assert f.cost["latency_ms"] == pytest.approx(bounds.bound(spec_from_dict(f.spec)))
         if f.kind == "rejected" and "latency_ms" in f.cost:  # within the weight budget: predicted, over it
-            assert "predicted latency with its margin (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
+            assert "latency with its margin (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
             assert f.constraints["latency_ms"] > 0
         if f.kind == "rejected" and "latency_ms" not in f.cost:  # over the weight budget: its parts never timed
             assert f.cost["weight_bytes"] > config.budgets.weight_bytes and "latency" not in f.reason
@@ -526,3 +532,27 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
     number = min(measured)
     _, recipe = export_trial(study, number, tmp_path / "export")
     assert load_recipe(recipe).costs["latency"] == measured[number]
+
+
+@pytest.mark.slow
+def test_a_search_by_measurement_measures_each_candidate_and_builds_no_table(tmp_path, tiny_space):
+    space = load_space(tiny_space)
+    specs = sample_networks(space, 6, seed=0)
+    figures = sorted(figure.ms * (1 + MEASUREMENT_MARGIN) for figure in measure(specs, FP32, runs=5, warmup=1))
+    budget = (figures[2] + figures[3]) / 2  # about half the space is over it
+    config = tiny_config(tmp_path, space=str(tiny_space), budget_latency=f"{budget:.6f}ms", latency_by="measurement",
+                         trials=3, sampler="random")
+    study = run_search(config, Reporter("quiet"))
+    facts = list(record.records(study))
+    assert any(f.kind == "candidate" for f in facts)
+    for f in facts:
+        if f.kind == "candidate":
+            assert 0 < f.cost["latency_ms"] <= config.budgets.latency_ms
+        if f.kind == "rejected":
+            assert "latency with its margin (ms)" in f.reason and f.cost["latency_ms"] > config.budgets.latency_ms
+    assert not (tmp_path / "studies" / "latency-tables").exists()  # measured whole: no parts, no table
+    measured = measured_latency(study)
+    assert set(measured) == {trial.number for trial in pareto_front(study)} and measured
+    checked = {f.number: f.cost["latency_ms"] for f in facts}
+    for number, figure in measured.items():  # measured again at the end, beside the figure it was checked by
+        assert figure["bound_ms"] == checked[number] and figure["ms"] > 0
