@@ -3,6 +3,7 @@ fronts measured.
 
     python benchmarks/latency_front.py [--flops 300M] [--trials 12] [--seed 0] [--table PATH] [--out NAME]
                                        [--proxy-steps 20] [--runtime onnxruntime --precision fp32]
+                                       [--latency-by table|measurement]
 
 Both searches run on the default space (within 20 MB of weights) with the same seed, sampler, trials
 and a tiny proxy (32 px, ``--proxy-steps`` steps), so they run in minutes; their accuracies are a
@@ -14,7 +15,10 @@ measured, all in turn (so load falls on both alike), and the benchmark reports: 
 within its budget when measured (and the FLOPs-budgeted one's, for comparison), and, at each
 accuracy the FLOPs front reaches, the fastest measured member of each front that reaches it.
 ``--table`` starts from a table built on this machine for the target (it is copied; the searches'
-own copy grows as they measure parts).  The load average is recorded before and after.
+own copy grows as they measure parts).  ``--latency-by measurement`` checks the latency search's
+candidates by measuring each whole (``nasface search --latency-by measurement``) instead of by the
+table's prediction; the budget is derived from the table either way, and ``checked_ms`` is the figure
+each latency-front member was checked against.  The load average is recorded before and after.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from nasface.latency.measure import measure  # noqa: E402
 from nasface.latency.target import LatencyTarget, default_table  # noqa: E402
 from nasface.search import config_from_options, run_search  # noqa: E402
 from nasface.search import record  # noqa: E402
-from nasface.search.latency import _search_latency, measured_latency  # noqa: E402
+from nasface.search.latency import MEASUREMENT_MARGIN, _search_latency, measured_latency  # noqa: E402
 from nasface.search.results import pareto_front  # noqa: E402
 from nasface.ui.progress import Reporter  # noqa: E402
 
@@ -70,6 +74,8 @@ def main() -> None:
     parser.add_argument("--runtime", default="onnxruntime")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--table", help="A table of this target on this machine to start from (copied).")
+    parser.add_argument("--latency-by", default="table", choices=("table", "measurement"),
+                        help="How the latency search knows a candidate's latency before it trains.")
     parser.add_argument("--out", help="The result's name in benchmarks/results (default: latency_front-RUNTIME-"
                                       "PRECISION).")
     args = parser.parse_args()
@@ -89,12 +95,14 @@ def main() -> None:
     filling = sorted(drawn, key=lambda spec: count(spec)["flops"])[-FILLING:]
     model = _search_latency(str(target), str(studies), None, args.seed, "synthetic")
     budget_ms = statistics.median(model.predict(spec) for spec in filling)
+    checked = (f"measured figures plus {MEASUREMENT_MARGIN:.1%}" if args.latency_by == "measurement"
+               else f"predictions plus {model.predictor.margin:.1%}")
     print(f"FLOPs budget {flops:,} stands for {budget_ms:.2f} ms (median prediction of {FILLING} networks that "
-          f"fill it); the latency budget is checked against predictions plus {model.predictor.margin:.1%}",
-          flush=True)
+          f"fill it); the latency budget is checked against {checked}", flush=True)
 
     by_flops = search(studies, "flops", args, budget_flops=args.flops)
-    by_latency = search(studies, "latency", args, budget_latency=f"{budget_ms:.4f}ms", latency=str(target))
+    by_latency = search(studies, "latency", args, budget_latency=f"{budget_ms:.4f}ms", latency=str(target),
+                        latency_by=args.latency_by)
     fronts = {"flops": by_flops[2], "latency": by_latency[2]}
     in_search = {number: figure["ms"] for number, figure in measured_latency(by_latency[1]).items()}
 
@@ -108,6 +116,7 @@ def main() -> None:
     for (label, facts), spec, figure in zip(members, specs, figures):
         rows[label].append({"trial": facts.number, "accuracy": facts.accuracy, "flops": count(spec)["flops"],
                             "predicted_ms": model.predict(spec), "bound_ms": model.bound(spec), "measured_ms": figure.ms,
+                            "checked_ms": (facts.cost or {}).get("latency_ms") if label == "latency" else None,
                             "measured_in_search_ms": in_search.get(facts.number) if label == "latency" else None})
 
     def within(label: str) -> float:
@@ -120,7 +129,7 @@ def main() -> None:
     levels = sorted({row["accuracy"] for row in rows["flops"]})
     result = {
         "target": target.key(), "flops_budget": flops, "latency_budget_ms": budget_ms,
-        "margin": model.predictor.margin, "trials": args.trials,
+        "margin": model.predictor.margin, "trials": args.trials, "latency_by": args.latency_by,
         "seed": args.seed, "proxy_steps": args.proxy_steps, "load_average_before": load_before,
         "load_average_after": os.getloadavg(), "search_seconds": {"flops": by_flops[3], "latency": by_latency[3]},
         "fronts": rows, "within_latency_budget": {label: within(label) for label in rows},
@@ -137,7 +146,8 @@ def main() -> None:
         for row in sorted(rows[label], key=lambda row: row["measured_ms"]):
             print(f"  trial {row['trial']}: accuracy {row['accuracy']:.3f}  {row['flops'] / 1e6:.0f} MFLOPs  "
                   f"predicted {row['predicted_ms']:.2f} ms (bound {row['bound_ms']:.2f} ms)  "
-                  f"measured {row['measured_ms']:.2f} ms")
+                  + (f"checked {row['checked_ms']:.2f} ms  " if row["checked_ms"] is not None else "")
+                  + f"measured {row['measured_ms']:.2f} ms")
     for level in result["fastest_at_accuracy"]:
         print(f"  accuracy >= {level['accuracy']:.3f}: FLOPs front {level['flops_front_ms']} ms, "
               f"latency front {level['latency_front_ms']} ms")
