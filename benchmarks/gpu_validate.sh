@@ -12,7 +12,7 @@
 # The candidate task of issue 26 (no teacher, 880 identities x 20 synthetic faces), synthetic only,
 # into benchmarks/results/validate-synthetic-gpu-candidate/:
 #
-#   CONFIG=benchmarks/more_data_480.yaml SOURCES=synthetic TAG=-candidate OUT=folder bash benchmarks/gpu_validate.sh
+#   CONFIG=benchmarks/more_data_480.yaml SOURCES=synthetic TAG=-candidate TEACHER_SPEC= OUT=folder bash benchmarks/gpu_validate.sh
 #
 # Then, on a machine with plotly:  nasface validate <the same flags> --analyse
 # The teacher is pinned to MobileFaceNet (--teacher-spec; on a GPU `auto` would train iresnet50),
@@ -30,9 +30,11 @@ $PY -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/env.txt"
 
 SOURCES=${SOURCES:-orl synthetic}
 TAG=${TAG:-}
-common=(--config "${CONFIG:-studies/lfr-light.yaml}" --seeds 3 --threads 1 --device "${DEVICE:-cuda}" --teacher-spec mobilefacenet
-        --resolution "${RESOLUTION:-112}" --proxy-steps "${STEPS:-480}" --proxy-batch "${BATCH:-64}")
-read -r -a extra <<< "${EXTRA:-}"  # e.g. a smoke test on a CPU: --teacher none
+TEACHER_SPEC=${TEACHER_SPEC-mobilefacenet}  # empty where the study trains no teacher (the candidate task)
+common=(--config "${CONFIG:-studies/lfr-light.yaml}" --seeds 3 --threads 1 --device "${DEVICE:-cuda}"
+        --resolution "${RESOLUTION:-112}" --proxy-steps "${STEPS:-480}" --proxy-batch "${BATCH:-64}"
+        ${TEACHER_SPEC:+--teacher-spec "$TEACHER_SPEC"})
+read -r -a extra <<< "${EXTRA:-}"  # e.g. a smoke test on a CPU: --teacher none (with TEACHER_SPEC=)
 declare -A source_flags=([orl]="--data orl --train-identities 20 --val-identities 20 --pairs 1800"
                          [synthetic]="--data synthetic")
 pids=()

@@ -147,6 +147,9 @@ def auto_teacher(budget: ProxyBudget, teacher_spec: str | None = None,
 def check_teacher(teacher: str, teacher_spec: str | None = None, flag: str = "--teacher") -> None:
     """Raise NasfaceError unless ``--teacher`` (and ``--teacher-spec``) can be used; writes nothing.
     ``flag`` is the option named in the message (a fidelity study's ``--yardstick`` is a teacher too)."""
+    if teacher_spec is not None and teacher in ("none", DLIB_TEACHER):
+        raise NasfaceError(f"--teacher-spec {teacher_spec}: {flag} {teacher} builds no teacher from an architecture; "
+                           f"drop --teacher-spec, or give {flag} auto or a checkpoint")
     if teacher == "auto":
         if teacher_spec is not None:
             load_spec(teacher_spec)

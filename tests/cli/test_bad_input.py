@@ -120,6 +120,8 @@ CASES = [
     ("unknown-preset-written", ["spec", "nope", "-o", "out.yaml"], "unknown preset 'nope'", False),
     ("unknown-teacher-preset", [*SEARCH, "--teacher", "auto", "--teacher-spec", "nope"], "unknown preset 'nope'",
      False),
+    ("teacher-spec-without-teacher", [*SEARCH, "--teacher", "none", "--teacher-spec", "mobilefacenet"],
+     "--teacher none builds no teacher", False),
     ("missing-spec-file", ["count", "missing/spec.yaml"], "no such spec file", False),
     ("unknown-spec-field", ["count", "{in}/extra-field.yaml"], "spec.stem.colour: unknown field", False),
     ("invalid-spec", ["count", "{in}/indivisible.yaml"], "84 channels are not divisible by 8", False),
