@@ -91,7 +91,7 @@ class Budgets:
         return {key: limit for key, limit in pairs.items() if limit is not None}
 
     def _checked(self, cost: dict) -> dict[str, float]:
-        """The limits ``cost`` holds a figure for: a count alone (no predicted latency, as when the
+        """The limits ``cost`` holds a figure for: a count alone (no latency figure, as when the
         cheapest architecture is sought or widths are scaled) is checked against the counted budgets."""
         return {key: limit for key, limit in self.limits().items() if key in cost}
 

@@ -37,7 +37,7 @@ def objective_values(objectives: tuple[str, ...], cost: dict, metrics: dict | No
         elif objective == "score":
             found = oriented(score, (metrics.get("signals") or {}).get(score)) if metrics else None
             values.append(float(found) if found is not None else WORST_SCORE)
-        else:  # a candidate over a counted budget has no predicted latency (see prepare_trial): the worst
+        else:  # a candidate over a counted budget has no latency figure (see prepare_trial): the worst
             values.append(float(cost.get(objective, math.inf)))
     return values
 
