@@ -298,9 +298,10 @@ def test_a_baseline_stopped_while_its_knobs_are_drawn_comes_back_as_its_preset(t
 
 @pytest.mark.slow
 def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(tmp_path):
-    # long enough that the signal lands while the candidate seen training still trains: at 30 steps a
-    # loaded machine's slower polling once saw the search end first (exit 0)
-    args = search_args(tmp_path, "c", "--trials", "2", "--no-baselines", "--seed", "2", steps=120)
+    # long enough that the signal lands while the candidate seen training still trains, and a trial more
+    # than the polling needs to see one: at 30 steps, and at 120 steps with 2 trials, a loaded machine's
+    # slower polling once saw the last trial training as it ended, and the search ended first (exit 0)
+    args = search_args(tmp_path, "c", "--trials", "3", "--no-baselines", "--seed", "2", steps=120)
     storage = sqlite_url(tmp_path, "c")
     first = launch(*args)
     try:
@@ -325,7 +326,7 @@ def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(
     rc, _, err = run(*args)
     assert rc == 0, err
     study = optuna.load_study(study_name="c", storage=storage)
-    assert record.trained_candidates(study) == 2
+    assert record.trained_candidates(study) == 3
     assert record.read(study.trials[retry.number]).kind == "candidate"  # the same architecture, trained
     assert study.trials[retry.number].params == victim.params
 
