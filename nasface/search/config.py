@@ -78,7 +78,7 @@ class SearchConfig:
     # The runtime, precision and threads latency is predicted for (``onnxruntime:fp32:1``); None: no latency.
     latency: str | None = None
     # How a candidate's latency is known before it trains: "table" (predicted from this machine's per-part
-    # table, which can be built on another device) or "measurement" (each candidate measured whole here).
+    # table) or "measurement" (each candidate measured whole here).
     latency_by: str = "table"
     # Where each option set from a study file came from ("lfr.yaml: workers"), so that an error about its
     # value names the file's key; an option absent from it came from the command line (or its default).

@@ -4,7 +4,7 @@ Each sampled candidate's latency on the search's target is known before it is tr
 (``--latency-by``):
 
 - ``table`` (the default): predicted from the table of that target on this machine
-  (``studies/latency-tables/``, as ``nasface latency table`` builds it, there or on the device itself), and
+  (``studies/latency-tables/``, as ``nasface latency table`` builds it), and
   raised by the margin by which the table's held-out predictions read low (their 99th percentile);
 - ``measurement``: the candidate exported and measured whole here, a few seconds each, and raised by
   ``MEASUREMENT_MARGIN``, how far a figure can read higher when measured again.  Exact for this machine,
