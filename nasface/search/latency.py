@@ -21,7 +21,6 @@ figures (stored with the study, keyed) are what the report and the exported reci
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import optuna
 
@@ -30,7 +29,7 @@ from nasface.latency.measure import measure
 from nasface.latency.table import LatencyPredictor, LatencyTable, MissingParts
 from nasface.latency.target import LatencyTarget, default_table, describe_key
 from nasface.arch.space import SearchSpace, load_space
-from nasface.arch.spec import ArchSpec, spec_from_dict, spec_to_dict
+from nasface.arch.spec import ArchSpec, spec_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +74,8 @@ def _search_latency(latency: str, studies_dir: str, space: str | None, seed: int
 
 
 @functools.lru_cache(maxsize=256)
-def _measured_ms(spec_json: str, latency: str, source: str) -> float:
+def _measured_ms(spec: ArchSpec, latency: str, source: str) -> float:
     """A candidate measured whole (once per process: it is checked before training and again after)."""
-    spec = spec_from_dict(json.loads(spec_json))
     return measure([spec], LatencyTarget.parse(latency), source=source)[0].ms
 
 
@@ -89,8 +87,7 @@ def latency_cost(spec: ArchSpec, config) -> dict:
     if config.latency is None:
         return {}
     if config.latency_by == "measurement":
-        spec_json = json.dumps(spec_to_dict(spec), sort_keys=True)
-        return {"latency_ms": _measured_ms(spec_json, config.latency, config.data.source) * (1 + MEASUREMENT_MARGIN)}
+        return {"latency_ms": _measured_ms(spec, config.latency, config.data.source) * (1 + MEASUREMENT_MARGIN)}
     model = _search_latency(config.latency, str(config.studies_dir), config.space, config.seed, config.data.source)
     return {"latency_ms": model.bound(spec)}
 
