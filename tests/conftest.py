@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from tests.factories import REPO, SMALL, tiny_config
 
 SHARED = REPO.parent / "shared"
+
+# The Ctrl-C tests send SIGINT to the searches they start, which inherit an ignored SIGINT (the suite run
+# as `make test &` from a script without job control): give them Ctrl-C's default, as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

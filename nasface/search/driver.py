@@ -136,8 +136,11 @@ def held_interrupt():
     """Ctrl-C during the block takes effect when it ends.  A storage write cut in half leaves its
     transaction open, and the writes that record the interruption then find the database locked
     (SQLite: 'database is locked'); held, the interruption meets a consistent study.  Only the main
-    thread receives signals; elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    thread receives signals; elsewhere the block runs as it is.  A search started with SIGINT ignored
+    (``nohup``, or ``cmd &`` in a script without job control) keeps ignoring it: caught only during these
+    blocks, a Ctrl-C would stop it at some moments and not at others."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield
         return
     caught = []

@@ -27,6 +27,8 @@ import torch
 from nasface.arch.model import count
 from nasface.ui.progress import Reporter
 from nasface.search import job, record, run_search
+from nasface.search.driver import held_interrupt
+from nasface.search.live import read_live
 from nasface.search.study import baseline_presets
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec
@@ -296,31 +298,51 @@ def test_a_baseline_stopped_while_its_knobs_are_drawn_comes_back_as_its_preset(t
     assert_every_baseline_is_its_preset(study)
 
 
+def test_held_interrupt_defers_ctrl_c_and_leaves_an_ignored_sigint_ignored():
+    with pytest.raises(KeyboardInterrupt):
+        with held_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the signal arrives inside the block: held, not raised here
+            held = True
+    assert held
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or `cmd &` without job control start it
+    try:
+        with held_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # ignored throughout, never raised
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
 def test_ctrl_c_while_a_candidate_trains_exits_130_and_the_same_command_resumes(tmp_path):
-    # long enough that the signal lands while the candidate seen training still trains, and a trial more
-    # than the polling needs to see one: at 30 steps, and at 120 steps with 2 trials, a loaded machine's
-    # slower polling once saw the last trial training as it ended, and the search ended first (exit 0)
+    # The signal goes as soon as the first candidate's job says it trains (its live file: read in
+    # microseconds, where the study's records can be seconds old on a loaded machine, old enough that a
+    # signal once found the search finished, exit 0), and two more candidates are left after it.
     args = search_args(tmp_path, "c", "--trials", "3", "--no-baselines", "--seed", "2", steps=120)
     storage = sqlite_url(tmp_path, "c")
+    live = tmp_path / "studies" / "c" / "live"
     first = launch(*args)
     try:
         assert json.loads(first.stdout.readline())["event"] == "start"
-        deadline, victim = time.time() + 300, None
-        while victim is None and time.time() < deadline:
-            study = created_study("c", storage)
-            victim = None if study is None else next(
-                (facts for facts in record.records(study, states=(STATES.RUNNING,)) if facts.in_training), None)
-            time.sleep(0.05)
+        deadline, seen = time.time() + 300, None
+        while seen is None and time.time() < deadline:
+            seen = next((int(path.stem.split("-")[1]) for path in sorted(live.glob("trial-*.json"))
+                         if (read_live(path) or {}).get("phase") == "training"), None)
+            time.sleep(0.01)
         first.send_signal(signal.SIGINT)
     finally:
         rc, out, err = finish(first)
-    assert victim is not None
+    assert seen is not None
     assert rc == 130, err  # a script can tell an interrupted search from a finished one
     assert err.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err, err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "finish"  # its summary still printed
     trials = optuna.load_study(study_name="c", storage=storage).get_trials()
     assert not [t for t in trials if t.state == STATES.RUNNING]
+    (victim,) = [t for t in trials if record.read(t).kind == "interrupted"]
+    assert victim.number == seen and victim.params  # the candidate cut in training, every knob drawn
     (retry,) = [t for t in trials if record.read(t).retry_of == victim.number]
     assert retry.state == STATES.WAITING and retry.system_attrs["fixed_params"] == victim.params
     rc, _, err = run(*args)
