@@ -27,10 +27,14 @@ def summary_line(report: dict) -> str:
     spread = "" if noise["std_points_mean"] is None else (
         f"; seed noise: a network's {report.get('score', 'accuracy')} spreads {noise['std_points_mean']:.2f} {unit} (sd) over its seeds on "
         f"average, {noise['std_points_max']:.2f} at most")
+    similar = overall.get("similar_size")  # absent from reports written before it was counted
+    within = "" if not similar or not similar["proxy"]["counted"] else (
+        f". Of them, the pairs within {similar['flops_ratio']:g}x in FLOPs (where size cannot decide): "
+        + "; ".join(f"{PREDICTOR_NAMES[name]} {pairs_text(similar[name])}" for name in PREDICTOR_NAMES))
     return (f"{report['runs_logged']} of {report['runs_planned']} runs logged. Published pairs ordered as published: "
             + "; ".join(f"{PREDICTOR_NAMES[name]} {pairs_text(overall[name])}" for name in PREDICTOR_NAMES)
-            + spread + f". Without training, the table's printed FLOPs order {pairs_text(overall['printed_flops'])} "
-            f"of the pairs of all its networks that have FLOPs printed.")
+            + within + spread + f". Without training, the table's printed FLOPs order "
+            f"{pairs_text(overall['printed_flops'])} of the pairs of all its networks that have FLOPs printed.")
 
 
 def group_rows(report: dict) -> list[tuple[str, ...]]:
@@ -40,14 +44,24 @@ def group_rows(report: dict) -> list[tuple[str, ...]]:
         rows.append((group["id"], f"{group['trained']} of {group['size']}", str(group["proxy"]["counted"]),
                      *(pairs_text(group[name]) for name in PREDICTOR_NAMES),
                      "" if group["seed_std_mean"] is None else f"{group['seed_std_mean']:.2f}",
+                     _similar_cell(group),
                      {True: "yes", False: "no", None: ""}[group.get("largest_above_smallest")],
                      "" if group["printed_flops"] is None else
                      f"{pairs_text(group['printed_flops'])} ({group['printed_flops']['networks']} networks)"))
     return rows
 
 
+def _similar_cell(group: dict) -> str:
+    """'proxy / FLOPs / parameters of N' over the group's pairs of similar size; empty where it has none."""
+    similar = group.get("similar_size")
+    if not similar or not similar["proxy"]["counted"]:
+        return ""
+    return " / ".join(f"{similar[name]['ordered']:g}" for name in PREDICTOR_NAMES) + f" of {similar['proxy']['counted']}"
+
+
 GROUP_COLUMNS = ("group", "trained", "counted pairs", *(PREDICTOR_NAMES[n] for n in PREDICTOR_NAMES),
-                 "seed sd", "largest above smallest", "printed FLOPs, all networks")
+                 "seed sd", "similar size: proxy / FLOPs / params", "largest above smallest",
+                 "printed FLOPs, all networks")
 
 
 def write_page(report: dict, path: Path) -> None:
@@ -95,7 +109,12 @@ def validity_sentence(report: dict) -> str:
         return (f"Validity against published full training: no published pair measured yet "
                 f"({report['runs_logged']} of {report['runs_planned']} runs, {report['path']}).")
     tau = "" if proxy["tau"] is None else f", Kendall tau {proxy['tau']:.2f} with the published scores"
+    similar = overall.get("similar_size")
+    within = "" if not similar or not similar["proxy"]["counted"] else (
+        f"; of the {similar['proxy']['counted']} pairs within {similar['flops_ratio']:g}x in FLOPs it orders "
+        f"{similar['proxy']['ordered']:g} (FLOPs alone {similar['flops']['ordered']:g}, parameters alone "
+        f"{similar['params']['ordered']:g})")
     return (f"Validity against published full training: this proxy orders {proxy['ordered']:g} of "
             f"{proxy['counted']} published pairs as published{tau}; FLOPs alone {flops['ordered']:g}, parameters "
-            f"alone {params['ordered']:g} ({report['runs_logged']} of {report['runs_planned']} runs, "
+            f"alone {params['ordered']:g}{within} ({report['runs_logged']} of {report['runs_planned']} runs, "
             f"{report['path']}).")

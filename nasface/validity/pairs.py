@@ -35,15 +35,27 @@ class PairCount:
 NO_PAIRS = PairCount(0, 0.0, 0)
 
 
-def count_pairs(published, predicted) -> PairCount:
-    """The published pairs of one group's networks that ``predicted`` orders as published."""
+def count_pairs(published, predicted, among=None) -> PairCount:
+    """The published pairs of one group's networks that ``predicted`` orders as published; with
+    ``among`` (a mask over the pairs, in ``np.triu_indices`` order), only those pairs."""
     published, predicted = np.asarray(published, float), np.asarray(predicted, float)
     i, j = np.triu_indices(len(published), 1)
     gap = published[i] - published[j]
+    if among is not None:
+        among = np.asarray(among, bool)
+        i, j, gap = i[among], j[among], gap[among]
     counted = np.abs(gap) >= TIE_POINTS - _SLACK
     agreement = np.sign(gap[counted]) * np.sign(predicted[i][counted] - predicted[j][counted])
     return PairCount(counted=int(counted.sum()), ordered=float(np.sum(agreement > 0) + 0.5 * np.sum(agreement == 0)),
                      ties=int((~counted).sum()))
+
+
+def similar_in_size(flops, ratio: float) -> np.ndarray:
+    """The pairs (``np.triu_indices`` order) whose FLOPs are within ``ratio`` of each other: where size
+    alone cannot say much, and a proxy has to."""
+    flops = np.asarray(flops, float)
+    i, j = np.triu_indices(len(flops), 1)
+    return np.maximum(flops[i], flops[j]) <= ratio * np.minimum(flops[i], flops[j])
 
 
 def pooled_tau(groups: list[tuple]) -> float | None:

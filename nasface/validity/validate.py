@@ -44,7 +44,7 @@ from nasface.training.proxy import score_budgets
 from nasface.training.settings import ProxyBudget
 from nasface.training.signals import SEARCH_SIGNALS, SIGNALS, oriented
 from nasface.training.student import proxy_spec
-from nasface.validity.pairs import NO_PAIRS, PairCount, count_pairs, pooled_tau
+from nasface.validity.pairs import NO_PAIRS, PairCount, count_pairs, pooled_tau, similar_in_size
 from nasface.validity.published import METRICS, PublishedTable, load_published
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ LOG, REPORT, PAGE = "log.jsonl", "validate.json", "validate.html"
 PROGRESS = "progress"        # under the cache: a run in progress keeps its state here
 VALIDATE_RUNS = "validate runs"
 PREDICTORS = ("proxy", "flops", "params")
+# Pairs whose networks are within this factor of each other's FLOPs (nasface's counts) are where size
+# cannot decide the published order, and a proxy has to: the analysis counts them apart as well.
+SIMILAR_FLOPS = 1.5
 # What a logged run can be judged by: any signal a proxy run records (nasface.training.signals): its
 # 10-fold verification accuracy (the default), the true accept rate at the proxy's low false accept
 # rate (evaluate.FAR_TARGET, the open-set score full-scale benchmarks report), its loss trajectory,
@@ -244,6 +247,7 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
             failed[f"{preset} seed {seed}"] = row["result"].get("reason")
     groups, pooled = [], {name: [] for name in PREDICTORS}
     totals = {name: NO_PAIRS for name in PREDICTORS}
+    similar_totals = {name: NO_PAIRS for name in PREDICTORS}
     per_seed_totals = {seed: NO_PAIRS for seed in seeds}
     for group in table.groups:
         entry = _group_analysis(group, by_preset, measured, seeds, score_scale(score)[0])
@@ -255,11 +259,14 @@ def analyse(table: PublishedTable, networks: list[Buildable], seeds: list[int], 
             values = [n[name] for n in entry["networks"] if n["proxy"] is not None]
             pooled[name].append((published, values))
             totals[name] += _pairs_of(entry[name])
+            similar_totals[name] += _pairs_of(entry["similar_size"][name])
         for seed in seeds:
             if str(seed) in entry["per_seed"]:
                 per_seed_totals[seed] += _pairs_of(entry["per_seed"][str(seed)])
     overall = {name: {**_pairs_dict(totals[name]), "tau": pooled_tau(pooled[name]) if pooled[name] else None}
                for name in PREDICTORS}
+    overall["similar_size"] = {"flops_ratio": SIMILAR_FLOPS,
+                               **{name: _pairs_dict(similar_totals[name]) for name in PREDICTORS}}
     spreads = [n["seed_std"] for g in groups for n in g["networks"] if n.get("seed_std") is not None]
     overall["seed_noise"] = {
         "std_points_mean": float(np.mean(spreads)) if spreads else None,
@@ -303,10 +310,13 @@ def _group_analysis(group, by_preset: dict, measured: dict, seeds: list[int], sc
              "recipe": group.recipe, "verified": group.verified, "score_metrics": list(group.score_metrics),
              "networks": rows, "trained": len(trained), "size": len(rows), "per_seed": {}}
     published = [r["published"] for r in trained]
+    similar = similar_in_size([r["flops"] for r in trained], SIMILAR_FLOPS)
+    entry["similar_size"] = {}
     for name in PREDICTORS:
         values = [r[name] for r in trained]
         entry[name] = {**_pairs_dict(count_pairs(published, values)),
                        "tau": pooled_tau([(published, values)]) if len(trained) >= 2 else None}
+        entry["similar_size"][name] = _pairs_dict(count_pairs(published, values, among=similar))
     for seed in seeds:  # seed noise in the answer itself: the pairs each seed alone orders
         have = [r for r in trained if str(seed) in r["seeds"]]
         if len(have) >= 2:

@@ -24,9 +24,9 @@ from nasface.ui.progress import Reporter
 from nasface.ui.study_page import write_report
 from nasface.search import config_from_options, run_search
 from nasface.arch.spec import preset_names
-from nasface.validity.pairs import PairCount, count_pairs, pooled_tau
+from nasface.validity.pairs import PairCount, count_pairs, pooled_tau, similar_in_size
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
-from nasface.ui.validity_page import write_page
+from nasface.ui.validity_page import summary_line, write_page
 from nasface.validity.validate import (Buildable, ValidateSettings, analyse, check_settings, measured_validity,
                                        run_validate)
 from tests.killing import REPO, killed_then_finished
@@ -174,6 +174,13 @@ def test_pair_counting_properties(data, published):
     assert count_pairs(published, [np.exp(p) for p in predicted]) == pairs
     # shifting every published score moves no pair across the tie line
     assert count_pairs([p + 0.5 for p in published], predicted).counted == pairs.counted
+    # any split of the pairs (here: similar in size or not) counts them all once between its two sides
+    flops = data.draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
+    similar = similar_in_size(flops, 1.5)
+    assert count_pairs(published, predicted, among=similar) + count_pairs(published, predicted, among=~similar) == pairs
+    # similarity is a matter of ratios: scaling every network's FLOPs changes no pair's side
+    assert (similar_in_size([7 * f for f in flops], 1.5) == similar).all()
+    assert similar_in_size(flops, 1.0).sum() == sum(a == b for a, b in combinations(flops, 2))
 
 
 @hypothesis_settings(max_examples=150, deadline=None)
@@ -230,6 +237,10 @@ def test_the_analysis_by_hand(tmp_path):
     mfn = next(n for n in ladder["networks"] if n["preset"] == "mobilefacenet")
     assert mfn["seed_std"] == pytest.approx(100 * np.std([0.88, 0.84], ddof=1))
     assert ladder["largest_above_smallest"] is False  # MFN (440) below the smaller share (289)
+    # of similar size (within 1.5x in FLOPs): share and shuffle alone (MFN is 1.52x them); the proxy puts
+    # share above, as published; FLOPs and parameters tie them (a half each)
+    assert {name: (row["counted"], row["ordered"]) for name, row in ladder["similar_size"].items()} == {
+        "proxy": (1, 1.0), "flops": (1, 0.5), "params": (1, 0.5)}
     # the table's own printed FLOPs over all four of the ladder (the big one too): MFN's two pairs wrong,
     # share-shuffle a half, the big one's three right; the tie group prints no FLOPs
     assert ladder["printed_flops"] == {"counted": 6, "ordered": 3.5, "ties": 0, "share": 3.5 / 6, "networks": 4,
@@ -244,6 +255,8 @@ def test_the_analysis_by_hand(tmp_path):
     assert overall["proxy"]["tau"] == pytest.approx(pooled_tau([([93.78, 94.755, 94.165], [0.86, 0.91, 0.86]),
                                                                  ([90.71, 90.9], [0.86, 0.86])]))
     assert overall["seed_noise"]["per_seed"]["0"]["ordered"] == 2.0
+    assert overall["similar_size"]["proxy"]["ordered"] == 1.0 and overall["similar_size"]["flops_ratio"] == 1.5
+    assert "within 1.5x in FLOPs (where size cannot decide): proxy score 1 of 1" in summary_line(report)
     assert overall["largest_not_above_smallest"] == ["ladder", "tie"]  # in "tie" MFN only equals shuffle
     # a failed run, and a network with one seed only: the failure is named, the network kept at its one seed
     runs[("mobilefacenet", 1)] = _run("mobilefacenet", 1, None)
