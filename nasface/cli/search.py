@@ -194,15 +194,29 @@ def report_command(
 
 def export_command(
     study: str = typer.Argument(..., help="The study's name."),
-    trial: str = typer.Option(..., help="A trial number, or best (most accurate within the budgets)."),
+    trial: str = typer.Option(..., help="A trial number; best (most accurate within the budgets); or "
+                                        "largest-within-noise (the largest whose accuracy the proxy cannot tell "
+                                        "from the best's, given its seed noise)."),
     output: Path = typer.Option(None, "-o", help="Folder to write into (default studies/<name>/export)."),
     studies_dir: Path = typer.Option(Path("studies"), help="Where studies live."),
     storage: str = typer.Option(None, help="The study's Optuna storage URL, if not the default SQLite file."),
+    seed_noise: float = typer.Option(None, "--seed-noise", metavar="POINTS",
+                                     help="For largest-within-noise: a network's accuracy's sd over seeds, in points "
+                                          "(default: measured by nasface validate with the study's settings)."),
+    fidelity_dir: list[Path] = typer.Option(None, "--fidelity-dir",
+                                            help="Folders whose */validate.json may measure the proxy's seed noise "
+                                                 "(default: the studies folder and benchmarks/results)."),
 ) -> None:
     """Write a trial's spec and a full-training recipe (the papers' schedule, exact costs)."""
-    from nasface.search.export import export_trial
-    from nasface.search.results import open_study
+    from nasface.search.export import LARGEST_WITHIN_NOISE, export_trial
+    from nasface.search.results import open_study, study_settings
+    from nasface.validity.validate import measured_seed_noise
 
     loaded = open_study(study, studies_dir, storage)
-    spec_path, recipe_path = export_trial(loaded, trial, output or Path(studies_dir) / study / "export")
+    if trial == LARGEST_WITHIN_NOISE and seed_noise is None:
+        measured = measured_seed_noise(study_settings(loaded), fidelity_dir or [studies_dir, Path("benchmarks") / "results"])
+        if measured is not None:
+            seed_noise = measured[0]
+            console.print(f"seed noise {seed_noise:.2f} points (sd), as {measured[1]} measured it")
+    spec_path, recipe_path = export_trial(loaded, trial, output or Path(studies_dir) / study / "export", seed_noise)
     console.print(f"wrote {spec_path} and {recipe_path}; next: nasface train {recipe_path}")

@@ -117,11 +117,40 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [study.trials[facts.number] for facts, front in zip(standing, fronts) if front == 0]
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The most accurate trained trial within the budgets (baselines over budget excluded)."""
+# Two networks' proxy scores, each with seed noise sigma, differ by less than this many sigma * sqrt(2)
+# 95 % of the time when the networks are equally good: a smaller gap is one the proxy cannot call.
+NOISE_Z = 1.96
+
+
+def _usable(study: optuna.Study) -> pd.DataFrame:
     frame = study_frame(study)
     usable = frame[frame.kind.isin(TRAINED) & frame.feasible & frame.accuracy.notna()]
     if usable.empty:
         raise NasfaceError("no trained trial within the budgets yet; let the search run longer")
+    return usable
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The most accurate trained trial within the budgets (baselines over budget excluded)."""
+    usable = _usable(study)
     number = int(usable.sort_values(["accuracy", "flops"], ascending=[False, True]).iloc[0]["number"])
+    return study.trials[number]
+
+
+def within_noise_margin(seed_noise_points: float) -> float:
+    """How far below the best a proxy accuracy (a fraction) can lie and still not be told from it."""
+    return NOISE_Z * float(np.sqrt(2.0)) * seed_noise_points / 100.0
+
+
+def largest_within_noise(study: optuna.Study, seed_noise_points: float) -> optuna.trial.FrozenTrial:
+    """The trained trial within the budgets with the most FLOPs among those whose proxy accuracy the
+    proxy cannot tell from the best's (``seed_noise_points``: a network's accuracy's sd over seeds, in
+    points, as ``nasface validate`` measures it).  Where the proxy cannot choose, size decides, as it
+    mostly does at full scale: within a training recipe, published larger networks score higher in
+    most pairs (``nasface.resources.published``), which a short proxy on a small task does not show."""
+    if not seed_noise_points >= 0:
+        raise NasfaceError(f"seed noise {seed_noise_points!r} points: it must be a number of points, 0 or more")
+    usable = _usable(study)
+    close = usable[usable.accuracy >= usable.accuracy.max() - within_noise_margin(seed_noise_points) - 1e-12]
+    number = int(close.sort_values(["flops", "accuracy"], ascending=[False, False]).iloc[0]["number"])
     return study.trials[number]

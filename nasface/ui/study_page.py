@@ -16,8 +16,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from nasface.search.record import TRAINED
-from nasface.search.results import knob_columns, study_frame, study_settings
+from nasface.core.errors import NasfaceError
+from nasface.search.record import TRAINED, read
+from nasface.search.results import (best_trial, knob_columns, largest_within_noise, study_frame, study_settings,
+                                    within_noise_margin)
 
 
 def hypervolume(points: np.ndarray) -> float:
@@ -313,6 +315,33 @@ def validity_paragraph(settings: dict, folders) -> str:
     return "" if report is None else f'<p class="validity">{html.escape(validity_sentence(report))}</p>'
 
 
+def pick_paragraph(study: optuna.Study, folders) -> str:
+    """Where the proxy's seed noise is measured: the largest trial it cannot tell from the most accurate,
+    which full-scale results favour, beside the most accurate."""
+    from nasface.validity.validate import measured_seed_noise
+
+    measured = measured_seed_noise(study_settings(study), folders)
+    if measured is None:
+        return ""
+    try:
+        best = best_trial(study)
+    except NasfaceError:  # nothing trained within the budgets yet
+        return ""
+    largest = largest_within_noise(study, measured[0])
+    if largest.number == best.number:
+        text = (f"The most accurate trial, {best.number}, is also the largest the proxy cannot tell from it "
+                f"(seed noise {measured[0]:.2f} points sd, {measured[1]}).")
+    else:
+        flops = {t.number: read(t).cost["flops"] for t in (best, largest)}
+        text = (f"The proxy cannot tell trial {largest.number} ({flops[largest.number] / 1e6:,.0f}M FLOPs) from "
+                f"the most accurate, trial {best.number} ({flops[best.number] / 1e6:,.0f}M FLOPs): their accuracies "
+                f"differ by less than {100 * within_noise_margin(measured[0]):.1f} points, and a network's moves "
+                f"{measured[0]:.2f} points (sd) between seeds ({measured[1]}). At full scale, within a recipe, the "
+                f"larger network usually scores higher: nasface export {study.study_name} --trial "
+                f"largest-within-noise exports it.")
+    return f'<p class="pick">{html.escape(text)}</p>'
+
+
 def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=()) -> Path:
     """Write the self-contained HTML report; returns its path.
 
@@ -352,6 +381,7 @@ table.settings td:first-of-type{{color:#555}}div.wide{{overflow-x:auto;font-size
 it does not predict their fully trained accuracy (see the README).</p>
 <p class="fidelity">{fidelity_sentence(measured_fidelity(settings, fidelity_dirs), settings.get("score", "accuracy"))}</p>
 {validity_paragraph(settings, fidelity_dirs)}
+{pick_paragraph(study, fidelity_dirs)}
 {''.join(parts)}
 <h2>Pareto-optimal trials (within budget)</h2>
 {f'<div class="wide">{readable(pareto).to_html(index=False)}</div>' if not pareto.empty else "<p>none yet</p>"}

@@ -359,3 +359,12 @@ def measured_validity(study_settings: dict, folders) -> dict | None:
     found = [{"path": str(path), **report} for path, report, proxy in reports_of_study(study_settings, folders, REPORT)
              if proxy == wanted]
     return max(found, key=lambda report: report.get("runs_logged", 0), default=None)
+
+
+def measured_seed_noise(study_settings: dict, folders) -> tuple[float, str] | None:
+    """(points, path): how far a network's score under the study's proxy moves between seeds (the mean sd
+    over the published networks), from the study's validation in ``folders``; None where none measured it."""
+    report = measured_validity(study_settings, folders)
+    noise = None if report is None else report["overall"]["seed_noise"]["std_points_mean"]
+    return None if noise is None or report.get("score", "accuracy") != "accuracy" else (noise, report["path"])
+

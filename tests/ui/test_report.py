@@ -105,6 +105,37 @@ def test_export_best_and_numbered(study_dir, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "x").exists()
 
 
+def test_export_largest_within_noise(study_dir, tmp_path):
+    from nasface.search.record import TRAINED
+    from nasface.search.results import best_trial, largest_within_noise, within_noise_margin
+
+    study = open_study("r", study_dir)
+    frame = study_frame(study)
+    usable = frame[frame.kind.isin(TRAINED) & frame.feasible & frame.accuracy.notna()].set_index("number")
+    best = usable.accuracy.max()
+    noises = (0.0, 0.5, 2.0, 5.0, 1000.0)
+    picks = [largest_within_noise(study, noise).number for noise in noises]
+    for noise, pick in zip(noises, picks):
+        close = usable[usable.accuracy >= best - within_noise_margin(noise) - 1e-12]
+        assert pick in close.index and usable.flops[pick] == close.flops.max()  # the largest the proxy cannot tell apart
+    assert usable.accuracy[picks[0]] == best and usable.flops[picks[-1]] == usable.flops.max()
+    assert [usable.flops[p] for p in picks] == sorted(usable.flops[p] for p in picks)  # more noise, never smaller
+    out = tmp_path / "largest"
+    result = cli("export", "r", "--trial", "largest-within-noise", "--seed-noise", "1000", "--studies-dir",
+                 str(study_dir), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    proxy = yaml.safe_load((out / "recipe.yaml").read_text())["proxy"]
+    assert proxy["trial"] == picks[-1] and proxy["chosen_by"] == {
+        "rule": "largest-within-noise", "seed_noise_points": 1000.0, "margin_points": pytest.approx(100 * within_noise_margin(1000)),
+        "most_accurate_trial": best_trial(study).number}
+    # no validation of this proxy to read the noise from, and none given; or a noise that is no number of points
+    for extra in ([], ["--seed-noise", "-1"]):
+        bad = cli("export", "r", "--trial", "largest-within-noise", *extra, "--studies-dir", str(study_dir),
+                  "--fidelity-dir", str(tmp_path / "none"), "-o", str(tmp_path / "x"))
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+        assert ("--seed-noise" if not extra else "0 or more") in bad.stderr and not (tmp_path / "x").exists()
+
+
 def test_missing_study_is_one_clear_line(tmp_path):
     result = cli("report", "nope", "--studies-dir", str(tmp_path))
     assert result.returncode == 2 and "no study 'nope'" in result.stderr and "Traceback" not in result.stderr

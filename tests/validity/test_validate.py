@@ -27,8 +27,8 @@ from nasface.arch.spec import preset_names
 from nasface.validity.pairs import PairCount, count_pairs, pooled_tau, similar_in_size
 from nasface.validity.published import METRICS, SATURATED, TIE_POINTS, default_table_path, load_published
 from nasface.ui.validity_page import summary_line, write_page
-from nasface.validity.validate import (Buildable, ValidateSettings, analyse, check_settings, measured_validity,
-                                       run_validate)
+from nasface.validity.validate import (Buildable, ValidateSettings, analyse, check_settings, measured_seed_noise,
+                                       measured_validity, run_validate)
 from tests.killing import REPO, killed_then_finished
 from tests.factories import TINY_TABLE, TINY_VALIDATE, TINY_VALIDATE_ARGS, tiny_published_table
 
@@ -324,6 +324,10 @@ def test_validate_end_to_end_then_analyse_only_and_the_report_quotes_it(tmp_path
     page = write_report(study, tmp_path / "report.html", fidelity_dirs=[tmp_path]).read_text()
     assert (f"this proxy orders {report['overall']['proxy']['ordered']:g} of 3 published pairs as published" in page
             and "FLOPs alone 0.5" in page)
+    # and its seed noise: one trained trial, which is the largest the proxy cannot tell from the best
+    assert "also the largest the proxy cannot tell from it" in page
+    assert measured_seed_noise(study.user_attrs["nasface_config"], [tmp_path]) == (
+        report["overall"]["seed_noise"]["std_points_mean"], str(out / "validate.json"))
     # another proxy, other data or another teacher is not this validation's
     settings_of_study = study.user_attrs["nasface_config"]
     assert measured_validity(settings_of_study, [tmp_path])["path"] == str(out / "validate.json")
