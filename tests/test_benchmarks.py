@@ -367,3 +367,27 @@ def test_latency_forms_recover_an_exact_repeat_discount_on_a_hand_made_table(par
     columns = forms(f)["+ repeats fitted"]
     assume(np.linalg.matrix_rank(np.array([*columns, np.ones(12)]).T[fit]) == len(columns) + 1)
     np.testing.assert_allclose(fitted(columns, measured, fit, held), measured[held], rtol=1e-6)
+
+
+def test_the_capacity_pick_reads_the_committed_logs_as_the_rules_define_it():
+    """Against the committed validations and fidelity studies: in every group the largest within noise is
+    at least as large as the most accurate and no more than its margin below it in proxy accuracy, and on
+    the task each pick fits its budget and reads its 960-step accuracy from the log."""
+    from benchmarks.capacity_pick import BUDGETS, FIDELITY, on_task, published_picks
+    from nasface.search.results import within_noise_margin
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    found = published_picks("validate-synthetic")
+    report = json.loads((results / "validate-synthetic" / "validate.json").read_text())
+    proxies = {n["preset"]: n["proxy"] for g in report["groups"] for n in g["networks"] if n["preset"]}
+    assert found["seed_noise_points"] == report["overall"]["seed_noise"]["std_points_mean"] and found["groups"]
+    for group in found["groups"]:
+        best, largest = group["most_accurate"], group["largest_within_noise"]
+        assert largest["flops"] >= best["flops"]
+        assert proxies[largest["preset"]] >= proxies[best["preset"]] - within_noise_margin(found["seed_noise_points"]) - 1e-12
+        assert group["published_best"] >= max(best["published"], largest["published"])
+    task = on_task(next(iter(FIDELITY)), {"none": 0.0})
+    for budget, row in zip(BUDGETS, task["budgets"].values()):
+        most, none = row["most_accurate"], row["largest_within_noise (none, 0.00 points)"]
+        assert most["flops"] <= budget and most["proxy"] == none["proxy"]  # no noise: the most accurate again
+        assert 0 <= most["reference_regret_points"] and row["largest_flops"] <= budget

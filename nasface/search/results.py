@@ -148,9 +148,16 @@ def largest_within_noise(study: optuna.Study, seed_noise_points: float) -> optun
     points, as ``nasface validate`` measures it).  Where the proxy cannot choose, size decides, as it
     mostly does at full scale: within a training recipe, published larger networks score higher in
     most pairs (``nasface.resources.published``), which a short proxy on a small task does not show."""
+    usable = _usable(study)
+    chosen = largest_within_noise_of(usable.accuracy.to_numpy(), usable.flops.to_numpy(), seed_noise_points)
+    return study.trials[int(usable.number.iloc[chosen])]
+
+
+def largest_within_noise_of(accuracy, flops, seed_noise_points: float) -> int:
+    """The index of the largest network (most FLOPs; of equal FLOPs the more accurate) whose accuracy
+    (a fraction) is within ``within_noise_margin`` of the best's."""
     if not seed_noise_points >= 0:
         raise NasfaceError(f"seed noise {seed_noise_points!r} points: it must be a number of points, 0 or more")
-    usable = _usable(study)
-    close = usable[usable.accuracy >= usable.accuracy.max() - within_noise_margin(seed_noise_points) - 1e-12]
-    number = int(close.sort_values(["flops", "accuracy"], ascending=[False, False]).iloc[0]["number"])
-    return study.trials[number]
+    accuracy, flops = np.asarray(accuracy, float), np.asarray(flops, float)
+    close = np.flatnonzero(accuracy >= accuracy.max() - within_noise_margin(seed_noise_points) - 1e-12)
+    return int(max(close, key=lambda i: (flops[i], accuracy[i])))
