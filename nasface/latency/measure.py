@@ -105,9 +105,18 @@ def onnx_model(module, shape: tuple[int, ...]) -> bytes:
 
 
 def network_onnx(spec: ArchSpec) -> bytes:
+    """``spec`` built with the same initial weights every time: its run time depends on them (PReLU
+    branches on each element's sign), by up to a fifth between two draws of the same network
+    (BENCHMARKS.md), so a candidate checked before training and measured again on the front, or in
+    another sitting, must be the same network both times."""
+    import torch
+
     from nasface.arch.model import build_model, deploy
 
-    return onnx_model(deploy(build_model(spec).eval()), (1, 3, spec.input_size, spec.input_size))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(spec)
+    return onnx_model(deploy(model.eval()), (1, 3, spec.input_size, spec.input_size))
 
 
 def lead_module(channels: int):

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from nasface.latency.measure import (calibration_faces, clock, activation_maps, has_lead, lead_onnx, measure,
-                                     part_onnx, time_in_turn)
+                                     network_onnx, part_onnx, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import MEASUREMENT_MARGIN, measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts, held_out_errors, margin
@@ -401,6 +401,17 @@ def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
         assert 0 < figure.ms <= figure.median_ms and figure.runs == 5
         assert figure.key == {"runtime": "onnxruntime", "version": onnxruntime.__version__, "precision": "fp32",
                               "threads": 1, "cpu": cpu_model(), "input_size": 112}
+
+
+def test_a_network_is_measured_with_the_same_weights_whatever_the_random_state(tiny_space):
+    import torch
+
+    spec = sample_networks(load_space(tiny_space), 1, seed=3)[0]
+    torch.manual_seed(1)
+    first = network_onnx(spec)
+    torch.manual_seed(2)
+    torch.rand(7)  # a search draws between a candidate's check and its front measurement
+    assert network_onnx(spec) == first  # the same network both times: its time depends on its weights
 
 
 @pytest.mark.parametrize("target", ["onnxruntime:int8:1", "openvino:fp32:1", "openvino:int8:2"])
