@@ -306,21 +306,20 @@ def reasons_table(frame: pd.DataFrame) -> pd.DataFrame:
         "trials", ascending=False, kind="stable")
 
 
-def validity_paragraph(settings: dict, folders) -> str:
-    """The study's proxy against published full training (``nasface validate``), where measured."""
+def validity_paragraph(report: dict | None) -> str:
+    """The study's proxy against published full training (``nasface validate``'s ``report`` of it), where
+    measured."""
     from nasface.ui.validity_page import validity_sentence
-    from nasface.validity.validate import measured_validity
 
-    report = measured_validity(settings, folders)
     return "" if report is None else f'<p class="validity">{html.escape(validity_sentence(report))}</p>'
 
 
-def pick_paragraph(study: optuna.Study, folders) -> str:
-    """Where the proxy's seed noise is measured: the largest trial it cannot tell from the most accurate,
-    which full-scale results favour, beside the most accurate."""
-    from nasface.validity.validate import measured_seed_noise
+def pick_paragraph(study: optuna.Study, report: dict | None) -> str:
+    """Where the validation ``report`` measured the proxy's seed noise: the largest trial it cannot tell
+    from the most accurate, which full-scale results favour, beside the most accurate."""
+    from nasface.validity.validate import seed_noise_of
 
-    measured = measured_seed_noise(study_settings(study), folders)
+    measured = seed_noise_of(report)
     if measured is None:
         return ""
     try:
@@ -353,6 +352,7 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
 
     from nasface.core.atomic import write_atomic
     from nasface.fidelity import fidelity_sentence, measured_fidelity
+    from nasface.validity.validate import measured_validity
 
     frame = study_frame(study)
     figs = figures(study)
@@ -368,6 +368,7 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
     counts = frame.groupby(["kind", "state"], dropna=False).size().rename("trials").reset_index()
     reasons = reasons_table(frame)
     settings = study_settings(study)
+    validity = measured_validity(settings, fidelity_dirs)  # read once: its line, and the pick from its seed noise
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>nasface report: {html.escape(study.study_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
@@ -380,8 +381,8 @@ table.settings td:first-of-type{{color:#555}}div.wide{{overflow-x:auto;font-size
 <p>Accuracy is the <b>proxy</b> verification accuracy after brief training: it ranks architectures,
 it does not predict their fully trained accuracy (see the README).</p>
 <p class="fidelity">{fidelity_sentence(measured_fidelity(settings, fidelity_dirs), settings.get("score", "accuracy"))}</p>
-{validity_paragraph(settings, fidelity_dirs)}
-{pick_paragraph(study, fidelity_dirs)}
+{validity_paragraph(validity)}
+{pick_paragraph(study, validity)}
 {''.join(parts)}
 <h2>Pareto-optimal trials (within budget)</h2>
 {f'<div class="wide">{readable(pareto).to_html(index=False)}</div>' if not pareto.empty else "<p>none yet</p>"}

@@ -364,7 +364,12 @@ def measured_validity(study_settings: dict, folders) -> dict | None:
 def measured_seed_noise(study_settings: dict, folders) -> tuple[float, str] | None:
     """(points, path): how far a network's score under the study's proxy moves between seeds (the mean sd
     over the published networks), from the study's validation in ``folders``; None where none measured it."""
-    report = measured_validity(study_settings, folders)
+    return seed_noise_of(measured_validity(study_settings, folders))
+
+
+def seed_noise_of(report: dict | None) -> tuple[float, str] | None:
+    """(points, path) of a validation ``measured_validity`` found: its accuracy's mean seed sd; None where it
+    has none (no report, no network with two seeds, or judged by another score)."""
     noise = None if report is None else report["overall"]["seed_noise"]["std_points_mean"]
     return None if noise is None or report.get("score", "accuracy") != "accuracy" else (noise, report["path"])
 
