@@ -3,7 +3,7 @@
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track] [--alone] [--face-maps] [--splits 200]
-                                           [--sittings 1]
+                                           [--sittings 1] [--space lfr]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -23,6 +23,8 @@ random splits (the same splits for every method).  With ``--table`` and ``--face
 parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
 ``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts in N sittings (each a pass
 over every part, eight at a time in turn), and the table counts each part at its least figure.
+``--space`` draws the networks from another space (a bundled name or a YAML path; the results file is
+named after it).
 """
 
 from __future__ import annotations
@@ -148,13 +150,15 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
     parser.add_argument("--sittings", type=int, default=1,
                         help="Time every part in this many sittings, each at its least figure (resumable).")
+    parser.add_argument("--space", default="lfr", help="The space to draw networks from: a bundled name or a YAML path.")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
     load_before = os.getloadavg()
     folder = tempfile.TemporaryDirectory(prefix="nasface-latency-")
     table = LatencyTable.open(args.table or Path(folder.name) / "table.jsonl", target.key())
     budgets = Budgets(flops=10**9, weight_bytes=20 * 10**6) if args.light_track else Budgets()
-    specs = sample_networks(load_space(), args.networks, args.seed, budgets)
+    space = load_space(args.space)
+    specs = sample_networks(space, args.networks, args.seed, budgets)
 
     started = time.perf_counter()
     measured_parts = ensure_parts(table, specs, target, sittings=args.sittings)
@@ -187,7 +191,7 @@ def main() -> None:
 
     result = {
         "target": target.key(), "networks": len(specs), "fit_networks": args.fit, "held_out": len(held_specs),
-        "seed": args.seed, "light_track": args.light_track, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "space": space.name, "seed": args.seed, "light_track": args.light_track, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,
@@ -222,6 +226,7 @@ def main() -> None:
         for row, other_sum in zip(result["rows"], other_sums):
             row[f"parts_{label}_ms"] = other_sum
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")
+    name += "" if space.name == "lfr" else f"-{space.name}"
     path = write_result(name, result)
     print(f"wrote {path}")
     rows = [(label, result[label]) for label in ("predictor", "sum_line", "raw_sum", "macs_line")]
