@@ -51,7 +51,8 @@ from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
 from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock, measure_parts,  # noqa: E402
-                                     onnx_model, part_module, part_shape, runner, time_in_turn)
+                                     onnx_model, part_module, part_shape, runner, time_in_turn,
+                                     with_fixed_weights)
 from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import FORMAT, Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
@@ -77,8 +78,8 @@ def parts_alone(specs, target: LatencyTarget) -> tuple[dict[str, float], float]:
     alone = {}
     for first in range(0, len(distinct), GROUP):
         group = distinct[first:first + GROUP]
-        runners = [runner(onnx_model(part_module(part), part_shape(part)), part_shape(part), target, faces)
-                   for part in group]
+        models = [onnx_model(with_fixed_weights(lambda: part_module(part)), part_shape(part)) for part in group]
+        runners = [runner(model, part_shape(part), target, faces) for part, model in zip(group, models)]
         for part, timing in zip(group, time_in_turn(runners, now=clock(target))):
             alone[part.key] = timing.ms
     return alone, time.perf_counter() - started
@@ -150,7 +151,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
     parser.add_argument("--sittings", type=int, default=1,
                         help="Time every part in this many sittings, each at its least figure (resumable).")
-    parser.add_argument("--space", default="lfr", help="The space to draw networks from: a bundled name or a YAML path.")
+    parser.add_argument("--space", default="lfr",
+                        help="The space to draw networks from: a bundled name or a YAML path.")
     args = parser.parse_args()
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:{args.threads}")
     load_before = os.getloadavg()
@@ -191,7 +193,8 @@ def main() -> None:
 
     result = {
         "target": target.key(), "networks": len(specs), "fit_networks": args.fit, "held_out": len(held_specs),
-        "space": space.name, "seed": args.seed, "light_track": args.light_track, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "space": space.name, "seed": args.seed, "light_track": args.light_track,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "table": {"parts_measured": measured_parts, "seconds": build_seconds,
                   "seconds_per_part": build_seconds / max(1, measured_parts)},
         "network_measurement_seconds": network_seconds,

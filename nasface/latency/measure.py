@@ -94,7 +94,6 @@ def onnx_model(module, shape: tuple[int, ...]) -> bytes:
 
     from nasface.arch.onnx_export import _quiet_exporter, fold_batchnorms
 
-    torch.manual_seed(0)
     module = module.eval()
     fold_batchnorms(module)
     buffer = io.BytesIO()
@@ -104,18 +103,24 @@ def onnx_model(module, shape: tuple[int, ...]) -> bytes:
     return buffer.getvalue()
 
 
-def network_onnx(spec: ArchSpec) -> bytes:
-    """``spec`` built with the same initial weights every time: its run time depends on them (PReLU
-    branches on each element's sign), by up to a fifth between two draws of the same network
-    (BENCHMARKS.md), so a candidate checked before training and measured again on the front, or in
-    another sitting, must be the same network both times."""
+def with_fixed_weights(build: Callable[[], object], seed: int = 0):
+    """``build()`` drawing its initial weights from ``seed``, the caller's random state left as it was.
+
+    A network's run time depends on its weights (PReLU branches on each element's sign), by up to a fifth
+    between two draws of the same network (BENCHMARKS.md), so a candidate checked before training and
+    measured again on the front, or a part timed in another sitting, must be the same module each time."""
     import torch
 
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def network_onnx(spec: ArchSpec) -> bytes:
+    """``spec`` deployed, with the same initial weights every time (``with_fixed_weights``)."""
     from nasface.arch.model import build_model, deploy
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(spec)
+    model = with_fixed_weights(lambda: build_model(spec))
     return onnx_model(deploy(model.eval()), (1, 3, spec.input_size, spec.input_size))
 
 
@@ -124,8 +129,7 @@ def lead_module(channels: int):
     the projection that ends the block before it in a network (the same weights every time)."""
     import torch
 
-    torch.manual_seed(channels)
-    return torch.nn.Conv2d(channels, channels, 1)
+    return with_fixed_weights(lambda: torch.nn.Conv2d(channels, channels, 1), seed=channels)
 
 
 def has_lead(part: Part) -> bool:
@@ -137,7 +141,7 @@ def part_onnx(part: Part) -> bytes:
     """The part as it is timed: behind its lead (``lead_onnx`` is the lead alone), the stem alone."""
     import torch
 
-    module = part_module(part)
+    module = with_fixed_weights(lambda: part_module(part))
     if has_lead(part):
         module = torch.nn.Sequential(lead_module(part.cin), module)
     return onnx_model(module, part_shape(part))

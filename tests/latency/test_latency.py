@@ -414,6 +414,20 @@ def test_a_network_is_measured_with_the_same_weights_whatever_the_random_state(t
     assert network_onnx(spec) == first  # the same network both times: its time depends on its weights
 
 
+def test_a_part_is_timed_with_the_same_weights_and_leaves_the_random_state_alone(tiny_space):
+    import torch
+
+    spec = sample_networks(load_space(tiny_space), 1, seed=3)[0]
+    block = next(part for part in parts(spec) if part.kind == "block")
+    torch.manual_seed(1)
+    first, first_lead = part_onnx(block), lead_onnx(block)
+    torch.manual_seed(2)
+    state = torch.random.get_rng_state()
+    assert (part_onnx(block), lead_onnx(block)) == (first, first_lead)  # one part in every sitting
+    network_onnx(spec)
+    assert torch.equal(torch.random.get_rng_state(), state)  # a search's own draws go on as they would
+
+
 @pytest.mark.parametrize("target", ["onnxruntime:int8:1", "openvino:fp32:1", "openvino:int8:2"])
 def test_each_runtime_and_precision_measures_the_network(tiny_space, target):
     spec = sample_networks(load_space(tiny_space), 1, seed=4)[0]
