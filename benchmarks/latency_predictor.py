@@ -3,7 +3,7 @@
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track] [--alone] [--face-maps] [--splits 200]
-                                           [--sittings 1] [--space lfr]
+                                           [--sittings 1] [--space lfr] [--unchained]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -14,9 +14,10 @@ on MACs over the same ``--fit`` networks.  One prediction is timed
 over every held-out network.  The machine is shared: its load average is recorded before and after.
 
 Parts are timed in context (behind a lead, less the lead) on maps whose signs mix as a network's
-activations do (the table's format 4).  ``--face-maps`` also times every part in context on the faces'
-smoother maps (format 3's input) and ``--alone`` every part alone (each its own model, as format 2
-did), in the same sitting, and scores the same fitted forms on those sums against the same measured
+activations do, a part a stage repeats as a chain of copies (the table's format 5).  ``--unchained``
+also times every part once behind its lead (format 4), ``--face-maps`` every part in context on the
+faces' smoother maps (format 3's input) and ``--alone`` every part alone (each its own model, as format
+2 did), in the same sitting, and scores the same fitted forms on those sums against the same measured
 networks: the method before and after, with the load alike.  One split is a small sample, so the
 predictor's form is also fitted on ``--fit`` networks and scored on the others over ``--splits``
 random splits (the same splits for every method).  With ``--table`` and ``--face-maps`` the face-map
@@ -100,24 +101,24 @@ def resized_face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndar
     return maps
 
 
-def parts_on_face_maps(specs, target: LatencyTarget, kept: Path | None) -> tuple[dict[str, float], float]:
-    """Every distinct part of ``specs`` timed in context on ``resized_face_maps``, GROUP at a time in turn:
-    part key -> ms, and the seconds it took; each part's row appended to ``kept`` (a header first)."""
+def parts_in_context(specs, target: LatencyTarget, kept: Path | None = None, **how) -> tuple[dict[str, float], float]:
+    """Every distinct part of ``specs`` timed in context (``measure_parts`` with ``how``), GROUP at a time in
+    turn: part key -> ms, and the seconds it took; each part's row appended to ``kept`` (a header first)."""
     started = time.perf_counter()
     distinct = list({part.key: part for spec in specs for part in parts(spec)}.values())
     if kept:
         kept.write_text(json.dumps({"kind": "header", "format": "3: face maps, written by a benchmark",
                                     "key": target.key()}) + "\n")
-    on_faces = {}
+    timed = {}
     for first in range(0, len(distinct), GROUP):
         group = distinct[first:first + GROUP]
-        for part, timing in zip(group, measure_parts(group, target, maps=resized_face_maps)):
-            on_faces[part.key] = timing.ms
+        for part, timing in zip(group, measure_parts(group, target, **how)):
+            timed[part.key] = timing.ms
             if kept:
                 with kept.open("a") as handle:
                     handle.write(json.dumps({"kind": "part", "part": part.key, "ms": timing.ms,
                                              "nodes": timing.nodes}) + "\n")
-    return on_faces, time.perf_counter() - started
+    return timed, time.perf_counter() - started
 
 
 def fitted_scores(sums, nodes, measured, fit, held) -> dict:
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
     parser.add_argument("--alone", action="store_true",
                         help="Also time every part alone (table format 2's way) and score it beside.")
+    parser.add_argument("--unchained", action="store_true",
+                        help="Also time every part once behind its lead (table format 4's way), beside.")
     parser.add_argument("--face-maps", action="store_true",
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
@@ -218,7 +221,9 @@ def main() -> None:
     others = []  # the same parts timed the ways of earlier table formats, in the same sitting
     if args.face_maps:
         kept = Path(args.table).with_name(f"{Path(args.table).stem}-facemaps.jsonl") if args.table else None
-        others.append(("face_maps", *parts_on_face_maps(specs, target, kept)))
+        others.append(("face_maps", *parts_in_context(specs, target, kept, maps=resized_face_maps)))
+    if args.unchained:
+        others.append(("unchained", *parts_in_context(specs, target, chain=1)))
     if args.alone:
         others.append(("alone", *parts_alone(specs, target)))
     for label, figures_of, seconds in others:

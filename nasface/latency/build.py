@@ -38,7 +38,8 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
             for first in range(0, len(missing), GROUP):
                 group = missing[first:first + GROUP]
                 for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
-                    table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms)
+                    table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms,
+                                   timing.copies)
                 stage.update(first + len(group))
         taken += len(missing)
     return taken

@@ -21,6 +21,14 @@ fall on both and cancel.  What is left besides the part is the change at its out
 input, and summed along a network these telescope to the network's own ends.  The stem takes the
 network's input, so it runs alone.
 
+A part a stage repeats (a block of stride 1 with as many channels out as in: ``copies``) runs as
+``CHAIN_COPIES`` copies behind the lead, each with its own weights as a stage's repeats have, and its
+figure is the chain less the lead, over the copies.  A lone part's figure moves by some 15 % from one
+sitting to the next on a shared machine, different parts different ways, and a network of one part
+repeated nine times carries that movement whole; the chain times the part as its stage runs it, with
+four times the signal against the lead's (between sittings the chained parts moved 7-11 %, the same
+parts alone 13-19 %; BENCHMARKS.md).
+
 On a shared machine single runs mostly measure the neighbours' load, so a figure is the minimum of N
 runs after a warm-up (the median is kept as a check), and the models compared in one call are run in
 turn, one run each round, so that load falls on all of them alike.  On one thread a run is timed by the
@@ -49,6 +57,7 @@ from nasface.arch.spec import ArchSpec
 
 WARMUP_RUNS = 10
 TIMED_RUNS = 50
+CHAIN_COPIES = 4  # copies a chainable part is timed as (8 gained no more than 4 in a probe sitting)
 CALIBRATION_BATCHES = 8
 INPUT_NAME = "x"
 
@@ -137,14 +146,22 @@ def has_lead(part: Part) -> bool:
     return part.kind != "stem"
 
 
-def part_onnx(part: Part) -> bytes:
-    """The part as it is timed: behind its lead (``lead_onnx`` is the lead alone), the stem alone."""
+def copies(part: Part, chain: int = CHAIN_COPIES) -> int:
+    """How many copies of ``part`` run when it is timed: ``chain`` for a part a stage repeats (a block
+    that keeps its channels and its map size), one for any other."""
+    chainable = part.kind == "block" and part.stride == 1 and part.cin == part.cout
+    return chain if chainable else 1
+
+
+def part_onnx(part: Part, chain: int = CHAIN_COPIES) -> bytes:
+    """The part as it is timed: its copies (``copies``) behind its lead (``lead_onnx`` is the lead alone),
+    the stem alone.  The first copy's weights are the lone part's, the others' drawn after them."""
     import torch
 
-    module = with_fixed_weights(lambda: part_module(part))
-    if has_lead(part):
-        module = torch.nn.Sequential(lead_module(part.cin), module)
-    return onnx_model(module, part_shape(part))
+    modules = with_fixed_weights(lambda: [part_module(part) for _ in range(copies(part, chain))])
+    if not has_lead(part):
+        return onnx_model(modules[0], part_shape(part))
+    return onnx_model(torch.nn.Sequential(lead_module(part.cin), *modules), part_shape(part))
 
 
 def lead_onnx(part: Part) -> bytes:
@@ -152,10 +169,12 @@ def lead_onnx(part: Part) -> bytes:
 
 
 def node_count(model: bytes) -> int:
-    """The operators ``model`` runs (constants, which the runtime folds, left out)."""
+    """The operators ``model`` runs: constants, which the runtime folds, left out, and identities, which it
+    removes (the exporter writes one for each parameter equal to an earlier one, as a chain's copies' PReLU
+    slopes are at their initial value)."""
     import onnx
 
-    return sum(node.op_type != "Constant" for node in onnx.load_from_string(model).graph.node)
+    return sum(node.op_type not in ("Constant", "Identity") for node in onnx.load_from_string(model).graph.node)
 
 
 def part_shape(part: Part) -> tuple[int, int, int, int]:
@@ -322,24 +341,27 @@ def measure(specs: Sequence[ArchSpec], target: LatencyTarget, runs: int = TIMED_
 @dataclass(frozen=True)
 class PartTiming:
     """A part timed in context: ``ms`` (and ``median_ms``) is lead and part less the lead alone
-    (``lead_ms``; 0 for the stem, timed alone).  It may be below zero where the part's output is far
-    smaller than its input (a stride-2 part whose layout change at its output is cheaper than the one at
-    its input, which the lead's figure takes out): a network's sum is right, not each part alone."""
+    (``lead_ms``; 0 for the stem, timed alone), over the part's ``copies``.  It may be below zero where
+    the part's output is far smaller than its input (a stride-2 part whose layout change at its output is
+    cheaper than the one at its input, which the lead's figure takes out): a network's sum is right, not
+    each part alone."""
 
     ms: float
     median_ms: float
     runs: int
     lead_ms: float
-    nodes: int  # the operators the part runs (the lead's left out)
+    nodes: int  # the operators one copy of the part runs (the lead's left out)
+    copies: int
 
 
 def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
-                  source: str = "synthetic", maps: Maps = activation_maps) -> list[PartTiming]:
-    """Each part timed in context on ``target`` (behind its lead, less the lead alone), the parts and
-    their distinct leads in turn, on inputs drawn from faces of ``source`` by ``maps``."""
+                  source: str = "synthetic", maps: Maps = activation_maps, chain: int = CHAIN_COPIES) -> list[PartTiming]:
+    """Each part timed in context on ``target`` (its copies behind its lead, less the lead alone, over the
+    copies), the parts and their distinct leads in turn, on inputs drawn from faces of ``source`` by
+    ``maps`` (``chain``: the copies of a chainable part; 1 times each part once, as table format 4 did)."""
     faces = calibration_faces(source)
     leads = {part_shape(part): lead_onnx(part) for part in parts if has_lead(part)}  # one serves parts of one input
-    models = [part_onnx(part) for part in parts]
+    models = [part_onnx(part, chain) for part in parts]
     runners = [runner(model, part_shape(part), target, faces, maps) for part, model in zip(parts, models)]
     runners += [runner(model, shape, target, faces, maps) for shape, model in leads.items()]
     timings = time_in_turn(runners, warmup, runs, clock(target))
@@ -348,5 +370,7 @@ def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIME
     for part, model, timing in zip(parts, models, timings):
         lead = lead_of[part_shape(part)] if has_lead(part) else Timing(0.0, 0.0, runs)
         nodes = node_count(model) - (node_count(leads[part_shape(part)]) if has_lead(part) else 0)
-        timed.append(PartTiming(timing.ms - lead.ms, timing.median_ms - lead.median_ms, runs, lead.ms, nodes))
+        n = copies(part, chain)
+        timed.append(PartTiming((timing.ms - lead.ms) / n, (timing.median_ms - lead.median_ms) / n, runs, lead.ms,
+                                nodes // n, n))
     return timed

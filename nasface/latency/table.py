@@ -30,10 +30,11 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-# 4: parts timed on maps whose signs mix as a network's activations do (3: on the faces' smoother maps,
+# 5: a part a stage repeats timed as a chain of copies (``nasface.latency.measure.copies``); 4: parts
+# timed on maps whose signs mix as a network's activations do (3: on the faces' smoother maps,
 # where PReLU ran up to 18 % faster; in context, behind a lead, less the lead, with the operators each
 # runs; 2: parts alone, on face maps, by CPU time on one thread; 1: on noise, by wall time)
-FORMAT = 4
+FORMAT = 5
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 # a latency budget is checked against the prediction times (1 + this quantile of the table's held-out
 # errors), so that a member of a front within it is within it when measured
@@ -121,9 +122,10 @@ class LatencyTable:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def add_part(self, part: Part, ms: float, median_ms: float, runs: int, nodes: int, lead_ms: float = 0.0) -> None:
+    def add_part(self, part: Part, ms: float, median_ms: float, runs: int, nodes: int, lead_ms: float = 0.0,
+                 copies: int = 1) -> None:
         self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs,
-                      "nodes": nodes, "lead_ms": lead_ms})
+                      "nodes": nodes, "lead_ms": lead_ms, "copies": copies})
         if self._count(part.key, ms, nodes):
             self._resum()
 

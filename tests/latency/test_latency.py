@@ -24,8 +24,9 @@ import time
 
 import numpy as np
 
-from nasface.latency.measure import (calibration_faces, clock, activation_maps, has_lead, lead_onnx, measure,
-                                     network_onnx, part_onnx, time_in_turn)
+from nasface.latency.measure import (CHAIN_COPIES, calibration_faces, clock, activation_maps, copies, has_lead,
+                                     lead_onnx, measure, measure_parts, network_onnx, node_count, part_onnx,
+                                     time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import MEASUREMENT_MARGIN, measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts, held_out_errors, margin
@@ -459,6 +460,47 @@ def test_a_part_is_timed_behind_the_same_lead_as_the_lead_alone():
     assert not has_lead(stem) and weights(alone, first_conv(alone)).shape[1] == 3
 
 
+def test_a_part_a_stage_repeats_is_timed_as_a_chain_of_copies_each_with_its_own_weights():
+    """Table format 5: a stride-1 block that keeps its channels runs as CHAIN_COPIES copies behind its lead
+    (the first the lone part, the others drawn after it); any other part runs once."""
+    import onnx
+    from onnx import numpy_helper
+
+    spec = load_spec("mobilefacenet")
+    found = parts(spec)
+    repeat = next(part for part in found if part.kind == "block" and part.stride == 1 and part.cin == part.cout)
+    strided = next(part for part in found if part.kind == "block" and part.stride == 2)
+    assert (copies(repeat), copies(strided), copies(found[0]), copies(found[-1])) == (CHAIN_COPIES, 1, 1, 1)
+    assert copies(repeat, chain=1) == 1
+
+    lead_nodes = node_count(lead_onnx(repeat))
+    chained, once = part_onnx(repeat), part_onnx(repeat, chain=1)
+    assert node_count(chained) - lead_nodes == CHAIN_COPIES * (node_count(once) - lead_nodes)
+    assert node_count(part_onnx(strided)) == node_count(part_onnx(strided, chain=1))
+
+    def conv_weights(data):
+        model = onnx.load_from_string(data)
+        arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        return [arrays[node.input[1]] for node in model.graph.node if node.op_type == "Conv"]
+
+    chain, lone = conv_weights(chained), conv_weights(once)
+    per_copy = len(lone) - 1  # the lead's convolution first
+    assert np.array_equal(chain[0], lone[0])  # the same lead
+    assert all(np.array_equal(a, b) for a, b in zip(chain[1:1 + per_copy], lone[1:]))  # copy 1 is the lone part
+    second = chain[1 + per_copy:1 + 2 * per_copy]
+    assert [w.shape for w in second] == [w.shape for w in lone[1:]]
+    assert not all(np.array_equal(a, b) for a, b in zip(second, lone[1:]))  # a repeat has weights of its own
+
+
+def test_a_chained_part_is_reported_per_copy(tiny_space):
+    spec = sample_networks(load_space(tiny_space), 1, seed=5)[0]
+    repeat = next(part for part in parts(spec) if copies(part) > 1)
+    chained, once = measure_parts([repeat], FP32, runs=3, warmup=1), measure_parts([repeat], FP32, runs=3, warmup=1,
+                                                                                  chain=1)
+    assert (chained[0].copies, once[0].copies) == (CHAIN_COPIES, 1)
+    assert chained[0].nodes == once[0].nodes > 0  # the operators of one copy
+
+
 def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     specs = sample_networks(load_space(tiny_space), 2, seed=5)
     table = LatencyTable.open(tmp_path / "t.jsonl", FP32.key())
@@ -469,7 +511,10 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()[1:]]
     for row in rows:  # each part timed in context: behind its lead (its figure is less the lead's), the stem alone
         assert (row["lead_ms"] > 0) == (json.loads(row["part"])["part"] != "stem")
-        assert row["ms"] + row["lead_ms"] > 0
+        assert row["ms"] * row["copies"] + row["lead_ms"] > 0
+        found = {part.key: part for spec in specs for part in parts(spec)}
+        assert row["copies"] == copies(found[row["part"]])
+    assert any(row["copies"] == CHAIN_COPIES for row in rows)  # the tiny space's repeats are chained
     ensure_networks(reopened, specs, FP32, runs=3, warmup=1)
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
