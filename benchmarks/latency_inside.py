@@ -78,7 +78,8 @@ def prefix_runners(spec, variant: str, target: LatencyTarget, faces: np.ndarray)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", required=True, help="A format-4 onnxruntime fp32 1-thread table of seed 1's draw.")
+    parser.add_argument("--table", required=True,
+                        help="An onnxruntime fp32 1-thread table of seed 1's draw, of the current format.")
     parser.add_argument("--networks", default="lfr-1-046,lfr-1-028,lfr-1-007")
     parser.add_argument("--sittings", type=int, default=2)
     parser.add_argument("--runs", type=int, default=50)

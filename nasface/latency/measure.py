@@ -355,7 +355,8 @@ class PartTiming:
 
 
 def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
-                  source: str = "synthetic", maps: Maps = activation_maps, chain: int = CHAIN_COPIES) -> list[PartTiming]:
+                  source: str = "synthetic", maps: Maps = activation_maps,
+                  chain: int = CHAIN_COPIES) -> list[PartTiming]:
     """Each part timed in context on ``target`` (its copies behind its lead, less the lead alone, over the
     copies), the parts and their distinct leads in turn, on inputs drawn from faces of ``source`` by
     ``maps`` (``chain``: the copies of a chainable part; 1 times each part once, as table format 4 did)."""
