@@ -10,7 +10,7 @@ PReLU alone at the shape of the block's first PReLU, and the block in context (b
 lead) with PReLU and, as the control, ReLU, each on
 
 - the faces' maps table format 3 timed parts on (a face resized, channels mixed: smooth);
-- the maps table format 4 times them on (``nasface.latency.measure.activation_maps``);
+- the maps table format 4 times them on (``nasface.latency.measure.convolved_face_maps``);
 - i.i.d. standard-normal noise of the same shape;
 - the activations the network itself (its random initial weights, as measured) gives the part on the
   same face, scaled to unit spread.
@@ -39,7 +39,7 @@ from benchmarks.latency_predictor import resized_face_maps  # noqa: E402
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks  # noqa: E402
-from nasface.latency.measure import (activation_maps, calibration_faces, lead_module, onnx_model,  # noqa: E402
+from nasface.latency.measure import (calibration_faces, convolved_face_maps, lead_module, onnx_model,  # noqa: E402
                                      part_module, part_shape, runner, time_in_turn)
 from nasface.latency.parts import Part, parts  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
@@ -91,11 +91,11 @@ def main() -> None:
         shape = part_shape(part)
         block_input, prelu_input = network_inputs(spec, faces, index - 2)  # parts 0 and 1: stem and head
         inputs = {"face maps (format 3)": resized_face_maps(shape, faces)[0],
-                  "activation maps (format 4)": activation_maps(shape, faces)[0],
+                  "activation maps (format 4)": convolved_face_maps(shape, faces)[0],
                   "noise": noise.standard_normal(shape).astype(np.float32), "the network's own": block_input}
         prelu_noise = noise.standard_normal(prelu_input.shape).astype(np.float32)
         prelu_inputs = {"face maps (format 3)": resized_face_maps(prelu_input.shape, faces)[0],
-                        "activation maps (format 4)": activation_maps(prelu_input.shape, faces)[0],
+                        "activation maps (format 4)": convolved_face_maps(prelu_input.shape, faces)[0],
                         "noise": prelu_noise, "the network's own": prelu_input, "|noise|": np.abs(prelu_noise),
                         "-|noise|": -np.abs(prelu_noise),
                         "noise sorted": np.sort(prelu_noise, axis=None).reshape(prelu_input.shape)}

@@ -3,7 +3,7 @@
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track] [--alone] [--face-maps] [--splits 200]
-                                           [--sittings 1] [--space lfr] [--unchained]
+                                           [--sittings 1] [--space lfr] [--unchained] [--convolved-maps]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -13,9 +13,10 @@ Beside it: a line on the sum alone (no per-part term), the plain sum, and the ba
 on MACs over the same ``--fit`` networks.  One prediction is timed
 over every held-out network.  The machine is shared: its load average is recorded before and after.
 
-Parts are timed in context (behind a lead, less the lead) on maps whose signs mix as a network's
-activations do, a part a stage repeats as a chain of copies (the table's format 5).  ``--unchained``
-also times every part once behind its lead (format 4), ``--face-maps`` every part in context on the
+Parts are timed in context (behind a lead, less the lead) on a reference network's activations at
+their size, a part a stage repeats as a chain of copies (the table's format 6).  ``--convolved-maps``
+also times every part on a face resized and convolved at every size (format 5), ``--unchained``
+every part once behind its lead (format 4's chain), ``--face-maps`` every part in context on the
 faces' smoother maps (format 3's input) and ``--alone`` every part alone (each its own model, as format
 2 did), in the same sitting, and scores the same fitted forms on those sums against the same measured
 networks: the method before and after, with the load alike.  One split is a small sample, so the
@@ -51,9 +52,9 @@ from rich.console import Console  # noqa: E402
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
-from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock, measure_parts,  # noqa: E402
-                                     onnx_model, part_module, part_shape, runner, time_in_turn,
-                                     with_fixed_weights)
+from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock,  # noqa: E402
+                                     convolved_face_maps, measure_parts, onnx_model, part_module, part_shape,
+                                     runner, time_in_turn, with_fixed_weights)
 from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import FORMAT, Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
@@ -89,7 +90,7 @@ def parts_alone(specs, target: LatencyTarget) -> tuple[dict[str, float], float]:
 def resized_face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarray]:
     """Table format 3's input of a part: each face resized to the map's size (nearest pixel), its
     channels mixed into ``shape[1]`` by a fixed random matrix, at unit spread (smoother than a network's
-    activations: ``nasface.latency.measure.activation_maps``)."""
+    activations: ``nasface.latency.measure.convolved_face_maps``)."""
     _, channels, height, width = shape
     rows = ((np.arange(height) + 0.5) * faces.shape[2] / height).astype(int)
     columns = ((np.arange(width) + 0.5) * faces.shape[3] / width).astype(int)
@@ -147,8 +148,10 @@ def main() -> None:
     parser.add_argument("--table", help="A table to reuse or continue (default: a fresh one, timed from empty).")
     parser.add_argument("--alone", action="store_true",
                         help="Also time every part alone (table format 2's way) and score it beside.")
+    parser.add_argument("--convolved-maps", action="store_true",
+                        help="Also time every part on convolved face maps at every size (table format 5's way).")
     parser.add_argument("--unchained", action="store_true",
-                        help="Also time every part once behind its lead (table format 4's way), beside.")
+                        help="Also time every part once behind its lead (table format 4's chain), beside.")
     parser.add_argument("--face-maps", action="store_true",
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
@@ -222,6 +225,8 @@ def main() -> None:
     if args.face_maps:
         kept = Path(args.table).with_name(f"{Path(args.table).stem}-facemaps.jsonl") if args.table else None
         others.append(("face_maps", *parts_in_context(specs, target, kept, maps=resized_face_maps)))
+    if args.convolved_maps:
+        others.append(("convolved_maps", *parts_in_context(specs, target, maps=convolved_face_maps)))
     if args.unchained:
         others.append(("unchained", *parts_in_context(specs, target, chain=1)))
     if args.alone:

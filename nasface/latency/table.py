@@ -30,11 +30,12 @@ from nasface.latency.parts import Part, parts
 from nasface.latency.target import describe_key
 from nasface.arch.spec import ArchSpec
 
-# 5: a part a stage repeats timed as a chain of copies (``nasface.latency.measure.copies``); 4: parts
+# 6: parts timed on a reference network's activations at their size (``nasface.latency.measure.
+# activation_maps``); 5: a part a stage repeats timed as a chain of copies (``copies``); 4: parts
 # timed on maps whose signs mix as a network's activations do (3: on the faces' smoother maps,
 # where PReLU ran up to 18 % faster; in context, behind a lead, less the lead, with the operators each
 # runs; 2: parts alone, on face maps, by CPU time on one thread; 1: on noise, by wall time)
-FORMAT = 5
+FORMAT = 6
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 # a latency budget is checked against the prediction times (1 + this quantile of the table's held-out
 # errors), so that a member of a front within it is within it when measured

@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from nasface.latency.measure import (CHAIN_COPIES, calibration_faces, clock, activation_maps, copies, has_lead,
-                                     lead_onnx, measure, measure_parts, network_onnx, node_count, part_onnx,
-                                     time_in_turn)
+from nasface.latency.measure import (CHAIN_COPIES, REFERENCE_NETWORK, calibration_faces, clock, activation_maps,
+                                     convolved_face_maps, copies, has_lead, lead_onnx, measure, measure_parts,
+                                     network_onnx, node_count, part_onnx, reference_activations, time_in_turn)
 from nasface.latency.parts import part_keys, parts
 from nasface.search.latency import MEASUREMENT_MARGIN, measured_latency
 from nasface.latency.table import Correction, LatencyPredictor, LatencyTable, MissingParts, held_out_errors, margin
@@ -357,19 +357,53 @@ def faces():
 
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 96), st.sampled_from([1, 2, 4, 7, 14, 28, 56]))
-def test_a_part_runs_on_maps_drawn_from_faces_whose_signs_mix_as_a_networks(faces, channels, size):
-    maps = activation_maps((1, channels, size, size), faces)
+def test_convolved_face_maps_mix_signs_more_than_the_face_and_far_less_than_noise(faces, channels, size):
+    maps = convolved_face_maps((1, channels, size, size), faces)
     assert len(maps) == len(faces)
     for drawn in maps:
         assert drawn.shape == (1, channels, size, size) and drawn.dtype == np.float32
         assert np.isfinite(drawn).all()
-    again = activation_maps((1, channels, size, size), faces)
+    again = convolved_face_maps((1, channels, size, size), faces)
     assert all(np.array_equal(a, b) for a, b in zip(maps, again))  # a part's input is the same each time
     if size >= 14 and channels >= 8:
         # neighbours along a row agree in sign less often than on the resized face (PReLU branches on the
         # sign, and a network's maps are rougher) and far more often than noise's (half)
         nearest = ((np.arange(size) + 0.5) * faces.shape[2] / size).astype(int)
         assert 0.6 < _sign_agreement(maps[0][0]) < _sign_agreement(faces[0][:, nearest][:, :, nearest])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 96), st.sampled_from([1, 2, 4, 7, 14, 28, 56]))
+def test_a_part_runs_on_the_reference_networks_activations_where_it_makes_the_size(faces, channels, size):
+    """At 56, 28, 14 and 7 px a part's input is the reference network's activations (its channels mixed,
+    unit spread, one map a face, the same each time); at other sizes the convolved face maps."""
+    import torch
+
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    maps = activation_maps((1, channels, size, size), faces)
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == threads
+    assert len(maps) == len(faces)
+    assert all(drawn.shape == (1, channels, size, size) and drawn.dtype == np.float32 for drawn in maps)
+    assert all(np.array_equal(a, b) for a, b in zip(maps, activation_maps((1, channels, size, size), faces)))
+    reference = reference_activations(faces)
+    if size not in reference:
+        assert all(np.array_equal(a, b) for a, b in zip(maps, convolved_face_maps((1, channels, size, size), faces)))
+        return
+    # a fixed random mix of the reference's channels, drawn from the channel count (einsum: a BLAS call
+    # leaves threads spinning, which the CPU-time test below would count)
+    mixing = np.random.default_rng(channels).standard_normal((channels, reference[size].shape[1])).astype(np.float32)
+    for drawn, activations in zip(maps, reference[size]):
+        mixed = np.einsum("ck,khw->chw", mixing, activations)
+        assert np.std(drawn) == pytest.approx(1.0, rel=1e-3)
+        assert np.allclose(drawn[0], mixed / mixed.std(), atol=1e-4)
+
+
+def test_the_reference_network_makes_the_map_sizes_of_its_stages(faces):
+    spec = load_spec(REFERENCE_NETWORK)
+    reference = reference_activations(faces)
+    sizes = {part.size for part in parts(spec) if part.kind == "block"} | {parts(spec)[-1].size}
+    assert set(reference) == sizes  # 56, 28, 14 and 7 px for MobileFaceNet
+    assert all(maps.shape[0] == len(faces) and np.isfinite(maps).all() for maps in reference.values())
 
 
 def _sign_agreement(maps: np.ndarray) -> float:
