@@ -53,8 +53,8 @@ from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
 from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock,  # noqa: E402
-                                     convolved_face_maps, measure_parts, onnx_model, part_module, part_shape,
-                                     runner, time_in_turn, with_fixed_weights)
+                                     convolved_face_maps, measure_parts, mixed_channels, onnx_model, part_module,
+                                     part_shape, runner, time_in_turn, with_fixed_weights)
 from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import FORMAT, Correction, LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
@@ -94,12 +94,7 @@ def resized_face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndar
     _, channels, height, width = shape
     rows = ((np.arange(height) + 0.5) * faces.shape[2] / height).astype(int)
     columns = ((np.arange(width) + 0.5) * faces.shape[3] / width).astype(int)
-    mixing = np.random.default_rng(channels).standard_normal((channels, faces.shape[1])).astype(np.float32)
-    maps = []
-    for face in faces:
-        mixed = np.einsum("ck,khw->chw", mixing, face[:, rows][:, :, columns])
-        maps.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
-    return maps
+    return mixed_channels(faces[:, :, rows][:, :, :, columns], channels)
 
 
 def parts_in_context(specs, target: LatencyTarget, kept: Path | None = None, **how) -> tuple[dict[str, float], float]:

@@ -212,12 +212,18 @@ def activation_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndarra
     reference = reference_activations(faces).get(height)
     if reference is None or height != width:
         return convolved_face_maps(shape, faces)
-    mixing = np.random.default_rng(channels).standard_normal((channels, reference.shape[1])).astype(np.float32)
-    maps = []
-    for activations in reference:
-        mixed = np.einsum("ck,khw->chw", mixing, activations)  # einsum, not BLAS: see convolved_face_maps
-        maps.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
-    return maps
+    return mixed_channels(reference, channels)
+
+
+def mixed_channels(maps: np.ndarray, channels: int) -> list[np.ndarray]:
+    """Batches of one: each of the N x C x H x W ``maps`` with its channels mixed into ``channels`` by a
+    fixed random matrix (drawn from ``channels``), at unit spread."""
+    mixing = np.random.default_rng(channels).standard_normal((channels, maps.shape[1])).astype(np.float32)
+    batches = []
+    for one in maps:
+        mixed = np.einsum("ck,khw->chw", mixing, one)  # einsum, not BLAS: see convolved_face_maps
+        batches.append((mixed / max(float(mixed.std()), 1e-6))[None].astype(np.float32))
+    return batches
 
 
 def reference_activations(faces: np.ndarray) -> dict[int, np.ndarray]:
