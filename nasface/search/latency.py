@@ -8,7 +8,8 @@ Each sampled candidate's latency on the search's target is known before it is tr
   raised by the margin by which the table's held-out predictions read low (their 99th percentile);
 - ``measurement``: the candidate exported and measured whole here, a few seconds each, and raised by
   ``MEASUREMENT_MARGIN``, how far a figure can read higher when measured again.  Exact for this machine,
-  where the table's prediction is not (BENCHMARKS.md: 70-87 % within +-10 % on onnxruntime fp32, a sitting).
+  where the table's prediction is not (BENCHMARKS.md: 98-99 % within +-10 % on onnxruntime fp32, 84-87 % on
+  int8 and OpenVINO, a sitting).
 
 The figure joins its costs (``latency_ms``), so a latency budget rejects it like any other budget and
 tells the sampler how far over it is, and ``latency_ms`` can be an objective.  Parts the table lacks are measured when a
