@@ -391,3 +391,17 @@ def test_the_capacity_pick_reads_the_committed_logs_as_the_rules_define_it():
         most, none = row["most_accurate"], row["largest_within_noise (none, 0.00 points)"]
         assert most["flops"] <= budget and most["proxy"] == none["proxy"]  # no noise: the most accurate again
         assert 0 <= most["reference_regret_points"] and row["largest_flops"] <= budget
+
+
+def test_the_bound_benchmark_counts_held_out_networks_within_their_bound():
+    """Networks scattered log-normally (5 %) about a line: over random splits the t bound holds for about
+    its confidence of the held-out networks and the largest held-out error for about 20 / 21, with the
+    wider margin."""
+    from benchmarks.latency_bound import coverage
+
+    rng = np.random.default_rng(1)
+    sums = rng.uniform(2, 30, 120)
+    scattered = [{"parts_ms": x, "nodes": 0, "ms": (1.1 * x + 0.3) * np.exp(rng.normal(0, 0.05))} for x in sums]
+    found = coverage(scattered, fit=20, splits=40)
+    assert found["t bound"]["within_bound"] >= 0.98 and found["largest"]["within_bound"] < 0.97
+    assert found["t bound"]["median_margin"] > found["largest"]["median_margin"] > 0

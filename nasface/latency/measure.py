@@ -433,10 +433,11 @@ def measure_parts(parts: Sequence[Part], target: LatencyTarget, runs: int = TIME
     runners += [runner(model, shape, target, faces, maps) for shape, model in leads.items()]
     timings = time_in_turn(runners, warmup, runs, clock(target))
     lead_of = dict(zip(leads, timings[len(parts):]))
+    lead_nodes = {shape: node_count(model) for shape, model in leads.items()}
     timed = []
     for part, model, timing in zip(parts, models, timings):
         lead = lead_of[part_shape(part)] if has_lead(part) else Timing(0.0, 0.0, runs)
-        nodes = node_count(model) - (node_count(leads[part_shape(part)]) if has_lead(part) else 0)
+        nodes = node_count(model) - (lead_nodes[part_shape(part)] if has_lead(part) else 0)
         n = copies(part, chain)
         timed.append(PartTiming((timing.ms - lead.ms) / n, (timing.median_ms - lead.median_ms) / n, runs, lead.ms,
                                 nodes // n, n))

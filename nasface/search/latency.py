@@ -5,7 +5,8 @@ Each sampled candidate's latency on the search's target is known before it is tr
 
 - ``table`` (the default): predicted from the table of that target on this machine
   (``studies/latency-tables/``, as ``nasface latency table`` builds it), and
-  raised by the margin by which the table's held-out predictions read low (their 99th percentile);
+  raised by the table's margin (``nasface.latency.table.margin``: a 99.5 % bound on how far a new
+  network reads above its prediction);
 - ``measurement``: the candidate exported and measured whole here, a few seconds each, and raised by
   ``MEASUREMENT_MARGIN``, how far a figure can read higher when measured again.  Exact for this machine,
   where the table's prediction is not (BENCHMARKS.md: 98-99 % within +-10 % on onnxruntime fp32, 84-87 % on
@@ -34,7 +35,9 @@ from nasface.arch.spec import ArchSpec, spec_from_dict
 
 logger = logging.getLogger(__name__)
 
-FIT_NETWORKS = 5  # random networks measured whole where the table has fewer, to fit the correction on
+# random networks measured whole where the table has fewer, to fit the correction and the margin on (the
+# margin's bound from fewer is wide: Student's t at 0.995 is 4.6 on 4 degrees of freedom, 3.2 on 9)
+SEARCH_FIT_NETWORKS = 10
 # A whole network measured again (another sitting, minutes to hours later, onnxruntime fp32, one thread, on
 # the 2-core EPYC of BENCHMARKS.md) read up to this much higher in 99 % of 1,000 repeats (50 networks, 5
 # sittings): a candidate measured within the budget by less than this may not be when the front is measured.
@@ -47,8 +50,8 @@ class SearchLatency:
 
     def __init__(self, target: LatencyTarget, table: LatencyTable, space: SearchSpace, seed: int, source: str):
         self.target, self.table, self.source = target, table, source
-        if len(table.networks) < FIT_NETWORKS:
-            ensure_networks(table, sample_networks(space, FIT_NETWORKS, seed), target, source=source)
+        if len(table.networks) < SEARCH_FIT_NETWORKS:
+            ensure_networks(table, sample_networks(space, SEARCH_FIT_NETWORKS, seed), target, source=source)
         self.predictor = LatencyPredictor(table)
 
     def predict(self, spec: ArchSpec) -> float:

@@ -142,11 +142,11 @@ def label_offsets(points: list[tuple[float, float, str]], x_range: tuple[float, 
     return placed
 
 
-def figures(study: optuna.Study) -> dict:
-    """The report's plotly figures by name."""
+def figures(study: optuna.Study, frame=None) -> dict:
+    """The report's plotly figures by name (``frame``: the study's ``study_frame``, when the caller has it)."""
     import plotly.graph_objects as go
 
-    frame = study_frame(study)
+    frame = study_frame(study) if frame is None else frame
     settings = study_settings(study)
     budgets = settings.get("budgets", {})
     trained = frame[frame.kind.isin(TRAINED) & frame.accuracy.notna() & ~frame.superseded.astype(bool)]
@@ -354,8 +354,8 @@ def write_report(study: optuna.Study, path: str | os.PathLike, fidelity_dirs=())
     from nasface.fidelity import fidelity_sentence, measured_fidelity
     from nasface.validity.validate import measured_validity
 
-    frame = study_frame(study)
-    figs = figures(study)
+    frame = study_frame(study)  # read once: building it reads every trial's attributes
+    figs = figures(study, frame)
     parts, first = [], True
     for name, fig in figs.items():
         parts.append(f'<section id="{name}">' + pio.to_html(fig, full_html=False, include_plotlyjs=first,
