@@ -2,10 +2,12 @@
 
     python benchmarks/latency_inside.py --table benchmarks/results/latency_table-...-3sittings.jsonl
                                         [--networks lfr-1-046,lfr-1-028,lfr-1-007] [--sittings 2] [--runs 50]
+                                        [--runtime onnxruntime --precision fp32] [--variants as-built,relu,noise]
 
 For each named network of seed 1's light-track draw (the draw of ``latency_predictor.py --light-track``)
 every prefix of the deployed network (stem; stem and head; ...; the whole network) is exported and the
-prefixes are timed in turn (onnxruntime fp32, one thread, CPU time, min of ``--runs`` after 10): the
+prefixes are timed in turn (one thread, CPU time, min of ``--runs`` after 10; int8 prefixes each
+quantised as the table's parts are, calibrated on the faces): the
 difference between consecutive prefixes is what the part costs *inside* the network, beside the figure
 the table holds for it (timed in context, behind a lead, on ``activation_maps``).  Three variants of
 each network, each on the same face unless named:
@@ -13,6 +15,8 @@ each network, each on the same face unless named:
 - ``as built``: the network as the table's whole-network row measured it;
 - ``relu``: every PReLU of it made a ReLU (onnxruntime's ReLU does not branch on the sign);
 - ``noise input``: as built, on white noise instead of the face.
+
+``--variants`` names the ones to time (``as-built``, ``relu``, ``noise``; all three unless named).
 
 ``--sittings N`` times everything N times, one sitting after the other, so the spread of a whole
 network's figure between sittings is measured beside the parts' (the increments reported are each
@@ -43,7 +47,7 @@ from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import Correction, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
 
-VARIANTS = ("as built", "relu", "noise input")
+VARIANTS = {"as-built": "as built", "relu": "relu", "noise": "noise input"}  # --variants name -> label
 
 
 def part_modules(spec, variant: str) -> list:
@@ -79,12 +83,20 @@ def prefix_runners(spec, variant: str, target: LatencyTarget, faces: np.ndarray)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True,
-                        help="An onnxruntime fp32 1-thread table of seed 1's draw, of the current format.")
+                        help="A 1-thread table of the target, of seed 1's draw, of the current format.")
+    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--variants", default="as-built,relu,noise",
+                        help="Which variants to time, of as-built, relu and noise.")
     parser.add_argument("--networks", default="lfr-1-046,lfr-1-028,lfr-1-007")
     parser.add_argument("--sittings", type=int, default=2)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    target = LatencyTarget.parse("onnxruntime:fp32:1")
+    target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:1")
+    named = args.variants.split(",")
+    if "as-built" not in named or not set(named) <= set(VARIANTS):
+        parser.error(f"--variants {args.variants}: as-built and any of {', '.join(VARIANTS)}")
+    variants = [VARIANTS[name] for name in named]
     table = LatencyTable.open(args.table, target.key(), create=False)
     measured = {row["name"]: row for row in table.networks}
     correction = Correction.fit(table.networks)
@@ -93,7 +105,7 @@ def main() -> None:
     names = args.networks.split(",")
     faces = calibration_faces()
     load_before = os.getloadavg()
-    cases = [(name, variant) for name in names for variant in VARIANTS]
+    cases = [(name, variant) for name in names for variant in variants]
     runners = {case: prefix_runners(specs[case[0]], case[1], target, faces) for case in cases}
     sittings = []
     for sitting in range(args.sittings):
@@ -109,7 +121,7 @@ def main() -> None:
         predicted = correction(row["parts_ms"], row["nodes"])
         network = {"name": name, "table_measured_ms": row["ms"], "parts_sum_ms": row["parts_ms"],
                    "predicted_ms": predicted, "residual": row["ms"] / predicted - 1.0, "variants": {}}
-        for variant in VARIANTS:
+        for variant in variants:
             prefixes = [sitting[name, variant] for sitting in sittings]
             increments = [np.diff([0.0, *figures]).tolist() for figures in prefixes]
             network["variants"][variant] = {"whole_ms": [figures[-1] for figures in prefixes],
@@ -126,14 +138,15 @@ def main() -> None:
                             for key, ms in zip(keys, built)]
         result["networks"].append(network)
     result["load_average_after"] = os.getloadavg()
-    path = write_result("latency_inside", result)
+    default_target = (args.runtime, args.precision) == ("onnxruntime", "fp32")
+    path = write_result("latency_inside" + ("" if default_target else f"-{args.runtime}-{args.precision}"), result)
     print(f"wrote {path}")
     for network in result["networks"]:
         whole = network["variants"]
         print(f"{network['name']}: table's whole figure {network['table_measured_ms']:.2f} ms, sum of parts "
               f"{network['parts_sum_ms']:.2f}, predicted {network['predicted_ms']:.2f} "
               f"(measured {network['residual']:+.1%} of it)")
-        for variant in VARIANTS:
+        for variant in variants:
             print(f"   {variant:12s} whole network, by sitting: "
                   + ", ".join(f"{ms:.2f}" for ms in whole[variant]["whole_ms"]) + " ms")
         for repeat in network["repeated_parts"]:
