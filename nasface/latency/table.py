@@ -39,7 +39,7 @@ FORMAT = 6
 MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can be fitted)
 # a latency budget is checked against the prediction times (1 + a one-sided bound, at this confidence, on
 # how far a new network reads above its prediction: ``margin``), so that a member of a front within it is
-# within it when measured; 0.99 covered 98.2-99.7 % of held-out networks on six tables, 0.995 98.9-99.9 %
+# within it when measured; 0.995 covered 98.2-99.9 % of held-out networks on nine tables (BENCHMARKS.md)
 BOUND_CONFIDENCE = 0.995
 MIN_MARGIN_ERRORS = 3  # held-out errors below which no spread can be estimated: no margin
 MIN_PLANE_NETWORKS = 5  # below this the correction has no per-operator term (three terms on fewer would chase noise)
