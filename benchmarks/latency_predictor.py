@@ -3,7 +3,7 @@
     python benchmarks/latency_predictor.py [--runtime onnxruntime] [--precision fp32] [--threads 1]
                                            [--networks 40] [--fit 10] [--seed 1] [--table PATH]
                                            [--light-track] [--alone] [--face-maps] [--splits 200]
-                                           [--sittings 1] [--space lfr] [--unchained] [--convolved-maps]
+                                           [--sittings 1] [--space lfr] [--unchained] [--convolved-maps] [--solo]
 
 Draws ``--networks`` random networks of the default space (lfr.yaml), measures every part they need (the
 table's build time is timed), measures every network whole (min of 50 runs after 10 warm-ups, eight
@@ -16,7 +16,9 @@ over every held-out network.  The machine is shared: its load average is recorde
 Parts are timed in context (behind a lead, less the lead) on a reference network's activations at
 their size, a part a stage repeats as a chain of copies (the table's format 6).  ``--convolved-maps``
 also times every part on a face resized and convolved at every size (format 5), ``--unchained``
-every part once behind its lead (format 4's chain), ``--face-maps`` every part in context on the
+every part once behind its lead (format 4's chain), ``--solo`` every part with its lead and nothing else in
+turn (the table runs eight parts in turn, and a small part's figure carries what the other seven evict
+from the caches), ``--face-maps`` every part in context on the
 faces' smoother maps (format 3's input) and ``--alone`` every part alone (each its own model, as format
 2 did), in the same sitting, and scores the same fitted forms on those sums against the same measured
 networks: the method before and after, with the load alike.  One split is a small sample, so the
@@ -97,17 +99,18 @@ def resized_face_maps(shape: tuple[int, ...], faces: np.ndarray) -> list[np.ndar
     return mixed_channels(faces[:, :, rows][:, :, :, columns], channels)
 
 
-def parts_in_context(specs, target: LatencyTarget, kept: Path | None = None, **how) -> tuple[dict[str, float], float]:
-    """Every distinct part of ``specs`` timed in context (``measure_parts`` with ``how``), GROUP at a time in
-    turn: part key -> ms, and the seconds it took; each part's row appended to ``kept`` (a header first)."""
+def parts_in_context(specs, target: LatencyTarget, kept: Path | None = None, group_size: int = GROUP,
+                     **how) -> tuple[dict[str, float], float]:
+    """Every distinct part of ``specs`` timed in context (``measure_parts`` with ``how``), ``group_size`` at a
+    time in turn: part key -> ms, and the seconds it took; each part's row appended to ``kept`` (a header first)."""
     started = time.perf_counter()
     distinct = list({part.key: part for spec in specs for part in parts(spec)}.values())
     if kept:
         kept.write_text(json.dumps({"kind": "header", "format": "3: face maps, written by a benchmark",
                                     "key": target.key()}) + "\n")
     timed = {}
-    for first in range(0, len(distinct), GROUP):
-        group = distinct[first:first + GROUP]
+    for first in range(0, len(distinct), group_size):
+        group = distinct[first:first + group_size]
         for part, timing in zip(group, measure_parts(group, target, **how)):
             timed[part.key] = timing.ms
             if kept:
@@ -147,6 +150,8 @@ def main() -> None:
                         help="Also time every part on convolved face maps at every size (table format 5's way).")
     parser.add_argument("--unchained", action="store_true",
                         help="Also time every part once behind its lead (table format 4's chain), beside.")
+    parser.add_argument("--solo", action="store_true",
+                        help="Also time every part with its lead and no other part in turn, beside.")
     parser.add_argument("--face-maps", action="store_true",
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
@@ -224,6 +229,8 @@ def main() -> None:
         others.append(("convolved_maps", *parts_in_context(specs, target, maps=convolved_face_maps)))
     if args.unchained:
         others.append(("unchained", *parts_in_context(specs, target, chain=1)))
+    if args.solo:
+        others.append(("solo", *parts_in_context(specs, target, group_size=1)))
     if args.alone:
         others.append(("alone", *parts_alone(specs, target)))
     for label, figures_of, seconds in others:
