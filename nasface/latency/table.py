@@ -226,7 +226,7 @@ def margin(networks: list[dict], confidence: float = BOUND_CONFIDENCE) -> float:
     hundred networks measured whole.  The bound widens with few networks, as it should."""
     from scipy.stats import t as student
 
-    errors = held_out_errors(networks) if len(networks) > MIN_FIT_NETWORKS else []
+    errors = held_out_errors(networks)  # two networks or fewer give two errors or fewer: no margin
     if len(errors) < MIN_MARGIN_ERRORS:
         return 0.0
     logs = np.log1p(np.asarray(errors))
