@@ -43,7 +43,7 @@ from nasface.fidelity.analysis import (CEILING_MARGIN, TRIVIAL, analyse, best_si
                                        shortest_trusted_budget)
 from nasface.fidelity.choice import draw_architectures, interleave, run_plan, second_seed_subset
 from nasface.fidelity.matching import measured_fidelity, reports_of_study, wanted_proxy
-from nasface.fidelity.run import forget_logged_progress, run_fidelity, teacher_digest
+from nasface.fidelity.run import check_log_to_analyse, forget_logged_progress, run_fidelity, teacher_digest
 from nasface.fidelity.settings import (LOG, PAGE, RECIPE_FIELDS, REPORT, FidelitySettings, check_settings, describe,
                                        row_key, teacher_identity)
 from nasface.fidelity.verdict import (TRADEOFF_COLUMNS, by_size_text, fidelity_sentence, modelled_text, regret_note,
@@ -53,10 +53,10 @@ from nasface.fidelity.yardstick import FILL, fill_key
 
 __all__ = [
     "CEILING_MARGIN", "FILL", "LOG", "PAGE", "RECIPE_FIELDS", "REPORT", "TIMEOUT_MARGIN", "TRADEOFF_COLUMNS", "TRIVIAL",
-    "FidelitySettings", "analyse", "best_signal", "budget_tradeoff", "by_size_text", "check_settings", "describe",
-    "draw_architectures", "expected_run_seconds", "expected_wall_seconds", "fidelity_sentence", "fill_key",
-    "forget_logged_progress", "interleave", "measured_fidelity", "modelled_text", "regret_note", "regret_text",
-    "reports_of_study", "row_key", "run_fidelity", "run_plan", "second_seed_subset", "shortest_trusted_budget",
-    "shortest_trusted_text", "teacher_digest", "teacher_identity", "theil_sen", "tradeoff_cells", "versus_text",
-    "wanted_proxy",
+    "FidelitySettings", "analyse", "best_signal", "budget_tradeoff", "by_size_text", "check_log_to_analyse",
+    "check_settings", "describe", "draw_architectures", "expected_run_seconds", "expected_wall_seconds",
+    "fidelity_sentence", "fill_key", "forget_logged_progress", "interleave", "measured_fidelity", "modelled_text",
+    "regret_note", "regret_text", "reports_of_study", "row_key", "run_fidelity", "run_plan", "second_seed_subset",
+    "shortest_trusted_budget", "shortest_trusted_text", "teacher_digest", "teacher_identity", "theil_sen",
+    "tradeoff_cells", "versus_text", "wanted_proxy",
 ]

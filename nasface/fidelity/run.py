@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nasface.core.atomic import RowLog, write_atomic
+from nasface.core.errors import NasfaceError
 from nasface.fidelity.analysis import analyse
 from nasface.fidelity.choice import draw_architectures, run_plan, second_seed_subset
 from nasface.fidelity.report import FidelityReport
@@ -54,6 +55,8 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, analyse_only: bool
     check_settings(settings)
     check_config(settings.search)  # the data, space, budgets and teacher, before anything is written
     out = Path(out)
+    if analyse_only:
+        check_log_to_analyse(out / LOG)
     config = settings.search
     specs = draw_architectures(settings)
     repeated = second_seed_subset(specs, settings.second_seeds)
@@ -113,6 +116,15 @@ def run_fidelity(settings: FidelitySettings, out: str | Path, analyse_only: bool
                                  command_settings=describe(settings), teacher=teacher_info)
     write_atomic(out / REPORT, json.dumps(report.to_json(), indent=2) + "\n")
     return report
+
+
+def check_log_to_analyse(log: Path) -> None:
+    """Refuse to analyse a log that is not there: an output folder mistyped, or a study not run yet,
+    would otherwise give an analysis of nothing, with its data cache and report written."""
+    if not log.is_file():
+        raise NasfaceError(f"--analyse: {log} does not exist, so there is nothing to analyse; give --out the folder "
+                           f"that holds the log (the repository's are under benchmarks/results/), or leave out "
+                           f"--analyse to measure")
 
 
 def forget_logged_progress(folder: Path, logged: list[str]) -> None:

@@ -36,7 +36,8 @@ import torch
 from nasface.core.keys import json_digest
 from nasface.core.atomic import RowLog, write_atomic
 from nasface.core.errors import NasfaceError
-from nasface.fidelity import RECIPE_FIELDS, forget_logged_progress, reports_of_study, teacher_identity, wanted_proxy
+from nasface.fidelity import (RECIPE_FIELDS, check_log_to_analyse, forget_logged_progress, reports_of_study,
+                              teacher_identity, wanted_proxy)
 from nasface.arch.model import count
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.spec import load_spec, preset_names, spec_to_dict
@@ -159,6 +160,8 @@ def run_validate(settings: ValidateSettings, out: str | os.PathLike, analyse_onl
     table = check_settings(settings)
     check_config(settings.search)  # the data, space, budgets and teacher, before anything is written
     out = Path(out)
+    if analyse_only:
+        check_log_to_analyse(out / LOG)
     config, proxy = settings.search, settings.proxy
     networks = buildable_networks(table, proxy.resolution)
     runnable = [b for b in networks if b.reason is None]

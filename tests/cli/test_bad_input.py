@@ -180,6 +180,11 @@ CASES = [
     ("fidelity-timeout", ["fidelity", "--timeout", "5x"], "--timeout '5x': write a duration such as 30m", False),
     ("fidelity-data-missing", ["fidelity", "--data", "no/such/folder"], "data source 'no/such/folder' not found",
      False),
+    # --analyse where no study ran (or --out mistyped): an analysis of nothing would be written
+    ("fidelity-analyse-no-log", ["fidelity", "--analyse", "--data", "orl", "--teacher", "none"],
+     "--analyse: studies/fidelity-orl/log.jsonl does not exist, so there is nothing to analyse", False),
+    ("validate-analyse-no-log", ["validate", "--analyse", "--data", "orl", "--teacher", "none"],
+     "--analyse: studies/validate-orl/log.jsonl does not exist, so there is nothing to analyse", False),
     ("search-unknown-score", [*SEARCH, "--score", "vibes"], "--score 'vibes': choose a signal", False),
     ("search-score-yardstick", [*SEARCH, "--score", "yardstick_cka"], "measured only by nasface fidelity --yardstick",
      False),
