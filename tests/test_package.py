@@ -1,4 +1,5 @@
-"""nasface as a package: its data travels inside it, and a built wheel works outside the checkout."""
+"""nasface as a package: its data travels inside it, a built wheel works outside the checkout, and the
+README says what `make search` runs."""
 
 from __future__ import annotations
 
@@ -101,3 +102,14 @@ def test_a_wheel_installed_outside_the_checkout_works(tmp_path):
           "--output", "quiet"], elsewhere, env, timeout=600)
     report = json.loads(_run([nasface, "report", "wheel", "--json"], elsewhere, env).stdout)
     assert len(report) >= 1 and (elsewhere / "studies" / "wheel" / "study.db").is_file()
+
+
+def test_the_commands_the_readme_says_make_search_runs_are_the_makefiles():
+    """A new user reads the README's list to know what `make search` did and left to do."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("`make search` runs\n\n```bash\n", 1)[1].split("```", 1)[0]
+    listed = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nsearch: install\n", 1)[1].split("\n\n", 1)[0]
+    run = [line.strip().removeprefix("$(VENV)/bin/") for line in recipe.splitlines()]
+    assert listed == run
