@@ -113,3 +113,30 @@ def test_the_commands_the_readme_says_make_search_runs_are_the_makefiles():
     recipe = makefile.split("\nsearch: install\n", 1)[1].split("\n\n", 1)[0]
     run = [line.strip().removeprefix("$(VENV)/bin/") for line in recipe.splitlines()]
     assert listed == run
+
+
+def _resolve(name: str):
+    """The object a dotted name names: its longest importable prefix, then attributes (None where one lacks)."""
+    import importlib
+    import warnings
+
+    parts = name.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # the former flat layout's paths still import
+                found = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            found = getattr(found, attribute, None)
+        return found
+    return None
+
+
+def test_every_python_name_the_readme_gives_in_full_imports():
+    """`nasface.a.b.name` in the README is what a user types into an import: each must resolve."""
+    import re
+
+    names = sorted(set(re.findall(r"`(nasface(?:\.\w+)+)", (REPO / "README.md").read_text())))
+    assert len(names) > 20 and [name for name in names if _resolve(name) is None] == []
