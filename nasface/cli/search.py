@@ -189,7 +189,8 @@ def report_command(
         return
     fidelity_dirs = fidelity_dir or [studies_dir, Path("benchmarks") / "results"]
     path = write_report(loaded, output or Path(studies_dir) / study / "report.html", fidelity_dirs=fidelity_dirs)
-    console.print(f"wrote {path} in {format_duration(time.perf_counter() - started)}")
+    written = f"{path} and {csv}" if csv is not None else f"{path}"
+    console.print(f"wrote {written} in {format_duration(time.perf_counter() - started)}")
 
 
 def export_command(

@@ -189,6 +189,8 @@ def test_a_study_with_no_trial_yet_reports_an_empty_page(tmp_path):
     result = cli("report", "empty", "--studies-dir", str(tmp_path))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert "none yet" in (tmp_path / "empty" / "report.html").read_text()
+    with_rows = cli("report", "empty", "--studies-dir", str(tmp_path), "--csv", str(tmp_path / "rows.csv"))
+    assert f"and {tmp_path / 'rows.csv'} in" in with_rows.stdout  # the page's line names the CSV it wrote too
     listed = cli("report", "empty", "--studies-dir", str(tmp_path), "--json", "--csv", str(tmp_path / "t.csv"))
     assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
     assert pd.read_csv(tmp_path / "t.csv").empty
