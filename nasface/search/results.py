@@ -29,7 +29,8 @@ def open_study(name: str, studies_dir: str | os.PathLike = "studies", storage: s
     if storage is None:
         path = Path(studies_dir) / name / "study.db"
         if not path.is_file():
-            raise NasfaceError(f"no study {name!r} in {studies_dir} (no {path}); run nasface search --study {name}")
+            raise NasfaceError(f"no study {name!r} in {studies_dir} (no {path}); give --studies-dir (or --storage) "
+                               f"where the search kept it, or run nasface search --study {name}")
         storage = f"sqlite:///{path.as_posix()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

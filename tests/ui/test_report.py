@@ -139,6 +139,7 @@ def test_export_largest_within_noise(study_dir, tmp_path):
 def test_missing_study_is_one_clear_line(tmp_path):
     result = cli("report", "nope", "--studies-dir", str(tmp_path))
     assert result.returncode == 2 and "no study 'nope'" in result.stderr and "Traceback" not in result.stderr
+    assert "give --studies-dir (or --storage) where the search kept it" in result.stderr  # the usual cause
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed")
