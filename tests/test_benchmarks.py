@@ -405,3 +405,21 @@ def test_the_bound_benchmark_counts_held_out_networks_within_their_bound():
     found = coverage(scattered, fit=20, splits=40)
     assert found["t bound"]["within_bound"] >= 0.98 and found["largest"]["within_bound"] < 0.97
     assert found["t bound"]["median_margin"] > found["largest"]["median_margin"] > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.8, 1.25), st.floats(1.15, 1.4), st.integers(0, 5))
+def test_repeat_agreement_divides_out_the_day_and_tells_a_group_shift_from_each_networks(speed, shift, shifted):
+    """A second sitting at another machine speed, with one group of networks read ``shift`` high: the speed is
+    the median ratio and costs no agreement; the group's shift shows as spread between groups, not within."""
+    from benchmarks.latency_repeat import GROUP, agreement
+
+    rng = np.random.default_rng(0)
+    first = {f"n{i:02d}": float(x) for i, x in enumerate(rng.uniform(1, 30, 48))}
+    second = {name: ms * speed * (shift if index // GROUP == shifted else 1.0)
+              for index, (name, ms) in enumerate(first.items())}
+    found = agreement(first, second)
+    assert found["networks"] == 48 and found["median_ratio"] == pytest.approx(speed)
+    assert found["within_10"] == pytest.approx(1 - GROUP / 48) and found["largest"] == pytest.approx(shift - 1)
+    assert found["within_group_spread"] < 1e-9 < found["group_mean_spread"]
+    assert agreement(first, {**first, "extra": 1.0})["within_5"] == 1.0  # only networks both measured

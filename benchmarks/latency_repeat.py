@@ -1,0 +1,91 @@
+"""How far a whole network's measured latency moves between sittings: the floor under a predictor's error.
+
+    python benchmarks/latency_repeat.py [TABLE.jsonl ...]
+
+A predictor is scored against networks measured whole, and a measured figure is itself one draw: the
+same network, exported the same way with the same weights, timed again in another sitting, reads
+otherwise.  This reads the whole-network rows of latency tables (``nasface.latency.table``) built on one
+target at different times (by default every committed format-6 table, grouped by target) and, for each
+pair of tables of a target, compares the figures of the networks both measured:
+
+- ``median ratio``: how far the second sitting read from the first over all networks (the machine's
+  speed that day);
+- ``within 10 %`` and ``within 5 %``: the share of networks whose second figure is within that of the
+  first, once the median ratio is divided out (what a predictor fitted in one sitting could at best
+  reach against the other);
+- ``groups``: networks are measured in turn in groups of ``nasface.latency.build.GROUP``; the spread of
+  the groups' mean log ratios beside the spread within groups tells a shift shared by a group (when, or
+  beside which others, it was timed) from each network's own.
+
+No measuring: it reads stored figures, so it runs in seconds and its numbers follow from the committed
+tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import RESULTS, write_result  # noqa: E402
+from nasface.latency.build import GROUP  # noqa: E402
+
+
+def whole_networks(path: Path) -> tuple[str, dict[str, float]]:
+    """The table's target (runtime and precision) and its networks' figures in the order it measured them."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    key = lines[0]["key"]
+    return f"{key['runtime']} {key['precision']}", {row["name"]: row["ms"] for row in lines if row.get("kind") == "network"}
+
+
+def agreement(first: dict[str, float], second: dict[str, float]) -> dict:
+    """The second sitting's figures against the first's, for the networks both measured (in the first's order)."""
+    names = [name for name in first if name in second]
+    ratios = np.array([second[name] / first[name] for name in names])
+    scaled = ratios / np.median(ratios)
+    logs = np.log(scaled)
+    groups = [logs[start:start + GROUP] for start in range(0, len(logs), GROUP)]
+    within = np.concatenate([group - group.mean() for group in groups])
+    return {"networks": len(names), "median_ratio": float(np.median(ratios)),
+            "within_10": float(np.mean(np.abs(scaled - 1) <= 0.10)),
+            "within_5": float(np.mean(np.abs(scaled - 1) <= 0.05)),
+            "largest": float(np.max(np.abs(scaled - 1))),
+            "log_spread": float(logs.std()),
+            "group_mean_spread": float(np.std([group.mean() for group in groups])),
+            "within_group_spread": float(within.std())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tables", nargs="*", help="latency tables (default: the committed format-6 ones)")
+    args = parser.parse_args()
+    paths = [Path(p) for p in args.tables] or sorted(RESULTS.glob("latency_table-*-format6*.jsonl"))
+    by_target: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    for path in paths:
+        target, figures = whole_networks(path)
+        if figures:
+            by_target[target].append((path.stem.removeprefix("latency_table-"), figures))
+    found = {target: [{"first": a, "second": b, **agreement(fa, fb)}
+                      for (a, fa), (b, fb) in itertools.combinations(tables, 2)]
+             for target, tables in by_target.items()}
+    written = write_result("latency_repeat", {"group": GROUP, "pairs": found})
+    print("| target | tables | networks | median ratio | within 10 % | within 5 % | largest | groups: spread of "
+          "means, within |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for target, pairs in found.items():
+        for pair in pairs:
+            print(f"| {target} | {pair['first']} / {pair['second']} | {pair['networks']} | {pair['median_ratio']:.3f} "
+                  f"| {pair['within_10']:.0%} | {pair['within_5']:.0%} | {pair['largest']:.1%} "
+                  f"| {pair['group_mean_spread']:.3f}, {pair['within_group_spread']:.3f} |")
+    print(f"wrote {written}")
+
+
+if __name__ == "__main__":
+    main()
