@@ -25,8 +25,10 @@ networks: the method before and after, with the load alike.  One split is a smal
 predictor's form is also fitted on ``--fit`` networks and scored on the others over ``--splits``
 random splits (the same splits for every method).  With ``--table`` and ``--face-maps`` the face-map
 parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
-``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts in N sittings (each a pass
-over every part, eight at a time in turn), and the table counts each part at its least figure.
+``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts and the networks in N sittings
+(each a pass over every part or network, eight at a time in turn, in another order after the first), and
+the table counts each at its least figure: the held-out networks are then scored against their least
+figure too.
 ``--space`` draws the networks from another space (a bundled name or a YAML path; the results file is
 named after it).
 """
@@ -156,7 +158,8 @@ def main() -> None:
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
     parser.add_argument("--sittings", type=int, default=1,
-                        help="Time every part in this many sittings, each at its least figure (resumable).")
+                        help="Time every part and network in this many sittings, each at its least figure "
+                             "(resumable).")
     parser.add_argument("--space", default="lfr",
                         help="The space to draw networks from: a bundled name or a YAML path.")
     args = parser.parse_args()
@@ -175,7 +178,8 @@ def main() -> None:
 
     started = time.perf_counter()
     # kept in the table as they are measured: a killed run continues where it stopped
-    ensure_networks(table, specs, target, args.runs, args.warmup, StageDisplay("rich", Console(stderr=True)))
+    ensure_networks(table, specs, target, args.runs, args.warmup, StageDisplay("rich", Console(stderr=True)),
+                    sittings=args.sittings)
     network_seconds = time.perf_counter() - started
     figures = {row["name"]: row for row in table.networks}
 

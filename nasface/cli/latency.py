@@ -76,9 +76,10 @@ def table_command(
                                        f"{FIT_NETWORKS}, or --networks where fewer: fitted on 20, held-out "
                                        f"networks were 5-8 points more often within +-10 % than on 10; "
                                        f"BENCHMARKS.md)."),
-    sittings: int = typer.Option(1, help="Time each part in this many sittings; it counts at its least figure "
-                                         "(a figure only reads high under load). Raising it later times each "
-                                         "part once more."),
+    sittings: int = typer.Option(1, help="Time each part, and each network measured whole, in this many "
+                                         "sittings, each after the first in another order (beside other "
+                                         "company); each counts at its least figure (a figure only reads high). "
+                                         "Raising it later times each once more."),
     seed: int = typer.Option(0, help="Which random networks."),
     table: Path = typer.Option(None, help="The table file (default: studies/latency-tables/<runtime, precision, "
                                           "threads, CPU>.jsonl, which searches in studies/ use)."),
@@ -103,7 +104,7 @@ def table_command(
         raise NasfaceError(f"--networks {networks} --fit {fit}: measure at least one network, and fit on at "
                            f"most that many")
     if sittings < 1:
-        raise NasfaceError(f"--sittings {sittings}: time each part in at least one sitting")
+        raise NasfaceError(f"--sittings {sittings}: time each part and network in at least one sitting")
     loaded = load_space(space)
     path = table or default_table(target)
     opened = LatencyTable.open(path, key)

@@ -6,9 +6,20 @@ it is asked about need: ``nasface latency table`` draws random networks of the s
 parts, and a search measures the parts of each sampled candidate the table lacks when it first meets
 them.  Parts are measured in small groups, run in turn, and each is appended to the table as soon as
 its group is done.
+
+A part's or a network's figure depends on the company it is timed in turn with (what the others evict
+from the caches between its runs): on the int8 and OpenVINO targets a group of eight networks timed
+together read up to 8 % high or low as one.  So a sitting after the first times its parts and networks in
+another order, each beside other company, and each counts at its least figure over the sittings: three
+sittings so shuffled put onnxruntime int8 predictions within +-10 % of 1.4-2.2 points more networks than
+three in the same order, in one window (``benchmarks/latency_company.py``).
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
 
 from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
@@ -21,16 +32,26 @@ from nasface.arch.spec import ArchSpec
 
 GROUP = 8  # parts timed in turn at once
 
+Timed = TypeVar("Timed")
+
+
+def sitting_order(items: list[Timed], sitting: int) -> list[Timed]:
+    """The order sitting ``sitting`` (from 1) times ``items`` in: as met in the first, shuffled (the same way
+    for the same sitting) in later ones, so that each meets other company in its group."""
+    if sitting <= 1:
+        return list(items)
+    return [items[index] for index in np.random.default_rng(sitting).permutation(len(items))]
+
 
 def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
                  warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
                  sittings: int = 1) -> int:
     """Time every part of ``specs`` until the table holds ``sittings`` sittings of it (each sitting a pass
-    over the parts that lack one, on maps drawn from faces of ``source``; a part counts at its least
-    figure); return how many part timings were taken."""
+    over the parts that lack one, in ``sitting_order``, on maps drawn from faces of ``source``; a part counts
+    at its least figure); return how many part timings were taken."""
     taken = 0
     for sitting in range(1, sittings + 1):
-        missing = table.missing(specs, sitting)
+        missing = sitting_order(table.missing(specs, sitting), sitting)
         if not missing:
             continue
         label = "latency of parts" + (f", sitting {sitting} of {sittings}" if sittings > 1 else "")
@@ -46,24 +67,28 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
 
 
 def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
-                    warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic") -> None:
-    """Measure the networks of ``specs`` the table has not measured whole (their parts first), on faces
-    of ``source``."""
+                    warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
+                    sittings: int = 1) -> None:
+    """Measure the networks of ``specs`` whole (their parts first) until the table holds ``sittings``
+    sittings of each (each a pass over the networks that lack one, in ``sitting_order``), on faces of
+    ``source``; a network counts at its least figure."""
     from nasface.latency.table import LatencyPredictor
 
     ensure_parts(table, specs, target, runs, warmup, stages, source)
-    measured = {row["name"] for row in table.networks}
-    wanted = [spec for spec in specs if spec.name not in measured]
-    if not wanted:
-        return
     summed = LatencyPredictor(table)
-    with stages.stage("latency of whole networks", len(wanted), "networks") as stage:
-        for first in range(0, len(wanted), GROUP):
-            group = wanted[first:first + GROUP]
-            for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-                parts_ms, nodes = summed.summed(spec)
-                table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes, part_keys(spec))
-            stage.update(first + len(group))
+    for sitting in range(1, sittings + 1):
+        wanted = sitting_order([spec for spec in specs if table.network_sittings.get(spec.name, 0) < sitting], sitting)
+        if not wanted:
+            continue
+        label = "latency of whole networks" + (f", sitting {sitting} of {sittings}" if sittings > 1 else "")
+        with stages.stage(label, len(wanted), "networks") as stage:
+            for first in range(0, len(wanted), GROUP):
+                group = wanted[first:first + GROUP]
+                for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
+                    parts_ms, nodes = summed.summed(spec)
+                    table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes,
+                                      part_keys(spec))
+                stage.update(first + len(group))
 
 
 def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets = Budgets()) -> list[ArchSpec]:
@@ -74,9 +99,9 @@ def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets 
 def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, networks: int = 40, fit: int = FIT_NETWORKS,
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
                 source: str = "synthetic", sittings: int = 1) -> LatencyTable:
-    """Measure the parts of ``networks`` random networks of ``space`` (in ``sittings`` sittings, each part
-    at its least figure), and the first ``fit`` of them whole (the correction is fitted on them)."""
+    """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
+    (the correction is fitted on them), in ``sittings`` sittings, each at its least figure."""
     specs = sample_networks(space, networks, seed)
     ensure_parts(table, specs, target, runs, warmup, stages, source, sittings)
-    ensure_networks(table, specs[:fit], target, runs, warmup, stages, source)
+    ensure_networks(table, specs[:fit], target, runs, warmup, stages, source, sittings)
     return table

@@ -2,9 +2,10 @@
 
 The table is an append-only log (JSON lines): a header with its key (runtime and version, precision,
 threads, CPU model), then one line per measured part (``nasface.latency.parts``) and sitting, and one
-per measured whole network (its parts, their sum and operators beside its measured figure).  A part
-timed in several sittings counts at its least figure (a figure only ever reads high, as the neighbours'
-load or a cold cache lengthen a run), and a network's sum follows its parts' least figures.  Lines are
+per measured whole network and sitting (its parts, their sum and operators beside its measured figure).
+A part or a network timed in several sittings counts at its least figure (a figure only ever reads high,
+as the neighbours' load or a cold cache lengthen a run), and a network's sum follows its parts' least
+figures.  Lines are
 appended whole and synced, so a killed build keeps every part it finished and the same command
 continues it; a torn last line is ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
 or machine is refused, never reused.
@@ -60,7 +61,9 @@ class LatencyTable:
     entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs, least of its sittings)
     nodes: dict[str, int] = field(default_factory=dict)      # part key -> the operators it runs
     sittings: dict[str, int] = field(default_factory=dict)   # part key -> the sittings that timed it
-    networks: list[dict] = field(default_factory=list)       # {name, parts_ms, nodes, ms, median_ms, runs, parts}
+    # one row per network measured whole, at its least figure: {name, parts_ms, nodes, ms, median_ms, runs, parts}
+    networks: list[dict] = field(default_factory=list)
+    network_sittings: dict[str, int] = field(default_factory=dict)  # network name -> the sittings that measured it
 
     @classmethod
     def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
@@ -98,7 +101,7 @@ class LatencyTable:
                                        f"earlier nasface?): build a new table with nasface latency table")
                 self._count(row["part"], row["ms"], row["nodes"])
             elif row.get("kind") == "network":
-                self.networks.append({k: v for k, v in row.items() if k != "kind"})
+                self._count_network({k: v for k, v in row.items() if k != "kind"})
         self._resum()
 
     def _count(self, key: str, ms: float, nodes: int) -> bool:
@@ -108,6 +111,17 @@ class LatencyTable:
         self.nodes.setdefault(key, nodes)
         self.sittings[key] = self.sittings.get(key, 0) + 1
         return lowered
+
+    def _count_network(self, row: dict) -> None:
+        """Take one sitting's figure of a network: its row stands where its figure is the least so far."""
+        name = row["name"]
+        self.network_sittings[name] = self.network_sittings.get(name, 0) + 1
+        for index, kept in enumerate(self.networks):
+            if kept["name"] == name:
+                if row["ms"] < kept["ms"]:
+                    self.networks[index] = row
+                return
+        self.networks.append(row)
 
     def _resum(self) -> None:
         """Each network's sum of parts from its parts' figures now (where its row names its parts): the
@@ -134,11 +148,12 @@ class LatencyTable:
 
     def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
                     nodes: int, parts: list[str]) -> None:
-        """A network measured whole; ``parts``: its parts' keys, in order, so its sum follows their figures."""
+        """A network measured whole in one sitting; ``parts``: its parts' keys, in order, so its sum follows
+        their figures."""
         row = {"name": name, "parts_ms": parts_ms, "nodes": nodes, "ms": ms, "median_ms": median_ms, "runs": runs,
                "parts": parts}
         self._append({"kind": "network", **row})
-        self.networks.append(row)
+        self._count_network(row)
 
     def missing(self, specs: list[ArchSpec], sittings: int = 1) -> list[Part]:
         """The distinct parts of ``specs`` the table has timed in fewer than ``sittings`` sittings, in the
