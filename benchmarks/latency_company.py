@@ -17,13 +17,15 @@ machine's load falls on both alike:
 The 50 networks are then measured whole in three sittings, each in its own random order, and each table
 predicts them over ``--splits`` random splits (the correction fitted on 20, scored on the other 30), against
 each sitting's figure and against each network's least.  The first table's first sitting alone is scored
-beside.  Resumable: the tables are the product's append-only logs and the networks' figures are
+beside, and the networks' sittings against each other (``latency_repeat.agreement``: the floor under
+any predictor's error).  Resumable: the tables are the product's append-only logs and the networks' figures are
 written after each sitting; a finished folder is only analysed again.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks._common import RESULTS, write_atomic, write_result  # noqa: E402
+from benchmarks.latency_repeat import agreement  # noqa: E402
 from nasface.arch.budget import Budgets  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import GROUP, sample_networks, sitting_order  # noqa: E402
@@ -132,9 +135,17 @@ def main() -> None:
               "shuffled x3": least_parts(shuffled.path, SITTINGS)}
     result = {name: {label: scores(parts, keys, reference, args.splits) for label, reference in references.items()}
               for name, parts in tables.items()}
+    repeats = {f"{a + 1} / {b + 1}": {name: value for name, value in agreement(
+        dict(zip(range(len(specs)), measured[:, a])), dict(zip(range(len(specs)), measured[:, b]))).items()
+        if name in ("median_ratio", "within_10", "within_5", "largest")}
+        for a, b in itertools.combinations(range(SITTINGS), 2)}
     written = write_result(f"latency_company-{args.runtime}-{args.precision}",
                            {"target": target.key(), "networks": len(specs), "splits": args.splits,
-                            "load_average": [load_before, os.getloadavg()], "scores": result})
+                            "load_average": [load_before, os.getloadavg()], "scores": result,
+                            "network_sittings_agreement": repeats})
+    for pair, found in repeats.items():
+        print(f"networks whole, sittings {pair}: median ratio {found['median_ratio']:.3f}, within 10 % "
+              f"{found['within_10']:.0%}, within 5 % {found['within_5']:.0%}, largest {found['largest']:.1%}")
     print(f"| parts | " + " | ".join(f"vs {label}" for label in references) + " |")
     print("| --- |" + " ---: |" * len(references))
     for name, row in result.items():
