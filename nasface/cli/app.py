@@ -1,9 +1,9 @@
 """``nasface`` command line: a thin layer over the Python API.
 
 The commands live by role (``specs``, ``score``, ``search``, ``train``, ``latency``); the list below
-adds them to ``app`` (``nasface.cli.base``) in the order ``--help`` shows them.  Every user mistake surfaces as ``NasfaceError`` and is
-printed here as one line (``error: ...``) with exit status 2; nothing is written before the input
-has been checked.  The library's messages (``logging``) reach the user through one handler,
+adds them to ``app`` (``nasface.cli.base``) in the order ``--help`` shows them.  Every user mistake surfaces as ``NasfaceError``
+(or, for the options' syntax, click's usage error) and is printed here as one line (``error: ...``) with
+exit status 2; nothing is written before the input has been checked.  The library's messages (``logging``) reach the user through one handler,
 ``nasface.cli.base.messages``, installed here.
 """
 
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from nasface.cli import score, search, specs, train
-from nasface.cli.base import app, messages
+from nasface.cli.base import app, interrupted, messages
 from nasface.cli.latency import latency_app
 from nasface.core.errors import NasfaceError
 
@@ -25,14 +27,33 @@ for name, command in (("presets", specs.presets), ("count", specs.count_command)
     app.command(name)(command)
 app.add_typer(latency_app, name="latency")
 
+# click's usage error (an unknown option or command, a bad or missing value), named through the one public
+# class derived from it: typer 0.2x ships its own copy of click, earlier versions click itself
+USAGE_ERROR = typer.BadParameter.__base__
+STOPPED = "the command stopped where it was"  # Ctrl-C in a short command, which keeps nothing to continue
+
 
 def main() -> None:
     messages.install()
     try:
-        app()  # standalone: usage errors print click's message and exit 2
+        # not standalone: click's usage errors (an unknown option or command, a value of the wrong type, a
+        # missing option) come here, to be one line like every other mistake, not click's four of usage
+        code = app(standalone_mode=False)
     except NasfaceError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except USAGE_ERROR as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # a bare ``nasface`` or ``nasface latency``: the help
+            err.show()
+            sys.exit(err.exit_code)
+        where = err.ctx.command_path if err.ctx is not None else "nasface"
+        print(f"error: {err.format_message()} (see {where} --help)", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:  # Ctrl-C outside a command's own handling (``on_interrupt``), as click reports it
+        interrupted(STOPPED)
+    if code == 130:  # the same, as typer 0.2x reports it: an exit status, silently
+        interrupted(STOPPED)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,11 @@ CASES = [
      "--analyse: studies/fidelity-orl/log.jsonl does not exist, so there is nothing to analyse", False),
     ("validate-analyse-no-log", ["validate", "--analyse", "--data", "orl", "--teacher", "none"],
      "--analyse: studies/validate-orl/log.jsonl does not exist, so there is nothing to analyse", False),
+    # the options' syntax, as click parses it: one line too, naming the command's help
+    ("option-wrong-type", [*SEARCH, "--proxy-steps", "ten"], "Invalid value for '--proxy-steps'", False),
+    ("option-unknown", ["search", "--budget-flopz", "1G"], "No such option: --budget-flopz", False),
+    ("option-missing", ["export", "lfr-light"], "Missing option '--trial'", False),
+    ("command-unknown", ["serach"], "No such command 'serach'", True),
     ("search-unknown-score", [*SEARCH, "--score", "vibes"], "--score 'vibes': choose a signal", False),
     ("search-score-yardstick", [*SEARCH, "--score", "yardstick_cka"], "measured only by nasface fidelity --yardstick",
      False),

@@ -78,6 +78,26 @@ def test_version():
     assert result.returncode == 0 and result.stdout.strip() == f"nasface {version('nasface')}"
 
 
+@pytest.mark.parametrize("args, code", [([], 2), (["latency"], 2), (["latency", "--help"], 0)],
+                         ids=["bare", "bare-group", "group-help"])
+def test_a_command_with_nothing_to_do_shows_its_help(args, code, monkeypatch, capsys):
+    """Help, whole, as before usage errors became one line: exit 2 where no command was named (click's)."""
+    found, out, err = in_process(args, monkeypatch, capsys)
+    assert found == code and "Usage: " in out + err and "error:" not in out + err
+    assert "[OPTIONS] COMMAND" in out + err and "Commands" in out + err  # the whole help, not one line of it
+
+
+def test_ctrl_c_outside_a_commands_own_handling_exits_130_in_one_line(monkeypatch, capsys):
+    import nasface.arch.model
+
+    def interrupted_count(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nasface.arch.model, "count", interrupted_count)  # `count` has no on_interrupt of its own
+    code, out, err = in_process(["count", "mobilefacenet"], monkeypatch, capsys)
+    assert code == 130 and err.strip().splitlines() == ["interrupted: the command stopped where it was"]
+
+
 def test_count_header_gives_the_specs_input_size(tmp_path, monkeypatch, capsys):
     path = tmp_path / "small64.yaml"
     path.write_text(yaml.safe_dump({**ONE_STAGE_NET, "input_size": 64}))
