@@ -17,13 +17,14 @@ three in the same order, in one window (``benchmarks/latency_company.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
 
 from nasface.arch.budget import Budgets
 from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
-from nasface.latency.parts import part_keys
+from nasface.latency.parts import Part, part_keys
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import FIT_NETWORKS, LatencyTarget
 from nasface.core.stages import SILENT, Stages
@@ -43,52 +44,55 @@ def sitting_order(items: list[Timed], sitting: int) -> list[Timed]:
     return [items[index] for index in np.random.default_rng(sitting).permutation(len(items))]
 
 
+def in_sittings(lacking: Callable[[int], list[Timed]], sittings: int, label: str, unit: str, stages: Stages,
+                time_group: Callable[[list[Timed]], None]) -> int:
+    """Sitting by sitting, ``time_group`` on groups of ``GROUP`` of what ``lacking(sitting)`` names (what
+    lacks that sitting), in ``sitting_order``; return how many were timed."""
+    taken = 0
+    for sitting in range(1, sittings + 1):
+        wanted = sitting_order(lacking(sitting), sitting)
+        if not wanted:
+            continue
+        with stages.stage(label + (f", sitting {sitting} of {sittings}" if sittings > 1 else ""), len(wanted),
+                          unit) as stage:
+            for first in range(0, len(wanted), GROUP):
+                time_group(wanted[first:first + GROUP])
+                stage.update(min(first + GROUP, len(wanted)))
+        taken += len(wanted)
+    return taken
+
+
 def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
                  warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
                  sittings: int = 1) -> int:
-    """Time every part of ``specs`` until the table holds ``sittings`` sittings of it (each sitting a pass
-    over the parts that lack one, in ``sitting_order``, on maps drawn from faces of ``source``; a part counts
-    at its least figure); return how many part timings were taken."""
-    taken = 0
-    for sitting in range(1, sittings + 1):
-        missing = sitting_order(table.missing(specs, sitting), sitting)
-        if not missing:
-            continue
-        label = "latency of parts" + (f", sitting {sitting} of {sittings}" if sittings > 1 else "")
-        with stages.stage(label, len(missing), "parts") as stage:
-            for first in range(0, len(missing), GROUP):
-                group = missing[first:first + GROUP]
-                for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
-                    table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms,
-                                   timing.copies)
-                stage.update(first + len(group))
-        taken += len(missing)
-    return taken
+    """Time every part of ``specs`` until the table holds ``sittings`` sittings of it (``in_sittings``, on
+    maps drawn from faces of ``source``; a part counts at its least figure); return how many part timings
+    were taken."""
+    def time_group(group: list[Part]) -> None:
+        for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
+            table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms, timing.copies)
+
+    return in_sittings(lambda sitting: table.missing(specs, sitting), sittings, "latency of parts", "parts", stages,
+                       time_group)
 
 
 def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS,
                     warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
                     sittings: int = 1) -> None:
     """Measure the networks of ``specs`` whole (their parts first) until the table holds ``sittings``
-    sittings of each (each a pass over the networks that lack one, in ``sitting_order``), on faces of
-    ``source``; a network counts at its least figure."""
+    sittings of each (``in_sittings``), on faces of ``source``; a network counts at its least figure."""
     from nasface.latency.table import LatencyPredictor
 
     ensure_parts(table, specs, target, runs, warmup, stages, source)
     summed = LatencyPredictor(table)
-    for sitting in range(1, sittings + 1):
-        wanted = sitting_order([spec for spec in specs if table.network_sittings.get(spec.name, 0) < sitting], sitting)
-        if not wanted:
-            continue
-        label = "latency of whole networks" + (f", sitting {sitting} of {sittings}" if sittings > 1 else "")
-        with stages.stage(label, len(wanted), "networks") as stage:
-            for first in range(0, len(wanted), GROUP):
-                group = wanted[first:first + GROUP]
-                for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-                    parts_ms, nodes = summed.summed(spec)
-                    table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes,
-                                      part_keys(spec))
-                stage.update(first + len(group))
+
+    def time_group(group: list[ArchSpec]) -> None:
+        for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
+            parts_ms, nodes = summed.summed(spec)
+            table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes, part_keys(spec))
+
+    in_sittings(lambda sitting: [spec for spec in specs if table.network_sittings.get(spec.name, 0) < sitting],
+                sittings, "latency of whole networks", "networks", stages, time_group)
 
 
 def sample_networks(space: SearchSpace, count: int, seed: int, budgets: Budgets = Budgets()) -> list[ArchSpec]:
