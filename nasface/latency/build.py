@@ -11,8 +11,9 @@ A part's or a network's figure depends on the company it is timed in turn with (
 from the caches between its runs): on the int8 and OpenVINO targets a group of eight networks timed
 together read up to 8 % high or low as one.  So a sitting after the first times its parts and networks in
 another order, each beside other company, and each counts at its least figure over the sittings: three
-sittings so shuffled put onnxruntime int8 predictions within +-10 % of 1.4-2.2 points more networks than
-three in the same order, in one window (``benchmarks/latency_company.py``).
+sittings so shuffled put 0.7-2.2 points more networks within +-10 % of their prediction than three in the
+same order on onnxruntime int8, 2.6-4.4 points more on OpenVINO fp32, in one window each
+(``benchmarks/latency_company.py``).
 """
 
 from __future__ import annotations
