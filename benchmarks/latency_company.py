@@ -10,13 +10,15 @@ draw of ``latency_predictor.py --light-track``) in one window, their sittings in
 machine's load falls on both alike:
 
 - ``same order``: three sittings, each timing the parts in the order the networks meet them (how tables
-  were built before);
+  were built before, each part at its least figure);
 - ``shuffled``: the same first sitting (shared), then two each in its own order (``sitting_order``, how
-  ``ensure_parts`` times them now).
+  ``ensure_parts`` times them now, each part at the median of its figures).
+
+Each table is scored with its parts at their least figure and at their median.
 
 The 50 networks are then measured whole in three sittings, each in its own random order, and each table
 predicts them over ``--splits`` random splits (the correction fitted on 20, scored on the other 30), against
-each sitting's figure and against each network's least.  The first table's first sitting alone is scored
+each sitting's figure and against each network's least and median figure.  The first table's first sitting alone is scored
 beside, and the networks' sittings against each other (``latency_repeat.agreement``: the floor under
 any predictor's error).  Resumable: the tables are the product's append-only logs and the networks' figures are
 written after each sitting; a finished folder is only analysed again.
@@ -48,6 +50,7 @@ from nasface.latency.target import LatencyTarget  # noqa: E402
 
 SITTINGS = 3
 NETWORK_ORDER_SEED = 300  # sitting s of the whole networks runs them in permutation(default_rng(300 + s))
+TIMED: list[tuple[float, float, float]] = []  # the load average after each sitting this run timed
 
 
 def time_sitting(table: LatencyTable, specs, target: LatencyTarget, sitting: int, shuffled: bool,
@@ -63,22 +66,21 @@ def time_sitting(table: LatencyTable, specs, target: LatencyTarget, sitting: int
                 kept.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms,
                               timing.copies)
     if missing:
+        TIMED.append(os.getloadavg())
         print(f"{table.path.name} sitting {sitting} done {time.strftime('%H:%M:%S')}, load {os.getloadavg()}",
               flush=True)
 
 
-def least_parts(path: Path, sittings: int) -> dict[str, tuple[float, int]]:
-    """part key -> (least figure over its first ``sittings`` sittings, operators), read from a table's log."""
-    seen: dict[str, int] = {}
-    found: dict[str, tuple[float, int]] = {}
+def parts_at(path: Path, sittings: int, rule) -> dict[str, tuple[float, int]]:
+    """part key -> (``rule`` of its figures in its first ``sittings`` sittings, operators), from a table's log."""
+    figures: dict[str, list[float]] = {}
+    nodes: dict[str, int] = {}
     for line in path.read_text().splitlines()[1:]:
         row = json.loads(line)
-        if row.get("kind") != "part":
-            continue
-        seen[row["part"]] = seen.get(row["part"], 0) + 1
-        if seen[row["part"]] <= sittings:
-            found[row["part"]] = (min(row["ms"], found.get(row["part"], (np.inf, 0))[0]), row["nodes"])
-    return found
+        if row.get("kind") == "part" and len(figures.setdefault(row["part"], [])) < sittings:
+            figures[row["part"]].append(row["ms"])
+            nodes[row["part"]] = row["nodes"]
+    return {key: (float(rule(found)), nodes[key]) for key, found in figures.items()}
 
 
 def scores(parts: dict, keys: list[list[str]], measured: np.ndarray, splits: int) -> dict:
@@ -111,7 +113,6 @@ def main() -> None:
     specs = sample_networks(load_space("lfr"), 50, 1, Budgets(flops=10**9, weight_bytes=20 * 10**6))
     same = LatencyTable.open(folder / "same.jsonl", target.key())
     shuffled = LatencyTable.open(folder / "permuted.jsonl", target.key())
-    load_before = os.getloadavg()
     time_sitting(same, specs, target, 1, shuffled=False, copy_to=shuffled)
     for sitting in range(2, SITTINGS + 1):  # interleaved: the load falls on both alike
         time_sitting(same, specs, target, sitting, shuffled=False)
@@ -125,14 +126,19 @@ def main() -> None:
             found += [{"sitting": sitting, "name": spec.name, "ms": figure.ms, "median_ms": figure.median_ms}
                       for spec, figure in zip(group, measure(group, target))]
         write_atomic(networks_path, json.dumps(found))
+        TIMED.append(os.getloadavg())
         print(f"networks sitting {sitting} done {time.strftime('%H:%M:%S')}, load {os.getloadavg()}", flush=True)
 
     figure = {(row["sitting"], row["name"]): row["ms"] for row in found}
     measured = np.array([[figure[(sitting, spec.name)] for sitting in range(SITTINGS)] for spec in specs])
-    references = {**{f"sitting {s + 1}": measured[:, s] for s in range(SITTINGS)}, "least": measured.min(axis=1)}
+    references = {**{f"sitting {s + 1}": measured[:, s] for s in range(SITTINGS)}, "least": measured.min(axis=1),
+                  "median": np.median(measured, axis=1)}
     keys = [part_keys(spec) for spec in specs]
-    tables = {"one sitting": least_parts(same.path, 1), "same order x3": least_parts(same.path, SITTINGS),
-              "shuffled x3": least_parts(shuffled.path, SITTINGS)}
+    tables = {"one sitting": parts_at(same.path, 1, min),
+              "same order x3, least": parts_at(same.path, SITTINGS, min),
+              "same order x3, median": parts_at(same.path, SITTINGS, np.median),
+              "shuffled x3, least": parts_at(shuffled.path, SITTINGS, min),
+              "shuffled x3, median (now)": parts_at(shuffled.path, SITTINGS, np.median)}
     result = {name: {label: scores(parts, keys, reference, args.splits) for label, reference in references.items()}
               for name, parts in tables.items()}
     repeats = {f"{a + 1} / {b + 1}": {name: value for name, value in agreement(
@@ -141,7 +147,9 @@ def main() -> None:
         for a, b in itertools.combinations(range(SITTINGS), 2)}
     written = write_result(f"latency_company-{args.runtime}-{args.precision}",
                            {"target": target.key(), "networks": len(specs), "splits": args.splits,
-                            "load_average": [load_before, os.getloadavg()], "scores": result,
+                            # the load after each sitting this run timed: none where it only analysed again
+                            # (the loads of the sittings that timed are printed as they end)
+                            "load_after_each_sitting_timed_now": TIMED, "scores": result,
                             "network_sittings_agreement": repeats})
     for pair, found in repeats.items():
         print(f"networks whole, sittings {pair}: median ratio {found['median_ratio']:.3f}, within 10 % "

@@ -78,7 +78,8 @@ def table_command(
                                        f"BENCHMARKS.md)."),
     sittings: int = typer.Option(1, help="Time each part, and each network measured whole, in this many "
                                          "sittings, each after the first in another order (beside other "
-                                         "company); each counts at its least figure (a figure only reads high). "
+                                         "company); each counts at the median of its figures (its figure in "
+                                         "typical company). "
                                          "Raising it later times each once more."),
     seed: int = typer.Option(0, help="Which random networks."),
     table: Path = typer.Option(None, help="The table file (default: studies/latency-tables/<runtime, precision, "

@@ -10,10 +10,10 @@ its group is done.
 A part's or a network's figure depends on the company it is timed in turn with (what the others evict
 from the caches between its runs): on the int8 and OpenVINO targets a group of eight networks timed
 together read up to 8 % high or low as one.  So a sitting after the first times its parts and networks in
-another order, each beside other company, and each counts at its least figure over the sittings: three
-sittings so shuffled put 0.7-2.2 points more networks within +-10 % of their prediction than three in the
-same order on onnxruntime int8, 2.6-4.4 points more on OpenVINO fp32, in one window each
-(``benchmarks/latency_company.py``).
+another order, each beside other company, and each counts at the median of its sittings' figures (its
+figure in typical company): three sittings so shuffled, at their median, put 2.5-3.8 points more networks
+within +-10 % of their prediction than three in the same order at their least on onnxruntime int8, 5.4-7.5
+on OpenVINO fp32 and 2.4-12.2 on OpenVINO int8, in one window each (``benchmarks/latency_company.py``).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def ensure_parts(table: LatencyTable, specs: list[ArchSpec], target: LatencyTarg
                  warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
                  sittings: int = 1) -> int:
     """Time every part of ``specs`` until the table holds ``sittings`` sittings of it (``in_sittings``, on
-    maps drawn from faces of ``source``; a part counts at its least figure); return how many part timings
-    were taken."""
+    maps drawn from faces of ``source``; a part counts at the median of its sittings' figures); return how
+    many part timings were taken."""
     def time_group(group: list[Part]) -> None:
         for part, timing in zip(group, measure_parts(group, target, runs, warmup, source)):
             table.add_part(part, timing.ms, timing.median_ms, timing.runs, timing.nodes, timing.lead_ms, timing.copies)
@@ -81,7 +81,8 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
                     warmup: int = WARMUP_RUNS, stages: Stages = SILENT, source: str = "synthetic",
                     sittings: int = 1) -> None:
     """Measure the networks of ``specs`` whole (their parts first) until the table holds ``sittings``
-    sittings of each (``in_sittings``), on faces of ``source``; a network counts at its least figure."""
+    sittings of each (``in_sittings``), on faces of ``source``; a network counts at the median of its
+    sittings' figures."""
     from nasface.latency.table import LatencyPredictor
 
     ensure_parts(table, specs, target, runs, warmup, stages, source)
@@ -92,7 +93,7 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
             parts_ms, nodes = summed.summed(spec)
             table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes, part_keys(spec))
 
-    in_sittings(lambda sitting: [spec for spec in specs if table.network_sittings.get(spec.name, 0) < sitting],
+    in_sittings(lambda sitting: [spec for spec in specs if len(table.network_figures.get(spec.name, ())) < sitting],
                 sittings, "latency of whole networks", "networks", stages, time_group)
 
 
@@ -105,7 +106,7 @@ def build_table(table: LatencyTable, space: SearchSpace, target: LatencyTarget, 
                 seed: int = 0, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS, stages: Stages = SILENT,
                 source: str = "synthetic", sittings: int = 1) -> LatencyTable:
     """Measure the parts of ``networks`` random networks of ``space``, and the first ``fit`` of them whole
-    (the correction is fitted on them), in ``sittings`` sittings, each at its least figure."""
+    (the correction is fitted on them), in ``sittings`` sittings, each at the median of its figures."""
     specs = sample_networks(space, networks, seed)
     ensure_parts(table, specs, target, runs, warmup, stages, source, sittings)
     ensure_networks(table, specs[:fit], target, runs, warmup, stages, source, sittings)

@@ -3,9 +3,12 @@
 The table is an append-only log (JSON lines): a header with its key (runtime and version, precision,
 threads, CPU model), then one line per measured part (``nasface.latency.parts``) and sitting, and one
 per measured whole network and sitting (its parts, their sum and operators beside its measured figure).
-A part or a network timed in several sittings counts at its least figure (a figure only ever reads high,
-as the neighbours' load or a cold cache lengthen a run), and a network's sum follows its parts' least
-figures.  Lines are
+A part or a network timed in several sittings counts at the median of its sittings' figures, and a
+network's sum follows its parts' figures.  Not the least: each sitting after the first times them in
+its own order (``nasface.latency.build.sitting_order``), beside other company, and what the others
+timed in turn evict from the caches moves a figure both ways, so the median is its figure in typical
+company, as a network meets it; the least of three such sittings read low, and on OpenVINO int8 scored
+12-14 points worse than their median (``benchmarks/latency_company.py``).  Lines are
 appended whole and synced, so a killed build keeps every part it finished and the same command
 continues it; a torn last line is ignored.  A table is opened only for its own key: a table of another runtime, precision, thread count
 or machine is refused, never reused.
@@ -58,12 +61,13 @@ class MissingParts(KeyError):
 class LatencyTable:
     path: Path
     key: dict
-    entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs, least of its sittings)
+    entries: dict[str, float] = field(default_factory=dict)  # part key -> ms (min of its runs, median of its sittings)
     nodes: dict[str, int] = field(default_factory=dict)      # part key -> the operators it runs
-    sittings: dict[str, int] = field(default_factory=dict)   # part key -> the sittings that timed it
-    # one row per network measured whole, at its least figure: {name, parts_ms, nodes, ms, median_ms, runs, parts}
+    figures: dict[str, list[float]] = field(default_factory=dict)  # part key -> its figure in each sitting
+    # one row per network measured whole, its ms the median of its sittings': {name, parts_ms, nodes, ms,
+    # median_ms, runs, parts} (median_ms: the median of the first sitting's runs)
     networks: list[dict] = field(default_factory=list)
-    network_sittings: dict[str, int] = field(default_factory=dict)  # network name -> the sittings that measured it
+    network_figures: dict[str, list[float]] = field(default_factory=dict)  # network name -> its figure in each sitting
 
     @classmethod
     def open(cls, path: str | os.PathLike, key: dict, create: bool = True) -> "LatencyTable":
@@ -104,24 +108,31 @@ class LatencyTable:
                 self._count_network({k: v for k, v in row.items() if k != "kind"})
         self._resum()
 
+    @property
+    def sittings(self) -> dict[str, int]:
+        """part key -> the sittings that timed it."""
+        return {key: len(found) for key, found in self.figures.items()}
+
+    @property
+    def network_sittings(self) -> dict[str, int]:
+        """network name -> the sittings that measured it whole."""
+        return {name: len(found) for name, found in self.network_figures.items()}
+
     def _count(self, key: str, ms: float, nodes: int) -> bool:
-        """Take one sitting's figure of a part; whether it lowered the part's figure."""
-        lowered = key in self.entries and ms < self.entries[key]
-        self.entries[key] = min(ms, self.entries.get(key, ms))
+        """Take one sitting's figure of a part; whether the part had a figure before (which has moved)."""
+        self.figures.setdefault(key, []).append(ms)
+        self.entries[key] = float(np.median(self.figures[key]))
         self.nodes.setdefault(key, nodes)
-        self.sittings[key] = self.sittings.get(key, 0) + 1
-        return lowered
+        return len(self.figures[key]) > 1
 
     def _count_network(self, row: dict) -> None:
-        """Take one sitting's figure of a network: its row stands where its figure is the least so far."""
+        """Take one sitting's figure of a network: its row (the first sitting's) carries the median figure."""
         name = row["name"]
-        self.network_sittings[name] = self.network_sittings.get(name, 0) + 1
-        for index, kept in enumerate(self.networks):
-            if kept["name"] == name:
-                if row["ms"] < kept["ms"]:
-                    self.networks[index] = row
-                return
-        self.networks.append(row)
+        self.network_figures.setdefault(name, []).append(row["ms"])
+        kept = next((kept for kept in self.networks if kept["name"] == name), None)
+        if kept is None:
+            self.networks.append(kept := dict(row))
+        kept["ms"] = float(np.median(self.network_figures[name]))
 
     def _resum(self) -> None:
         """Each network's sum of parts from its parts' figures now (where its row names its parts): the
@@ -144,7 +155,7 @@ class LatencyTable:
         self._append({"kind": "part", "part": part.key, "ms": ms, "median_ms": median_ms, "runs": runs,
                       "nodes": nodes, "lead_ms": lead_ms, "copies": copies})
         if self._count(part.key, ms, nodes):
-            self._resum()
+            self._resum()  # its figure moved: the sums of the networks it is part of follow
 
     def add_network(self, name: str, parts_ms: float, ms: float, median_ms: float, runs: int,
                     nodes: int, parts: list[str]) -> None:
@@ -161,7 +172,7 @@ class LatencyTable:
         found: dict[str, Part] = {}
         for spec in specs:
             for part in parts(spec):
-                if self.sittings.get(part.key, 0) < sittings:
+                if len(self.figures.get(part.key, ())) < sittings:
                     found.setdefault(part.key, part)
         return list(found.values())
 
