@@ -71,16 +71,9 @@ def time_sitting(table: LatencyTable, specs, target: LatencyTarget, sitting: int
               flush=True)
 
 
-def parts_at(path: Path, sittings: int, rule) -> dict[str, tuple[float, int]]:
-    """part key -> (``rule`` of its figures in its first ``sittings`` sittings, operators), from a table's log."""
-    figures: dict[str, list[float]] = {}
-    nodes: dict[str, int] = {}
-    for line in path.read_text().splitlines()[1:]:
-        row = json.loads(line)
-        if row.get("kind") == "part" and len(figures.setdefault(row["part"], [])) < sittings:
-            figures[row["part"]].append(row["ms"])
-            nodes[row["part"]] = row["nodes"]
-    return {key: (float(rule(found)), nodes[key]) for key, found in figures.items()}
+def parts_at(table: LatencyTable, sittings: int, rule) -> dict[str, tuple[float, int]]:
+    """part key -> (``rule`` of its figures in its first ``sittings`` sittings, operators)."""
+    return {key: (float(rule(found[:sittings])), table.nodes[key]) for key, found in table.figures.items()}
 
 
 def scores(parts: dict, keys: list[list[str]], measured: np.ndarray, splits: int) -> dict:
@@ -134,11 +127,11 @@ def main() -> None:
     references = {**{f"sitting {s + 1}": measured[:, s] for s in range(SITTINGS)}, "least": measured.min(axis=1),
                   "median": np.median(measured, axis=1)}
     keys = [part_keys(spec) for spec in specs]
-    tables = {"one sitting": parts_at(same.path, 1, min),
-              "same order x3, least": parts_at(same.path, SITTINGS, min),
-              "same order x3, median": parts_at(same.path, SITTINGS, np.median),
-              "shuffled x3, least": parts_at(shuffled.path, SITTINGS, min),
-              "shuffled x3, median (now)": parts_at(shuffled.path, SITTINGS, np.median)}
+    tables = {"one sitting": parts_at(same, 1, min),
+              "same order x3, least": parts_at(same, SITTINGS, min),
+              "same order x3, median": parts_at(same, SITTINGS, np.median),
+              "shuffled x3, least": parts_at(shuffled, SITTINGS, min),
+              "shuffled x3, median (now)": parts_at(shuffled, SITTINGS, np.median)}
     result = {name: {label: scores(parts, keys, reference, args.splits) for label, reference in references.items()}
               for name, parts in tables.items()}
     repeats = {f"{a + 1} / {b + 1}": {name: value for name, value in agreement(

@@ -27,8 +27,8 @@ random splits (the same splits for every method).  With ``--table`` and ``--face
 parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
 ``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts and the networks in N sittings
 (each a pass over every part or network, eight at a time in turn, in another order after the first), and
-the table counts each at its least figure: the held-out networks are then scored against their least
-figure too.
+the table counts each at the median of its figures: the held-out networks are then scored against their
+median figure too.
 ``--space`` draws the networks from another space (a bundled name or a YAML path; the results file is
 named after it).
 """
@@ -158,8 +158,8 @@ def main() -> None:
                         help="Also time every part in context on the faces' maps (table format 3's way), beside.")
     parser.add_argument("--splits", type=int, default=200, help="Random fit/held-out splits to average over.")
     parser.add_argument("--sittings", type=int, default=1,
-                        help="Time every part and network in this many sittings, each at its least figure "
-                             "(resumable).")
+                        help="Time every part and network in this many sittings, each at the median of its "
+                             "figures (resumable).")
     parser.add_argument("--space", default="lfr",
                         help="The space to draw networks from: a bundled name or a YAML path.")
     args = parser.parse_args()
