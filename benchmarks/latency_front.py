@@ -47,7 +47,7 @@ from nasface.latency.measure import measure  # noqa: E402
 from nasface.latency.target import LatencyTarget, default_table  # noqa: E402
 from nasface.search import config_from_options, run_search  # noqa: E402
 from nasface.search import record  # noqa: E402
-from nasface.search.latency import MEASUREMENT_MARGIN, _search_latency, measured_latency  # noqa: E402
+from nasface.search.latency import _search_latency, measured_latency, measurement_margin  # noqa: E402
 from nasface.search.results import pareto_front  # noqa: E402
 from nasface.ui.progress import Reporter  # noqa: E402
 
@@ -98,7 +98,7 @@ def main() -> None:
     filling = sorted(drawn, key=lambda spec: count(spec)["flops"])[-FILLING:]
     model = _search_latency(str(target), str(studies), None, args.seed, "synthetic")
     budget_ms = statistics.median(model.predict(spec) for spec in filling)
-    checked = (f"measured figures plus {MEASUREMENT_MARGIN:.1%}" if args.latency_by == "measurement"
+    checked = (f"measured figures plus {measurement_margin(str(target)):.1%}" if args.latency_by == "measurement"
                else f"predictions plus {model.predictor.margin:.1%}")
     print(f"FLOPs budget {flops:,} stands for {budget_ms:.2f} ms (median prediction of {FILLING} networks that "
           f"fill it); the latency budget is checked against {checked}", flush=True)

@@ -17,6 +17,11 @@ pair of tables of a target, compares the figures of the networks both measured:
   the groups' mean log ratios beside the spread within groups tells a shift shared by a group (when, or
   beside which others, it was timed) from each network's own.
 
+And, per target, over every ordered pair of all its sittings (each sitting of the format-6 tables and of
+``latency_company.py``'s networks, windows hours or days apart): how much higher a network read in the
+second than in the first, as measured, the day's speed left in.  Its 99th percentile is the margin
+``nasface search --latency-by measurement`` adds on that target (``MEASUREMENT_MARGIN``).
+
 No measuring: it reads stored figures, so it runs in seconds and its numbers follow from the committed
 tables.
 """
@@ -38,11 +43,40 @@ from benchmarks._common import RESULTS, write_result  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
 
 
-def whole_networks(path: Path) -> tuple[str, dict[str, float]]:
-    """The table's target (runtime and precision) and its networks' figures in the order it measured them."""
+def target_of(key: dict) -> str:
+    return f"{key['runtime']} {key['precision']}"
+
+
+def table_sittings(path: Path) -> tuple[str, list[dict[str, float]]]:
+    """The table's target and its networks' figures in each sitting that measured them whole, each in the
+    order it measured them (a table writes one row per network and sitting)."""
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    key = lines[0]["key"]
-    return f"{key['runtime']} {key['precision']}", {row["name"]: row["ms"] for row in lines if row.get("kind") == "network"}
+    sittings: list[dict[str, float]] = []
+    for row in lines:
+        if row.get("kind") == "network":
+            seen = sum(row["name"] in sitting for sitting in sittings)
+            if seen == len(sittings):
+                sittings.append({})
+            sittings[seen][row["name"]] = row["ms"]
+    return target_of(lines[0]["key"]), sittings
+
+
+def company_sittings(folder: Path) -> tuple[str, list[dict[str, float]]]:
+    """The target of a ``latency_company.py`` folder and the figures of its sittings of whole networks."""
+    key = json.loads((folder / "same.jsonl").read_text().splitlines()[0])["key"]
+    sittings: dict[int, dict[str, float]] = defaultdict(dict)
+    for row in json.loads((folder / "networks.json").read_text()):
+        sittings[row["sitting"]][row["name"]] = row["ms"]
+    return target_of(key), [sittings[number] for number in sorted(sittings)]
+
+
+def reads_higher(sittings: list[dict[str, float]]) -> dict:
+    """Over every ordered pair of sittings and every network both measured: how much higher the second
+    figure read than the first (negative: lower)."""
+    rises = np.array([second[name] / first[name] - 1 for first, second in itertools.permutations(sittings, 2)
+                      for name in first if name in second])
+    return {"sittings": len(sittings), "repeats": len(rises), "p95": float(np.percentile(rises, 95)),
+            "p99": float(np.percentile(rises, 99)), "largest": float(rises.max())}
 
 
 def agreement(first: dict[str, float], second: dict[str, float]) -> dict:
@@ -68,14 +102,21 @@ def main() -> None:
     args = parser.parse_args()
     paths = [Path(p) for p in args.tables] or sorted(RESULTS.glob("latency_table-*-format6*.jsonl"))
     by_target: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    every_sitting: dict[str, list[dict]] = defaultdict(list)
     for path in paths:
-        target, figures = whole_networks(path)
-        if figures:
-            by_target[target].append((path.stem.removeprefix("latency_table-"), figures))
+        target, sittings = table_sittings(path)
+        if sittings:
+            by_target[target].append((path.stem.removeprefix("latency_table-"), sittings[-1]))
+            every_sitting[target] += sittings
+    if not args.tables:
+        for folder in sorted(path.parent for path in RESULTS.glob("latency_company-*/networks.json")):
+            target, sittings = company_sittings(folder)
+            every_sitting[target] += sittings
     found = {target: [{"first": a, "second": b, **agreement(fa, fb)}
                       for (a, fa), (b, fb) in itertools.combinations(tables, 2)]
              for target, tables in by_target.items()}
-    written = write_result("latency_repeat", {"group": GROUP, "pairs": found})
+    higher = {target: reads_higher(sittings) for target, sittings in every_sitting.items() if len(sittings) > 1}
+    written = write_result("latency_repeat", {"group": GROUP, "pairs": found, "reads_higher": higher})
     print("| target | tables | networks | median ratio | within 10 % | within 5 % | largest | groups: spread of "
           "means, within |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -84,6 +125,11 @@ def main() -> None:
             print(f"| {target} | {pair['first']} / {pair['second']} | {pair['networks']} | {pair['median_ratio']:.3f} "
                   f"| {pair['within_10']:.0%} | {pair['within_5']:.0%} | {pair['largest']:.1%} "
                   f"| {pair['group_mean_spread']:.3f}, {pair['within_group_spread']:.3f} |")
+    print("\n| target | sittings | repeats | read higher again: 95 % of repeats | 99 % | most |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for target, rise in higher.items():
+        print(f"| {target} | {rise['sittings']} | {rise['repeats']} | {rise['p95']:+.1%} | {rise['p99']:+.1%} "
+              f"| {rise['largest']:+.1%} |")
     print(f"wrote {written}")
 
 

@@ -15,7 +15,7 @@ from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import RowLog, rank_agreement  # noqa: E402
+from benchmarks._common import RESULTS, RowLog, rank_agreement  # noqa: E402
 from nasface.core.ranking import kendall_rows, spearman_rows  # noqa: E402
 
 
@@ -423,3 +423,26 @@ def test_repeat_agreement_divides_out_the_day_and_tells_a_group_shift_from_each_
     assert found["within_10"] == pytest.approx(1 - GROUP / 48) and found["largest"] == pytest.approx(shift - 1)
     assert found["within_group_spread"] < 1e-9 < found["group_mean_spread"]
     assert agreement(first, {**first, "extra": 1.0})["within_5"] == 1.0  # only networks both measured
+
+
+def test_the_measurement_margins_are_the_committed_repeats_99th_percentiles():
+    """``--latency-by measurement``'s margin per target is what ``latency_repeat.py`` found (onnxruntime fp32's
+    is the larger, earlier sample's: at least what the committed repeats show)."""
+    from nasface.search.latency import MEASUREMENT_MARGIN
+
+    found = json.loads((RESULTS / "latency_repeat.json").read_text())["reads_higher"]
+    for (runtime, precision), share in MEASUREMENT_MARGIN.items():
+        p99 = found[f"{runtime} {precision}"]["p99"]
+        if (runtime, precision) == ("onnxruntime", "fp32"):
+            assert share >= p99
+        else:
+            assert share == pytest.approx(p99, abs=0.0005)
+
+
+def test_repeats_read_higher_over_every_ordered_pair_of_sittings():
+    from benchmarks.latency_repeat import reads_higher
+
+    sittings = [{"a": 1.0, "b": 2.0}, {"a": 1.1, "b": 2.0}, {"b": 1.0}]  # "a" in two sittings, "b" in three
+    found = reads_higher(sittings)
+    assert found["sittings"] == 3 and found["repeats"] == 2 + 6
+    assert found["largest"] == pytest.approx(1.0) and found["p99"] <= found["largest"]

@@ -28,12 +28,13 @@ from nasface.latency.measure import (CHAIN_COPIES, REFERENCE_NETWORK, calibratio
                                      convolved_face_maps, copies, has_lead, lead_onnx, measure, measure_parts,
                                      network_onnx, node_count, part_onnx, reference_activations, time_in_turn)
 from nasface.latency.parts import part_keys, parts
-from nasface.search.latency import MEASUREMENT_MARGIN, SEARCH_FIT_NETWORKS, measured_latency
+from nasface.search.latency import (MEASUREMENT_MARGIN, SEARCH_FIT_NETWORKS, measured_latency,
+                                    measurement_margin)
 from nasface.latency.table import (BOUND_CONFIDENCE, MIN_MARGIN_ERRORS, Correction, LatencyPredictor, LatencyTable,
                                    MissingParts, held_out_errors, margin)
 from scipy.stats import t as student_t
 from nasface.arch.budget import parse_latency
-from nasface.latency.target import LatencyTarget, cpu_model, default_table, runtime_version
+from nasface.latency.target import PRECISIONS, RUNTIMES, LatencyTarget, cpu_model, default_table, runtime_version
 from nasface.ui.progress import Reporter
 from nasface.search.export import export_trial
 from nasface.training.recipe import load_recipe
@@ -265,6 +266,15 @@ def test_the_bound_is_the_prediction_raised_by_the_tables_margin(tmp_path):
     predictor = LatencyPredictor(table)
     assert predictor.margin == pytest.approx(margin(table.networks)) and predictor.margin > 0
     assert predictor.bound(spec) == pytest.approx(predictor.predict(spec) * (1 + predictor.margin))
+
+
+def test_a_search_by_measurement_raises_each_target_by_its_own_margin():
+    """Every runtime and precision has its margin, and the noisier targets (int8, OpenVINO) the larger."""
+    for runtime in RUNTIMES:
+        for precision in PRECISIONS:
+            assert 0 < measurement_margin(f"{runtime}:{precision}:4") == MEASUREMENT_MARGIN[runtime, precision] < 0.5
+    assert measurement_margin("onnxruntime") == MEASUREMENT_MARGIN["onnxruntime", "fp32"]
+    assert min(MEASUREMENT_MARGIN.values()) == MEASUREMENT_MARGIN["onnxruntime", "fp32"]
 
 
 @settings(max_examples=20, deadline=None)
@@ -702,7 +712,8 @@ def test_a_latency_budgeted_search_rejects_by_prediction_and_measures_its_front(
 def test_a_search_by_measurement_measures_each_candidate_and_builds_no_table(tmp_path, tiny_space):
     space = load_space(tiny_space)
     specs = sample_networks(space, 6, seed=0)
-    figures = sorted(figure.ms * (1 + MEASUREMENT_MARGIN) for figure in measure(specs, FP32, runs=5, warmup=1))
+    raised = 1 + measurement_margin(str(FP32))
+    figures = sorted(figure.ms * raised for figure in measure(specs, FP32, runs=5, warmup=1))
     budget = (figures[2] + figures[3]) / 2  # about half the space is over it
     config = tiny_config(tmp_path, space=str(tiny_space), budget_latency=f"{budget:.6f}ms", latency_by="measurement",
                          trials=3, sampler="random")
