@@ -9,9 +9,8 @@ Each sampled candidate's latency on the search's target is known before it is tr
   network reads above its prediction);
 - ``measurement``: the candidate exported and measured whole here, a few seconds each, and raised by
   ``MEASUREMENT_MARGIN`` of its runtime and precision, how far a figure can read higher when measured
-  again.  Exact for this machine,
-  where the table's prediction is not (BENCHMARKS.md: 98-99 % within +-10 % on onnxruntime fp32, 84-92 % on
-  int8 and OpenVINO in one sitting, 85-97 % in three).
+  again.  Exact for this machine, where the table's prediction is not (BENCHMARKS.md: 98-99 % within
+  +-10 % on onnxruntime fp32, 84-92 % on int8 and OpenVINO in one sitting, 85-97 % in three).
 
 The figure joins its costs (``latency_ms``), so a latency budget rejects it like any other budget and
 tells the sampler how far over it is, and ``latency_ms`` can be an objective.  Parts the table lacks are measured when a
