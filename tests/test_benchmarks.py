@@ -426,17 +426,12 @@ def test_repeat_agreement_divides_out_the_day_and_tells_a_group_shift_from_each_
 
 
 def test_the_measurement_margins_are_the_committed_repeats_99th_percentiles():
-    """``--latency-by measurement``'s margin per target is what ``latency_repeat.py`` found (onnxruntime fp32's
-    is the larger, earlier sample's: at least what the committed repeats show)."""
+    """``--latency-by measurement``'s margin per target is what ``latency_repeat.py`` found."""
     from nasface.search.latency import MEASUREMENT_MARGIN
 
     found = json.loads((RESULTS / "latency_repeat.json").read_text())["reads_higher"]
     for (runtime, precision), share in MEASUREMENT_MARGIN.items():
-        p99 = found[f"{runtime} {precision}"]["p99"]
-        if (runtime, precision) == ("onnxruntime", "fp32"):
-            assert share >= p99
-        else:
-            assert share == pytest.approx(p99, abs=0.0005)
+        assert share == pytest.approx(found[f"{runtime} {precision}"]["p99"], abs=0.0005)
 
 
 def test_repeats_read_higher_over_every_ordered_pair_of_sittings():
