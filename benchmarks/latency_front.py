@@ -42,7 +42,7 @@ from nasface.arch.budget import Budgets, parse_quantity  # noqa: E402
 from nasface.arch.model import count  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.arch.spec import spec_from_dict  # noqa: E402
-from nasface.latency.build import GROUP, sample_networks  # noqa: E402
+from nasface.latency.build import sample_networks  # noqa: E402
 from nasface.latency.measure import measure  # noqa: E402
 from nasface.latency.target import LatencyTarget, default_table  # noqa: E402
 from nasface.search import config_from_options, run_search  # noqa: E402
@@ -113,9 +113,7 @@ def main() -> None:
     accepted = [facts for facts in record.records(by_latency[1]) if facts.kind == "candidate"]
     members = [("flops", facts) for facts in fronts["flops"]] + [("accepted", facts) for facts in accepted]
     specs = [spec_from_dict({**facts.spec, "name": f"{label}-{facts.number}"}) for label, facts in members]
-    figures = []
-    for first in range(0, len(specs), GROUP):
-        figures += measure(specs[first:first + GROUP], target)
+    figures = measure(specs, target)
     rows = {"flops": [], "latency": [], "accepted": []}
     in_front = {facts.number for facts in fronts["latency"]}
     for (label, facts), spec, figure in zip(members, specs, figures):

@@ -17,8 +17,9 @@ pair of tables of a target, compares the figures of the networks both measured:
   the groups' mean log ratios beside the spread within groups tells a shift shared by a group (when, or
   beside which others, it was timed) from each network's own.
 
-And, per target, over every ordered pair of all its sittings (each sitting of the format-6 tables and of
-``latency_company.py``'s networks, windows hours or days apart): how much higher a network read in the
+And, per target, over every ordered pair of all its sittings (each sitting of the format-6 tables, of
+``latency_company.py``'s networks and of ``latency_alone.py``'s networks in groups and beside companions,
+the ways a search measures them; windows hours or days apart): how much higher a network read in the
 second than in the first, as measured, the day's speed left in.  Its 99th percentile is the margin
 ``nasface search --latency-by measurement`` adds on that target (``MEASUREMENT_MARGIN``).
 
@@ -70,6 +71,15 @@ def company_sittings(folder: Path) -> tuple[str, list[dict[str, float]]]:
     return target_of(key), [sittings[number] for number in sorted(sittings)]
 
 
+def alone_sittings(path: Path) -> tuple[str, list[dict[str, float]]]:
+    """The target of a ``latency_alone.py`` figures file and its sittings of the ways the product measures
+    a network: in a group of eight, and beside the fixed companions (not alone)."""
+    target = " ".join(path.stem.removeprefix("latency_alone-").removesuffix("-figures").split("-"))
+    figures = json.loads(path.read_text())
+    return target, [{name: least for name, (least, _) in sitting["figures"].items()}
+                    for way in ("groups", "companions") for sitting in figures.get(way, [])]
+
+
 def reads_higher(sittings: list[dict[str, float]]) -> dict:
     """Over every ordered pair of sittings and every network both measured: how much higher the second
     figure read than the first (negative: lower)."""
@@ -111,6 +121,9 @@ def main() -> None:
     if not args.tables:
         for folder in sorted(path.parent for path in RESULTS.glob("latency_company-*/networks.json")):
             target, sittings = company_sittings(folder)
+            every_sitting[target] += sittings
+        for path in sorted(RESULTS.glob("latency_alone-*-figures.json")):
+            target, sittings = alone_sittings(path)
             every_sitting[target] += sittings
     found = {target: [{"first": a, "second": b, **agreement(fa, fb)}
                       for (a, fa), (b, fb) in itertools.combinations(tables, 2)]

@@ -24,15 +24,13 @@ from typing import TypeVar
 import numpy as np
 
 from nasface.arch.budget import Budgets
-from nasface.latency.measure import TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
+from nasface.latency.measure import GROUP, TIMED_RUNS, WARMUP_RUNS, measure, measure_parts
 from nasface.latency.parts import Part, part_keys
 from nasface.latency.table import LatencyTable
 from nasface.latency.target import FIT_NETWORKS, LatencyTarget
 from nasface.core.stages import SILENT, Stages
 from nasface.arch.space import SearchSpace, feasible_sample
 from nasface.arch.spec import ArchSpec
-
-GROUP = 8  # parts timed in turn at once
 
 Timed = TypeVar("Timed")
 

@@ -31,7 +31,12 @@ parts alone 13-19 %; BENCHMARKS.md).
 
 On a shared machine single runs mostly measure the neighbours' load, so a figure is the minimum of N
 runs after a warm-up (the median is kept as a check), and the models compared in one call are run in
-turn, one run each round, so that load falls on all of them alike.  On one thread a run is timed by the
+turn, one run each round, so that load falls on all of them alike.  Networks are timed ``GROUP`` at a
+time, and a group of fewer (one network, or the last few) is filled with fixed ``companions``: timed
+alone, its runs back to back, a network read 7.6-9.2 % apart (the spread of the logs) from one sitting to
+the next (4.6-6.2 % over 400 runs), beside the companions 2.7-4.1 % and in a group of eight 2.9-4.6 %,
+on onnxruntime fp32 in one window (``benchmarks/latency_alone.py``); and a table's networks, on which its
+correction is fitted and its margin set, are measured in groups of eight.  On one thread a run is timed by the
 CPU time the process spends on it, which is its latency on a quiet machine and leaves out the time the
 neighbours hold the core (at a load of 10 on 2 cores the minimum wall time of a 12 ms network read
 19 ms, its CPU time 11.8 ms); on several threads CPU time adds up over them, so wall time is used.
@@ -60,6 +65,8 @@ WARMUP_RUNS = 10
 TIMED_RUNS = 50
 REFERENCE_NETWORK = "mobilefacenet"  # whose activations a part's input is drawn from (``activation_maps``)
 CHAIN_COPIES = 4  # copies a chainable part is timed as (4 and 8 scored alike in probe sittings; 8 takes longer)
+GROUP = 8  # networks, or parts, timed in turn at once
+COMPANY_SEED = 7  # which random networks of the default space fill a short group of networks (``companions``)
 CALIBRATION_BATCHES = 8
 INPUT_NAME = "x"
 
@@ -390,18 +397,45 @@ def time_in_turn(runners: Sequence[Callable[[], object]], warmup: int = WARMUP_R
 
 
 def measure(specs: Sequence[ArchSpec], target: LatencyTarget, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS,
-            source: str = "synthetic") -> list[Measurement]:
-    """Each network of ``specs`` exported and timed on ``target``, their runs in turn (``runs`` each).
+            source: str = "synthetic", group: int = GROUP) -> list[Measurement]:
+    """Each network of ``specs`` exported and timed on ``target``, ``group`` at a time, their runs in turn
+    (``runs`` each); a group of fewer is filled with ``companions``, timed beside it and not reported.
 
     Each runs on a face of ``source`` (a data spec, as ``--data`` takes), and int8 is calibrated on its faces.
     """
     key = target.key()  # first: a runtime that is not installed is one line before any export
     faces = calibration_faces(source)
-    shapes = [(1, 3, spec.input_size, spec.input_size) for spec in specs]
-    runners = [runner(network_onnx(spec), shape, target, faces) for spec, shape in zip(specs, shapes)]
-    timings = time_in_turn(runners, warmup, runs, clock(target))
-    return [Measurement(spec.name, timing.ms, timing.median_ms, timing.runs, {**key, "input_size": spec.input_size})
-            for spec, timing in zip(specs, timings)]
+    figures = []
+    for first in range(0, len(specs), group):
+        chosen = specs[first:first + group]
+        runners = [runner(network_onnx(spec), network_shape(spec), target, faces) for spec in chosen]
+        runners += company_runners(target, source, group - 1)[:group - len(chosen)]
+        timings = time_in_turn(runners, warmup, runs, clock(target))
+        figures += [Measurement(spec.name, timing.ms, timing.median_ms, timing.runs,
+                                {**key, "input_size": spec.input_size}) for spec, timing in zip(chosen, timings)]
+    return figures
+
+
+def network_shape(spec: ArchSpec) -> tuple[int, int, int, int]:
+    return 1, 3, spec.input_size, spec.input_size
+
+
+def companions(count: int) -> list[ArchSpec]:
+    """``count`` fixed networks that fill a short group of networks being measured: random networks of the
+    default space within the LFR light track (seed ``COMPANY_SEED``), the company a table's networks meet."""
+    from nasface.arch.budget import Budgets
+    from nasface.arch.space import feasible_sample, load_space
+
+    light_track = Budgets(flops=10**9, weight_bytes=20 * 10**6)
+    return feasible_sample(load_space("lfr"), light_track, 0, COMPANY_SEED, keep=count)["specs"] if count else []
+
+
+@functools.lru_cache(maxsize=4)
+def company_runners(target: LatencyTarget, source: str, count: int) -> tuple[Callable[[], object], ...]:
+    """``companions(count)`` ready to run on ``target`` (built once a process: a search by measurement
+    measures every candidate)."""
+    faces = calibration_faces(source)
+    return tuple(runner(network_onnx(spec), network_shape(spec), target, faces) for spec in companions(count))
 
 
 @dataclass(frozen=True)
