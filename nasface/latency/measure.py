@@ -70,6 +70,8 @@ COMPANY_SEED = 7  # which random networks of the default space fill a short grou
 CALIBRATION_BATCHES = 8
 INPUT_NAME = "x"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -434,6 +436,8 @@ def companions(count: int) -> list[ArchSpec]:
 def company_runners(target: LatencyTarget, source: str, count: int) -> tuple[Callable[[], object], ...]:
     """``companions(count)`` ready to run on ``target`` (built once a process: a search by measurement
     measures every candidate)."""
+    logger.info(f"preparing the {count} fixed networks a lone network is timed beside, on {target}"
+                + (" (quantising them takes a minute or so)" if target.precision == "int8" else ""))
     faces = calibration_faces(source)
     return tuple(runner(network_onnx(spec), network_shape(spec), target, faces) for spec in companions(count))
 

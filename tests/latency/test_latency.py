@@ -505,8 +505,10 @@ def test_measurement_is_keyed_and_min_never_exceeds_median(tiny_space):
                               "threads": 1, "cpu": cpu_model(), "input_size": 112}
 
 
-def test_networks_are_timed_in_groups_and_a_short_group_is_filled_with_companions(tiny_space, monkeypatch):
+def test_networks_are_timed_in_groups_and_a_short_group_is_filled_with_companions(tiny_space, monkeypatch, caplog):
     groups = []
+    measuring.company_runners.cache_clear()  # built afresh, and said so once (int8's take a minute)
+    caplog.set_level("INFO", logger="nasface")
 
     def in_turn(runners, *args, **kwargs):  # the real timing, its group's size noted
         groups.append(len(runners))
@@ -517,6 +519,7 @@ def test_networks_are_timed_in_groups_and_a_short_group_is_filled_with_companion
              for number, spec in enumerate(sample_networks(load_space(tiny_space), 10, seed=3))]
     figures = measure(specs, FP32, runs=2, warmup=1)
     assert groups == [GROUP, GROUP]  # eight, then two beside six companions
+    assert sum("fixed networks" in record.getMessage() for record in caplog.records) == 1
     assert [figure.name for figure in figures] == [spec.name for spec in specs]  # the companions' not reported
     (alone,) = measure(specs[:1], FP32, runs=2, warmup=1)
     assert groups[-1] == GROUP and alone.name == "net-0"  # one network is never timed alone
