@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +47,19 @@ DEFAULT_TABLE = "latency_table-onnxruntime-fp32-1t-light.jsonl"  # format 3's si
 
 def read_table(path: Path) -> tuple[dict, dict, dict]:
     """A table's parts (key -> ms), their operators (key -> count, where it recorded them) and its
-    networks (name -> ms)."""
-    entries, nodes, networks = {}, {}, {}
+    networks (name -> ms); a part or network timed in several sittings at the median of its figures, as
+    the predictor reads it."""
+    part_figures, nodes, network_figures = defaultdict(list), {}, defaultdict(list)
     for line in path.read_text().splitlines()[1:]:
         row = json.loads(line)
         if row["kind"] == "part":
-            entries.setdefault(row["part"], row["ms"])
+            part_figures[row["part"]].append(row["ms"])
             if "nodes" in row:
                 nodes.setdefault(row["part"], row["nodes"])
         elif row["kind"] == "network":
-            networks[row["name"]] = row["ms"]
-    return entries, nodes, networks
+            network_figures[row["name"]].append(row["ms"])
+    median = {key: float(np.median(found)) for key, found in part_figures.items()}
+    return median, nodes, {name: float(np.median(found)) for name, found in network_figures.items()}
 
 
 def prelu_work(keyed_parts: dict) -> dict[str, tuple[int, float]]:
