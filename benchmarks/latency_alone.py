@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import RESULTS, write_atomic, write_result  # noqa: E402
 from benchmarks.latency_forms import scored  # noqa: E402
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks, sitting_order  # noqa: E402
 from nasface.latency.measure import measure  # noqa: E402
@@ -53,7 +53,6 @@ from nasface.latency.table import LatencyPredictor, LatencyTable  # noqa: E402
 from nasface.latency.target import LatencyTarget  # noqa: E402
 from nasface.search.latency import MEASUREMENT_MARGIN  # noqa: E402
 
-LIGHT_TRACK = Budgets(flops=10**9, weight_bytes=20 * 10**6)
 SEED = 1  # the networks latency_predictor.py --light-track draws
 # how each way measures one sitting's networks (in that sitting's order), and the sittings' shuffles:
 # the order of sitting s is sitting_order(networks, s + ORDER_OFFSET[way])

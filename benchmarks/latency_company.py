@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import RESULTS, write_atomic, write_result  # noqa: E402
 from benchmarks.latency_repeat import agreement  # noqa: E402
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import GROUP, sample_networks, sitting_order  # noqa: E402
 from nasface.latency.measure import measure, measure_parts  # noqa: E402
@@ -103,7 +103,7 @@ def main() -> None:
     target = LatencyTarget.parse(f"{args.runtime}:{args.precision}:1")
     folder = Path(args.out or RESULTS / f"latency_company-{args.runtime}-{args.precision}")
     folder.mkdir(parents=True, exist_ok=True)
-    specs = sample_networks(load_space("lfr"), 50, 1, Budgets(flops=10**9, weight_bytes=20 * 10**6))
+    specs = sample_networks(load_space("lfr"), 50, 1, LIGHT_TRACK)
     same = LatencyTable.open(folder / "same.jsonl", target.key())
     shuffled = LatencyTable.open(folder / "permuted.jsonl", target.key())
     time_sitting(same, specs, target, 1, shuffled=False, copy_to=shuffled)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scipy.stats import kendalltau  # noqa: E402
 
 from benchmarks._common import RESULTS, write_result  # noqa: E402
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks  # noqa: E402
 from nasface.latency.parts import parts  # noqa: E402
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--splits", type=int, default=200)
     args = parser.parse_args()
-    specs = sample_networks(load_space(), args.networks, args.seed, Budgets(flops=10**9, weight_bytes=20 * 10**6))
+    specs = sample_networks(load_space(), args.networks, args.seed, LIGHT_TRACK)
     part_lists = [[part.key for part in parts(spec)] for spec in specs]
     prelus = prelu_work({part.key: part for spec in specs for part in parts(spec)})
     entries, nodes, networks = read_table(Path(args.table))

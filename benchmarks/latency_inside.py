@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks._common import machine, write_result  # noqa: E402
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks  # noqa: E402
 from nasface.latency.measure import calibration_faces, onnx_model, runner, time_in_turn  # noqa: E402
@@ -100,8 +100,7 @@ def main() -> None:
     table = LatencyTable.open(args.table, target.key(), create=False)
     measured = {row["name"]: row for row in table.networks}
     correction = Correction.fit(table.networks)
-    specs = {spec.name: spec for spec in sample_networks(load_space(), len(measured), 1,
-                                                         Budgets(flops=10**9, weight_bytes=20 * 10**6))}
+    specs = {spec.name: spec for spec in sample_networks(load_space(), len(measured), 1, LIGHT_TRACK)}
     names = args.networks.split(",")
     faces = calibration_faces()
     load_before = os.getloadavg()

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result  # noqa: E402
 from benchmarks.latency_predictor import resized_face_maps  # noqa: E402
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks  # noqa: E402
 from nasface.latency.measure import (calibration_faces, convolved_face_maps, lead_module, onnx_model,  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> None:
     target = LatencyTarget()
     load_before = os.getloadavg()
     faces = calibration_faces()
-    spec = next(s for s in sample_networks(load_space(), 40, 1, Budgets(flops=10**9, weight_bytes=20 * 10**6))
+    spec = next(s for s in sample_networks(load_space(), 40, 1, LIGHT_TRACK)
                 if s.name == NETWORK)
     noise = np.random.default_rng(0)
     cases = []  # (part, what is timed, input, its sign changes, runner)

@@ -53,7 +53,7 @@ from benchmarks._common import write_result  # noqa: E402
 from benchmarks.latency_forms import scored  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from nasface.arch.budget import Budgets  # noqa: E402
+from nasface.arch.budget import LIGHT_TRACK, Budgets  # noqa: E402
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks  # noqa: E402
 from nasface.latency.build import GROUP  # noqa: E402
 from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces, clock,  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
     load_before = os.getloadavg()
     folder = tempfile.TemporaryDirectory(prefix="nasface-latency-")
     table = LatencyTable.open(args.table or Path(folder.name) / "table.jsonl", target.key())
-    budgets = Budgets(flops=10**9, weight_bytes=20 * 10**6) if args.light_track else Budgets()
+    budgets = LIGHT_TRACK if args.light_track else Budgets()
     space = load_space(args.space)
     specs = sample_networks(space, args.networks, args.seed, budgets)
 

@@ -116,6 +116,9 @@ class Budgets:
         return lines or ["no budget (every candidate is trained)"]
 
 
+# the LFR2019 light track's limits: 1G FLOPs (lfr convention) and 20 MB of fp32 weights
+LIGHT_TRACK = Budgets(flops=10**9, weight_bytes=20 * 10**6)
+
 LABELS = {"flops": "FLOPs", "weight_bytes": "weight bytes (fp32)", "params": "parameters",
           "activation_bytes": "peak activation bytes", "latency_ms": "latency with its margin (ms)"}
 

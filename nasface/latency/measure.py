@@ -425,11 +425,10 @@ def network_shape(spec: ArchSpec) -> tuple[int, int, int, int]:
 def companions(count: int) -> list[ArchSpec]:
     """``count`` fixed networks that fill a short group of networks being measured: random networks of the
     default space within the LFR light track (seed ``COMPANY_SEED``), the company a table's networks meet."""
-    from nasface.arch.budget import Budgets
+    from nasface.arch.budget import LIGHT_TRACK
     from nasface.arch.space import feasible_sample, load_space
 
-    light_track = Budgets(flops=10**9, weight_bytes=20 * 10**6)
-    return feasible_sample(load_space("lfr"), light_track, 0, COMPANY_SEED, keep=count)["specs"] if count else []
+    return feasible_sample(load_space("lfr"), LIGHT_TRACK, 0, COMPANY_SEED, keep=count)["specs"] if count else []
 
 
 @functools.lru_cache(maxsize=4)
