@@ -50,7 +50,7 @@ from nasface.arch.space import load_space  # noqa: E402
 from nasface.latency.build import sample_networks, sitting_order  # noqa: E402
 from nasface.latency.measure import measure  # noqa: E402
 from nasface.latency.table import LatencyPredictor, LatencyTable  # noqa: E402
-from nasface.latency.target import LatencyTarget  # noqa: E402
+from nasface.latency.target import LatencyTarget, prelu_by_signs  # noqa: E402
 from nasface.search.latency import MEASUREMENT_MARGIN  # noqa: E402
 
 SEED = 1  # the networks latency_predictor.py --light-track draws
@@ -111,19 +111,21 @@ def main() -> None:
     least = {way: [{name: sitting["figures"][name][0] for name in names} for sitting in figures[way]]
              for way in ways if figures.get(way)}
     result: dict = {"target": target.key(), "networks": len(specs), "figures": kept.name, "ways": {}}
-    predictor = sums = nodes = None
-    if args.table:
+    predictor = columns = None
+    if args.table:  # the correction's columns: the sum, the operators and (where it takes them) PReLU elements
         predictor = LatencyPredictor(LatencyTable.open(args.table, target.key(), create=False))
-        sums, nodes = (np.array(column, dtype=float) for column in zip(*(predictor.summed(spec) for spec in specs)))
+        columns = [np.array(column, dtype=float) for column in zip(*(predictor.summed(spec) for spec in specs))]
+        columns[2] /= 1e6
+        columns = columns if prelu_by_signs(target.key()) else columns[:2]
     rng = np.random.default_rng(0)
     splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
     for way, sittings in least.items():
         row: dict = {"sittings": len(sittings), "between_sittings": between_sittings(sittings, names)}
         if predictor is not None:
             median = [float(np.median([sitting[name] for sitting in sittings])) for name in names]
-            row["predictor_each_sitting"] = [scored([sums, nodes], np.array([s[name] for name in names]), splits,
+            row["predictor_each_sitting"] = [scored(columns, np.array([s[name] for name in names]), splits,
                                                     args.fit) for s in sittings]
-            row["predictor_median"] = scored([sums, nodes], np.array(median), splits, args.fit)
+            row["predictor_median"] = scored(columns, np.array(median), splits, args.fit)
         result["ways"][way] = row
     margin = MEASUREMENT_MARGIN[target.runtime, target.precision]
     result["measurement_margin"] = margin

@@ -9,7 +9,8 @@ results file is named after any other table).  The networks are
 drawn again from the same seed, so each network's parts are known, and each correction form is fitted
 on 10 networks (as the benchmark does) and on 20 and scored on the others, over ``--splits`` random
 splits (the same splits for every form), and in-sample on all of them.  The forms beside the predictor's (slope, cost
-per operator, intercept) are the ones the profiler suggested: a discount on each repeat of an identical
+per operator, cost per PReLU element, intercept) and its form before (no PReLU term) are the ones the
+profiler suggested: a discount on each repeat of an identical
 part in a network (fitted, or fixed at the profiler's 0.87 and at large maps only), a slope of its own
 for the FLGC blocks, a cost per operator of its own on small maps, and a cost per PReLU or per
 element a PReLU takes (onnxruntime runs it unfused, and its run time depends on the data: a PReLU
@@ -43,6 +44,7 @@ REPEAT_FACTOR = 0.87  # the profiler's: a repeated Seesaw block at 56 px ran at 
 LARGE_MAP = 28  # px: where the profiler saw repeats run faster
 SMALL_MAP = 7  # px: where it saw an operator cost about 5 microseconds more in a network than timed alone
 DEFAULT_TABLE = "latency_table-onnxruntime-fp32-1t-light.jsonl"  # format 3's sitting 2
+PREDICTOR = "slope, cost per operator, cost per PReLU element (the predictor)"
 
 
 def read_table(path: Path) -> tuple[dict, dict, dict]:
@@ -64,14 +66,15 @@ def read_table(path: Path) -> tuple[dict, dict, dict]:
 
 def prelu_work(keyed_parts: dict) -> dict[str, tuple[int, float]]:
     """The PReLU operators each part's exported graph runs and the elements they take, in millions (no
-    lead has one)."""
+    lead has one), for one copy of a chained part, as its figure is (results committed before the
+    predictor took the PReLU term counted the whole chain's); the elements are what ``nasface.latency.parts.prelu_elements`` counts."""
     import onnx
 
     from nasface.latency.measure import part_onnx
 
     work = {}
     for key, part in keyed_parts.items():
-        graph = onnx.shape_inference.infer_shapes(onnx.load_from_string(part_onnx(part))).graph
+        graph = onnx.shape_inference.infer_shapes(onnx.load_from_string(part_onnx(part, chain=1))).graph
         shapes = {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
                   for value in [*graph.value_info, *graph.input, *graph.output]}
         prelus = [node for node in graph.node if node.op_type == "PRelu"]
@@ -113,7 +116,7 @@ def forms(f: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """Each correction form as its columns (an intercept is added to all)."""
     return {
         "line on the sum": [f["sum"]],
-        "slope, cost per operator (the predictor)": [f["sum"], f["operators"]],
+        "slope, cost per operator (the predictor's form before its PReLU term)": [f["sum"], f["operators"]],
         "+ repeats fitted": [f["sum"], f["operators"], f["repeats"]],
         f"repeats x {REPEAT_FACTOR} fixed, cost per operator": [f["sum"] - (1 - REPEAT_FACTOR) * f["repeats"],
                                                                f["operators"]],
@@ -125,7 +128,7 @@ def forms(f: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
                                                                      f["operators"] - f["small_map_operators"]],
         "slope, cost per PReLU": [f["sum"], f["prelus"]],
         "slope, cost per operator, cost per PReLU": [f["sum"], f["operators"], f["prelus"]],
-        "slope, cost per operator, cost per PReLU element": [f["sum"], f["operators"], f["prelu_elements"]],
+        PREDICTOR: [f["sum"], f["operators"], f["prelu_elements"]],
     }
 
 
@@ -174,7 +177,7 @@ def agreement(part_lists: list[list[str]], nodes: dict, prelus: dict, sittings: 
 
     residuals = []
     for entries, measured in sittings:
-        columns = forms(features(part_lists, entries, nodes, prelus))["slope, cost per operator (the predictor)"]
+        columns = forms(features(part_lists, entries, nodes, prelus))[PREDICTOR]
         residuals.append(measured / fitted(columns, measured, everyone, everyone) - 1)
     keys = [key for key in first if first[key] > 0 and second.get(key, 0) > 0]
     part_ratios = np.array([first[key] / second[key] for key in keys])

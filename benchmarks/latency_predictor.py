@@ -23,7 +23,8 @@ faces' smoother maps (format 3's input) and ``--alone`` every part alone (each i
 2 did), in the same sitting, and scores the same fitted forms on those sums against the same measured
 networks: the method before and after, with the load alike.  One split is a small sample, so the
 predictor's form is also fitted on ``--fit`` networks and scored on the others over ``--splits``
-random splits (the same splits for every method).  With ``--table`` and ``--face-maps`` the face-map
+random splits (the same splits for every method), and so is the form with and without the term per
+element a PReLU takes, which the product takes on onnxruntime only (``PRELU_BY_SIGNS``).  With ``--table`` and ``--face-maps`` the face-map
 parts are kept beside the table (``...-facemaps.jsonl``, a file no table reads) for
 ``benchmarks/latency_forms.py --parts``.  ``--sittings N`` times the parts and the networks in N sittings
 (each a pass over every part or network, eight at a time in turn, in another order after the first), and
@@ -61,7 +62,7 @@ from nasface.latency.measure import (TIMED_RUNS, WARMUP_RUNS, calibration_faces,
                                      part_shape, runner, time_in_turn, with_fixed_weights)
 from nasface.latency.parts import parts  # noqa: E402
 from nasface.latency.table import FORMAT, Correction, LatencyPredictor, LatencyTable  # noqa: E402
-from nasface.latency.target import LatencyTarget  # noqa: E402
+from nasface.latency.target import LatencyTarget, prelu_by_signs  # noqa: E402
 from nasface.arch.model import count  # noqa: E402
 from nasface.ui.progress import StageDisplay  # noqa: E402
 from nasface.arch.space import load_space  # noqa: E402
@@ -122,13 +123,23 @@ def parts_in_context(specs, target: LatencyTarget, kept: Path | None = None, gro
     return timed, time.perf_counter() - started
 
 
-def fitted_scores(sums, nodes, measured, fit, held) -> dict:
-    """The fitted forms and the plain sum, fitted on ``fit`` and scored on ``held``."""
-    line = Correction.fit([{"parts_ms": s, "nodes": n, "ms": m}
-                           for s, n, m in zip(sums[fit], nodes[fit], measured[fit])])
+def correction_rows(sums, nodes, prelus, measured) -> list[dict]:
+    """Rows as the table gives them to ``Correction.fit``: the PReLUs' elements where ``prelus`` (the runtime's
+    PReLU runs by its input's signs)."""
+    return [{"parts_ms": s, "nodes": n, "ms": m, **({"prelu_elements": p} if prelus else {})}
+            for s, n, p, m in zip(sums, nodes, prelus or [0] * len(sums), measured)]
+
+
+def fitted_scores(sums, nodes, prelus, measured, fit, held) -> dict:
+    """The fitted forms and the plain sum, fitted on ``fit`` and scored on ``held`` (``prelus``: as
+    ``correction_rows`` takes them)."""
+    line = Correction.fit(correction_rows(sums[fit], nodes[fit], prelus and prelus[fit], measured[fit]))
     sum_line = Correction.fit([{"parts_ms": s, "ms": m} for s, m in zip(sums[fit], measured[fit])])
-    return {"correction": {"slope": line.slope, "per_node_ms": line.per_node, "intercept_ms": line.intercept},
-            "predictor": scores([line(s, n) for s, n in zip(sums[held], nodes[held])], measured[held]),
+    return {"correction": {"slope": line.slope, "per_node_ms": line.per_node,
+                           "per_prelu_million_ms": line.per_prelu_million, "intercept_ms": line.intercept},
+            "predictor": scores([line(row["parts_ms"], row["nodes"], row.get("prelu_elements", 0))
+                                 for row in correction_rows(sums[held], nodes[held], prelus and prelus[held],
+                                                            measured[held])], measured[held]),
             "sum_line": scores([sum_line(s) for s in sums[held]], measured[held]),
             "raw_sum": scores(sums[held], measured[held])}
 
@@ -184,12 +195,12 @@ def main() -> None:
     figures = {row["name"]: row for row in table.networks}
 
     predictor = LatencyPredictor(table)
-    sums, nodes = (list(column) for column in zip(*(predictor.summed(spec) for spec in specs)))
+    sums, nodes, elements = (list(column) for column in zip(*(predictor.summed(spec) for spec in specs)))
+    prelus = elements if prelu_by_signs(table.key) else None  # the correction's third term, where it takes one
     measured = [figures[spec.name]["ms"] for spec in specs]
     macs = [count(spec)["macs"] for spec in specs]
     fit, held = slice(0, args.fit), slice(args.fit, None)
-    line = Correction.fit([{"parts_ms": s, "nodes": n, "ms": m}
-                           for s, n, m in zip(sums[fit], nodes[fit], measured[fit])])
+    line = Correction.fit(correction_rows(sums[fit], nodes[fit], prelus and prelus[fit], measured[fit]))
     by_macs = Correction.fit([{"parts_ms": x, "ms": m} for x, m in zip(macs[fit], measured[fit])])
 
     predictor.correction = line
@@ -210,21 +221,26 @@ def main() -> None:
         "network_measurement_seconds": network_seconds,
         "table_format": FORMAT, "sittings": args.sittings,
         "measured_ms": {"min": min(measured), "median": statistics.median(measured), "max": max(measured)},
-        **fitted_scores(sums, nodes, measured, fit, held),
+        **fitted_scores(sums, nodes, prelus, measured, fit, held),
         "macs_line": scores([by_macs(x) for x in macs[held]], measured[held]),
         "prediction_microseconds": prediction_us,
         "runs": args.runs, "warmup": args.warmup,
-        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "nodes": n, "parts": len(parts(spec)),
-                  "measured_ms": m, "median_ms": figures[spec.name]["median_ms"]}
-                 for spec, x, s, n, m in zip(specs, macs, sums, nodes, measured)],
+        "rows": [{"name": spec.name, "macs": x, "parts_ms": s, "nodes": n, "prelu_elements": p,
+                  "parts": len(parts(spec)), "measured_ms": m, "median_ms": figures[spec.name]["median_ms"]}
+                 for spec, x, s, n, p, m in zip(specs, macs, sums, nodes, elements, measured)],
     }
     rng = np.random.default_rng(0)
     splits = [rng.permutation(len(specs)) for _ in range(args.splits)]
 
-    def random_splits(part_sums: list[float]) -> dict:
-        return scored([np.array(part_sums), np.array(nodes, dtype=float)], np.array(measured), splits, args.fit)
+    def random_splits(part_sums: list[float], prelu_term: bool) -> dict:
+        columns = [np.array(part_sums), np.array(nodes, dtype=float)]
+        columns += [np.array(elements, dtype=float) / 1e6] if prelu_term and any(elements) else []
+        return scored(columns, np.array(measured), splits, args.fit)
 
-    result["random_splits"] = random_splits(sums)
+    result["random_splits"] = random_splits(sums, prelus is not None)  # the product's form
+    # the form with and without the PReLU term, whichever the product takes on this runtime
+    result["random_splits_with_prelu_term"] = random_splits(sums, True)
+    result["random_splits_without_prelu_term"] = random_splits(sums, False)
     others = []  # the same parts timed the ways of earlier table formats, in the same sitting
     if args.face_maps:
         kept = Path(args.table).with_name(f"{Path(args.table).stem}-facemaps.jsonl") if args.table else None
@@ -240,8 +256,8 @@ def main() -> None:
     for label, figures_of, seconds in others:
         other_sums = [sum(figures_of[part.key] for part in parts(spec)) for spec in specs]
         result[label] = {"seconds": seconds, "load_average_after": os.getloadavg(),
-                         **fitted_scores(other_sums, nodes, measured, fit, held),
-                         "random_splits": random_splits(other_sums)}
+                         **fitted_scores(other_sums, nodes, prelus, measured, fit, held),
+                         "random_splits": random_splits(other_sums, prelus is not None)}
         for row, other_sum in zip(result["rows"], other_sums):
             row[f"parts_{label}_ms"] = other_sum
     name = f"latency_predictor-{target.runtime}-{target.precision}-{target.threads}t" + ("-light" if args.light_track else "")
@@ -254,7 +270,10 @@ def main() -> None:
     for label, row in rows:
         print(f"{label:22s} within 10%: {row['within_10']:.1%}  within 5%: {row['within_5']:.1%}  "
               f"MAPE {row['mape']:.1%}  max {row['max_error']:.1%}  Kendall {row['kendall_tau']:.3f}")
-    for label, row in [("in context", result["random_splits"])] + [(o, result[o]["random_splits"]) for o, *_ in others]:
+    for label, row in ([("in context", result["random_splits"]),
+                        ("with a PReLU term", result["random_splits_with_prelu_term"]),
+                        ("without a PReLU term", result["random_splits_without_prelu_term"])]
+                       + [(o, result[o]["random_splits"]) for o, *_ in others]):
         print(f"{label:22s} over {args.splits} random splits, fitted on {args.fit}: within 10%: "
               f"{row['within_10']:.1%}  MAPE {row['mape']:.1%}  Kendall {row['kendall_tau']:.3f}")
     print(f"one prediction: {prediction_us:.1f} us; table: {measured_parts} parts in {build_seconds:.0f} s; "

@@ -69,6 +69,9 @@ class CostCounter:
     sections: dict[str, list[int]] = field(default_factory=dict)  # name -> [macs, lfr_flops, params]
     section: str = ""
     peak_activation_elems: int = 0
+    # the elements the PReLUs take: no FLOPs, but time on a runtime that runs PReLU apart from the
+    # convolution before it (``nasface.latency.table.Correction``)
+    prelu_elems: int = 0
     _held_elems: int = 0
 
     # -- shape -----------------------------------------------------------------------------
@@ -137,6 +140,11 @@ class CostCounter:
         if count:
             self.add(name, 0, 0, count)
 
+    def prelu(self, name: str, channels: int, positions: int | None = None) -> None:
+        """A PReLU on ``channels`` channels at ``positions`` places (by default every place of the current map)."""
+        self.params(name, channels)
+        self.prelu_elems += channels * (self.height * self.width if positions is None else positions)
+
     def batchnorm(self, name: str, channels: int | None = None) -> None:
         self.params(name, 2 * (self.channels if channels is None else channels))
 
@@ -150,6 +158,7 @@ class CostCounter:
         over (blocks that repeat on the same map, each starting and ending where the last did)."""
         for macs, lfr_flops, params in part.sections.values():
             self.add("", macs * times, lfr_flops * times, params * times)
+        self.prelu_elems += part.prelu_elems * times
         self.peak_activation_elems = max(self.peak_activation_elems, part.peak_activation_elems + self._held_elems)
         self.set_shape(*part.shape)
 

@@ -16,7 +16,7 @@ import functools
 import importlib
 import typing
 
-from nasface.arch.blocks.base import BlockSpec, conv_bn_cost
+from nasface.arch.blocks.base import BlockSpec
 from nasface.arch.cost import CONVENTIONS, CostCounter, CostReport, report_from_counter
 from nasface.core.errors import NasfaceError
 from nasface.arch.spec import ArchSpec, load_spec, stage_blocks
@@ -56,7 +56,7 @@ def cost_counter(spec: ArchSpec, record_layers: bool = False, learnt: dict | Non
     learnt = learnt or {}
     counter = CostCounter(3, spec.input_size, spec.input_size, record_layers=record_layers)
     with counter.in_section("stem"):
-        conv_bn_cost(counter, "stem", spec.stem.width, 3, spec.stem.stride, act=spec.stem.act)
+        spec.stem.add_cost(counter)
     with counter.in_section("head"):
         spec.head.add_cost(counter)
     if record_layers or learnt:  # every block by name: its layers, or its own learnt structure

@@ -22,8 +22,8 @@ import yaml
 
 from nasface.core.atomic import write_atomic
 from nasface.arch.blocks import FAMILIES, BlockSpec, EmbeddingSpec, HeadSpec
-from nasface.arch.blocks.base import check_activation, cost_ordered, larger_is_cheaper
-from nasface.arch.cost import conv_output_size
+from nasface.arch.blocks.base import check_activation, conv_bn_cost, cost_ordered, larger_is_cheaper
+from nasface.arch.cost import CostCounter, conv_output_size
 from nasface.core.errors import NasfaceError
 from nasface.core.plaindata import coerce_field, key_name, read_yaml, shown
 
@@ -47,6 +47,9 @@ class StemSpec:
     width: int = 64
     stride: int = cost_ordered(2, larger_is_cheaper)
     act: str = "prelu"
+
+    def add_cost(self, counter: CostCounter) -> None:
+        conv_bn_cost(counter, "stem", self.width, 3, self.stride, act=self.act)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ def table_command(
                     StageDisplay("rich", Console(stderr=True)), data, sittings)
     line = Correction.fit(opened.networks)
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
-          f"(measured ~ {line.slope:.3f} x sum of parts {line.per_node:+.4f} ms x operators {line.intercept:+.3f} ms) "
+          f"(measured ~ {line.slope:.3f} x sum of parts {line.per_node:+.4f} ms x operators "
+          f"{line.per_prelu_million:+.3f} ms x million PReLU elements {line.intercept:+.3f} ms) "
           f"on {describe_key(key)}; "
           f"{format_duration(time.perf_counter() - started)}")
 

@@ -88,7 +88,7 @@ def ensure_networks(table: LatencyTable, specs: list[ArchSpec], target: LatencyT
 
     def time_group(group: list[ArchSpec]) -> None:
         for spec, figure in zip(group, measure(group, target, runs, warmup, source)):
-            parts_ms, nodes = summed.summed(spec)
+            parts_ms, nodes, _ = summed.summed(spec)
             table.add_network(spec.name, parts_ms, figure.ms, figure.median_ms, figure.runs, nodes, part_keys(spec))
 
     in_sittings(lambda sitting: [spec for spec in specs if len(table.network_figures.get(spec.name, ())) < sitting],

@@ -14,8 +14,9 @@ continues it; a torn last line is ignored.  A table is opened only for its own k
 or machine is refused, never reused.
 
 A network's prediction is the sum of its parts, corrected by a fit on the whole networks the table
-measured (``Correction``: a slope on the sum and a cost per part, as a lone part runs otherwise than
-inside a network).  Predicting reads a dict and runs no torch.
+measured (``Correction``: a slope on the sum, a cost per operator and, on a runtime whose PReLU runs by
+its input's signs, one per element a PReLU takes, as a lone part runs otherwise than inside a network).  Predicting reads a dict, counts the PReLUs by the
+parts' cost rules and runs no torch.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import numpy as np
 
 from nasface.core.atomic import write_atomic
 from nasface.core.errors import NasfaceError
-from nasface.latency.parts import Part, parts
-from nasface.latency.target import describe_key
+from nasface.latency.parts import Part, part_from_key, parts
+from nasface.latency.target import describe_key, prelu_by_signs
 from nasface.arch.spec import ArchSpec
 
 # 6: parts timed on a reference network's activations at their size (``nasface.latency.measure.
@@ -47,6 +48,7 @@ MIN_FIT_NETWORKS = 2  # below this the prediction is the plain sum (no line can 
 BOUND_CONFIDENCE = 0.995
 MIN_MARGIN_ERRORS = 3  # held-out errors below which no spread can be estimated: no margin
 MIN_PLANE_NETWORKS = 5  # below this the correction has no per-operator term (three terms on fewer would chase noise)
+MIN_PRELU_NETWORKS = 8  # below this it has no term for the PReLUs' elements either
 
 
 class MissingParts(KeyError):
@@ -65,7 +67,8 @@ class LatencyTable:
     nodes: dict[str, int] = field(default_factory=dict)      # part key -> the operators it runs
     figures: dict[str, list[float]] = field(default_factory=dict)  # part key -> its figure in each sitting
     # one row per network measured whole, its ms the median of its sittings': {name, parts_ms, nodes, ms,
-    # median_ms, runs, parts} (median_ms: the median of the first sitting's runs)
+    # median_ms, runs, parts, prelu_elements} (median_ms: the median of the first sitting's runs;
+    # prelu_elements: counted from its parts, not stored, where the runtime's PReLU runs by its input's signs)
     networks: list[dict] = field(default_factory=list)
     network_figures: dict[str, list[float]] = field(default_factory=dict)  # network name -> its figure in each sitting
 
@@ -132,6 +135,8 @@ class LatencyTable:
         kept = next((kept for kept in self.networks if kept["name"] == name), None)
         if kept is None:
             self.networks.append(kept := dict(row))
+            if row.get("parts") and prelu_by_signs(self.key):  # counted from its parts, as the predictor counts
+                kept["prelu_elements"] = sum(part_from_key(key).prelu_elements for key in row["parts"])
         kept["ms"] = float(np.median(self.network_figures[name]))
 
     def _resum(self) -> None:
@@ -187,45 +192,57 @@ def _decode(line: str) -> dict | None:
 
 @dataclass(frozen=True)
 class Correction:
-    """measured ~ slope x (sum of parts) + per_node x (operators the parts run) + intercept, fitted on
-    ``networks`` measured networks.
+    """measured ~ slope x (sum of parts) + per_node x (operators the parts run) + per_prelu_million x
+    (millions of elements the PReLUs take) + intercept, fitted on ``networks`` measured networks.
 
     A part is timed in context (behind a lead, less the lead: ``nasface.latency.measure``), which takes
     out the call and the layout changes at its ends; but a part timed over and over keeps its weights,
     and the runtime's code for its operators, close at hand, where in a network of hundreds of
     operators each comes from further away (on onnxruntime the same kernels took about 5 microseconds
     an operator longer inside a network): the slope and the per-operator term take out what is left of
-    that.  The fit minimises the squared *relative* residuals, as the predictor is judged: networks range over tens of times in
-    latency, and plain least squares would serve the slowest few.  Too few networks for the plane give
-    a line on the sum alone, too few for a line the plain sum.
+    that.  Where a PReLU's run time depends on its input's signs (onnxruntime:
+    ``nasface.latency.target.PRELU_BY_SIGNS``), it costs otherwise inside a network than in its part as
+    timed, whose input's signs mix otherwise (in one network the PReLUs of six FLGC blocks took 1.4-1.9x
+    their parts'), and the more elements it takes the more so: the third term takes out what it can of
+    that.  The table gives its rows the elements on such a runtime only; elsewhere the term scored about a
+    point worse held out (BENCHMARKS.md).  The fit minimises the squared *relative* residuals, as the
+    predictor is judged: networks range over tens of times in latency, and plain least squares would
+    serve the slowest few.  Too few networks (or no PReLU) for the third term give the plane, too few for
+    the plane a line on the sum alone, too few for a line the plain sum.
     """
 
     slope: float = 1.0
     intercept: float = 0.0
     networks: int = 0
     per_node: float = 0.0
+    per_prelu_million: float = 0.0
 
     @classmethod
     def fit(cls, networks: list[dict]) -> "Correction":
-        """Fitted on rows with ``parts_ms``, ``ms`` and (for the per-operator term) ``nodes``, the operators."""
+        """Fitted on rows with ``parts_ms``, ``ms`` and (for the per-operator term) ``nodes``, the operators,
+        and (for the PReLUs' term, with ``nodes``) ``prelu_elements``."""
         rows = [row for row in networks if row["ms"] > 0]
         measured = np.array([row["ms"] for row in rows], dtype=float)
         sums = [row["parts_ms"] for row in rows]
         forms = [([sums], MIN_FIT_NETWORKS)]
         if all("nodes" in row for row in rows):
-            forms.insert(0, ([sums, [row["nodes"] for row in rows]], MIN_PLANE_NETWORKS))
+            nodes = [row["nodes"] for row in rows]
+            forms.insert(0, ([sums, nodes], MIN_PLANE_NETWORKS))
+            if all("prelu_elements" in row for row in rows):
+                forms.insert(0, ([sums, nodes, [row["prelu_elements"] / 1e6 for row in rows]], MIN_PRELU_NETWORKS))
         for terms, least in forms:
             design = np.array([*terms, [1.0] * len(rows)], dtype=float).T
             if len(rows) < least or np.linalg.matrix_rank(design) < design.shape[1]:
                 continue
             # each row divided by its measured figure: least squares on relative residuals
-            fitted = np.linalg.lstsq(design / measured[:, None], np.ones(len(rows)), rcond=None)[0]
-            per_node = float(fitted[1]) if len(terms) == 2 else 0.0
-            return cls(float(fitted[0]), float(fitted[-1]), len(rows), per_node)
+            fitted = [float(weight) for weight in
+                      np.linalg.lstsq(design / measured[:, None], np.ones(len(rows)), rcond=None)[0]]
+            terms_fitted = fitted[1:-1] + [0.0] * (3 - len(terms))  # the per-operator and PReLU terms, 0 if unfitted
+            return cls(fitted[0], fitted[-1], len(rows), *terms_fitted)
         return cls()
 
-    def __call__(self, parts_ms: float, nodes: int = 0) -> float:
-        return self.slope * parts_ms + self.per_node * nodes + self.intercept
+    def __call__(self, parts_ms: float, nodes: int = 0, prelu_elements: int = 0) -> float:
+        return self.slope * parts_ms + self.per_node * nodes + self.per_prelu_million * prelu_elements / 1e6 + self.intercept
 
 
 def held_out_errors(networks: list[dict]) -> list[float]:
@@ -235,7 +252,7 @@ def held_out_errors(networks: list[dict]) -> list[float]:
     errors = []
     for index, row in enumerate(rows):
         correction = Correction.fit(rows[:index] + rows[index + 1:])
-        predicted = correction(row["parts_ms"], row.get("nodes", 0))
+        predicted = correction(row["parts_ms"], row.get("nodes", 0), row.get("prelu_elements", 0))
         if predicted > 0:
             errors.append(row["ms"] / predicted - 1.0)
     return errors
@@ -273,10 +290,10 @@ class LatencyPredictor:
         """The plain sum of the parts of ``spec``; ``MissingParts`` when the table lacks some."""
         return self.summed(spec)[0]
 
-    def summed(self, spec: ArchSpec) -> tuple[float, int]:
-        """The sum of the parts of ``spec`` and the operators they run; ``MissingParts`` when the table
-        lacks some."""
-        total, nodes = 0.0, 0
+    def summed(self, spec: ArchSpec) -> tuple[float, int, int]:
+        """The sum of the parts of ``spec``, the operators they run and the elements their PReLUs take
+        (what the correction takes); ``MissingParts`` when the table lacks some."""
+        total, nodes, prelus = 0.0, 0, 0
         missing = []
         for part in parts(spec):
             ms = self.entries.get(part.key)
@@ -285,9 +302,10 @@ class LatencyPredictor:
             else:
                 total += ms
                 nodes += self.nodes[part.key]
+                prelus += part.prelu_elements
         if missing:
             raise MissingParts(missing)
-        return total, nodes
+        return total, nodes, prelus
 
     def predict(self, spec: ArchSpec) -> float:
         """The predicted latency of ``spec`` in milliseconds."""

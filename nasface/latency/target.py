@@ -24,6 +24,12 @@ TARGET_FORMAT = "RUNTIME:PRECISION:THREADS such as onnxruntime:fp32:1"
 # whole networks a table's correction is fitted on unless told: fitted on 20, held-out networks were 5-8
 # points more often within +-10 % than fitted on 10 (BENCHMARKS.md, "Latency predictor against measurement")
 FIT_NETWORKS = 20
+# Runtimes whose PReLU takes longer the more its input's signs mix (a branch per element): there a PReLU
+# inside a network can cost otherwise than in its part as timed, and the correction takes a cost per
+# element a PReLU takes (``nasface.latency.table.Correction``); elsewhere that term only adds noise to
+# the fit.  On this machine a PReLU on 128 x 56 x 56 ran 0.16 ms on positive input and 1.85 ms on random
+# signs on onnxruntime 1.32, 0.19 ms either way on OpenVINO 2026.4 (``benchmarks/latency_prelu_signs.py``).
+PRELU_BY_SIGNS = ("onnxruntime",)
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,6 +90,11 @@ class LatencyTarget:
         cpu = re.sub(r"[^a-z0-9]+", "-", key["cpu"].lower()).strip("-")[:40]
         version = re.sub(r"[^A-Za-z0-9.]+", "-", key["version"])[:40]
         return f"{self.runtime}-{version}-{self.precision}-{self.threads}t-{cpu}"
+
+
+def prelu_by_signs(key: dict) -> bool:
+    """Whether the PReLUs of ``key``'s runtime take longer the more their input's signs mix."""
+    return key["runtime"] in PRELU_BY_SIGNS
 
 
 def describe_key(key: dict) -> str:

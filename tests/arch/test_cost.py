@@ -171,6 +171,23 @@ def test_presets_match_fvcore_ptflops_and_parameters(preset):
     assert fvcore_macs(model) == figures["macs"]
     assert ptflops_macs(model) == figures["macs"]
     assert param_count(model) == figures["params"]
+    assert prelu_elems(model) == cost_counter(spec).prelu_elems
+
+
+def prelu_elems(model: nn.Module, batch: int = 1) -> int:
+    """The elements the PReLUs of ``model`` take in a forward pass, per face."""
+    taken = 0
+
+    def hook(module, inputs, output):
+        nonlocal taken
+        taken += inputs[0].numel() // batch
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.PReLU)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(batch, 3, 112, 112))
+    for handle in handles:
+        handle.remove()
+    return taken
 
 
 def measured_peak_elems(model: nn.Module) -> int:
@@ -207,6 +224,7 @@ def test_random_specs_are_exact(spec):
     assert param_count(model) == figures["params"]
     assert fvcore_macs(model) == figures["macs"]
     assert ptflops_macs(model) == figures["macs"]
+    assert prelu_elems(model, batch=2) == cost_counter(spec).prelu_elems
     with torch.no_grad():
         assert model.eval()(torch.zeros(2, 3, 112, 112)).shape == (2, spec.embedding.size)
 
@@ -245,5 +263,6 @@ def test_repeated_blocks_counted_in_closed_form_equal_block_by_block(spec):
     closed, walked = cost_counter(spec), cost_counter(spec, record_layers=True)
     assert closed.sections == walked.sections
     assert closed.peak_activation_elems == walked.peak_activation_elems
+    assert closed.prelu_elems == walked.prelu_elems
     assert closed.shape == walked.shape
     assert len(walked.layers) > 0 and sum(layer.lfr_flops for layer in walked.layers) == closed.lfr_flops

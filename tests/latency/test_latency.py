@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasface.arch.budget import Budgets
-from nasface.arch.model import count
+from nasface.arch.model import cost_counter, count
 from nasface.cli import main
 from nasface.core.errors import NasfaceError
 from nasface.latency.build import ensure_networks, ensure_parts, sample_networks, sitting_order
@@ -30,11 +30,11 @@ from nasface.latency.measure import (CHAIN_COPIES, GROUP, REFERENCE_NETWORK, cal
                                      companions, convolved_face_maps, copies, has_lead, lead_onnx, measure,
                                      measure_parts, network_onnx, node_count, part_onnx, reference_activations,
                                      time_in_turn)
-from nasface.latency.parts import part_keys, parts
+from nasface.latency.parts import part_from_key, part_keys, parts
 from nasface.search.latency import (MEASUREMENT_MARGIN, SEARCH_FIT_NETWORKS, measured_latency,
                                     measurement_margin)
 from nasface.latency.table import (BOUND_CONFIDENCE, MIN_MARGIN_ERRORS, Correction, LatencyPredictor, LatencyTable,
-                                   MissingParts, held_out_errors, margin)
+                                   MIN_PRELU_NETWORKS, MissingParts, held_out_errors, margin)
 from scipy.stats import t as student_t
 from nasface.arch.budget import parse_latency
 from nasface.latency.target import PRECISIONS, RUNTIMES, LatencyTarget, cpu_model, default_table, runtime_version
@@ -46,7 +46,7 @@ from nasface.ui.study_page import figures
 from nasface.search import config_from_options, record, run_search
 from nasface.arch.space import load_space
 from nasface.arch.spec import load_spec, spec_from_dict
-from tests.factories import tiny_config
+from tests.factories import random_specs, tiny_config
 
 FP32 = LatencyTarget("onnxruntime", "fp32", 1)
 FAKE_KEY = {"runtime": "onnxruntime", "version": "0.0-test", "precision": "fp32", "threads": 1, "cpu": "test CPU"}
@@ -160,6 +160,40 @@ def test_parts_follow_the_network_and_equal_blocks_share_a_key():
     assert sizes[0] == spec.input_size and sizes == sorted(sizes, reverse=True)
 
 
+@settings(max_examples=100, deadline=None)
+@given(spec=random_specs())
+def test_a_key_names_its_part_whole_and_the_parts_count_the_networks_prelus(spec):
+    found = parts(spec)
+    assert [part_from_key(part.key) for part in found] == found
+    assert sum(part.prelu_elements for part in found) == cost_counter(spec).prelu_elems
+
+
+def test_an_embeddings_own_size_is_keyed_apart_from_its_maps():
+    """Two networks alike but for their embedding's size time different layers: different keys. The
+    default size keeps the key it had before its size was keyed, so tables measured then still hold."""
+    spec = load_spec("mobilefacenet")
+    smaller = dataclasses.replace(spec, embedding=dataclasses.replace(spec.embedding, size=128))
+    default, other = parts(spec)[-1], parts(smaller)[-1]
+    assert spec.embedding.size == 512 and "embedding_size" not in json.loads(default.key)
+    assert json.loads(default.key)["size"] == json.loads(other.key)["size"] == 7  # the map's
+    assert json.loads(other.key)["embedding_size"] == 128
+    assert part_from_key(other.key).spec.size == 128 and part_from_key(default.key).spec.size == 512
+
+
+def test_a_parts_prelu_elements_are_what_its_exported_graph_runs():
+    """What the correction counts is what the runtime runs: every PRelu node of each part's exported
+    graph (the part alone; a lead has none), its input's elements."""
+    import onnx
+
+    for spec in (load_spec("vargfacenet"), load_spec("mobilefacenet-relu")):
+        for part in {part.key: part for part in parts(spec)}.values():
+            graph = onnx.shape_inference.infer_shapes(onnx.load_from_string(part_onnx(part, chain=1))).graph
+            shapes = {value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
+                      for value in [*graph.value_info, *graph.input, *graph.output]}
+            taken = sum(int(np.prod(shapes[node.input[0]])) for node in graph.node if node.op_type == "PRelu")
+            assert part.prelu_elements == taken, part.key
+
+
 def _hand_made(path: Path, spec, ms_of) -> LatencyTable:
     table = LatencyTable.open(path, FAKE_KEY)
     for part in {part.key: part for part in parts(spec)}.values():
@@ -210,6 +244,28 @@ def test_the_correction_recovers_an_exact_cost_per_operator(slope, per_node, int
     for x, n in networks:
         assert line(x, n) == pytest.approx(slope * x + per_node * n + intercept, rel=1e-6)
     assert Correction.fit(rows[:4]).per_node == 0.0  # too few networks for three terms: the line on the sum
+
+
+@settings(deadline=None)  # a least-squares fit; a loaded machine can hold one past the default deadline
+@given(st.floats(min_value=0.5, max_value=2), st.floats(min_value=0.0, max_value=0.01),
+       st.floats(min_value=0.0, max_value=2.0), st.floats(min_value=-0.3, max_value=0.3),
+       st.lists(st.tuples(st.floats(min_value=2, max_value=100), st.integers(20, 1000), st.integers(0, 10**7)),
+                min_size=8, max_size=16, unique_by=lambda row: row[0]))
+def test_the_correction_recovers_an_exact_cost_per_prelu_element(slope, per_node, per_million, intercept, networks):
+    rows = [{"parts_ms": x, "nodes": n, "prelu_elements": p, "ms": slope * x + per_node * n + per_million * p / 1e6
+             + intercept} for x, n, p in networks]
+    line = Correction.fit(rows)
+    if np.linalg.matrix_rank(np.array([[x, n, p / 1e6, 1.0] for x, n, p in networks])) < 4:
+        assert line.per_prelu_million == 0.0  # the elements follow the others: no PReLU term
+        return
+    assert (line.slope, line.per_node, line.per_prelu_million, line.intercept) == pytest.approx(
+        (slope, per_node, per_million, intercept), abs=1e-6)
+    for x, n, p in networks:
+        assert line(x, n, p) == pytest.approx(slope * x + per_node * n + per_million * p / 1e6 + intercept, rel=1e-6)
+    fewer = Correction.fit(rows[:MIN_PRELU_NETWORKS - 1])  # too few networks for four terms: the plane
+    assert fewer.per_prelu_million == 0.0 and fewer.networks == MIN_PRELU_NETWORKS - 1
+    assert Correction.fit([{k: v for k, v in row.items() if k != "prelu_elements"} for row in rows]) \
+        .per_prelu_million == 0.0  # rows without the elements: no PReLU term
 
 
 @settings(deadline=None)  # least-squares fits; a loaded machine can hold them past the default deadline
@@ -657,8 +713,9 @@ def test_a_table_fills_once_and_resumes(tmp_path, tiny_space):
     assert [row["name"] for row in reopened.networks] == [spec.name for spec in specs]
     predictor = LatencyPredictor(reopened)
     for spec, row in zip(specs, reopened.networks):
-        parts_ms, nodes = predictor.summed(spec)
+        parts_ms, nodes, prelus = predictor.summed(spec)
         assert row["parts_ms"] == pytest.approx(parts_ms) and row["nodes"] == nodes
+        assert row["prelu_elements"] == prelus == cost_counter(spec).prelu_elems
         assert row["parts"] == part_keys(spec)  # so its sum follows its parts' figures
         # the operators of each part: its own, never its lead's (a 1x1 convolution), at least one
         assert nodes >= len(parts(spec)) and sum(predictor.nodes[key] for key in part_keys(spec)) == nodes

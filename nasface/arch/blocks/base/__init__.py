@@ -45,8 +45,11 @@ def module_side(package: str) -> Callable[[str], object]:
     return lookup
 
 
-def activation_params(kind: str, channels: int) -> int:
-    return channels if kind == "prelu" else 0
+def activation_cost(counter: CostCounter, name: str, kind: str, channels: int, positions: int | None = None) -> None:
+    """An activation of ``kind`` on ``channels`` channels at ``positions`` places (by default the current
+    map's): only a PReLU has weights, and elements to count."""
+    if kind == "prelu":
+        counter.prelu(name, channels, positions)
 
 
 def check_activation(where: str, kind: str) -> None:
@@ -118,7 +121,7 @@ def conv_bn_cost(counter: CostCounter, name: str, cout: int, kernel: int = 1, st
     counter.conv(name, cout, kernel, stride, groups, padding=padding, cin=cin)
     counter.batchnorm(name + ".bn")
     if act is not None:
-        counter.params(name + ".act", activation_params(act, cout))
+        activation_cost(counter, name + ".act", act, cout)
 
 
 # -- squeeze-and-excitation ---------------------------------------------------------------------
@@ -126,7 +129,7 @@ def se_cost(counter: CostCounter, name: str, channels: int, ratio: int, act: str
             reduced: int | None = None) -> None:
     reduced = channels // ratio if reduced is None else reduced
     counter.linear(name + ".fc1", channels, reduced, bias=True)
-    counter.params(name + ".act", activation_params(act, reduced))
+    activation_cost(counter, name + ".act", act, reduced, positions=1)  # on the pooled vector
     counter.linear(name + ".fc2", reduced, channels, bias=True)
 
 

@@ -1,5 +1,5 @@
 """The layers the block families share, as torch modules; their cost rules are in ``__init__.py`` beside
-this file (``activation_params``, ``conv_bn_cost``, ``se_cost``)."""
+this file (``activation_cost``, ``conv_bn_cost``, ``se_cost``)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nasface.arch.blocks.base import (BlockSpec, activation_params, check_activation, check_expansion, check_se_ratio,
+from nasface.arch.blocks.base import (BlockSpec, activation_cost, check_activation, check_expansion, check_se_ratio,
                                       conv_bn_cost, cost_ordered, module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
@@ -64,7 +64,7 @@ class BottleneckSpec(BlockSpec):
         with counter.holding(counter.elems if residual else 0):
             pointwise_cost(counter, name + ".expand", hidden)
             counter.batchnorm(name + ".expand.bn")
-            counter.params(name + ".expand.act", activation_params(self.act, hidden))
+            activation_cost(counter, name + ".expand.act", self.act, hidden)
             conv_bn_cost(counter, name + ".depthwise", hidden, 3, stride, groups=hidden, act=self.act)
             if self.se_ratio:
                 se_cost(counter, name + ".se", hidden, self.se_ratio)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from nasface.arch.blocks.base import (BlockSpec, activation_params, check_activation, check_divisible, check_positive,
+from nasface.arch.blocks.base import (BlockSpec, activation_cost, check_activation, check_divisible, check_positive,
                                       check_se_ratio, cost_ordered, larger_is_cheaper, module_side, se_cost,
                                       se_ratio_cost)
 from nasface.arch.cost import CostCounter
@@ -51,7 +51,7 @@ def mixed_conv_bn_cost(counter: CostCounter, name: str, cout: int, kernels: tupl
     mixed_conv_cost(counter, name, cout, kernels, stride, depthwise)
     counter.batchnorm(name + ".bn")
     if act is not None:
-        counter.params(name + ".act", activation_params(act, cout))
+        activation_cost(counter, name + ".act", act, cout)
 
 
 @dataclass(frozen=True)

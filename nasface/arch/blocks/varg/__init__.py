@@ -17,7 +17,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from nasface.arch.blocks.base import (BlockSpec, activation_params, check_activation, check_divisible, check_se_ratio,
+from nasface.arch.blocks.base import (BlockSpec, activation_cost, check_activation, check_divisible, check_se_ratio,
                                       conv_bn_cost, cost_ordered, module_side, se_cost, se_ratio_cost)
 from nasface.arch.cost import CostCounter
 from nasface.core.errors import NasfaceError
@@ -76,7 +76,7 @@ class VarGSpec(BlockSpec):
             separable_unit_cost(counter, name + ".sep2", cout, 1, act_out=False, **kw)
             if self.se_ratio:
                 se_cost(counter, name + ".se", cout, self.se_ratio)
-        counter.params(name + ".act", activation_params(self.act, cout))
+        activation_cost(counter, name + ".act", self.act, cout)
 
     def _down_cost(self, counter: CostCounter, name: str, cout: int, stride: int) -> None:
         kw = unit_kwargs(self)
@@ -90,10 +90,10 @@ class VarGSpec(BlockSpec):
         with counter.holding(2 * shortcut_elems):
             counter.set_shape(*block_input)
             separable_unit_cost(counter, name + ".branch2", cout, stride, act_out=False, **kw)
-        counter.params(name + ".merge_act", activation_params(self.act, cout))
+        activation_cost(counter, name + ".merge_act", self.act, cout)
         with counter.holding(shortcut_elems):
             separable_unit_cost(counter, name + ".sep2", cout, 1, act_out=False, **kw)
-        counter.params(name + ".act", activation_params(self.act, cout))
+        activation_cost(counter, name + ".act", self.act, cout)
 
     def head_cost(self, counter: CostCounter, name: str, stride: int) -> None:
         """VarGFaceNet's head block: a normal block keeping the width, with a separable shortcut."""
