@@ -15,7 +15,8 @@ the same splits:
 - ``largest``: the rule before, the 99th percentile of the fit networks' held-out errors, which with 20
   networks is about their largest.
 
-No measuring: it reads stored figures, so it runs in seconds and its numbers follow from the committed
+The correction takes its PReLU term where the table would (``PRELU_BY_SIGNS``) and the results file
+counted the PReLUs' elements (those written since the term was taken).  No measuring: it reads stored figures, so it runs in seconds and its numbers follow from the committed
 results.
 """
 
@@ -32,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import RESULTS, write_result  # noqa: E402
 from nasface.latency.table import BOUND_CONFIDENCE, Correction, held_out_errors, margin  # noqa: E402
+from nasface.latency.target import prelu_by_signs  # noqa: E402
 
 OLD_QUANTILE = 0.99  # the rule before: this quantile of the fit networks' held-out errors
 
@@ -53,7 +55,8 @@ def coverage(rows: list[dict], fit: int, splits: int) -> dict:
         correction = Correction.fit(fitted)
         for rule, shares, margins in found.values():
             raised = 1.0 + rule(fitted)
-            shares.append(np.mean([row["ms"] <= correction(row["parts_ms"], row["nodes"]) * raised for row in held]))
+            shares.append(np.mean([row["ms"] <= correction(row["parts_ms"], row["nodes"], row.get("prelu_elements", 0))
+                                   * raised for row in held]))
             margins.append(raised - 1.0)
     return {name: {"within_bound": float(np.mean(shares)), "worst_split": float(np.min(shares)),
                    "median_margin": float(np.median(margins))}
@@ -70,8 +73,9 @@ def main() -> None:
     found = {}
     for path in paths:
         stored = json.loads(path.read_text())
-        rows = [{"ms": row["measured_ms"], "parts_ms": row["parts_ms"], "nodes": row["nodes"]}
-                for row in stored["rows"]]
+        counted = prelu_by_signs(stored["target"]) and all("prelu_elements" in row for row in stored["rows"])
+        rows = [{"ms": row["measured_ms"], "parts_ms": row["parts_ms"], "nodes": row["nodes"],
+                 **({"prelu_elements": row["prelu_elements"]} if counted else {})} for row in stored["rows"]]
         found[path.name] = {"networks": len(rows), **coverage(rows, args.fit, args.splits)}
     written = write_result("latency_bound", {"fit": args.fit, "splits": args.splits, "confidence": BOUND_CONFIDENCE,
                                              "old_quantile": OLD_QUANTILE, "results": found})

@@ -69,8 +69,8 @@ class CostCounter:
     sections: dict[str, list[int]] = field(default_factory=dict)  # name -> [macs, lfr_flops, params]
     section: str = ""
     peak_activation_elems: int = 0
-    # the elements the PReLUs take: no FLOPs, but time on a runtime that runs PReLU apart from the
-    # convolution before it (``nasface.latency.table.Correction``)
+    # the elements the PReLUs take: no FLOPs, but time, and on some runtimes time that depends on the
+    # data (``nasface.latency.table.Correction``)
     prelu_elems: int = 0
     _held_elems: int = 0
 

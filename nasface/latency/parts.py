@@ -44,7 +44,7 @@ class Part:
         family = getattr(self.spec, "family", None)
         shape = {"cin": self.cin, "cout": self.cout, "stride": self.stride, "size": self.size}
         if self.kind == "embedding" and self.spec.size != EMBEDDING_SIZE:
-            shape["embedding_size"] = self.spec.size  # its field ``size`` is the map's in a key
+            shape["embedding_size"] = self.spec.size  # a key's ``size`` is the map's
         return json.dumps({"part": self.kind, **({"family": family} if family else {}), **fields, **shape},
                           sort_keys=True, separators=(",", ":"))
 

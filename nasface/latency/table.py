@@ -15,8 +15,8 @@ or machine is refused, never reused.
 
 A network's prediction is the sum of its parts, corrected by a fit on the whole networks the table
 measured (``Correction``: a slope on the sum, a cost per operator and, on a runtime whose PReLU runs by
-its input's signs, one per element a PReLU takes, as a lone part runs otherwise than inside a network).  Predicting reads a dict, counts the PReLUs by the
-parts' cost rules and runs no torch.
+its input's signs, one per element a PReLU takes, as a lone part runs otherwise than inside a
+network).  Predicting reads a dict, counts the PReLUs by the parts' cost rules and runs no torch.
 """
 
 from __future__ import annotations
@@ -242,7 +242,8 @@ class Correction:
         return cls()
 
     def __call__(self, parts_ms: float, nodes: int = 0, prelu_elements: int = 0) -> float:
-        return self.slope * parts_ms + self.per_node * nodes + self.per_prelu_million * prelu_elements / 1e6 + self.intercept
+        return (self.slope * parts_ms + self.per_node * nodes + self.per_prelu_million * prelu_elements / 1e6
+                + self.intercept)
 
 
 def held_out_errors(networks: list[dict]) -> list[float]:
