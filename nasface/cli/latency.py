@@ -115,9 +115,11 @@ def table_command(
         build_table(opened, loaded, target, networks, fit, seed, runs, warmup,
                     StageDisplay("rich", Console(stderr=True)), data, sittings)
     line = Correction.fit(opened.networks)
+    # the PReLU term only where the runtime's PReLU runs by its input's signs (and enough networks to fit it)
+    prelus = f"{line.per_prelu_million:+.3f} ms x million PReLU elements " if line.per_prelu_million else ""
     print(f"{path}: {len(opened.entries)} parts, {len(opened.networks)} whole networks "
           f"(measured ~ {line.slope:.3f} x sum of parts {line.per_node:+.4f} ms x operators "
-          f"{line.per_prelu_million:+.3f} ms x million PReLU elements {line.intercept:+.3f} ms) "
+          f"{prelus}{line.intercept:+.3f} ms) "
           f"on {describe_key(key)}; "
           f"{format_duration(time.perf_counter() - started)}")
 
